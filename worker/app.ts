@@ -1,0 +1,29 @@
+import { bodyLimit } from "hono/body-limit";
+import { router } from "./lib/hono";
+import { onError, problemResponse } from "./lib/problem";
+import { meta } from "./routes/meta";
+
+const MAX_BODY = 1024 * 1024;
+
+export const app = router();
+
+app.use(
+  "*",
+  bodyLimit({
+    maxSize: MAX_BODY,
+    onError: () => problemResponse(413, "Payload Too Large", `The body is larger than ${MAX_BODY} bytes.`),
+  }),
+);
+
+app.route("/", meta);
+// Resource routers are mounted here, one module each (see worker/routes/).
+
+app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer", bearerFormat: "JWT" });
+app.doc31("/openapi.json", {
+  openapi: "3.1.0",
+  info: { title: "Runner API", version: "1.0.0", description: "A job service for Ansible." },
+  security: [{ bearer: [] }],
+});
+
+app.notFound(() => problemResponse(404, "Not Found", "No such resource."));
+app.onError(onError);

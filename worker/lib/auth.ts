@@ -1,0 +1,116 @@
+import { createLocalJWKSet, createRemoteJWKSet, decodeJwt, importJWK, jwtVerify, SignJWT, type JSONWebKeySet, type JWK, type JWTPayload } from "jose";
+import type { MiddlewareHandler } from "hono";
+import { forbidden, notFound, unauthorized, badRequest } from "./problem";
+
+export type Role = "admin" | "user" | "viewer";
+export interface Principal {
+  sub: string;
+  /** Aliases this principal may act on, or "*" for an operator. */
+  accounts: string[] | "*";
+  role: Role;
+}
+export type AuthVars = { principal: Principal };
+
+const ROLES: readonly Role[] = ["viewer", "user", "admin"];
+export const ALIAS_RE = /^[A-Za-z0-9_-]{2,32}$/;
+
+/** The public half of a JWK (drops private members). */
+export function publicJwk(jwk: JWK): JWK {
+  const { d: _d, p: _p, q: _q, dp: _dp, dq: _dq, qi: _qi, ...pub } = jwk;
+  return { ...pub, use: "sig", alg: jwk.alg ?? "ES256" };
+}
+
+export function ownJwks(env: Env): JSONWebKeySet {
+  const keys: JWK[] = [];
+  if (env.JWT_PRIVATE_KEY) keys.push(publicJwk(JSON.parse(env.JWT_PRIVATE_KEY) as JWK));
+  if (env.JWT_PREVIOUS_PUBLIC_KEYS) keys.push(...(JSON.parse(env.JWT_PREVIOUS_PUBLIC_KEYS) as JWK[]).map(publicJwk));
+  return { keys };
+}
+
+/** Signs a Runner token (used by login and by tests/scripts through the same code path). */
+export async function signToken(env: Env, p: Principal, ttlSeconds = 3600): Promise<string> {
+  const jwk = JSON.parse(env.JWT_PRIVATE_KEY) as JWK;
+  const key = await importJWK(jwk, "ES256");
+  return new SignJWT({ accounts: p.accounts, role: p.role })
+    .setProtectedHeader({ alg: "ES256", kid: jwk.kid })
+    .setSubject(p.sub)
+    .setIssuer(env.RUNNER_ISSUER || "runner")
+    .setIssuedAt()
+    .setExpirationTime(`${ttlSeconds}s`)
+    .sign(key);
+}
+
+// Remote JWKS sets cache keys per isolate; keep one per URL.
+const remoteSets = new Map<string, ReturnType<typeof createRemoteJWKSet>>();
+
+function principalFrom(payload: JWTPayload, accountsClaim: string): Principal {
+  const sub = typeof payload.sub === "string" && payload.sub ? payload.sub : null;
+  if (!sub) throw unauthorized("The token has no subject.");
+  const raw = payload[accountsClaim];
+  let accounts: string[] | "*";
+  if (raw === "*") accounts = "*";
+  else if (Array.isArray(raw) && raw.every((a) => typeof a === "string")) accounts = raw.includes("*") ? "*" : (raw as string[]);
+  else if (typeof raw === "string" && raw) accounts = raw.split(/[ ,]+/).filter(Boolean);
+  else throw unauthorized(`The token has no '${accountsClaim}' claim.`);
+  const role = (payload.role ?? "viewer") as Role;
+  if (!ROLES.includes(role)) throw unauthorized("The token's role is not one of admin, user, viewer.");
+  return { sub, accounts, role };
+}
+
+export async function verifyToken(env: Env, token: string): Promise<Principal> {
+  let claims: JWTPayload;
+  try {
+    claims = decodeJwt(token);
+  } catch {
+    throw unauthorized("The bearer token is malformed.");
+  }
+  const ownIssuer = env.RUNNER_ISSUER || "runner";
+  try {
+    if (claims.iss === ownIssuer) {
+      const { payload } = await jwtVerify(token, createLocalJWKSet(ownJwks(env)), { issuer: ownIssuer, algorithms: ["ES256"] });
+      return principalFrom(payload, "accounts");
+    }
+    if (env.OIDC_ISSUER && claims.iss === env.OIDC_ISSUER && (env.OIDC_JWKS || env.OIDC_JWKS_URL)) {
+      let keys;
+      if (env.OIDC_JWKS) keys = createLocalJWKSet(JSON.parse(env.OIDC_JWKS) as JSONWebKeySet);
+      else {
+        keys = remoteSets.get(env.OIDC_JWKS_URL);
+        if (!keys) remoteSets.set(env.OIDC_JWKS_URL, (keys = createRemoteJWKSet(new URL(env.OIDC_JWKS_URL))));
+      }
+      const { payload } = await jwtVerify(token, keys, {
+        issuer: env.OIDC_ISSUER,
+        audience: env.OIDC_AUDIENCE || undefined,
+      });
+      return principalFrom(payload, env.OIDC_ACCOUNTS_CLAIM || "accounts");
+    }
+  } catch (e) {
+    if (e instanceof Error && "status" in e) throw e; // our own ProblemError
+    const code = (e as { code?: string }).code ?? "";
+    if (code === "ERR_JWT_EXPIRED") throw unauthorized("The token has expired.");
+    if (code === "ERR_JWT_CLAIM_VALIDATION_FAILED") throw unauthorized("The token is not valid yet or names the wrong audience.");
+    throw unauthorized("The token's signature or claims could not be verified.");
+  }
+  throw unauthorized("The token's issuer is not trusted.");
+}
+
+/** Requires a valid bearer token; the principal lands in `c.var.principal`. */
+export const requireAuth: MiddlewareHandler<{ Bindings: Env; Variables: AuthVars }> = async (c, next) => {
+  const header = c.req.header("authorization") ?? "";
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
+  if (!m) throw unauthorized("A bearer token is required.");
+  c.set("principal", await verifyToken(c.env, m[1]!));
+  await next();
+};
+
+export type Access = "read" | "write" | "admin";
+
+/**
+ * The authorization rule for every account-scoped route: a bad alias is 400, a foreign account
+ * is 404 (indistinguishable from a missing resource), a role too weak for the action is 403.
+ */
+export function authorize(p: Principal, alias: string, access: Access): void {
+  if (!ALIAS_RE.test(alias)) throw badRequest([{ field: "accountAlias", message: "must be 2-32 characters of A-Z, a-z, 0-9, _ or -" }]);
+  if (p.accounts !== "*" && !p.accounts.includes(alias)) throw notFound();
+  const need: Role = access === "read" ? "viewer" : access === "write" ? "user" : "admin";
+  if (ROLES.indexOf(p.role) < ROLES.indexOf(need)) throw forbidden(`The role '${p.role}' may not do this; it needs '${need}'.`);
+}
