@@ -1,0 +1,77 @@
+/**
+ * The seams between modules built side by side: the Jobs domain, the Execution object and the
+ * Dispatcher object. Each side implements its half with exactly these names and shapes.
+ */
+
+/** The job definition with secrets decrypted: what a lease carries (docs/agent-protocol.md). */
+export interface JobForLease {
+  name?: string | null;
+  executionTtl: number;
+  playbook?: string;
+  repository?: {
+    url: string;
+    branch?: string | null;
+    defaultPlaybook: string;
+    credentials?: { username?: string | null; password?: string | null; sshPrivateKey?: string | null } | null;
+  };
+  hosts: { id: string; hostVars?: Record<string, unknown>; sshPrivateKey?: string | null }[];
+  sshPrivateKey?: string | null;
+  properties: Record<string, unknown>;
+  playbookTags: string[];
+  useDynamicInventory: boolean;
+  /** The job's `location` field, if any (routing). */
+  location?: string | null;
+}
+
+/** Per-execution overrides given to start/restart; the secrets in it are never stored beyond the execution. */
+export interface StartOverrides {
+  hosts?: { id: string; sshPrivateKey?: string | null }[];
+  sshPrivateKey?: string | null;
+  properties?: Record<string, unknown>;
+  playbookTags?: string[];
+  check?: boolean;
+  diff?: boolean;
+}
+
+/**
+ * Jobs domain (worker/domain/jobs.ts) exports, for the executions side:
+ *   loadJobForLease(env: Env, accountAlias: string, jobId: string): Promise<JobForLease | null>
+ *   getJobSummary(env: Env, accountAlias: string, jobId: string): Promise<{ id: string; executionTtl: number; location: string | null; hostLocations: string[]; callbacks: { url: string; level: "DEBUG" | "ERROR" | "RESULT" }[] } | null>
+ * Secret values (sshPrivateKey, repository password) come back decrypted only from loadJobForLease.
+ *
+ * Executions domain (worker/domain/executions.ts) exports, for the jobs routes:
+ *   startExecution(env: Env, accountAlias: string, jobId: string, opts: { trigger: "api" | "schedule"; scheduleId?: string; overrides?: StartOverrides }): Promise<ExecutionView>
+ *   hasActiveExecution(env: Env, accountAlias: string, jobId: string): Promise<boolean>   // served by the D1 index
+ *
+ * Dispatcher (worker/dispatcher.do.ts, one per key from dispatcherKey()) RPC, for the Execution object:
+ *   enqueue(item: DispatchItem): Promise<void>          // idempotent by executionId
+ *   remove(executionId: string): Promise<void>          // stopped/killed while PENDING
+ *   finished(executionId: string): Promise<void>        // left INITIALIZING/RUNNING: frees a concurrency slot
+ * and for the agent routes:
+ *   poll(agent: { agentId: string }, waitMs: number): Promise<LeaseBody | null>
+ *
+ * Execution (worker/execution.do.ts, idFromName(executionId)) RPC used by the Dispatcher and agent routes:
+ *   grantLease(agentId: string): Promise<LeaseBody | null>   // PENDING → INITIALIZING; null if no longer PENDING
+ *   heartbeat(agentId: string, attempt: number): Promise<AgentAnswer>
+ *   report(agentId: string, body: StatusReport): Promise<AgentAnswer & { status: string }>
+ *   uploadEvents(agentId: string, body: EventUpload): Promise<AgentAnswer & { acceptedThrough: number }>
+ *   release(agentId: string, attempt: number): Promise<AgentAnswer>
+ *   agentRevoked(agentId: string): Promise<void>            // its lease is lost at once
+ */
+export interface DispatchItem {
+  executionId: string;
+  accountAlias: string;
+  jobId: string;
+  enqueuedAt: number;
+}
+
+export type AgentCommand = null | "stop" | "kill";
+export interface AgentAnswer {
+  leaseExpiresAt?: number;
+  command: AgentCommand;
+}
+
+/** Key of the dispatcher that serves an execution or an agent: "shared", or "acct:{alias}:{location|''}". */
+export function dispatcherKey(accountAlias: string | null, location: string | null | undefined): string {
+  return accountAlias === null ? "shared" : `acct:${accountAlias}:${location ?? ""}`;
+}
