@@ -1,22 +1,33 @@
 // `npm test`: every suite, in order: worker (inside workerd), agent (real ansible/sshd/git), end-to-end.
+// Ends with one "N passed, N failed" line summed over the suites.
 import { spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 
 const suites = [
-  { name: "worker", args: ["vitest", "run", "--config", "vitest.config.ts"] },
-  { name: "agent", config: "agent/vitest.config.ts", args: ["vitest", "run", "--config", "agent/vitest.config.ts"] },
-  { name: "e2e", config: "test/e2e/vitest.config.ts", args: ["vitest", "run", "--config", "test/e2e/vitest.config.ts"] },
+  { name: "worker", config: "vitest.config.ts" },
+  { name: "agent", config: "agent/vitest.config.ts" },
+  { name: "e2e", config: "test/e2e/vitest.config.ts" },
 ];
 const extra = process.argv.slice(2);
-let failed = [];
+const out = mkdtempSync(join(tmpdir(), "runner-test-"));
+const failedSuites = [];
+let passed = 0, failed = 0, skipped = 0;
 for (const s of suites) {
-  if (s.config && !existsSync(s.config)) continue;
+  if (!existsSync(s.config)) continue;
   console.log(`\n=== ${s.name} tests ===`);
-  const r = spawnSync("npx", [...s.args, ...extra], { stdio: "inherit" });
-  if (r.status !== 0) failed.push(s.name);
+  const json = join(out, `${s.name}.json`);
+  const r = spawnSync("npx", ["vitest", "run", "--config", s.config, "--reporter=default", "--reporter=json", `--outputFile.json=${json}`, ...extra], { stdio: "inherit" });
+  if (r.status !== 0) failedSuites.push(s.name);
+  try {
+    const j = JSON.parse(readFileSync(json, "utf8"));
+    passed += j.numPassedTests; failed += j.numFailedTests; skipped += j.numPendingTests + (j.numTodoTests ?? 0);
+  } catch {
+    failed += 1; // the suite did not even report
+  }
 }
-if (failed.length) {
-  console.error(`\nfailed suites: ${failed.join(", ")}`);
-  process.exit(1);
-}
-console.log("\nall suites passed");
+rmSync(out, { recursive: true, force: true });
+console.log(`\n${failedSuites.length ? `failed suites: ${failedSuites.join(", ")}` : "all suites passed"}`);
+console.log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ""}`);
+process.exit(failedSuites.length ? 1 : 0);

@@ -1,0 +1,9 @@
+// `npm run deploy`: apply the D1 migrations remotely, then deploy the Worker.
+// Needs CLOUDFLARE_API_TOKEN (or `wrangler login`), a real database_id in wrangler.toml, and the
+// secrets set once with `wrangler secret put JWT_PRIVATE_KEY` / `RUNNER_SECRETS_KEY`.
+import { spawnSync } from "node:child_process";
+
+for (const args of [["d1", "migrations", "apply", "DB", "--remote"], ["deploy"]]) {
+  const r = spawnSync("npx", ["wrangler", ...args], { stdio: "inherit" });
+  if (r.status !== 0) process.exit(r.status ?? 1);
+}

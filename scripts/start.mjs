@@ -1,0 +1,98 @@
+// `npm start`: the whole of Runner on this machine. The API on wrangler dev (127.0.0.1:8787 or
+// $PORT), one shared-pool agent registered against it, cron fired every minute, and a ready token.
+// Ctrl-C stops every process it started. State persists in .wrangler/state (`npm run reset` clears it).
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdirSync } from "node:fs";
+import { ensureDevVars } from "./lib/dev-vars.mjs";
+import { applyLocalMigrations, killGroup, startWranglerDev } from "./lib/wrangler-dev.mjs";
+
+const port = Number(process.env.PORT ?? 8787);
+const demo = process.env.RUNNER_DEMO_ACCOUNT ?? "demo";
+const say = (m) => console.log(`runner: ${m}`);
+const children = [];
+let stopping = false;
+
+async function shutdown(code = 0) {
+  if (stopping) return;
+  stopping = true;
+  say("stopping…");
+  for (const c of children.reverse()) await c.stop();
+  process.exit(code);
+}
+process.on("SIGINT", () => shutdown(0));
+process.on("SIGTERM", () => shutdown(0));
+
+try {
+  if (!existsSync("/usr/bin/ansible-playbook") && spawnSync("sh", ["-c", "command -v ansible-playbook"]).status !== 0) {
+    say("warning: ansible-playbook is not on PATH; the agent cannot run playbooks (apt-get install ansible-core)");
+  }
+  await ensureDevVars();
+  say("applying local D1 migrations");
+  applyLocalMigrations();
+  say(`starting the API on http://127.0.0.1:${port}`);
+  const api = await startWranglerDev({ port });
+  children.push(api);
+  const url = api.url;
+
+  // A token for the demo account, and an operator token to register the shared-pool agent.
+  const token = (alias, role) =>
+    spawnSync(process.execPath, ["scripts/token.mjs", alias, "--role", role], { encoding: "utf8" }).stdout.trim();
+  const userToken = token(demo, "admin");
+
+  mkdirSync(".wrangler/state", { recursive: true });
+  const agentConfig = ".wrangler/state/agent.json";
+  const agentBin = "agent/bin/runner-agent.mjs";
+  const reg = spawnSync(
+    process.execPath,
+    [agentBin, "register", "--url", url, "--operator-token", token("*", "admin"), "--name", "local-shared", "--config", agentConfig],
+    { encoding: "utf8" },
+  );
+  if (reg.status !== 0) throw new Error(`agent registration failed:\n${reg.stdout}\n${reg.stderr}`);
+  const agent = spawn(process.execPath, [agentBin, "run", "--config", agentConfig, "--concurrency", "4"], {
+    detached: true,
+    stdio: ["ignore", "inherit", "inherit"],
+  });
+  children.push({
+    async stop() {
+      killGroup(agent, "SIGTERM");
+      await Promise.race([new Promise((r) => agent.once("exit", r)), new Promise((r) => setTimeout(r, 10_000))]);
+      killGroup(agent, "SIGKILL");
+    },
+  });
+  agent.once("exit", (code) => !stopping && (say(`the agent exited (${code}); stopping`), shutdown(1)));
+  api.child.once("exit", (code) => !stopping && (say(`wrangler dev exited (${code}); stopping`), shutdown(1)));
+
+  // Cron Triggers don't fire by themselves under wrangler dev: fire the minute cron ourselves.
+  const tick = () => fetch(`${url}/__scheduled?cron=${encodeURIComponent("* * * * *")}`).catch(() => {});
+  const untilNextMinute = 60_000 - (Date.now() % 60_000);
+  setTimeout(() => (tick(), setInterval(tick, 60_000)), untilNextMinute);
+
+  const playbook = Buffer.from(
+    "- hosts: all\n  gather_facts: false\n  tasks:\n    - name: say hello\n      ansible.builtin.debug:\n        msg: Hello from Runner\n    - name: where am I\n      ansible.builtin.command: uname -a\n",
+  ).toString("base64");
+  const body = JSON.stringify({
+    name: "hello",
+    playbook,
+    hosts: [{ id: "localhost", hostVars: { ansible_connection: "local", ansible_python_interpreter: "/usr/bin/python3" } }],
+  });
+  console.log(`
+Runner is up.
+
+  API:    ${url}          (docs: ${url}/docs)
+  Token:  ${userToken}
+          (account "${demo}", role admin; another: npm run --silent token -- <account>)
+
+Create and start a sample job against localhost:
+
+  curl -s -X POST '${url}/jobs/${demo}?immediate=true' \\
+    -H "Authorization: Bearer ${userToken}" -H 'Content-Type: application/json' \\
+    -d '${body}'
+
+Then follow its log:  curl -N -H "Authorization: Bearer <token>" '${url}/jobs/${demo}/<jobId>/executions/<executionId>/log?follow=true'
+
+Ctrl-C stops everything.
+`);
+} catch (e) {
+  console.error(`runner: ${e.message}`);
+  await shutdown(1);
+}
