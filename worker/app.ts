@@ -1,7 +1,12 @@
 import { bodyLimit } from "hono/body-limit";
 import { router } from "./lib/hono";
 import { onError, problemResponse } from "./lib/problem";
+import { agent } from "./routes/agent";
+import { executions } from "./routes/executions";
+import { jobs } from "./routes/jobs";
 import { meta } from "./routes/meta";
+import { minions } from "./routes/minions";
+import { status } from "./routes/status";
 
 const MAX_BODY = 1024 * 1024;
 
@@ -17,6 +22,13 @@ app.use(
 
 app.route("/", meta);
 // Resource routers are mounted here, one module each (see worker/routes/).
+
+// executions must be mounted before jobs (GET /jobs/{alias}/executions must win over /jobs/{alias}/{jobId}).
+app.route("/jobs", executions);
+app.route("/jobs", jobs);
+app.route("/status", status);
+app.route("/minions", minions);
+app.route("/agent", agent);
 
 app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer", bearerFormat: "JWT" });
 app.doc31("/openapi.json", {

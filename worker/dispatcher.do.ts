@@ -1,4 +1,432 @@
 import { DurableObject } from "cloudflare:workers";
+import { LEASED_STATUSES } from "./db/agents";
+import type { DispatchItem } from "./domain/contracts";
+import { executionStub } from "./domain/dispatch";
+import { MAX_POLL_WAIT_MS } from "./schemas/agent";
+import type { LeaseBody } from "./schemas/execution";
 
-/** One per (account, location) and one for the shared pool: the queue of PENDING executions. */
-export class Dispatcher extends DurableObject<Env> {}
+/** Who polls: the agent, and optionally a check that its HTTP request is still there to receive. */
+export interface PollAgent {
+  agentId: string;
+  /** Called (over RPC) right before a lease is granted to this waiter; false or a throw means gone. */
+  alive?: () => boolean | Promise<boolean>;
+}
+
+interface Waiter {
+  agent: PollAgent;
+  resolve: (lease: LeaseBody | null) => void;
+  timer: ReturnType<typeof setTimeout>;
+  /** The pump is granting to it: its timer must not answer null underneath. */
+  serving: boolean;
+  expired: boolean;
+  done: boolean;
+}
+
+interface QueueRow extends Record<string, SqlStorageValue> {
+  execution_id: string;
+  account_alias: string;
+  job_id: string;
+  enqueued_at: number;
+  seq: number;
+  failures: number;
+}
+
+export interface DispatcherSnapshot {
+  queued: DispatchItem[];
+  leased: { executionId: string; accountAlias: string; jobId: string; agentId: string }[];
+  waiting: string[];
+}
+
+/** How long a leased row may go without `finished` before it is checked against the executions index. */
+const RECONCILE_AFTER_MS = 60_000;
+/** Revoked agents are remembered this long, so a poll that raced the revocation gets nothing. */
+const REVOKED_MEMORY_MS = 10 * 60_000;
+const ALIVE_CHECK_MS = 2_000;
+
+/**
+ * One per (account, location) and one for the shared pool (key from `dispatcherKey()`): the FIFO
+ * of PENDING executions (in this object's SQLite, so it survives eviction) and the agents
+ * long-polling for work (in memory: a poll lives only as long as its request).
+ *
+ * Order: round-robin across accounts (the shared pool serves many), then across jobs of the
+ * account, then FIFO within a job; an account holding ACCOUNT_CONCURRENCY leases here gets no more
+ * until one finishes. Grants are serialized through one pump so counts never race.
+ */
+export class Dispatcher extends DurableObject<Env> {
+  private readonly sql: SqlStorage;
+  private waiters: Waiter[] = [];
+  private pumping = false;
+  private again = false;
+  /** The execution whose grant is in flight (a repeated enqueue of it must not undo the grant). */
+  private granting: string | null = null;
+  private readonly revoked = new Map<string, number>();
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.sql = ctx.storage.sql;
+    this.sql.exec(`
+      CREATE TABLE IF NOT EXISTS queue (
+        execution_id TEXT PRIMARY KEY,
+        account_alias TEXT NOT NULL,
+        job_id TEXT NOT NULL,
+        enqueued_at INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        failures INTEGER NOT NULL DEFAULT 0,
+        not_before INTEGER NOT NULL DEFAULT 0
+      );
+      CREATE INDEX IF NOT EXISTS queue_by_job ON queue (account_alias, job_id, enqueued_at, seq);
+      CREATE TABLE IF NOT EXISTS leased (
+        execution_id TEXT PRIMARY KEY,
+        account_alias TEXT NOT NULL,
+        job_id TEXT NOT NULL,
+        agent_id TEXT NOT NULL,
+        leased_at INTEGER NOT NULL,
+        -- When the row was last confirmed against the executions index (see reconcile()).
+        checked_at INTEGER NOT NULL
+      );
+      CREATE INDEX IF NOT EXISTS leased_by_account ON leased (account_alias);
+      -- Round-robin: the turn at which an account (job_id '') or a job of it was last served.
+      CREATE TABLE IF NOT EXISTS turns (
+        account_alias TEXT NOT NULL,
+        job_id TEXT NOT NULL,
+        served INTEGER NOT NULL,
+        PRIMARY KEY (account_alias, job_id)
+      );
+      CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+    `);
+  }
+
+  // ---- RPC ----------------------------------------------------------------------------------
+
+  /** Adds a PENDING execution; idempotent by executionId (a repeat keeps its place). */
+  async enqueue(item: DispatchItem): Promise<void> {
+    if (item.executionId === this.granting) return;
+    // A PENDING execution holds no lease, whatever `finished` calls went missing.
+    this.sql.exec(`DELETE FROM leased WHERE execution_id = ?`, item.executionId);
+    this.sql.exec(
+      `INSERT INTO queue (execution_id, account_alias, job_id, enqueued_at, seq) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (execution_id) DO NOTHING`,
+      item.executionId,
+      item.accountAlias,
+      item.jobId,
+      item.enqueuedAt,
+      this.next("seq"),
+    );
+    void this.pump();
+  }
+
+  /** Drops a queued execution (stopped or killed while PENDING). */
+  async remove(executionId: string): Promise<void> {
+    const row = this.sql.exec<QueueRow>(`DELETE FROM queue WHERE execution_id = ? RETURNING *`, executionId).toArray()[0];
+    if (row) this.forgetIdle(row);
+  }
+
+  /** The execution left its leased states: its account's slot is free again. */
+  async finished(executionId: string): Promise<void> {
+    const freed = this.sql.exec(`DELETE FROM leased WHERE execution_id = ?`, executionId).rowsWritten > 0;
+    if (freed) void this.pump();
+  }
+
+  /** Long poll: a lease as soon as one is granted to this agent, or null after `waitMs`. */
+  async poll(agent: PollAgent, waitMs: number): Promise<LeaseBody | null> {
+    if (this.isRevoked(agent.agentId)) return null;
+    const wait = Math.max(0, Math.min(Number.isFinite(waitMs) ? waitMs : 0, MAX_POLL_WAIT_MS));
+    return new Promise<LeaseBody | null>((resolve) => {
+      const w: Waiter = { agent, resolve, serving: false, expired: false, done: false, timer: undefined as never };
+      w.timer = setTimeout(() => {
+        if (w.serving) w.expired = true;
+        else this.answer(w, null);
+      }, wait);
+      this.waiters.push(w);
+      void this.pump();
+    });
+  }
+
+  /** The agent was revoked: its waiting polls get nothing, and it is granted nothing more. */
+  async agentRevoked(agentId: string): Promise<void> {
+    this.revoked.set(agentId, Date.now());
+    for (const w of this.waiters) if (w.agent.agentId === agentId && !w.serving) this.answer(w, null);
+  }
+
+  /** What the object holds (operations and tests). */
+  async snapshot(): Promise<DispatcherSnapshot> {
+    const queued = this.sql
+      .exec<QueueRow>(`SELECT * FROM queue ORDER BY enqueued_at, seq`)
+      .toArray()
+      .map((r) => ({ executionId: r.execution_id, accountAlias: r.account_alias, jobId: r.job_id, enqueuedAt: r.enqueued_at }));
+    const leased = this.sql
+      .exec<{ execution_id: string; account_alias: string; job_id: string; agent_id: string }>(`SELECT * FROM leased ORDER BY leased_at`)
+      .toArray()
+      .map((r) => ({ executionId: r.execution_id, accountAlias: r.account_alias, jobId: r.job_id, agentId: r.agent_id }));
+    return { queued, leased, waiting: this.waiters.filter((w) => !w.done).map((w) => w.agent.agentId) };
+  }
+
+  /** Retries grants that failed and checks leases whose `finished` never came. */
+  async alarm(): Promise<void> {
+    await this.reconcile();
+    await this.pump();
+    await this.scheduleAlarm();
+  }
+
+  // ---- the pump -----------------------------------------------------------------------------
+
+  /** Matches waiters with items, one grant at a time; a call while it runs makes it go round again. */
+  private async pump(): Promise<void> {
+    if (this.pumping) {
+      this.again = true;
+      return;
+    }
+    this.pumping = true;
+    try {
+      do {
+        this.again = false;
+        while (await this.step());
+      }
+      while (this.again);
+    } catch (e) {
+      console.error("dispatcher pump failed", e);
+    } finally {
+      this.pumping = false;
+    }
+    await this.scheduleAlarm().catch((e) => console.error("dispatcher alarm", e));
+  }
+
+  /** One hand-off attempt; false when nothing more can be matched now. */
+  private async step(): Promise<boolean> {
+    const w = this.waiters.find((x) => !x.done);
+    if (!w) return false;
+    const item = this.pick();
+    if (!item) return false;
+    w.serving = true;
+    try {
+      // A waiter whose request was abandoned must not receive (and lose) a lease.
+      if (!(await this.isAlive(w)) || this.isRevoked(w.agent.agentId)) {
+        this.answer(w, null);
+        return true;
+      }
+      // The item may have been removed or granted while we asked.
+      const still = this.sql.exec(`SELECT 1 FROM queue WHERE execution_id = ?`, item.execution_id).toArray().length > 0;
+      if (!still) return true;
+      // Take it off the queue and hold its slot before the grant, so counts never race.
+      this.sql.exec(`DELETE FROM queue WHERE execution_id = ?`, item.execution_id);
+      this.sql.exec(
+        `INSERT OR REPLACE INTO leased (execution_id, account_alias, job_id, agent_id, leased_at, checked_at) VALUES (?, ?, ?, ?, ?, ?)`,
+        item.execution_id,
+        item.account_alias,
+        item.job_id,
+        w.agent.agentId,
+        Date.now(),
+        Date.now(),
+      );
+      let lease: LeaseBody | null;
+      this.granting = item.execution_id;
+      try {
+        lease = await executionStub(this.env, item.execution_id).grantLease(w.agent.agentId);
+      } catch (e) {
+        // Unknown outcome: queue it again (a repeat grant answers null if it did happen; the
+        // lease alarm recovers a grant nobody received) and retry after a backoff.
+        console.error("grantLease failed", item.execution_id, e);
+        this.sql.exec(`DELETE FROM leased WHERE execution_id = ?`, item.execution_id);
+        this.requeueAfterFailure(item);
+        return true;
+      } finally {
+        this.granting = null;
+      }
+      if (!lease) {
+        // No longer PENDING (stopped, killed, already granted): drop it, try the next.
+        this.sql.exec(`DELETE FROM leased WHERE execution_id = ?`, item.execution_id);
+        this.forgetIdle(item);
+        return true;
+      }
+      this.served(item);
+      if (this.isRevoked(w.agent.agentId)) {
+        // Revoked while we granted: the lease is lost at once and the execution goes back to PENDING.
+        await executionStub(this.env, item.execution_id)
+          .agentRevoked(w.agent.agentId)
+          .catch((e: unknown) => console.error("agentRevoked after grant failed", e));
+        this.answer(w, null);
+        return true;
+      }
+      this.answer(w, lease);
+      return true;
+    } finally {
+      w.serving = false;
+      if (w.expired && !w.done) this.answer(w, null);
+    }
+  }
+
+  /** The next item by round-robin over accounts, then jobs, then FIFO; skipping accounts at their limit. */
+  private pick(): QueueRow | null {
+    const now = Date.now();
+    const limit = this.limit();
+    const held = new Map(
+      this.sql
+        .exec<{ account_alias: string; n: number }>(`SELECT account_alias, COUNT(*) AS n FROM leased GROUP BY account_alias`)
+        .toArray()
+        .map((r) => [r.account_alias, r.n]),
+    );
+    const accounts = this.sql
+      .exec<{ account_alias: string }>(
+        `SELECT q.account_alias, COALESCE(t.served, 0) AS served, MIN(q.enqueued_at) AS first_at, MIN(q.seq) AS first_seq
+         FROM queue q LEFT JOIN turns t ON t.account_alias = q.account_alias AND t.job_id = ''
+         WHERE q.not_before <= ?
+         GROUP BY q.account_alias ORDER BY served, first_at, first_seq`,
+        now,
+      )
+      .toArray();
+    const account = accounts.find((a) => (held.get(a.account_alias) ?? 0) < limit)?.account_alias;
+    if (account === undefined) return null;
+    const job = this.sql
+      .exec<{ job_id: string }>(
+        `SELECT q.job_id, COALESCE(t.served, 0) AS served, MIN(q.enqueued_at) AS first_at, MIN(q.seq) AS first_seq
+         FROM queue q LEFT JOIN turns t ON t.account_alias = q.account_alias AND t.job_id = q.job_id
+         WHERE q.account_alias = ? AND q.not_before <= ?
+         GROUP BY q.job_id ORDER BY served, first_at, first_seq LIMIT 1`,
+        account,
+        now,
+      )
+      .toArray()[0];
+    if (!job) return null;
+    return (
+      this.sql
+        .exec<QueueRow>(
+          `SELECT * FROM queue WHERE account_alias = ? AND job_id = ? AND not_before <= ? ORDER BY enqueued_at, seq LIMIT 1`,
+          account,
+          job.job_id,
+          now,
+        )
+        .toArray()[0] ?? null
+    );
+  }
+
+  /** Records the turn of the item's account and job. */
+  private served(item: QueueRow): void {
+    const turn = this.next("turn");
+    for (const job of ["", item.job_id]) {
+      this.sql.exec(
+        `INSERT INTO turns (account_alias, job_id, served) VALUES (?, ?, ?)
+         ON CONFLICT (account_alias, job_id) DO UPDATE SET served = excluded.served`,
+        item.account_alias,
+        job,
+        turn,
+      );
+    }
+    this.forgetIdle(item);
+  }
+
+  /** A job (or account) with nothing left queued forgets its turn: the table stays as small as the queue. */
+  private forgetIdle(item: QueueRow): void {
+    this.sql.exec(
+      `DELETE FROM turns WHERE account_alias = ? AND job_id = ? AND NOT EXISTS (SELECT 1 FROM queue WHERE account_alias = ? AND job_id = ?)`,
+      item.account_alias,
+      item.job_id,
+      item.account_alias,
+      item.job_id,
+    );
+    this.sql.exec(
+      `DELETE FROM turns WHERE account_alias = ? AND job_id = '' AND NOT EXISTS (SELECT 1 FROM queue WHERE account_alias = ?)`,
+      item.account_alias,
+      item.account_alias,
+    );
+  }
+
+  private requeueAfterFailure(item: QueueRow): void {
+    const failures = item.failures + 1;
+    const backoff = Math.min(60_000, 1_000 * 2 ** Math.min(failures - 1, 6));
+    this.sql.exec(
+      `INSERT INTO queue (execution_id, account_alias, job_id, enqueued_at, seq, failures, not_before) VALUES (?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (execution_id) DO NOTHING`,
+      item.execution_id,
+      item.account_alias,
+      item.job_id,
+      item.enqueued_at,
+      item.seq,
+      failures,
+      Date.now() + backoff,
+    );
+  }
+
+  private async isAlive(w: Waiter): Promise<boolean> {
+    if (w.done) return false;
+    if (!w.agent.alive) return true;
+    try {
+      const check = Promise.resolve(w.agent.alive());
+      const timeout = new Promise<boolean>((r) => setTimeout(() => r(false), ALIVE_CHECK_MS));
+      return (await Promise.race([check, timeout])) === true && !w.done;
+    } catch {
+      // The caller's request is gone (its RPC stub is disconnected).
+      return false;
+    }
+  }
+
+  private answer(w: Waiter, lease: LeaseBody | null): void {
+    if (w.done) return;
+    w.done = true;
+    clearTimeout(w.timer);
+    this.waiters = this.waiters.filter((x) => x !== w);
+    w.resolve(lease);
+  }
+
+  private isRevoked(agentId: string): boolean {
+    const at = this.revoked.get(agentId);
+    if (at === undefined) return false;
+    if (Date.now() - at > REVOKED_MEMORY_MS) {
+      this.revoked.delete(agentId);
+      return false;
+    }
+    return true;
+  }
+
+  private limit(): number {
+    const n = Number.parseInt(this.env.ACCOUNT_CONCURRENCY ?? "", 10);
+    return Number.isFinite(n) && n > 0 ? n : 10;
+  }
+
+  private next(name: string): number {
+    return this.sql
+      .exec<{ value: number }>(
+        `INSERT INTO counters (name, value) VALUES (?, 1) ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value`,
+        name,
+      )
+      .one().value;
+  }
+
+  // ---- safety nets --------------------------------------------------------------------------
+
+  /**
+   * A slot whose `finished` never arrived would block the account forever: leases held longer
+   * than RECONCILE_AFTER_MS are checked against the executions index, and freed when the
+   * execution no longer holds a lease there.
+   */
+  private async reconcile(): Promise<void> {
+    const old = this.sql
+      .exec<{ execution_id: string }>(`SELECT execution_id FROM leased WHERE checked_at < ?`, Date.now() - RECONCILE_AFTER_MS)
+      .toArray()
+      .map((r) => r.execution_id);
+    if (old.length === 0) return;
+    const { results } = await this.env.DB.prepare(
+      `SELECT id FROM executions WHERE id IN (SELECT value FROM json_each(?)) AND status IN (SELECT value FROM json_each(?))`,
+    )
+      .bind(JSON.stringify(old), JSON.stringify(LEASED_STATUSES))
+      .all<{ id: string }>();
+    const live = new Set(results.map((r) => r.id));
+    const now = Date.now();
+    for (const id of old) {
+      if (live.has(id)) this.sql.exec(`UPDATE leased SET checked_at = ? WHERE execution_id = ?`, now, id);
+      else this.sql.exec(`DELETE FROM leased WHERE execution_id = ?`, id);
+    }
+  }
+
+  /** One alarm slot, set to the earliest of: a failed grant's retry, the next leased-row check. */
+  private async scheduleAlarm(): Promise<void> {
+    const now = Date.now();
+    const retry = this.sql.exec<{ t: number | null }>(`SELECT MIN(not_before) AS t FROM queue WHERE not_before > ?`, now).one().t;
+    const oldest = this.sql.exec<{ t: number | null }>(`SELECT MIN(checked_at) AS t FROM leased`).one().t;
+    const check = oldest === null ? null : Math.max(now + 1_000, oldest + RECONCILE_AFTER_MS + 1);
+    const want = [retry, check].filter((t): t is number => t !== null);
+    const current = await this.ctx.storage.getAlarm();
+    if (want.length === 0) return;
+    const at = Math.min(...want);
+    if (current === null || at < current) await this.ctx.storage.setAlarm(at);
+  }
+}

@@ -1,12 +1,14 @@
 import { app } from "./app";
+import { sweepExpiredLeases } from "./domain/executions";
 
 export { Execution } from "./execution.do";
 export { Dispatcher } from "./dispatcher.do";
 
 export default {
   fetch: app.fetch,
-  async scheduled(_controller, _env, _ctx) {
-    // Filled by the schedules issue: fire due schedules, sweep missed lease alarms.
+  async scheduled(_controller, env, ctx) {
+    // Filled by the schedules issue: fire due schedules. Missed lease/TTL alarms are swept here.
+    ctx.waitUntil(sweepExpiredLeases(env));
   },
   async queue(batch, _env) {
     // Filled by the callbacks issue: deliver webhooks.

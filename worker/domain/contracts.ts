@@ -49,6 +49,9 @@ export interface StartOverrides {
  *   finished(executionId: string): Promise<void>        // left INITIALIZING/RUNNING: frees a concurrency slot
  * and for the agent routes:
  *   poll(agent: { agentId: string }, waitMs: number): Promise<LeaseBody | null>
+ *   // Added by the dispatch side: `agent.alive?: () => boolean` (an RPC callback the dispatcher asks
+ *   // right before granting, so an abandoned poll never swallows a lease), and
+ *   // agentRevoked(agentId: string): Promise<void> (drops its waiting polls; the minions DELETE calls it).
  *
  * Execution (worker/execution.do.ts, idFromName(executionId)) RPC used by the Dispatcher and agent routes:
  *   grantLease(agentId: string): Promise<LeaseBody | null>   // PENDING → INITIALIZING; null if no longer PENDING
@@ -75,3 +78,10 @@ export interface AgentAnswer {
 export function dispatcherKey(accountAlias: string | null, location: string | null | undefined): string {
   return accountAlias === null ? "shared" : `acct:${accountAlias}:${location ?? ""}`;
 }
+
+// Added by the executions side (Execution object owns the lease clock): the protocol's timing,
+// one source for the register answer, the lease body and the Execution object's alarms.
+export const LEASE_TTL_MS = 30_000;
+export const HEARTBEAT_INTERVAL_MS = 5_000;
+/** LeaseBody and the agent body schemas (StatusReport, EventUpload) live in worker/schemas/execution.ts. */
+export type { LeaseBody, StatusReport, EventUpload } from "../schemas/execution";

@@ -1,6 +1,6 @@
 import { createLocalJWKSet, createRemoteJWKSet, decodeJwt, importJWK, jwtVerify, SignJWT, type JSONWebKeySet, type JWK, type JWTPayload } from "jose";
 import type { MiddlewareHandler } from "hono";
-import { forbidden, notFound, unauthorized, badRequest } from "./problem";
+import { forbidden, notFound, unauthorized, badRequest, ProblemError } from "./problem";
 
 export type Role = "admin" | "user" | "viewer";
 export interface Principal {
@@ -57,6 +57,10 @@ function principalFrom(payload: JWTPayload, accountsClaim: string): Principal {
   return { sub, accounts, role };
 }
 
+// Asymmetric algorithms only: an external issuer's JWKS never holds a shared secret we would accept.
+const OIDC_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"];
+const CLOCK_TOLERANCE_S = 30;
+
 export async function verifyToken(env: Env, token: string): Promise<Principal> {
   let claims: JWTPayload;
   try {
@@ -67,10 +71,17 @@ export async function verifyToken(env: Env, token: string): Promise<Principal> {
   const ownIssuer = env.RUNNER_ISSUER || "runner";
   try {
     if (claims.iss === ownIssuer) {
-      const { payload } = await jwtVerify(token, createLocalJWKSet(ownJwks(env)), { issuer: ownIssuer, algorithms: ["ES256"] });
+      const { payload } = await jwtVerify(token, createLocalJWKSet(ownJwks(env)), {
+        issuer: ownIssuer,
+        algorithms: ["ES256"],
+        requiredClaims: ["exp"],
+        clockTolerance: CLOCK_TOLERANCE_S,
+      });
       return principalFrom(payload, "accounts");
     }
-    if (env.OIDC_ISSUER && claims.iss === env.OIDC_ISSUER && (env.OIDC_JWKS || env.OIDC_JWKS_URL)) {
+    // External tokens need an audience: without one, any token the issuer minted for any other
+    // application would be accepted here (fail closed on a half-configured issuer).
+    if (env.OIDC_ISSUER && claims.iss === env.OIDC_ISSUER && env.OIDC_AUDIENCE && (env.OIDC_JWKS || env.OIDC_JWKS_URL)) {
       let keys;
       if (env.OIDC_JWKS) keys = createLocalJWKSet(JSON.parse(env.OIDC_JWKS) as JSONWebKeySet);
       else {
@@ -79,15 +90,23 @@ export async function verifyToken(env: Env, token: string): Promise<Principal> {
       }
       const { payload } = await jwtVerify(token, keys, {
         issuer: env.OIDC_ISSUER,
-        audience: env.OIDC_AUDIENCE || undefined,
+        audience: env.OIDC_AUDIENCE,
+        algorithms: OIDC_ALGORITHMS,
+        requiredClaims: ["exp"],
+        clockTolerance: CLOCK_TOLERANCE_S,
       });
       return principalFrom(payload, env.OIDC_ACCOUNTS_CLAIM || "accounts");
     }
   } catch (e) {
-    if (e instanceof Error && "status" in e) throw e; // our own ProblemError
-    const code = (e as { code?: string }).code ?? "";
+    if (e instanceof ProblemError) throw e;
+    const { code = "", claim = "" } = e as { code?: string; claim?: string };
     if (code === "ERR_JWT_EXPIRED") throw unauthorized("The token has expired.");
-    if (code === "ERR_JWT_CLAIM_VALIDATION_FAILED") throw unauthorized("The token is not valid yet or names the wrong audience.");
+    if (code === "ERR_JWT_CLAIM_VALIDATION_FAILED") {
+      if (claim === "nbf" || claim === "iat") throw unauthorized("The token is not valid yet.");
+      if (claim === "aud") throw unauthorized("The token names the wrong audience.");
+      if (claim === "exp") throw unauthorized("The token has no expiry.");
+      throw unauthorized(`The token's '${claim.replace(/[^\w-]/g, "").slice(0, 40)}' claim is not acceptable.`);
+    }
     throw unauthorized("The token's signature or claims could not be verified.");
   }
   throw unauthorized("The token's issuer is not trusted.");
@@ -97,7 +116,7 @@ export async function verifyToken(env: Env, token: string): Promise<Principal> {
 export const requireAuth: MiddlewareHandler<{ Bindings: Env; Variables: AuthVars }> = async (c, next) => {
   const header = c.req.header("authorization") ?? "";
   const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
-  if (!m) throw unauthorized("A bearer token is required.");
+  if (!m) throw unauthorized("A bearer token is required.", !header);
   c.set("principal", await verifyToken(c.env, m[1]!));
   await next();
 };
@@ -113,4 +132,17 @@ export function authorize(p: Principal, alias: string, access: Access): void {
   if (p.accounts !== "*" && !p.accounts.includes(alias)) throw notFound();
   const need: Role = access === "read" ? "viewer" : access === "write" ? "user" : "admin";
   if (ROLES.indexOf(p.role) < ROLES.indexOf(need)) throw forbidden(`The role '${p.role}' may not do this; it needs '${need}'.`);
+}
+
+/**
+ * Route middleware: a valid token, then `authorize` for the route's `{alias}` parameter. It runs
+ * before input validation, so a caller who may not act on the account learns nothing from a 400.
+ */
+export function requireAccess(access: Access): MiddlewareHandler<{ Bindings: Env; Variables: AuthVars }> {
+  return async (c, next) => {
+    await requireAuth(c, async () => {
+      authorize(c.var.principal, c.req.param("alias") ?? "", access);
+      await next();
+    });
+  };
 }

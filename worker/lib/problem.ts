@@ -1,3 +1,4 @@
+import { z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 
@@ -15,25 +16,72 @@ export class ProblemError extends Error {
     readonly detail?: string,
     readonly errors?: FieldError[],
     readonly headers?: Record<string, string>,
+    /** Extra problem members (RFC 9457 extensions), e.g. `command: "abandon"` for agents. */
+    readonly extensions?: Record<string, unknown>,
   ) {
     super(detail ?? title);
   }
 }
 
+/**
+ * A ProblemError thrown inside a Durable Object arrives over RPC as a plain Error that keeps its
+ * own properties (status, title, detail, errors, extensions): turn it back into a ProblemError.
+ */
+export function asProblem(err: unknown): unknown {
+  if (err instanceof ProblemError || !(err instanceof Error)) return err;
+  const e = err as Error & Partial<ProblemError> & { remote?: boolean };
+  if (e.remote !== true || typeof e.status !== "number" || typeof e.title !== "string") return err;
+  return new ProblemError(e.status, e.title, e.detail ?? undefined, e.errors ?? undefined, e.headers ?? undefined, e.extensions ?? undefined);
+}
+
 export const badRequest = (errors: FieldError[], detail = "The request is invalid; see errors.") =>
   new ProblemError(400, "Bad Request", detail, errors);
-export const unauthorized = (detail: string) =>
+/**
+ * 401 with the RFC 6750 challenge. A request without credentials gets a bare challenge
+ * (`missingToken`); a bad token gets `error="invalid_token"`.
+ */
+export const unauthorized = (detail: string, missingToken = false) =>
   new ProblemError(401, "Unauthorized", detail, undefined, {
-    "WWW-Authenticate": `Bearer realm="runner", error="invalid_token", error_description="${detail.replace(/"/g, "'")}"`,
+    "WWW-Authenticate": missingToken
+      ? `Bearer realm="runner"`
+      : `Bearer realm="runner", error="invalid_token", error_description="${detail.replace(/["\\]/g, "'")}"`,
   });
 export const forbidden = (detail: string) => new ProblemError(403, "Forbidden", detail);
 export const notFound = (detail = "Not found.") => new ProblemError(404, "Not Found", detail);
 export const conflict = (detail: string) => new ProblemError(409, "Conflict", detail);
 
+/** The RFC 9457 body, for /openapi.json. */
+export const ProblemSchema = z
+  .object({
+    type: z.string(),
+    title: z.string(),
+    status: z.number().int(),
+    detail: z.string(),
+    errors: z.array(z.object({ field: z.string(), message: z.string() })).optional(),
+  })
+  .openapi("Problem");
+
+/** The problem+json responses of a route, for createRoute's `responses`. */
+export function problemResponses(...statuses: number[]) {
+  const text: Record<number, string> = {
+    400: "Invalid input: `errors` names every offending field",
+    401: "Missing or invalid bearer token",
+    403: "The token's role may not do this",
+    404: "No such resource in this account",
+    409: "The resource's state forbids this",
+    413: "The body is larger than 1 MiB",
+    415: "The body is not application/json",
+  };
+  return Object.fromEntries(
+    statuses.map((s) => [s, { description: text[s] ?? "Error", content: { "application/problem+json": { schema: ProblemSchema } } }]),
+  );
+}
+
 const TYPE_BASE = "https://runner.dev/problems/";
 
-export function problemBody(status: number, title: string, detail?: string, errors?: FieldError[]) {
+export function problemBody(status: number, title: string, detail?: string, errors?: FieldError[], extensions?: Record<string, unknown>) {
   return {
+    ...extensions,
     type: `${TYPE_BASE}${title.toLowerCase().replace(/[^a-z0-9]+/g, "-")}`,
     title,
     status,
@@ -48,25 +96,37 @@ export function problemResponse(
   detail?: string,
   errors?: FieldError[],
   headers?: Record<string, string>,
+  extensions?: Record<string, unknown>,
 ): Response {
-  return new Response(JSON.stringify(problemBody(status, title, detail, errors)), {
+  return new Response(JSON.stringify(problemBody(status, title, detail, errors, extensions)), {
     status,
     headers: { "content-type": "application/problem+json", ...headers },
   });
 }
 
 /** The single error mapper: known errors keep their status, anything else is a 500 without internals. */
-export function onError(err: Error, c: Context): Response {
+export function onError(thrown: Error, c: Context): Response {
+  const err = asProblem(thrown) as Error;
   if (err instanceof ProblemError) {
-    return problemResponse(err.status, err.title, err.detail, err.errors, err.headers);
+    return problemResponse(err.status, err.title, err.detail, err.errors, err.headers, err.extensions);
   }
   if (err instanceof HTTPException) {
     const status = err.status;
-    const title = status === 413 ? "Payload Too Large" : status === 415 ? "Unsupported Media Type" : status === 400 ? "Bad Request" : "Error";
-    return problemResponse(status, title, err.message || title);
+    if (status === 400) {
+      // Hono's validators throw this for a body that does not parse as JSON.
+      return problemResponse(400, "Bad Request", "The body is not valid JSON.", [{ field: "body", message: "is not valid JSON" }]);
+    }
+    if (status === 415) return problemResponse(415, "Unsupported Media Type", "The body must be application/json.");
+    if (status === 413) return problemResponse(413, "Payload Too Large", err.message || "The body is too large.");
+    return problemResponse(status, status >= 500 ? "Internal Server Error" : "Error", status >= 500 ? "Something went wrong on our side." : err.message || "Error");
   }
   if (err instanceof SyntaxError) {
-    return problemResponse(400, "Bad Request", "The body is not valid JSON.");
+    return problemResponse(400, "Bad Request", "The body is not valid JSON.", [{ field: "body", message: "is not valid JSON" }]);
+  }
+  if (err.name === "SecretsError") {
+    // Server configuration (RUNNER_SECRETS_KEY), not input. The message names a key id, never a value.
+    console.error("secrets error", c.req.method, new URL(c.req.url).pathname, err.message);
+    return problemResponse(500, "Internal Server Error", "Stored secrets could not be decrypted; the operator must check RUNNER_SECRETS_KEY.");
   }
   console.error("unhandled error", c.req.method, new URL(c.req.url).pathname, err);
   return problemResponse(500, "Internal Server Error", "Something went wrong on our side.");

@@ -1,0 +1,148 @@
+// Child processes that lead their own process group, and the sweep that makes sure none of an
+// execution's processes outlive it.
+//
+// Every process of an execution carries RUNNER_AGENT_TRACKING_ID in its environment (children
+// inherit it, even ssh ControlPersist masters that daemonise into their own session), so after a
+// run the agent finds and kills whatever is left, the way the GitHub Actions runner does with
+// RUNNER_TRACKING_ID. The value names the agent's pid, so that an agent restarted after a crash
+// can tell its dead predecessor's leftovers from a live agent's.
+import { spawn, type ChildProcess, type SpawnOptions } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
+import { sleep } from "./retry.ts";
+
+export const TRACKING_ENV = "RUNNER_AGENT_TRACKING_ID";
+
+/** Spawns `cmd` as the leader of a new process group (and session). */
+export function spawnGroup(cmd: string, args: string[], opts: SpawnOptions): ChildProcess {
+  return spawn(cmd, args, { ...opts, detached: true });
+}
+
+/** Sends `signal` to the whole group led by `pid`; false if the group is gone. */
+export function signalGroup(pid: number | undefined, signal: NodeJS.Signals): boolean {
+  if (!pid) return false;
+  try {
+    process.kill(-pid, signal);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function signalProcess(pid: number | undefined, signal: NodeJS.Signals): boolean {
+  if (!pid) return false;
+  try {
+    process.kill(pid, signal);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+export interface ProcInfo {
+  pid: number;
+  ppid: number;
+  pgid: number;
+  state: string;
+  cmdline: string;
+}
+
+const hasProc = (() => {
+  try {
+    readdirSync("/proc/self");
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+function pids(): number[] {
+  if (!hasProc) return [];
+  return readdirSync("/proc")
+    .filter((n) => /^\d+$/.test(n))
+    .map(Number)
+    .filter((p) => p !== process.pid);
+}
+
+export function procInfo(pid: number): ProcInfo | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // The command name is in parentheses and may itself contain spaces or parentheses.
+    const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8").replace(/\0+$/, "").replace(/\0/g, " ");
+    return { pid, state: rest[0] ?? "?", ppid: Number(rest[1]), pgid: Number(rest[2]), cmdline };
+  } catch {
+    return null;
+  }
+}
+
+/** Live processes (zombies excluded) whose environment contains `NAME=value` exactly, or starting with `prefix` when given. */
+export function findTracked(match: { value?: string; prefix?: string }): number[] {
+  const out: number[] = [];
+  for (const pid of pids()) {
+    let env: string;
+    try {
+      env = readFileSync(`/proc/${pid}/environ`, "latin1");
+    } catch {
+      continue;
+    }
+    const found = env.split("\0").some((kv) => {
+      if (!kv.startsWith(TRACKING_ENV + "=")) return false;
+      const v = kv.slice(TRACKING_ENV.length + 1);
+      return match.value !== undefined ? v === match.value : match.prefix !== undefined && v.startsWith(match.prefix);
+    });
+    if (!found) continue;
+    const info = procInfo(pid);
+    if (info && info.state !== "Z") out.push(pid);
+  }
+  return out;
+}
+
+/** Members of process group `pgid` that are still running (not zombies). */
+export function groupMembers(pgid: number): number[] {
+  const out: number[] = [];
+  for (const pid of pids()) {
+    const info = procInfo(pid);
+    if (info && info.pgid === pgid && info.state !== "Z") out.push(pid);
+  }
+  return out;
+}
+
+/**
+ * Kills every process tracked with `value`: SIGTERM first (ssh masters close their connections),
+ * SIGKILL for whatever is still there after `graceMs`. Returns how many were found.
+ */
+export async function killTracked(value: string, graceMs = 1000): Promise<number> {
+  let found = findTracked({ value });
+  const count = found.length;
+  if (!count) return 0;
+  for (const pid of found) signalProcess(pid, "SIGTERM");
+  const until = Date.now() + graceMs;
+  while (found.length && Date.now() < until) {
+    await sleep(50);
+    found = findTracked({ value });
+  }
+  for (const pid of found) signalProcess(pid, "SIGKILL");
+  // A killed process disappears (or turns zombie) almost at once; wait a little so callers see it gone.
+  for (let i = 0; i < 20 && findTracked({ value }).length; i++) await sleep(25);
+  return count;
+}
+
+/** SIGTERM to a group, then SIGKILL after `graceMs` if any member remains. */
+export async function terminateGroup(pgid: number, graceMs: number): Promise<void> {
+  if (!signalGroup(pgid, "SIGTERM")) return;
+  const until = Date.now() + graceMs;
+  while (Date.now() < until) {
+    if (hasProc ? !groupMembers(pgid).length : !isAlive(pgid)) return;
+    await sleep(50);
+  }
+  signalGroup(pgid, "SIGKILL");
+}

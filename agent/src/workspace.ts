@@ -1,0 +1,102 @@
+// A private directory per execution, removed afterwards whatever happened.
+//
+//   <root>/x-<id>-<random>/   0700
+//     .owner                  pid of the agent that made it (a restarted agent sweeps dead owners' leftovers)
+//     project/                the cloned repository, or the inline playbook
+//     private/                0700: keys, inventory, extra vars, git askpass (files 0600)
+//     tmp/                    ANSIBLE_LOCAL_TEMP
+//     cp/                     ssh ControlPath sockets
+import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Logger } from "./log.ts";
+import { isAlive } from "./process-group.ts";
+
+export interface Workspace {
+  dir: string;
+  project: string;
+  private: string;
+  tmp: string;
+  cp: string;
+}
+
+export function defaultWorkRoot(): string {
+  const uid = typeof process.getuid === "function" ? process.getuid() : "user";
+  return join(tmpdir(), `runner-agent-${uid}`);
+}
+
+/**
+ * Makes sure the work root exists, is a real directory (not a symlink someone planted in /tmp),
+ * belongs to us and is private.
+ */
+export async function prepareWorkRoot(root: string): Promise<void> {
+  await mkdir(root, { recursive: true, mode: 0o700 });
+  const st = await lstat(root);
+  if (!st.isDirectory()) throw new Error(`work directory ${root} is not a directory`);
+  if (typeof process.getuid === "function" && st.uid !== process.getuid()) {
+    throw new Error(`work directory ${root} belongs to uid ${st.uid}, not to this user`);
+  }
+  if ((st.mode & 0o077) !== 0) await chmod(root, 0o700);
+}
+
+export async function createWorkspace(root: string, executionId: string): Promise<Workspace> {
+  const label = executionId.replace(/[^A-Za-z0-9]/g, "").slice(0, 8) || "run";
+  // Short names keep ssh ControlPath sockets under the 108-byte limit of Unix socket paths.
+  const dir = await mkdtemp(join(root, `x-${label}-`));
+  await chmod(dir, 0o700);
+  await writeFile(join(dir, ".owner"), String(process.pid), { mode: 0o600 });
+  const ws: Workspace = { dir, project: join(dir, "project"), private: join(dir, "private"), tmp: join(dir, "tmp"), cp: join(dir, "cp") };
+  for (const d of [ws.project, ws.private, ws.tmp, ws.cp]) await mkdir(d, { mode: 0o700 });
+  return ws;
+}
+
+export async function removeWorkspace(dir: string): Promise<void> {
+  try {
+    await rm(dir, { recursive: true, force: true, maxRetries: 3 });
+  } catch {
+    // Something inside was made read-only (a module can do that): open it up and try again.
+    await chmodTree(dir);
+    await rm(dir, { recursive: true, force: true, maxRetries: 3 });
+  }
+}
+
+async function chmodTree(dir: string): Promise<void> {
+  await chmod(dir, 0o700).catch(() => {});
+  const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+  for (const e of entries) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) await chmodTree(p);
+    else if (!e.isSymbolicLink()) await chmod(p, 0o600).catch(() => {});
+  }
+}
+
+/** Writes a file only its owner can read (keys, passwords, variables). */
+export async function writePrivateFile(path: string, data: string | Uint8Array): Promise<void> {
+  await writeFile(path, data, { mode: 0o600, flag: "wx" });
+  await chmod(path, 0o600); // the umask may have narrowed it further; never wider
+}
+
+/** Removes workspaces left by agents that are no longer running (crash, SIGKILL). */
+export async function sweepStaleWorkspaces(root: string, log: Logger): Promise<number> {
+  let removed = 0;
+  const entries = await readdir(root, { withFileTypes: true }).catch(() => []);
+  for (const e of entries) {
+    if (!e.isDirectory() || !e.name.startsWith("x-")) continue;
+    const dir = join(root, e.name);
+    let stale = false;
+    try {
+      const pid = Number((await readFile(join(dir, ".owner"), "utf8")).trim());
+      stale = !(pid > 0 && pid !== process.pid && isAlive(pid)) && pid !== process.pid;
+    } catch {
+      // No owner file: made and abandoned within a moment of a crash; leave very fresh ones alone.
+      const st = await stat(dir).catch(() => null);
+      stale = !!st && Date.now() - st.mtimeMs > 10 * 60_000;
+    }
+    if (stale) {
+      await removeWorkspace(dir).catch((err) => log.warn("could not remove a stale workspace", { dir, error: err }));
+      removed++;
+    }
+  }
+  if (removed) log.info("removed workspaces left by an earlier agent", { count: removed });
+  return removed;
+}

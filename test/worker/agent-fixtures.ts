@@ -1,0 +1,84 @@
+/** Shared steps for the dispatcher, agent and minions tests: real routes, real objects. */
+import { env } from "cloudflare:test";
+import { expect } from "vitest";
+import { getJobSummary } from "../../worker/domain/jobs";
+import { dispatcherStub, routeExecution } from "../../worker/domain/dispatch";
+import { api, token } from "./helpers";
+import { playbookJob } from "./jobs-fixtures";
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export interface TestAgent {
+  agentId: string;
+  credential: string;
+  location: string | null;
+}
+
+/** A registration token of the account, through the minions API. */
+export async function regToken(alias: string, body: Record<string, unknown> = {}): Promise<string> {
+  const r = await api("POST", `/minions/${alias}/tokens`, { token: await token([alias], "admin"), body });
+  expect(r.status).toBe(200);
+  return r.json.token as string;
+}
+
+/** Registers an agent of the account (through a fresh registration token) or of the shared pool. */
+export async function newAgent(alias: string | null, opts: { location?: string; name?: string } = {}): Promise<TestAgent> {
+  const body: Record<string, unknown> = { name: opts.name ?? "a", version: "0.1.0", hostname: "h.example", location: opts.location };
+  let t: string | null = null;
+  if (alias) body.token = await regToken(alias);
+  else t = await token("*", "admin", "operator");
+  const r = await api("POST", "/agent/register", { token: t, body });
+  expect(r.status).toBe(200);
+  return { agentId: r.json.agentId, credential: r.json.credential, location: r.json.location };
+}
+
+/** An agent call with its credential. */
+export function call(a: TestAgent, method: string, path: string, body?: unknown) {
+  return api(method, path, { token: a.credential, body });
+}
+
+export function lease(a: TestAgent, waitMs = 5_000) {
+  return call(a, "POST", "/agent/lease", { waitMs, capacity: 1 });
+}
+
+export async function newJob(alias: string, extra: Record<string, unknown> = {}): Promise<string> {
+  const r = await api("POST", `/jobs/${alias}`, { token: await token([alias], "admin"), body: playbookJob(extra) });
+  expect(r.status).toBe(200);
+  return r.json.id as string;
+}
+
+/**
+ * A new PENDING execution: the real Execution object, routed by the real routing rule, which
+ * queues itself on its dispatcher.
+ */
+export async function newExecution(alias: string, jobId: string): Promise<string> {
+  const summary = await getJobSummary(env, alias, jobId);
+  const key = await routeExecution(env, alias, summary!);
+  const executionId = crypto.randomUUID();
+  await env.EXECUTION.get(env.EXECUTION.idFromName(executionId)).init({
+    executionId,
+    accountAlias: alias,
+    jobId,
+    trigger: "api",
+    executionTtl: 180,
+    dispatcherKey: key,
+  });
+  return executionId;
+}
+
+export function execution(executionId: string) {
+  return env.EXECUTION.get(env.EXECUTION.idFromName(executionId)).view();
+}
+
+export function dispatcher(key: string) {
+  return dispatcherStub(env, key);
+}
+
+/** Waits until the dispatcher has `n` waiting polls (the long poll is open before work arrives). */
+export async function untilWaiting(key: string, n: number): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    if ((await dispatcher(key).snapshot()).waiting.length >= n) return;
+    await sleep(10);
+  }
+  throw new Error(`dispatcher ${key} never had ${n} waiting polls`);
+}

@@ -1,0 +1,213 @@
+import { createExecutionContext, createScheduledController, env, runDurableObjectAlarm, runInDurableObject, waitOnExecutionContext } from "cloudflare:test";
+import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import worker from "../../worker/index";
+import { dispatcherStub } from "../../worker/domain/dispatch";
+import { dispatcherKey } from "../../worker/domain/contracts";
+import { sweepExpiredLeases } from "../../worker/domain/executions";
+import type { Execution } from "../../worker/execution.do";
+import { AGENT, alarmOf, executionIn, failure, indexRow, newJob, report, stub } from "./execution-fixtures";
+
+/**
+ * The clock: TTL, stop escalation, unconfirmed kills and lost leases, all from the one alarm slot.
+ * Time is moved with a faked Date (it reaches the objects: they run in this isolate); alarms are
+ * fired with runDurableObjectAlarm.
+ */
+const ALIAS = "clock";
+const SHARED = dispatcherKey(null, null); // the account has no agents: its work waits in the shared pool
+let jobId: string;
+let longJob: string;
+let t0: number;
+const scope = { accountAlias: ALIAS };
+
+beforeAll(async () => {
+  jobId = await newJob(ALIAS, { executionTtl: 1 });
+  longJob = await newJob(ALIAS);
+});
+beforeEach(() => {
+  vi.useFakeTimers({ toFake: ["Date"] });
+  t0 = Date.now();
+});
+afterEach(() => {
+  vi.useRealTimers();
+});
+/** Moves the clock to `ms` after the test's start. */
+const at = (ms: number) => vi.setSystemTime(t0 + ms);
+const fire = (id: string) => runDurableObjectAlarm(stub(id));
+const status = async (id: string) => (await stub(id).view()).status;
+
+describe("TTL", () => {
+  it("a PENDING execution whose TTL runs out ends STOPPED (ttl_expired) and leaves the dispatcher's queue", async () => {
+    const id = await executionIn(ALIAS, jobId, "PENDING");
+    expect((await dispatcherStub(env, SHARED).snapshot()).queued.map((q) => q.executionId)).toContain(id);
+    expect(await alarmOf(id)).toBe(t0 + 60_000);
+    at(59_000);
+    await fire(id);
+    expect(await status(id)).toBe("PENDING");
+    at(60_001);
+    await fire(id);
+    const v = await stub(id).view();
+    expect(v).toMatchObject({ status: "STOPPED", reason: "ttl_expired" });
+    expect(v.timers[0]!.end).toBe(t0 + 60_001);
+    expect((await dispatcherStub(env, SHARED).snapshot()).queued.map((q) => q.executionId)).not.toContain(id);
+    expect(await alarmOf(id)).toBeNull();
+  });
+
+  it("a running one is stopped gracefully, escalates to a kill after the grace period, and ends KILLED when the agent never confirms", async () => {
+    const id = await executionIn(ALIAS, jobId, "RUNNING");
+    // The agent keeps heartbeating throughout: only the TTL and the escalations act.
+    at(25_000);
+    await stub(id).heartbeat(AGENT, 1);
+    at(50_000);
+    await stub(id).heartbeat(AGENT, 1);
+    at(61_000);
+    await fire(id);
+    expect(await stub(id).view()).toMatchObject({ status: "STOPPING", reason: "ttl_expired" });
+    expect((await stub(id).heartbeat(AGENT, 1)).command).toBe("stop");
+    // Next deadline: the escalation, 30 s after the TTL fired (the lease was just renewed to 91 s).
+    expect(await alarmOf(id)).toBe(t0 + 91_000);
+    at(85_000);
+    await stub(id).heartbeat(AGENT, 1);
+    at(91_001);
+    await fire(id);
+    expect(await stub(id).view()).toMatchObject({ status: "KILLING", reason: "ttl_expired" });
+    expect((await stub(id).heartbeat(AGENT, 1)).command).toBe("kill");
+    at(110_000);
+    await stub(id).heartbeat(AGENT, 1); // alive, but never confirms the kill
+    at(121_002);
+    await fire(id);
+    expect(await stub(id).view()).toMatchObject({ status: "KILLED", reason: "kill_unconfirmed" });
+    expect(await alarmOf(id)).toBeNull();
+  });
+
+  it("a late alarm does not matter: the next agent call applies the passed deadline first", async () => {
+    const id = await executionIn(ALIAS, jobId, "RUNNING");
+    at(25_000);
+    await stub(id).heartbeat(AGENT, 1);
+    at(50_000);
+    await stub(id).heartbeat(AGENT, 1);
+    at(61_000);
+    expect(await stub(id).heartbeat(AGENT, 1)).toMatchObject({ command: "stop" });
+    expect(await status(id)).toBe("STOPPING");
+  });
+});
+
+describe("stop escalation", () => {
+  it("a stop with expiryDuration escalates to KILLING when it does not finish in time", async () => {
+    const id = await executionIn(ALIAS, jobId, "RUNNING");
+    await stub(id).stop(scope, 10);
+    expect(await alarmOf(id)).toBe(t0 + 10_000); // earlier than the lease (30 s) and the TTL (60 s)
+    at(9_000);
+    await fire(id);
+    expect(await status(id)).toBe("STOPPING");
+    at(10_001);
+    await fire(id);
+    expect(await stub(id).view()).toMatchObject({ status: "KILLING", reason: "stop_expired" });
+    await report(id, { status: "KILLED" });
+    expect(await stub(id).view()).toMatchObject({ status: "KILLED", reason: "stop_expired" });
+  });
+
+  it("a stop without expiry never escalates on its own; the agent's STOPPED ends it", async () => {
+    const id = await executionIn(ALIAS, jobId, "RUNNING");
+    await stub(id).stop(scope, 0);
+    expect(await alarmOf(id)).toBe(t0 + 30_000); // just the lease
+    at(20_000);
+    await stub(id).heartbeat(AGENT, 1);
+    at(45_000);
+    await fire(id);
+    expect(await status(id)).toBe("STOPPING");
+    await report(id, { status: "STOPPED" });
+    expect(await stub(id).view()).toMatchObject({ status: "STOPPED", reason: "stopped" });
+  });
+
+  it("a second stop with a sooner expiry brings the escalation forward", async () => {
+    const id = await executionIn(ALIAS, jobId, "RUNNING");
+    await stub(id).stop(scope, 20);
+    await stub(id).stop(scope, 5);
+    expect(await alarmOf(id)).toBe(t0 + 5_000);
+  });
+});
+
+describe("lease loss", () => {
+  it("before the playbook started: back to PENDING, re-queued, and leasable by another agent", async () => {
+    const id = await executionIn(ALIAS, jobId, "INITIALIZING");
+    await stub(id).uploadEvents(AGENT, { attempt: 1, events: [{ seq: 1, timestamp: t0, event_type: "verbose", stdout: "cloning\n" }] });
+    expect(await alarmOf(id)).toBe(t0 + 30_000);
+    at(30_001);
+    await fire(id);
+    const v = await stub(id).view();
+    expect(v).toMatchObject({ status: "PENDING", agent_id: null, attempt: 1 });
+    expect((await dispatcherStub(env, SHARED).snapshot()).queued.map((q) => q.executionId)).toContain(id);
+    expect(await failure(stub(id).heartbeat(AGENT, 1))).toMatchObject({ status: 409, extensions: { command: "abandon" } });
+    // The next agent's event numbering starts again at 1 and is not mistaken for a duplicate.
+    expect(await stub(id).grantLease("agent-2")).not.toBeNull();
+    const up = await stub(id).uploadEvents("agent-2", { attempt: 1, events: [{ seq: 1, timestamp: t0, event_type: "verbose", stdout: "cloning again\n" }] });
+    expect(up.acceptedThrough).toBe(1);
+    const log = await stub(id).logChunk(undefined, 0);
+    expect(log.text).toContain("cloning\n");
+    expect(log.text).toContain("cloning again\n");
+  });
+
+  it("after the playbook started: FAILURE (agent_lost)", async () => {
+    const id = await executionIn(ALIAS, jobId, "RUNNING");
+    at(20_000);
+    await stub(id).heartbeat(AGENT, 1);
+    expect(await alarmOf(id)).toBe(t0 + 50_000); // the heartbeat moved the one slot
+    at(49_000);
+    await fire(id);
+    expect(await status(id)).toBe("RUNNING");
+    at(50_001);
+    await fire(id);
+    expect(await stub(id).view()).toMatchObject({ status: "FAILURE", reason: "agent_lost" });
+    expect(await alarmOf(id)).toBeNull();
+  });
+
+  it("while STOPPING: STOPPED (agent_lost); while KILLING: KILLED (agent_lost)", async () => {
+    const stopping = await executionIn(ALIAS, jobId, "STOPPING");
+    const killing = await executionIn(ALIAS, jobId, "KILLING");
+    at(30_001);
+    await fire(stopping);
+    await fire(killing);
+    expect(await stub(stopping).view()).toMatchObject({ status: "STOPPED", reason: "agent_lost" });
+    expect(await stub(killing).view()).toMatchObject({ status: "KILLED", reason: "agent_lost" });
+  });
+
+  it("a revoked agent loses its lease at once", async () => {
+    const running = await executionIn(ALIAS, jobId, "RUNNING");
+    const initializing = await executionIn(ALIAS, jobId, "INITIALIZING");
+    await stub(running).agentRevoked("someone-else");
+    expect(await status(running)).toBe("RUNNING");
+    await stub(running).agentRevoked(AGENT);
+    await stub(initializing).agentRevoked(AGENT);
+    expect(await stub(running).view()).toMatchObject({ status: "FAILURE", reason: "agent_revoked" });
+    expect(await stub(initializing).view()).toMatchObject({ status: "PENDING", agent_id: null });
+  });
+});
+
+describe("the cron sweep", () => {
+  it("pokes executions whose alarm went missing, through the scheduled handler", async () => {
+    const id = await executionIn(ALIAS, longJob, "RUNNING");
+    await runInDurableObject(stub(id), (_o: Execution, state) => state.storage.deleteAlarm());
+    expect(await alarmOf(id)).toBeNull();
+    at(3 * 60_000);
+    const ctx = createExecutionContext();
+    await worker.scheduled(createScheduledController({ scheduledTime: Date.now(), cron: "* * * * *" }), env, ctx);
+    await waitOnExecutionContext(ctx);
+    expect(await stub(id).view()).toMatchObject({ status: "FAILURE", reason: "agent_lost" });
+    expect((await indexRow(id))!.status).toBe("FAILURE");
+  });
+
+  it("leaves healthy executions alone and does not poke the same one every minute", async () => {
+    const id = await executionIn(ALIAS, longJob, "RUNNING");
+    for (let t = 25_000; t <= 2 * 60_000 + 1_000; t += 24_000) {
+      at(t);
+      await stub(id).heartbeat(AGENT, 1); // keeps the lease; heartbeats do not touch the index row
+    }
+    const first = await sweepExpiredLeases(env, Date.now());
+    expect(first).toBeGreaterThanOrEqual(1);
+    expect(await status(id)).toBe("RUNNING");
+    expect((await indexRow(id))!.checked_time).toBe(Date.now());
+    at(2 * 60_000 + 20_000);
+    await sweepExpiredLeases(env, Date.now());
+    expect((await indexRow(id))!.checked_time).toBe(t0 + 121_000);
+  });
+});

@@ -1,0 +1,82 @@
+import { env } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { api, token } from "./helpers";
+import { call, lease, newAgent, newExecution, newJob } from "./agent-fixtures";
+
+describe("minions API (happy)", () => {
+  it("lists the account's agents with online, lastSeen and running executions", async () => {
+    const a = await newAgent("crew", { name: "alpha", location: "dc1" });
+    const b = await newAgent("crew", { name: "beta" });
+    const job = await newJob("crew");
+    const e1 = await newExecution("crew", job);
+    expect((await lease(b)).json.executionId).toBe(e1);
+
+    const r = await api("GET", "/minions/crew", { token: await token(["crew"], "viewer") });
+    expect(r.status).toBe(200);
+    expect(r.json).toMatchObject({ totalSize: 2, page: 0, size: 100 });
+    // Newest first.
+    expect(r.json.results.map((x: any) => x.id)).toEqual([b.agentId, a.agentId]);
+    const [beta, alpha] = r.json.results;
+    expect(beta).toMatchObject({ name: "beta", location: null, version: "0.1.0", hostname: "h.example", online: true, runningExecutions: [e1] });
+    expect(alpha).toMatchObject({ name: "alpha", location: "dc1", online: true, runningExecutions: [] });
+    expect(alpha.lastSeen).toBeGreaterThan(0);
+    expect(JSON.stringify(r.json)).not.toMatch(/rac_|credential/);
+
+    // A finished execution is no longer running there.
+    await call(b, "POST", `/agent/executions/${e1}/status`, { attempt: 1, status: "RUNNING" });
+    await call(b, "POST", `/agent/executions/${e1}/status`, { attempt: 1, status: "FAILURE" });
+    const one = await api("GET", `/minions/crew/${b.agentId}`, { token: await token(["crew"], "viewer") });
+    expect(one.status).toBe(200);
+    expect(one.json.runningExecutions).toEqual([]);
+
+    const paged = await api("GET", "/minions/crew?page=1&size=1", { token: await token(["crew"], "viewer") });
+    expect(paged.json).toMatchObject({ totalSize: 2, page: 1, size: 1 });
+    expect(paged.json.results.map((x: any) => x.id)).toEqual([a.agentId]);
+  });
+
+  it("an agent not seen for a minute is offline; its calls bring it back (lastSeen written at most every ~10 s)", async () => {
+    const a = await newAgent("seen");
+    await env.DB.prepare("UPDATE agents SET last_seen = ? WHERE id = ?").bind(Date.now() - 120_000, a.agentId).run();
+    const before = await api("GET", `/minions/seen/${a.agentId}`, { token: await token(["seen"], "viewer") });
+    expect(before.json.online).toBe(false);
+
+    expect((await lease(a, 0)).status).toBe(204);
+    const row = async () => (await env.DB.prepare("SELECT last_seen FROM agents WHERE id = ?").bind(a.agentId).first<{ last_seen: number }>())!.last_seen;
+    // The write happens after the answer (waitUntil): wait for it.
+    let seen = 0;
+    for (let i = 0; i < 100 && (seen = await row()) < Date.now() - 60_000; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(seen).toBeGreaterThan(Date.now() - 60_000);
+    const after = await api("GET", `/minions/seen/${a.agentId}`, { token: await token(["seen"], "viewer") });
+    expect(after.json.online).toBe(true);
+
+    // Within the throttle window another call does not write again.
+    await lease(a, 0);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(await row()).toBe(seen);
+  });
+
+  it("revoking an agent removes it from the list", async () => {
+    const a = await newAgent("gone-crew");
+    expect((await api("DELETE", `/minions/gone-crew/${a.agentId}`, { token: await token(["gone-crew"], "user") })).status).toBe(204);
+    const r = await api("GET", "/minions/gone-crew", { token: await token(["gone-crew"], "viewer") });
+    expect(r.json).toMatchObject({ totalSize: 0, results: [] });
+    const row = await env.DB.prepare("SELECT revoked_time FROM agents WHERE id = ?").bind(a.agentId).first<{ revoked_time: number }>();
+    expect(row!.revoked_time).toBeGreaterThan(0);
+  });
+
+  it("publishes the minions and agent routes in /openapi.json", async () => {
+    const r = await api("GET", "/openapi.json", { token: null });
+    expect(r.status).toBe(200);
+    for (const p of ["/minions/{alias}", "/minions/{alias}/tokens", "/minions/{alias}/{agentId}", "/agent/register", "/agent/lease", "/agent/executions/{executionId}/events"]) {
+      expect(Object.keys(r.json.paths)).toContain(p);
+    }
+    expect(r.json.components.schemas.Agent.properties.runningExecutions).toBeTruthy();
+  });
+
+  it("creates a token from an empty body", async () => {
+    const r = await api("POST", "/minions/empty/tokens", { token: await token(["empty"], "user") });
+    expect(r.status).toBe(200);
+    expect(r.json).toMatchObject({ name: null, description: null, location: null });
+    expect(r.json.token).toMatch(/^rrt_/);
+  });
+});

@@ -1,0 +1,64 @@
+/** Storage of jobs: plain functions over D1, bound parameters only (migrations/0002_jobs.sql). */
+
+export interface JobRow {
+  id: string;
+  account_alias: string;
+  /** JSON of the non-secret definition (see worker/domain/jobs.ts `StoredDefinition`). */
+  definition: string;
+  /** Ciphertext of the JSON of the job's secrets, or null when it has none. */
+  secrets: string | null;
+  created_time: number;
+  last_updated_time: number;
+  version: number;
+}
+
+const COLUMNS = "id, account_alias, definition, secrets, created_time, last_updated_time, version";
+
+export async function insertJob(db: D1Database, row: JobRow): Promise<void> {
+  await db
+    .prepare(`INSERT INTO jobs (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)`)
+    .bind(row.id, row.account_alias, row.definition, row.secrets, row.created_time, row.last_updated_time, row.version)
+    .run();
+}
+
+export async function getJob(db: D1Database, accountAlias: string, id: string): Promise<JobRow | null> {
+  return db.prepare(`SELECT ${COLUMNS} FROM jobs WHERE id = ? AND account_alias = ?`).bind(id, accountAlias).first<JobRow>();
+}
+
+/** One page, newest first, and the total; both read in one batch (one consistent snapshot). */
+export async function listJobs(db: D1Database, accountAlias: string, limit: number, offset: number): Promise<{ total: number; rows: JobRow[] }> {
+  const [count, page] = await db.batch([
+    db.prepare("SELECT COUNT(*) AS n FROM jobs WHERE account_alias = ?").bind(accountAlias),
+    db
+      .prepare(`SELECT ${COLUMNS} FROM jobs WHERE account_alias = ? ORDER BY created_time DESC, id DESC LIMIT ? OFFSET ?`)
+      .bind(accountAlias, limit, offset),
+  ]);
+  return { total: (count!.results[0] as { n: number } | undefined)?.n ?? 0, rows: (page!.results as JobRow[]) ?? [] };
+}
+
+/** Replaces a job if it is still at `expectedVersion`; answers whether it did. */
+export async function updateJob(db: D1Database, row: JobRow, expectedVersion: number): Promise<boolean> {
+  const r = await db
+    .prepare("UPDATE jobs SET definition = ?, secrets = ?, last_updated_time = ?, version = ? WHERE id = ? AND account_alias = ? AND version = ?")
+    .bind(row.definition, row.secrets, row.last_updated_time, row.version, row.id, row.account_alias, expectedVersion)
+    .run();
+  return r.meta.changes > 0;
+}
+
+/**
+ * Deletes a job unless an execution of it is in one of `activeStatuses`, in one statement so that
+ * an execution started between the caller's check and this delete still blocks it.
+ * Answers whether a row went.
+ */
+export async function deleteJobUnlessActive(db: D1Database, accountAlias: string, id: string, activeStatuses: readonly string[]): Promise<boolean> {
+  const marks = activeStatuses.map(() => "?").join(", ");
+  const [del] = await db.batch([
+    db
+      .prepare(
+        `DELETE FROM jobs WHERE id = ? AND account_alias = ? AND NOT EXISTS (
+           SELECT 1 FROM executions WHERE account_alias = ? AND job_id = ? AND status IN (${marks}))`,
+      )
+      .bind(id, accountAlias, accountAlias, id, ...activeStatuses),
+  ]);
+  return (del?.meta.changes ?? 0) > 0;
+}

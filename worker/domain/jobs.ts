@@ -1,0 +1,301 @@
+/**
+ * The jobs domain: create, replace (with the keep-omitted-secrets rule), delete, read, and the two
+ * views the executions side needs (a lease's job with secrets decrypted, and a summary).
+ * Secrets live only in the encrypted `secrets` column; the stored definition carries `has…` flags.
+ */
+import { deleteJobUnlessActive, getJob, insertJob, listJobs, updateJob, type JobRow } from "../db/jobs";
+import { conflict, notFound } from "../lib/problem";
+import { decryptJson, encryptJson } from "../lib/secrets";
+import { DEFAULT_EXECUTION_TTL, hasContent, type Job, type JobInput, type JobReplace } from "../schemas/job";
+import type { JobForLease } from "./contracts";
+import { ACTIVE_STATUSES, hasActiveExecution, startExecution } from "./executions";
+
+type CallbackLevel = "DEBUG" | "ERROR" | "RESULT";
+
+/** The non-secret definition as stored (JSON) and answered. */
+interface StoredDefinition {
+  name: string | null;
+  description: string | null;
+  executionTtl: number;
+  callbacks: { url: string; level: CallbackLevel }[];
+  playbook: string | null;
+  repository: {
+    url: string;
+    branch: string | null;
+    defaultPlaybook: string;
+    credentials: { username: string | null; hasPassword: boolean; hasSshPrivateKey: boolean } | null;
+  } | null;
+  playbookTags: string[];
+  hosts: { id: string; hostVars: Record<string, unknown>; hasSshPrivateKey: boolean }[];
+  properties: Record<string, unknown>;
+  hasSshPrivateKey: boolean;
+  useDynamicInventory: boolean;
+  location: string | null;
+}
+
+/** Every secret of a job; encrypted as one JSON document. Hosts as a list (ids are user text). */
+interface JobSecrets {
+  sshPrivateKey?: string;
+  repository?: { password?: string; sshPrivateKey?: string };
+  hosts?: { id: string; sshPrivateKey: string }[];
+}
+
+export interface JobSummary {
+  id: string;
+  executionTtl: number;
+  location: string | null;
+  hostLocations: string[];
+  callbacks: { url: string; level: CallbackLevel }[];
+}
+
+// ---------------------------------------------------------------- ids
+
+let lastMs = 0;
+let seq = 0;
+
+/** A UUIDv7: time-ordered, with a per-isolate counter so ids made in one millisecond still sort by creation. */
+function newJobId(now: number): string {
+  if (now > lastMs) {
+    lastMs = now;
+    seq = crypto.getRandomValues(new Uint16Array(1))[0]! & 0x3ff;
+  } else if (++seq > 0xfff) {
+    lastMs++;
+    seq = 0;
+  }
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  let ms = lastMs;
+  for (let i = 5; i >= 0; i--) {
+    b[i] = ms % 256;
+    ms = Math.floor(ms / 256);
+  }
+  b[6] = 0x70 | (seq >> 8);
+  b[7] = seq & 0xff;
+  b[8] = 0x80 | (b[8]! & 0x3f);
+  const h = [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+// ---------------------------------------------------------------- shaping
+
+/** A secret as the body gives it: a value, `null` (remove), or undefined (omitted: keep on replace). */
+function merged(given: string | null | undefined, stored: string | undefined, keepOmitted: boolean): string | undefined {
+  if (given === undefined) return keepOmitted ? stored : undefined;
+  return given ?? undefined;
+}
+
+/**
+ * Splits a validated body into the stored definition and the secrets. On replace (`stored` given),
+ * an omitted secret keeps its stored value and an explicit null removes it.
+ */
+function split(input: JobInput | JobReplace, stored?: JobSecrets): { definition: StoredDefinition; secrets: JobSecrets } {
+  const keep = stored !== undefined;
+  const secrets: JobSecrets = {};
+
+  const jobKey = merged(input.sshPrivateKey, stored?.sshPrivateKey, keep);
+  if (jobKey !== undefined) secrets.sshPrivateKey = jobKey;
+
+  let repository: StoredDefinition["repository"] = null;
+  const repo = input.repository;
+  if (repo && hasContent(repo) && repo.url !== undefined && repo.defaultPlaybook !== undefined) {
+    const creds = repo.credentials;
+    // `credentials` omitted keeps the stored secrets; `credentials: null` removes them all.
+    const keepCreds = keep && creds !== null;
+    const password = merged(creds?.password, stored?.repository?.password, keepCreds);
+    const repoKey = merged(creds?.sshPrivateKey, stored?.repository?.sshPrivateKey, keepCreds);
+    if (password !== undefined || repoKey !== undefined) {
+      secrets.repository = {};
+      if (password !== undefined) secrets.repository.password = password;
+      if (repoKey !== undefined) secrets.repository.sshPrivateKey = repoKey;
+    }
+    const username = creds?.username ?? null;
+    repository = {
+      url: repo.url,
+      branch: repo.branch ?? null,
+      defaultPlaybook: repo.defaultPlaybook,
+      credentials:
+        username !== null || password !== undefined || repoKey !== undefined
+          ? { username, hasPassword: password !== undefined, hasSshPrivateKey: repoKey !== undefined }
+          : null,
+    };
+  }
+
+  const storedHostKeys = new Map((stored?.hosts ?? []).map((h) => [h.id, h.sshPrivateKey]));
+  const hostSecrets: { id: string; sshPrivateKey: string }[] = [];
+  const hosts = (input.hosts ?? []).map((h) => {
+    const key = merged(h.sshPrivateKey, storedHostKeys.get(h.id), keep);
+    if (key !== undefined) hostSecrets.push({ id: h.id, sshPrivateKey: key });
+    return { id: h.id, hostVars: h.hostVars ?? {}, hasSshPrivateKey: key !== undefined };
+  });
+  if (hostSecrets.length) secrets.hosts = hostSecrets;
+
+  const definition: StoredDefinition = {
+    name: input.name ?? null,
+    description: input.description ?? null,
+    executionTtl: input.executionTtl ?? DEFAULT_EXECUTION_TTL,
+    callbacks: (input.callbacks ?? []).map((c) => ({ url: c.url, level: c.level ?? "DEBUG" })),
+    playbook: repository ? null : (input.playbook ?? null),
+    repository,
+    playbookTags: input.playbookTags ?? [],
+    hosts,
+    properties: input.properties ?? {},
+    hasSshPrivateKey: jobKey !== undefined,
+    useDynamicInventory: input.useDynamicInventory ?? false,
+    location: input.location ?? null,
+  };
+  return { definition, secrets };
+}
+
+function isEmpty(s: JobSecrets): boolean {
+  return s.sshPrivateKey === undefined && s.repository === undefined && s.hosts === undefined;
+}
+
+async function sealSecrets(env: Env, s: JobSecrets): Promise<string | null> {
+  return isEmpty(s) ? null : encryptJson(env, s);
+}
+
+async function openSecrets(env: Env, row: JobRow): Promise<JobSecrets> {
+  return row.secrets ? decryptJson<JobSecrets>(env, row.secrets) : {};
+}
+
+function definitionOf(row: JobRow): StoredDefinition {
+  return JSON.parse(row.definition) as StoredDefinition;
+}
+
+export function jobView(row: JobRow): Job {
+  const d = definitionOf(row);
+  const self = `/jobs/${encodeURIComponent(row.account_alias)}/${encodeURIComponent(row.id)}`;
+  return {
+    id: row.id,
+    accountAlias: row.account_alias,
+    name: d.name,
+    description: d.description,
+    executionTtl: d.executionTtl,
+    callbacks: d.callbacks,
+    playbook: d.playbook,
+    repository: d.repository,
+    playbookTags: d.playbookTags,
+    hosts: d.hosts,
+    properties: d.properties,
+    hasSshPrivateKey: d.hasSshPrivateKey,
+    useDynamicInventory: d.useDynamicInventory,
+    location: d.location,
+    status: "ACTIVE",
+    createdTime: row.created_time,
+    lastUpdatedTime: row.last_updated_time,
+    links: { self, executions: `${self}/executions`, start: `${self}/start`, schedules: `${self}/schedules` },
+  };
+}
+
+// ---------------------------------------------------------------- rules
+
+export type JobWithExecution = Job & { execution?: Record<string, unknown> };
+
+async function maybeStart(env: Env, job: Job, immediate: boolean): Promise<JobWithExecution> {
+  if (!immediate) return job;
+  const execution = await startExecution(env, job.accountAlias, job.id, { trigger: "api" });
+  return { ...job, execution: execution as Record<string, unknown> };
+}
+
+export async function createJob(env: Env, accountAlias: string, input: JobInput, opts: { immediate: boolean }): Promise<JobWithExecution> {
+  const { definition, secrets } = split(input);
+  const now = Date.now();
+  const row: JobRow = {
+    id: newJobId(now),
+    account_alias: accountAlias,
+    definition: JSON.stringify(definition),
+    secrets: await sealSecrets(env, secrets),
+    created_time: now,
+    last_updated_time: now,
+    version: 1,
+  };
+  await insertJob(env.DB, row);
+  return maybeStart(env, jobView(row), opts.immediate);
+}
+
+export async function replaceJob(
+  env: Env,
+  accountAlias: string,
+  jobId: string,
+  input: JobReplace,
+  opts: { immediate: boolean },
+): Promise<JobWithExecution> {
+  // Optimistic: the secrets merge is computed from the version read, and only lands on it.
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const current = await getJob(env.DB, accountAlias, jobId);
+    if (!current) throw notFound();
+    const { definition, secrets } = split(input, await openSecrets(env, current));
+    const row: JobRow = {
+      ...current,
+      definition: JSON.stringify(definition),
+      secrets: await sealSecrets(env, secrets),
+      last_updated_time: Math.max(Date.now(), current.last_updated_time),
+      version: current.version + 1,
+    };
+    if (await updateJob(env.DB, row, current.version)) return maybeStart(env, jobView(row), opts.immediate);
+  }
+  throw conflict("The job was changed by another request while this one replaced it; try again.");
+}
+
+export async function deleteJob(env: Env, accountAlias: string, jobId: string): Promise<void> {
+  if (!(await getJob(env.DB, accountAlias, jobId))) throw notFound();
+  const busy = () => conflict("The job has an active execution; stop or kill it first.");
+  if (await hasActiveExecution(env, accountAlias, jobId)) throw busy();
+  if (await deleteJobUnlessActive(env.DB, accountAlias, jobId, ACTIVE_STATUSES)) return;
+  // Nothing went: either someone deleted it meanwhile, or an execution started meanwhile.
+  if (!(await getJob(env.DB, accountAlias, jobId))) throw notFound();
+  throw busy();
+}
+
+export async function readJob(env: Env, accountAlias: string, jobId: string): Promise<Job> {
+  const row = await getJob(env.DB, accountAlias, jobId);
+  if (!row) throw notFound();
+  return jobView(row);
+}
+
+export async function listJobPage(env: Env, accountAlias: string, page: number, size: number) {
+  const { total, rows } = await listJobs(env.DB, accountAlias, size, page * size);
+  return { totalSize: total, page, size, results: rows.map(jobView) };
+}
+
+// ---------------------------------------------------------------- for the executions side (contracts.ts)
+
+/** The job with its secrets decrypted, for a lease handed to an authenticated agent. Nothing else decrypts. */
+export async function loadJobForLease(env: Env, accountAlias: string, jobId: string): Promise<JobForLease | null> {
+  const row = await getJob(env.DB, accountAlias, jobId);
+  if (!row) return null;
+  const d = definitionOf(row);
+  const s = await openSecrets(env, row);
+  const hostKeys = new Map((s.hosts ?? []).map((h) => [h.id, h.sshPrivateKey]));
+  const job: JobForLease = {
+    name: d.name,
+    executionTtl: d.executionTtl,
+    hosts: d.hosts.map((h) => ({ id: h.id, hostVars: h.hostVars, sshPrivateKey: hostKeys.get(h.id) ?? null })),
+    sshPrivateKey: s.sshPrivateKey ?? null,
+    properties: d.properties,
+    playbookTags: d.playbookTags,
+    useDynamicInventory: d.useDynamicInventory,
+    location: d.location,
+  };
+  if (d.repository) {
+    const c = d.repository.credentials;
+    job.repository = {
+      url: d.repository.url,
+      branch: d.repository.branch,
+      defaultPlaybook: d.repository.defaultPlaybook,
+      credentials: c ? { username: c.username, password: s.repository?.password ?? null, sshPrivateKey: s.repository?.sshPrivateKey ?? null } : null,
+    };
+  } else if (d.playbook !== null) {
+    job.playbook = d.playbook;
+  }
+  return job;
+}
+
+export async function getJobSummary(env: Env, accountAlias: string, jobId: string): Promise<JobSummary | null> {
+  const row = await getJob(env.DB, accountAlias, jobId);
+  if (!row) return null;
+  const d = definitionOf(row);
+  const hostLocations = [
+    ...new Set(d.hosts.map((h) => h.hostVars.rnr_location).filter((l): l is string => typeof l === "string" && l.length > 0)),
+  ];
+  return { id: row.id, executionTtl: d.executionTtl, location: d.location, hostLocations, callbacks: d.callbacks };
+}

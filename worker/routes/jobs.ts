@@ -1,0 +1,122 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { requireAccess } from "../lib/auth";
+import { router, validationHook } from "../lib/hono";
+import { problemResponses } from "../lib/problem";
+import { createJob, deleteJob, listJobPage, readJob, replaceJob } from "../domain/jobs";
+import { AliasParam, ImmediateQuery, Job, JobIdParam, JobInput, JobPage, JobReplace, PageQuery, jobEnvProblems } from "../schemas/job";
+
+/** Jobs: parse, authorize, call the domain, shape the answer. Mounted at /jobs. */
+export const jobs = router();
+
+const tags = ["Jobs"];
+const AliasOnly = z.object({ alias: AliasParam });
+const AliasAndJob = z.object({ alias: AliasParam, jobId: JobIdParam });
+const JobWithExecution = Job.extend({
+  execution: z.record(z.string(), z.unknown()).optional().openapi({ description: "The execution started (only with immediate=true)." }),
+}).openapi("JobWithExecution");
+
+// ALLOW_LOOPBACK_HTTP is configuration, so that one rule is checked here, reported with the schema's.
+const bodyHook = validationHook((target, data, c) => (target === "json" ? jobEnvProblems(data, c.env.ALLOW_LOOPBACK_HTTP === "true") : []));
+const jsonBody = <T extends z.ZodType>(schema: T) => ({ required: true, content: { "application/json": { schema } } });
+
+jobs.openapi(
+  createRoute({
+    method: "post",
+    path: "/{alias}",
+    tags,
+    summary: "Create a job",
+    middleware: [requireAccess("write")] as const,
+    request: { params: AliasOnly, query: ImmediateQuery, body: jsonBody(JobInput) },
+    responses: {
+      200: { description: "The job as stored (with `execution` when immediate=true)", content: { "application/json": { schema: JobWithExecution } } },
+      ...problemResponses(400, 401, 403, 404, 413, 415),
+    },
+  }),
+  async (c) => {
+    const { alias } = c.req.valid("param");
+    const job = await createJob(c.env, alias, c.req.valid("json"), { immediate: c.req.valid("query").immediate === "true" });
+    return c.json(job, 200);
+  },
+  (result, c) => bodyHook(result, c as never),
+);
+
+jobs.openapi(
+  createRoute({
+    method: "get",
+    path: "/{alias}",
+    tags,
+    summary: "List jobs, newest first",
+    middleware: [requireAccess("read")] as const,
+    request: { params: AliasOnly, query: PageQuery },
+    responses: {
+      200: { description: "A page of jobs", content: { "application/json": { schema: JobPage } } },
+      ...problemResponses(400, 401, 404),
+    },
+  }),
+  async (c) => {
+    const { alias } = c.req.valid("param");
+    const q = c.req.valid("query");
+    return c.json(await listJobPage(c.env, alias, Number(q.page ?? 0), Number(q.size ?? 100)), 200);
+  },
+);
+
+jobs.openapi(
+  createRoute({
+    method: "get",
+    path: "/{alias}/{jobId}",
+    tags,
+    summary: "Get a job",
+    middleware: [requireAccess("read")] as const,
+    request: { params: AliasAndJob },
+    responses: {
+      200: { description: "The job", content: { "application/json": { schema: Job } } },
+      ...problemResponses(400, 401, 404),
+    },
+  }),
+  async (c) => {
+    const { alias, jobId } = c.req.valid("param");
+    return c.json(await readJob(c.env, alias, jobId), 200);
+  },
+);
+
+jobs.openapi(
+  createRoute({
+    method: "put",
+    path: "/{alias}/{jobId}",
+    tags,
+    summary: "Replace a job's definition",
+    description: "Send back what GET answered, changed. Omitted secrets are kept; an explicit null removes one.",
+    middleware: [requireAccess("write")] as const,
+    request: { params: AliasAndJob, query: ImmediateQuery, body: jsonBody(JobReplace) },
+    responses: {
+      200: { description: "The job as stored (with `execution` when immediate=true)", content: { "application/json": { schema: JobWithExecution } } },
+      ...problemResponses(400, 401, 403, 404, 409, 413, 415),
+    },
+  }),
+  async (c) => {
+    const { alias, jobId } = c.req.valid("param");
+    const job = await replaceJob(c.env, alias, jobId, c.req.valid("json"), { immediate: c.req.valid("query").immediate === "true" });
+    return c.json(job, 200);
+  },
+  (result, c) => bodyHook(result, c as never),
+);
+
+jobs.openapi(
+  createRoute({
+    method: "delete",
+    path: "/{alias}/{jobId}",
+    tags,
+    summary: "Delete a job (409 while an execution is active)",
+    middleware: [requireAccess("write")] as const,
+    request: { params: AliasAndJob },
+    responses: {
+      204: { description: "Deleted" },
+      ...problemResponses(400, 401, 403, 404, 409),
+    },
+  }),
+  async (c) => {
+    const { alias, jobId } = c.req.valid("param");
+    await deleteJob(c.env, alias, jobId);
+    return c.body(null, 204);
+  },
+);

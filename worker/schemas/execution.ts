@@ -1,0 +1,236 @@
+import { z } from "@hono/zod-openapi";
+
+/**
+ * The execution entity and the agent-facing bodies around it. Executions and status events are
+ * snake_case on the wire (the original service's shape); agent bodies follow docs/agent-protocol.md.
+ */
+
+export const EXECUTION_STATUSES = [
+  "PENDING",
+  "INITIALIZING",
+  "RUNNING",
+  "SUCCESS",
+  "FAILURE",
+  "INIT_FAILURE",
+  "STOPPING",
+  "STOPPED",
+  "KILLING",
+  "KILLED",
+] as const;
+export const ExecutionStatus = z.enum(EXECUTION_STATUSES).openapi("ExecutionStatus");
+export type ExecutionStatus = z.infer<typeof ExecutionStatus>;
+
+export const HostStats = z
+  .object({
+    ok: z.number().int().min(0),
+    changed: z.number().int().min(0),
+    failed: z.number().int().min(0),
+    skipped: z.number().int().min(0),
+    unreachable: z.number().int().min(0),
+    rescued: z.number().int().min(0),
+    ignored: z.number().int().min(0),
+  })
+  .openapi("HostStats");
+export type HostStats = z.infer<typeof HostStats>;
+
+const shortText = (max: number) => z.string().max(max);
+
+export const RepositoryLog = z
+  .object({
+    commit: shortText(200),
+    author: shortText(500).nullable().optional(),
+    author_email: shortText(500).nullable().optional(),
+    date: z.number().int().nullable().optional(),
+    message: shortText(10_000).nullable().optional(),
+    branch: shortText(500).nullable().optional(),
+  })
+  .openapi("RepositoryLog");
+export type RepositoryLog = z.infer<typeof RepositoryLog>;
+
+export const ExecutionView = z
+  .object({
+    execution_id: z.string(),
+    job_id: z.string(),
+    account_alias: z.string(),
+    status: ExecutionStatus,
+    timers: z.array(z.object({ start: z.number().int(), end: z.number().int().nullable() })),
+    failed_hosts: z.array(z.string()),
+    host_stats: z.record(z.string(), HostStats),
+    repository_log: RepositoryLog.nullable(),
+    is_vpn_established: z.boolean(),
+    agent_id: z.string().nullable(),
+    trigger: z.enum(["api", "schedule", "restart"]),
+    schedule_id: z.string().nullable(),
+    reason: z.string().nullable(),
+    attempt: z.number().int(),
+    created_time: z.number().int(),
+    links: z.object({ self: z.string(), job: z.string(), events: z.string(), log: z.string() }),
+  })
+  .openapi("Execution");
+export type ExecutionView = z.infer<typeof ExecutionView>;
+
+export const StatusEvent = z
+  .object({
+    id: z.string(),
+    sequence: z.number().int(),
+    timestamp: z.number().int(),
+    event_type: z.string(),
+    job_id: z.string(),
+    execution_id: z.string(),
+    account_alias: z.string(),
+    host: z.string().nullable(),
+    task: z.string().nullable(),
+    play: z.string().nullable(),
+    message: z.string(),
+    data: z.unknown().nullable(),
+    /** Webhook deliveries the event caused (filled by the callbacks side; [] until then). */
+    notifications: z.array(z.record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.null()]))),
+  })
+  .openapi("StatusEvent");
+export type StatusEvent = z.infer<typeof StatusEvent>;
+
+export function page<T extends z.ZodTypeAny>(item: T, name: string) {
+  return z
+    .object({ totalSize: z.number().int(), page: z.number().int(), size: z.number().int(), results: z.array(item) })
+    .openapi(name);
+}
+export const ExecutionPage = page(ExecutionView, "ExecutionPage");
+export const StatusEventPage = page(StatusEvent, "StatusEventPage");
+
+// ---- user bodies --------------------------------------------------------------------------
+
+const secretText = z.string().min(1).max(64 * 1024);
+const hostId = z.string().min(1).max(255);
+
+export const StartBody = z
+  .object({
+    hosts: z.array(z.object({ id: hostId, sshPrivateKey: secretText.nullable().optional() })).max(10_000).optional(),
+    sshPrivateKey: secretText.nullable().optional(),
+    properties: z.record(z.string(), z.unknown()).optional(),
+    playbookTags: z.array(z.string().min(1).max(255)).max(1000).optional(),
+    check: z.boolean().optional(),
+    diff: z.boolean().optional(),
+  })
+  .openapi("StartExecution");
+export type StartBody = z.infer<typeof StartBody>;
+
+export const RestartBody = StartBody.pick({ hosts: true, sshPrivateKey: true }).openapi("RestartExecution");
+
+export const StopBody = z
+  .object({
+    /** Seconds before a graceful stop escalates to a kill; 0 (or absent) never escalates on its own. */
+    expiryDuration: z.number().int().min(0).max(7 * 24 * 3600).optional(),
+  })
+  .openapi("StopExecution");
+
+// ---- agent bodies (docs/agent-protocol.md) ---------------------------------------------------
+
+export const AGENT_REPORTABLE = ["INITIALIZING", "RUNNING", "SUCCESS", "FAILURE", "INIT_FAILURE", "STOPPED", "KILLED"] as const;
+
+/** `attempt` names the lease the call belongs to; a stale one is answered 409 "abandon". */
+const attempt = z.number().int().min(1);
+
+/** Agents send camelCase `repositoryLog` fields as the protocol shows them (snake_case author_email). */
+export const StatusReport = z
+  .object({
+    attempt,
+    status: z.enum(AGENT_REPORTABLE).optional(),
+    exitCode: z.number().int().nullable().optional(),
+    hostStats: z.record(z.string().max(255), HostStats).optional(),
+    failedHosts: z.array(z.string().max(255)).max(10_000).optional(),
+    reason: z
+      .string()
+      .regex(/^[a-z][a-z0-9_]{0,63}$/, "must be a lower_snake_case code")
+      .optional(),
+    detail: z.string().max(4000).optional(),
+    repositoryLog: RepositoryLog.optional(),
+  })
+  .refine((b) => b.status !== undefined || b.repositoryLog !== undefined, {
+    message: "a report carries a status, a repositoryLog, or both",
+    path: ["status"],
+  })
+  .openapi("StatusReport");
+export type StatusReport = z.infer<typeof StatusReport>;
+
+export const AgentEvent = z
+  .object({
+    seq: z.number().int().min(1),
+    timestamp: z.number().int().min(0),
+    event_type: z.string().regex(/^[a-z][a-z0-9_]{0,63}$/, "must be an Ansible callback name"),
+    play: z.string().max(1024).nullable().optional(),
+    task: z.string().max(1024).nullable().optional(),
+    host: z.string().max(255).nullable().optional(),
+    stdout: z.string().max(1024 * 1024).optional(),
+    data: z.unknown().optional(),
+  })
+  .openapi("AgentEvent");
+export type AgentEvent = z.infer<typeof AgentEvent>;
+
+export const MAX_EVENTS_PER_BATCH = 500;
+export const EventUpload = z
+  .object({ attempt, events: z.array(AgentEvent).max(MAX_EVENTS_PER_BATCH) })
+  .openapi("EventUpload");
+export type EventUpload = z.infer<typeof EventUpload>;
+
+export const AttemptBody = z.object({ attempt }).openapi("AttemptBody");
+
+export const LeaseBody = z
+  .object({
+    executionId: z.string(),
+    attempt: z.number().int(),
+    leaseId: z.string(),
+    accountAlias: z.string(),
+    jobId: z.string(),
+    leaseExpiresAt: z.number().int(),
+    heartbeatIntervalMs: z.number().int(),
+    deadline: z.number().int(),
+    job: z.object({
+      name: z.string().nullable().optional(),
+      executionTtl: z.number().int(),
+      playbook: z.string().optional(),
+      repository: z
+        .object({
+          url: z.string(),
+          branch: z.string().nullable().optional(),
+          defaultPlaybook: z.string(),
+          credentials: z
+            .object({
+              username: z.string().nullable().optional(),
+              password: z.string().nullable().optional(),
+              sshPrivateKey: z.string().nullable().optional(),
+            })
+            .nullable()
+            .optional(),
+        })
+        .optional(),
+      hosts: z.array(
+        z.object({
+          id: z.string(),
+          hostVars: z.record(z.string(), z.unknown()).optional(),
+          sshPrivateKey: z.string().nullable().optional(),
+        }),
+      ),
+      sshPrivateKey: z.string().nullable().optional(),
+      properties: z.record(z.string(), z.unknown()),
+      playbookTags: z.array(z.string()),
+      useDynamicInventory: z.boolean(),
+    }),
+    inventory: z
+      .object({
+        hosts: z.array(
+          z.object({ id: z.string(), groups: z.array(z.string()), hostVars: z.record(z.string(), z.unknown()) }),
+        ),
+      })
+      .nullable(),
+    limit: z.array(z.string()).nullable(),
+    check: z.boolean(),
+    diff: z.boolean(),
+    secrets: z.array(z.string()),
+  })
+  .openapi("Lease");
+export type LeaseBody = z.infer<typeof LeaseBody>;
+
+/** Answer to heartbeat/status/events/release: the lease's new expiry and a pending command. */
+export const AgentAnswerSchema = z
+  .object({ leaseExpiresAt: z.number().int().optional(), command: z.enum(["stop", "kill"]).nullable() })
+  .openapi("AgentAnswer");

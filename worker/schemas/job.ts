@@ -1,0 +1,377 @@
+import { z } from "@hono/zod-openapi";
+
+/**
+ * The job entity: what a client sends to create (JobInput) or replace (JobReplace) a job, and
+ * what the API answers (Job). One schema per shape is the single source for validation, the
+ * TypeScript types and /openapi.json.
+ *
+ * Rules that span fields (exactly one playbook source, hosts unless dynamic inventory, unique host
+ * ids, `repository: {}` meaning "none") run with `when: isObject` so that they report alongside
+ * the per-field issues: a 400 names every bad field at once. Messages never echo input values
+ * (they may be secrets).
+ */
+
+export const CALLBACK_LEVELS = ["DEBUG", "ERROR", "RESULT"] as const;
+export const DEFAULT_EXECUTION_TTL = 180;
+export const MAX_EXECUTION_TTL = 10080;
+const MAX_JSON_DEPTH = 32;
+
+// ---------------------------------------------------------------- value checks (shared)
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+
+/** Decodes standard or URL-safe base64 (padding optional, whitespace ignored); null if it is not base64. */
+export function decodeBase64(text: string): Uint8Array | null {
+  const s = text.replace(/\s+/g, "").replace(/-/g, "+").replace(/_/g, "/");
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(s)) return null;
+  const bare = s.replace(/=+$/, "");
+  if (bare.length % 4 === 1) return null;
+  if (s.length !== bare.length && s.length % 4 !== 0) return null;
+  try {
+    const bin = atob(bare + "=".repeat((4 - (bare.length % 4)) % 4));
+    const out = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+    return out;
+  } catch {
+    return null;
+  }
+}
+
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
+
+/** Why a playbook is unacceptable, or null: base64 of non-empty UTF-8 text. */
+export function playbookProblem(text: string): string | null {
+  const bytes = decodeBase64(text);
+  if (!bytes) return "must be base64 (of one playbook file)";
+  let decoded: string;
+  try {
+    decoded = utf8.decode(bytes);
+  } catch {
+    return "must be base64 of UTF-8 text";
+  }
+  return decoded.trim() ? null : "must not be empty once decoded";
+}
+
+/** A private key: base64 of the key file (the documented form) or the PEM text itself (agents accept both). */
+function sshKeyProblem(text: string): string | null {
+  if (/^\s*-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----/.test(text)) return null;
+  const bytes = decodeBase64(text);
+  if (!bytes || bytes.length === 0) return "must be base64 of the private key file";
+  return null;
+}
+
+export function isLoopbackHost(hostname: string): boolean {
+  const h = hostname.toLowerCase();
+  return h === "localhost" || h === "[::1]" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}
+
+/**
+ * Why a callback URL is unacceptable, or null. https anywhere; http only for loopback hosts,
+ * and only when `allowLoopbackHttp` (ALLOW_LOOPBACK_HTTP=true: local development and tests).
+ */
+export function callbackUrlProblem(url: string, allowLoopbackHttp: boolean): string | null {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return "must be an absolute https URL";
+  }
+  if (u.protocol === "https:") return null;
+  if (u.protocol === "http:" && isLoopbackHost(u.hostname)) {
+    return allowLoopbackHttp ? null : "must be https (http is allowed only for loopback hosts when ALLOW_LOOPBACK_HTTP is on)";
+  }
+  return "must be an absolute https URL (http only for loopback hosts in local development)";
+}
+
+/** Env-dependent rules the static schema cannot know: field errors for a raw job body. */
+export function jobEnvProblems(body: unknown, allowLoopbackHttp: boolean): { field: string; message: string }[] {
+  if (allowLoopbackHttp || !isObject(body) || !Array.isArray(body.callbacks)) return [];
+  const out: { field: string; message: string }[] = [];
+  body.callbacks.forEach((cb, i) => {
+    if (!isObject(cb) || typeof cb.url !== "string") return;
+    let u: URL;
+    try {
+      u = new URL(cb.url);
+    } catch {
+      return; // the static schema names it
+    }
+    if (u.protocol === "http:" && isLoopbackHost(u.hostname)) {
+      out.push({ field: `callbacks.${i}.url`, message: callbackUrlProblem(cb.url, false)! });
+    }
+  });
+  return out;
+}
+
+function depth(v: unknown, limit: number): number {
+  // Iterative so that a hostile nesting depth cannot overflow the stack here.
+  let max = 0;
+  const stack: [unknown, number][] = [[v, 0]];
+  while (stack.length) {
+    const [x, d] = stack.pop()!;
+    if (d > max) max = d;
+    if (max > limit) return max;
+    if (typeof x === "object" && x !== null) for (const c of Object.values(x)) stack.push([c, d + 1]);
+  }
+  return max;
+}
+
+const NO_CONTROL = /^[^\u0000-\u001f\u007f]*$/;
+
+// ---------------------------------------------------------------- field schemas
+
+const text = (max: number) => z.string().max(max, { message: `must be at most ${max} characters` });
+
+const jsonObject = (what: string) =>
+  z
+    .record(z.string(), z.unknown())
+    .refine((v) => depth(v, MAX_JSON_DEPTH) <= MAX_JSON_DEPTH, { message: `${what} must nest at most ${MAX_JSON_DEPTH} levels` });
+
+const sshPrivateKey = z
+  .string()
+  .max(64 * 1024, { message: "must be at most 65536 characters" })
+  .superRefine((v, ctx) => {
+    const p = sshKeyProblem(v);
+    if (p) ctx.addIssue({ code: "custom", message: p });
+  })
+  .openapi({ description: "A private key: base64 of the key file (or its PEM text). Write-only: never answered." });
+
+const secretField = sshPrivateKey.nullish();
+
+const Callback = z
+  .object({
+    url: z
+      .string()
+      .max(2048, { message: "must be at most 2048 characters" })
+      .superRefine((v, ctx) => {
+        // Structural rule only; whether loopback http is on is checked against the environment.
+        const p = callbackUrlProblem(v, true);
+        if (p) ctx.addIssue({ code: "custom", message: p });
+      })
+      .openapi({ description: "Absolute https URL (http only for loopback hosts in local development).", example: "https://hooks.example.com/runner" }),
+    level: z.enum(CALLBACK_LEVELS).nullish().openapi({ default: "DEBUG" }),
+  })
+  .openapi("Callback");
+
+const hostVars = jsonObject("hostVars").superRefine((v, ctx) => {
+  if ("rnr_location" in v && v.rnr_location !== null && (typeof v.rnr_location !== "string" || !v.rnr_location.trim() || v.rnr_location.length > 64)) {
+    ctx.addIssue({ code: "custom", path: ["rnr_location"], message: "must be a location name (1-64 characters)" });
+  }
+});
+
+const HostInput = z
+  .object({
+    id: z
+      .string()
+      .min(1, { message: "must not be empty" })
+      .max(255, { message: "must be at most 255 characters" })
+      .regex(/^[^\s,]*$/, { message: "must not contain whitespace or commas" }),
+    hostVars: hostVars.nullish(),
+    sshPrivateKey: secretField,
+  })
+  .openapi("HostInput");
+
+const Credentials = z
+  .object({
+    username: text(255).nullish(),
+    password: z.string().min(1, { message: "must not be empty (use null to remove it)" }).max(4096, { message: "must be at most 4096 characters" }).nullish().openapi({ description: "Write-only: never answered." }),
+    sshPrivateKey: secretField,
+  })
+  .openapi("RepositoryCredentials");
+
+const RepositoryInput = z
+  .object({
+    url: z
+      .string()
+      .max(2048, { message: "must be at most 2048 characters" })
+      .regex(/^(?:(?:https?|ssh|git):\/\/[^\s/]+\/?[^\s]*|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s]+)$/, {
+        message: "must be an https://, http://, ssh://, git:// or user@host:path git URL",
+      })
+      .optional(),
+    branch: z
+      .string()
+      .min(1, { message: "must not be empty" })
+      .max(255, { message: "must be at most 255 characters" })
+      .regex(/^(?!-)[^\s~^:?*[\\]*$/, { message: "must be a git branch or tag name" })
+      .nullish(),
+    defaultPlaybook: z
+      .string()
+      .min(1, { message: "must not be empty" })
+      .max(1024, { message: "must be at most 1024 characters" })
+      .regex(/^(?![-/])(?!.*(?:^|\/)\.\.(?:\/|$))[^\0\n\r]*$/, { message: "must be a relative path inside the repository" })
+      .optional(),
+    credentials: Credentials.nullish(),
+  })
+  .superRefine(
+    (v, ctx) => {
+      // `repository: {}` means "no repository" (clients PUT back what they read); anything else needs both.
+      if (!hasContent(v)) return;
+      if (v.url === undefined) ctx.addIssue({ code: "custom", path: ["url"], message: "is required" });
+      if (v.defaultPlaybook === undefined) ctx.addIssue({ code: "custom", path: ["defaultPlaybook"], message: "is required" });
+    },
+    { when: (p) => isObject(p.value) },
+  )
+  .openapi("RepositoryInput", { description: "A git repository holding the playbook. `url` and `defaultPlaybook` are required; `{}` means none." });
+
+/** Whether an object has any key with a value other than null/undefined. */
+export function hasContent(v: unknown): boolean {
+  return isObject(v) && Object.values(v).some((x) => x !== undefined && x !== null);
+}
+
+const fields = {
+  name: text(200).nullish(),
+  description: text(4000).nullish(),
+  executionTtl: z
+    .number()
+    .int({ message: "must be a whole number of minutes" })
+    .min(1, { message: "must be at least 1 minute" })
+    .max(MAX_EXECUTION_TTL, { message: `must be at most ${MAX_EXECUTION_TTL} minutes (7 days)` })
+    .nullish()
+    .openapi({ default: DEFAULT_EXECUTION_TTL, description: "Minutes an execution may run before it is stopped." }),
+  callbacks: z.array(Callback).max(20, { message: "must have at most 20 callbacks" }).nullish(),
+  playbook: z
+    .string()
+    .max(1024 * 1024)
+    .superRefine((v, ctx) => {
+      const p = playbookProblem(v);
+      if (p) ctx.addIssue({ code: "custom", message: p });
+    })
+    .nullish()
+    .openapi({ description: "Base64 of one playbook file. Exactly one of playbook or repository." }),
+  repository: RepositoryInput.nullish(),
+  playbookTags: z
+    .array(
+      z
+        .string()
+        .min(1, { message: "must not be empty" })
+        .max(100, { message: "must be at most 100 characters" })
+        .regex(/^[^,\s]*$/, { message: "must not contain commas or whitespace" }),
+    )
+    .max(100, { message: "must have at most 100 tags" })
+    .nullish(),
+  hosts: z.array(HostInput).max(1000, { message: "must have at most 1000 hosts" }).nullish(),
+  properties: jsonObject("properties").nullish().openapi({ description: "Extra variables (ansible-playbook --extra-vars)." }),
+  sshPrivateKey: secretField,
+  useDynamicInventory: z.boolean().nullish(),
+  location: z
+    .string()
+    .min(1, { message: "must not be empty" })
+    .max(64, { message: "must be at most 64 characters" })
+    .regex(NO_CONTROL, { message: "must not contain control characters" })
+    .nullish()
+    .openapi({ description: "Routes executions to agents of this location." }),
+};
+
+/** The rules that span fields, checked even when some fields are already wrong. */
+function crossFieldRules(v: Record<string, unknown>, ctx: z.RefinementCtx) {
+  // A wrongly typed value still counts as "given": its own issue names it, this rule does not.
+  const playbookGiven = v.playbook !== undefined && v.playbook !== null;
+  const repositoryGiven = hasContent(v.repository) || (v.repository !== undefined && v.repository !== null && !isObject(v.repository));
+  if (!playbookGiven && !repositoryGiven) {
+    ctx.addIssue({ code: "custom", path: ["playbook"], message: "exactly one of playbook or repository is required" });
+  } else if (playbookGiven && repositoryGiven) {
+    ctx.addIssue({ code: "custom", path: ["repository"], message: "give either playbook or repository, not both" });
+  }
+  const hosts = v.hosts;
+  const dynamic = v.useDynamicInventory === true;
+  if (!dynamic && (hosts === undefined || hosts === null || (Array.isArray(hosts) && hosts.length === 0))) {
+    ctx.addIssue({ code: "custom", path: ["hosts"], message: "at least one host is required unless useDynamicInventory is true" });
+  }
+  if (Array.isArray(hosts)) {
+    const seen = new Set<string>();
+    hosts.forEach((h, i) => {
+      if (!isObject(h) || typeof h.id !== "string" || !h.id) return;
+      if (seen.has(h.id)) ctx.addIssue({ code: "custom", path: ["hosts", i, "id"], message: "duplicates an earlier host id" });
+      seen.add(h.id);
+    });
+  }
+}
+
+export const JobInput = z
+  .object(fields)
+  .superRefine(crossFieldRules, { when: (p) => isObject(p.value) })
+  .openapi("JobInput", {
+    description:
+      "A job definition. Exactly one of `playbook` or `repository`; `hosts` unless `useDynamicInventory`. Unknown fields are ignored.",
+  });
+export type JobInput = z.infer<typeof JobInput>;
+
+export const JobReplace = z
+  .object(fields)
+  .superRefine(crossFieldRules, { when: (p) => isObject(p.value) })
+  .openapi("JobReplace", {
+    description:
+      "The whole definition, as for create. Read-only fields of a Job (id, times, links, has… flags) are accepted and ignored; " +
+      "`name: null` and `repository: {}` mean absent. A secret the body omits (sshPrivateKey, repository password/sshPrivateKey, " +
+      "a host's sshPrivateKey matched by host id) keeps its stored value; an explicit null removes it.",
+  });
+export type JobReplace = z.infer<typeof JobReplace>;
+
+// ---------------------------------------------------------------- the answer
+
+const HostView = z
+  .object({ id: z.string(), hostVars: z.record(z.string(), z.unknown()), hasSshPrivateKey: z.boolean() })
+  .openapi("Host");
+
+const RepositoryView = z
+  .object({
+    url: z.string(),
+    branch: z.string().nullable(),
+    defaultPlaybook: z.string(),
+    credentials: z
+      .object({ username: z.string().nullable(), hasPassword: z.boolean(), hasSshPrivateKey: z.boolean() })
+      .nullable()
+      .openapi("RepositoryCredentialsView"),
+  })
+  .openapi("Repository");
+
+export const Job = z
+  .object({
+    id: z.string(),
+    accountAlias: z.string(),
+    name: z.string().nullable(),
+    description: z.string().nullable(),
+    executionTtl: z.number().int(),
+    callbacks: z.array(z.object({ url: z.string(), level: z.enum(CALLBACK_LEVELS) })),
+    playbook: z.string().nullable(),
+    repository: RepositoryView.nullable(),
+    playbookTags: z.array(z.string()),
+    hosts: z.array(HostView),
+    properties: z.record(z.string(), z.unknown()),
+    hasSshPrivateKey: z.boolean(),
+    useDynamicInventory: z.boolean(),
+    location: z.string().nullable(),
+    status: z.literal("ACTIVE"),
+    createdTime: z.number().int().openapi({ description: "Epoch milliseconds." }),
+    lastUpdatedTime: z.number().int().openapi({ description: "Epoch milliseconds." }),
+    links: z.object({ self: z.string(), executions: z.string(), start: z.string(), schedules: z.string() }),
+  })
+  .openapi("Job", { description: "A job as answered. Secrets are never answered: `has…` flags say whether one is stored." });
+export type Job = z.infer<typeof Job>;
+
+export const JobPage = z
+  .object({ totalSize: z.number().int(), page: z.number().int(), size: z.number().int(), results: z.array(Job) })
+  .openapi("JobPage");
+
+// ---------------------------------------------------------------- path and query
+
+export const AliasParam = z.string().openapi({ param: { name: "alias", in: "path" }, example: "acme" });
+export const JobIdParam = z.string().openapi({ param: { name: "jobId", in: "path" } });
+
+export const ImmediateQuery = z.object({
+  immediate: z
+    .enum(["true", "false", ""], { message: "must be true or false" })
+    .optional()
+    .openapi({ param: { name: "immediate", in: "query" }, description: "Also start an execution (the answer then carries `execution`)." }),
+});
+
+const digits = (name: string, min: number, max: number) =>
+  z
+    .string()
+    .refine((s) => /^\d{1,9}$/.test(s) && Number(s) >= min && Number(s) <= max, { message: `must be a whole number from ${min} to ${max}` })
+    .optional()
+    .openapi({ param: { name, in: "query" }, pattern: "^[0-9]+$" });
+
+export const PageQuery = z.object({
+  page: digits("page", 0, 100_000_000).openapi({ description: "Page number, from 0.", default: "0" }),
+  size: digits("size", 1, 100).openapi({ description: "Page size, 1-100.", default: "100" }),
+});
