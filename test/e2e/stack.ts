@@ -156,19 +156,3 @@ export function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv
 }
 
 export const b64 = (s: string) => Buffer.from(s).toString("base64");
-
-/** Processes whose command line contains `needle` (from /proc), excluding this test process. */
-export async function processesMatching(needle: string): Promise<string[]> {
-  const { readdirSync, readFileSync } = await import("node:fs");
-  const out: string[] = [];
-  for (const pid of readdirSync("/proc")) {
-    if (!/^\d+$/.test(pid) || Number(pid) === process.pid) continue;
-    try {
-      const cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8").replace(/\0/g, " ");
-      if (cmd.includes(needle)) out.push(`${pid} ${cmd}`);
-    } catch {
-      /* gone */
-    }
-  }
-  return out;
-}

@@ -48,7 +48,8 @@ export async function updateJob(db: D1Database, row: JobRow, expectedVersion: nu
 /**
  * Deletes a job unless an execution of it is in one of `activeStatuses`, in one statement so that
  * an execution started between the caller's check and this delete still blocks it.
- * Answers whether a row went.
+ * Answers whether a row went. A batch so that the schedules issue can add "delete its schedules"
+ * to the same atomic write.
  */
 export async function deleteJobUnlessActive(db: D1Database, accountAlias: string, id: string, activeStatuses: readonly string[]): Promise<boolean> {
   const marks = activeStatuses.map(() => "?").join(", ");

@@ -1,0 +1,307 @@
+import { SELF } from "cloudflare:test";
+import { beforeAll, describe, expect, it } from "vitest";
+import { api, token } from "./helpers";
+import { AGENT, executionIn, newJob, report, sleep, start, stub } from "./execution-fixtures";
+
+/** The Executions API in the original's wire format, driven end to end. */
+const ALIAS = "happy";
+let jobId: string;
+let t: string;
+beforeAll(async () => {
+  jobId = await newJob(ALIAS, { hosts: [{ id: "web1" }, { id: "web2" }], properties: { env: "prod", keep: 1 }, playbookTags: ["deploy"] });
+  t = await token([ALIAS], "user");
+});
+const base = () => `/jobs/${ALIAS}/${jobId}`;
+
+describe("start", () => {
+  it("answers 200 with a PENDING execution in snake_case", async () => {
+    const r = await api("POST", `${base()}/start`, { token: t });
+    expect(r.status, r.text).toBe(200);
+    const e = r.json;
+    expect(Object.keys(e).sort()).toEqual(
+      [
+        "account_alias",
+        "agent_id",
+        "attempt",
+        "created_time",
+        "execution_id",
+        "failed_hosts",
+        "host_stats",
+        "is_vpn_established",
+        "job_id",
+        "links",
+        "reason",
+        "repository_log",
+        "schedule_id",
+        "status",
+        "timers",
+        "trigger",
+      ].sort(),
+    );
+    expect(e).toMatchObject({
+      job_id: jobId,
+      account_alias: ALIAS,
+      status: "PENDING",
+      failed_hosts: [],
+      host_stats: {},
+      repository_log: null,
+      is_vpn_established: false,
+      agent_id: null,
+      trigger: "api",
+      schedule_id: null,
+      reason: null,
+      attempt: 1,
+    });
+    expect(e.timers).toHaveLength(1);
+    expect(e.timers[0].end).toBeNull();
+    expect(Math.abs(e.created_time - Date.now())).toBeLessThan(60_000);
+    expect(e.links.self).toBe(`${base()}/executions/${e.execution_id}`);
+    const got = await api("GET", e.links.self, { token: t });
+    expect(got.status).toBe(200);
+    expect(got.json).toEqual(e);
+  });
+
+  it("accepts an empty body with a JSON content type", async () => {
+    const r = await api("POST", `${base()}/start`, { token: t, body: "" });
+    expect(r.status, r.text).toBe(200);
+  });
+
+  it("merges the start overrides into the lease", async () => {
+    const id = await start(ALIAS, jobId, {
+      properties: { env: "staging", extra: true },
+      playbookTags: ["hotfix"],
+      check: true,
+      diff: true,
+      sshPrivateKey: btoa("START-KEY"),
+      hosts: [{ id: "web2", sshPrivateKey: btoa("WEB2-KEY") }],
+    });
+    const lease = (await stub(id).grantLease(AGENT))!;
+    expect(lease.job.properties).toEqual({ env: "staging", keep: 1, extra: true });
+    expect(lease.job.playbookTags).toEqual(["hotfix"]);
+    expect(lease).toMatchObject({ check: true, diff: true, limit: null, inventory: null, attempt: 1, jobId, accountAlias: ALIAS });
+    expect(lease.job.sshPrivateKey).toBe(btoa("START-KEY"));
+    expect(lease.job.hosts.find((h) => h.id === "web2")!.sshPrivateKey).toBe(btoa("WEB2-KEY"));
+    expect(lease.secrets).toEqual(expect.arrayContaining([btoa("START-KEY"), btoa("WEB2-KEY")]));
+    expect(lease.deadline).toBe((await stub(id).view()).created_time + 180 * 60_000);
+  });
+
+  it("with ?immediate=true on job create", async () => {
+    const r = await api("POST", `/jobs/${ALIAS}?immediate=true`, { token: t, body: { name: "now", playbook: btoa("- hosts: all\n"), hosts: [{ id: "h" }] } });
+    expect(r.status, r.text).toBe(200);
+    expect(r.json.execution).toMatchObject({ status: "PENDING", job_id: r.json.id, trigger: "api" });
+  });
+});
+
+describe("lists", () => {
+  const ALIAS2 = "lists";
+  let jobA: string;
+  let jobB: string;
+  let ids: string[] = [];
+  let t2: string;
+  beforeAll(async () => {
+    t2 = await token([ALIAS2], "viewer");
+    jobA = await newJob(ALIAS2);
+    jobB = await newJob(ALIAS2);
+    ids = [];
+    for (let i = 0; i < 5; i++) ids.push(await start(ALIAS2, i % 2 ? jobB : jobA));
+    await api("POST", `/jobs/${ALIAS2}/${jobA}/executions/${ids[0]}/kill`, { token: await token([ALIAS2], "user") });
+    await api("POST", `/jobs/${ALIAS2}/${jobA}/executions/${ids[2]}/stop`, { token: await token([ALIAS2], "user") });
+  });
+
+  it("GET /jobs/{alias}/executions pages the account's executions, newest first", async () => {
+    const all = await api("GET", `/jobs/${ALIAS2}/executions`, { token: t2 });
+    expect(all.status, all.text).toBe(200);
+    expect(all.json).toMatchObject({ totalSize: 5, page: 0, size: 100 });
+    expect(all.json.results.map((e: { execution_id: string }) => e.execution_id)).toEqual([...ids].reverse());
+    const p1 = await api("GET", `/jobs/${ALIAS2}/executions?page=1&size=2`, { token: t2 });
+    expect(p1.json).toMatchObject({ totalSize: 5, page: 1, size: 2 });
+    expect(p1.json.results.map((e: { execution_id: string }) => e.execution_id)).toEqual([ids[2], ids[1]]);
+    const past = await api("GET", `/jobs/${ALIAS2}/executions?page=9&size=2`, { token: t2 });
+    expect(past.json).toMatchObject({ totalSize: 5, page: 9, size: 2, results: [] });
+  });
+
+  it("?status= filters", async () => {
+    const pending = await api("GET", `/jobs/${ALIAS2}/executions?status=PENDING`, { token: t2 });
+    expect(pending.json.totalSize).toBe(3);
+    expect(pending.json.results.every((e: { status: string }) => e.status === "PENDING")).toBe(true);
+    const killed = await api("GET", `/jobs/${ALIAS2}/executions?status=KILLED`, { token: t2 });
+    expect(killed.json.results.map((e: { execution_id: string }) => e.execution_id)).toEqual([ids[0]]);
+    const none = await api("GET", `/jobs/${ALIAS2}/executions?status=RUNNING`, { token: t2 });
+    expect(none.json).toMatchObject({ totalSize: 0, results: [] });
+  });
+
+  it("GET /jobs/{alias}/{jobId}/executions is one job's", async () => {
+    const a = await api("GET", `/jobs/${ALIAS2}/${jobA}/executions`, { token: t2 });
+    expect(a.json.results.map((e: { execution_id: string }) => e.execution_id)).toEqual([ids[4], ids[2], ids[0]]);
+    const aStopped = await api("GET", `/jobs/${ALIAS2}/${jobA}/executions?status=STOPPED`, { token: t2 });
+    expect(aStopped.json.results.map((e: { execution_id: string }) => e.execution_id)).toEqual([ids[2]]);
+    const b = await api("GET", `/jobs/${ALIAS2}/${jobB}/executions?size=1`, { token: t2 });
+    expect(b.json).toMatchObject({ totalSize: 2, size: 1 });
+    expect(b.json.results[0].execution_id).toBe(ids[3]);
+  });
+});
+
+describe("a run seen through the API", () => {
+  let id: string;
+  beforeAll(async () => {
+    id = await executionIn(ALIAS, jobId, "RUNNING");
+    await stub(id).uploadEvents(AGENT, {
+      attempt: 1,
+      events: [
+        { seq: 1, timestamp: 1, event_type: "playbook_on_start", stdout: "" },
+        { seq: 2, timestamp: 2, event_type: "playbook_on_task_start", play: "site", task: "ping", stdout: "\nTASK [ping] ***\n" },
+        { seq: 3, timestamp: 3, event_type: "runner_on_ok", play: "site", task: "ping", host: "web1", stdout: "ok: [web1]\n", data: { ping: "pong" } },
+      ],
+    });
+    await report(id, { status: "SUCCESS", hostStats: { web1: { ok: 1, changed: 0, failed: 0, skipped: 0, unreachable: 0, rescued: 0, ignored: 0 } } });
+  });
+
+  it("events in sequence order, paged by after/page/size", async () => {
+    const r = await api("GET", `${base()}/executions/${id}/events`, { token: t });
+    expect(r.status, r.text).toBe(200);
+    expect(r.json.totalSize).toBe(7);
+    expect(r.json.results.map((e: { sequence: number }) => e.sequence)).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    expect(r.json.results.map((e: { event_type: string }) => e.event_type)).toEqual([
+      "execution_status",
+      "execution_status",
+      "execution_status",
+      "playbook_on_start",
+      "playbook_on_task_start",
+      "runner_on_ok",
+      "execution_status",
+    ]);
+    const ok = r.json.results[5];
+    expect(ok).toEqual({
+      id: `${id}:6`,
+      sequence: 6,
+      timestamp: 3,
+      event_type: "runner_on_ok",
+      job_id: jobId,
+      execution_id: id,
+      account_alias: ALIAS,
+      host: "web1",
+      task: "ping",
+      play: "site",
+      message: "ok: [web1]\n",
+      data: { ping: "pong" },
+      notifications: [],
+    });
+    const after = await api("GET", `${base()}/executions/${id}/events?after=3&size=2&page=1`, { token: t });
+    expect(after.json).toMatchObject({ totalSize: 4, page: 1, size: 2 });
+    expect(after.json.results.map((e: { sequence: number }) => e.sequence)).toEqual([6, 7]);
+  });
+
+  it("the status service answers the same events", async () => {
+    const one = await api("GET", `/status/${ALIAS}/job/${jobId}/execution/${id}`, { token: t });
+    const direct = await api("GET", `${base()}/executions/${id}/events`, { token: t });
+    expect(one.status).toBe(200);
+    expect(one.json).toEqual(direct.json);
+  });
+
+  it("the plain-text log is every event's text plus a line per status change", async () => {
+    const r = await SELF.fetch(`http://runner.test${base()}/executions/${id}/log`, { headers: { authorization: `Bearer ${t}` } });
+    expect(r.status).toBe(200);
+    expect(r.headers.get("content-type")).toContain("text/plain");
+    const text = await r.text();
+    expect(text).toBe(
+      "[runner] execution PENDING\n[runner] execution INITIALIZING\n[runner] execution RUNNING\n\nTASK [ping] ***\nok: [web1]\n[runner] execution SUCCESS\n",
+    );
+  });
+});
+
+describe("the status service for a whole job", () => {
+  it("pages across the job's executions, oldest first, each in sequence order", async () => {
+    const alias = "statusjob";
+    const job = await newJob(alias);
+    const first = await executionIn(alias, job, "RUNNING"); // live: its count is asked of the object
+    const second = await executionIn(alias, job, "KILLED"); // ended: its count comes from the index
+    const v = await token([alias], "viewer");
+    const all = await api("GET", `/status/${alias}/job/${job}`, { token: v });
+    expect(all.status, all.text).toBe(200);
+    expect(all.json.totalSize).toBe(5);
+    expect(all.json.results.map((e: { execution_id: string; sequence: number }) => [e.execution_id, e.sequence])).toEqual([
+      [first, 1],
+      [first, 2],
+      [first, 3],
+      [second, 1],
+      [second, 2],
+    ]);
+    const page = await api("GET", `/status/${alias}/job/${job}?page=1&size=2`, { token: v });
+    expect(page.json.results.map((e: { execution_id: string; sequence: number }) => [e.execution_id, e.sequence])).toEqual([
+      [first, 3],
+      [second, 1],
+    ]);
+  });
+});
+
+/** Reads an SSE response until `event: end`, or a deadline; answers the parsed messages. */
+async function readSse(res: Response, deadlineMs = 10_000): Promise<{ id?: string; event?: string; data: string }[]> {
+  const reader = res.body!.getReader();
+  const decoder = new TextDecoder();
+  let buf = "";
+  const out: { id?: string; event?: string; data: string }[] = [];
+  const until = Date.now() + deadlineMs;
+  while (Date.now() < until) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buf += decoder.decode(value, { stream: true });
+    let i: number;
+    while ((i = buf.indexOf("\n\n")) >= 0) {
+      const block = buf.slice(0, i);
+      buf = buf.slice(i + 2);
+      if (block.startsWith(":")) continue;
+      const msg: { id?: string; event?: string; data: string } = { data: "" };
+      const data: string[] = [];
+      for (const line of block.split("\n")) {
+        if (line.startsWith("data: ")) data.push(line.slice(6));
+        else if (line.startsWith("id: ")) msg.id = line.slice(4);
+        else if (line.startsWith("event: ")) msg.event = line.slice(7);
+      }
+      msg.data = data.join("\n");
+      out.push(msg);
+      if (msg.event === "end") {
+        await reader.cancel();
+        return out;
+      }
+    }
+  }
+  await reader.cancel();
+  return out;
+}
+
+describe("log follow (Server-Sent Events)", () => {
+  it("streams live output and ends with the execution", async () => {
+    const id = await executionIn(ALIAS, jobId, "RUNNING");
+    const res = await SELF.fetch(`http://runner.test${base()}/executions/${id}/log?follow=true`, { headers: { authorization: `Bearer ${t}` } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toContain("text/event-stream");
+    const reading = readSse(res);
+    await sleep(50); // the follower is waiting on the object by now
+    await stub(id).uploadEvents(AGENT, { attempt: 1, events: [{ seq: 1, timestamp: 1, event_type: "runner_on_ok", host: "web1", stdout: "ok: [web1]\n" }] });
+    await sleep(20);
+    await report(id, { status: "FAILURE", reason: "playbook_failed" });
+    const msgs = await reading;
+    const end = msgs.at(-1)!;
+    expect(end).toMatchObject({ event: "end", data: "FAILURE" });
+    const text = msgs.filter((m) => !m.event).map((m) => m.data).join("");
+    expect(text).toContain("[runner] execution RUNNING\n");
+    expect(text).toContain("ok: [web1]\n");
+    expect(text.endsWith("[runner] execution FAILURE (playbook_failed)\n")).toBe(true);
+    // ids are the last sequence in each message, increasing
+    const seqs = msgs.filter((m) => !m.event).map((m) => Number(m.id));
+    expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
+    expect(Number(end.id)).toBe(5);
+  });
+
+  it("resumes after Last-Event-ID, and ends at once for an ended execution", async () => {
+    const id = await executionIn(ALIAS, jobId, "KILLED"); // events: PENDING (1), KILLED (2)
+    const res = await SELF.fetch(`http://runner.test${base()}/executions/${id}/log?follow=true`, {
+      headers: { authorization: `Bearer ${t}`, "last-event-id": "1" },
+    });
+    const msgs = await readSse(res, 5_000);
+    expect(msgs).toEqual([
+      { id: "2", data: "[runner] execution KILLED (killed)\n" },
+      { id: "2", event: "end", data: "KILLED" },
+    ]);
+  });
+});
