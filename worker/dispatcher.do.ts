@@ -101,8 +101,6 @@ export class Dispatcher extends DurableObject<Env> {
   /** Adds a PENDING execution; idempotent by executionId (a repeat keeps its place). */
   async enqueue(item: DispatchItem): Promise<void> {
     if (item.executionId === this.granting) return;
-    // A PENDING execution holds no lease, whatever `finished` calls went missing.
-    this.sql.exec(`DELETE FROM leased WHERE execution_id = ?`, item.executionId);
     this.sql.exec(
       `INSERT INTO queue (execution_id, account_alias, job_id, enqueued_at, seq) VALUES (?, ?, ?, ?, ?)
        ON CONFLICT (execution_id) DO NOTHING`,
@@ -207,17 +205,21 @@ export class Dispatcher extends DurableObject<Env> {
       // The item may have been removed or granted while we asked.
       const still = this.sql.exec(`SELECT 1 FROM queue WHERE execution_id = ?`, item.execution_id).toArray().length > 0;
       if (!still) return true;
-      // Take it off the queue and hold its slot before the grant, so counts never race.
+      // Take it off the queue and hold its slot before the grant, so counts never race. A slot it
+      // already holds (a `finished` that has not arrived yet, or a stale repeat of `enqueue`) is left
+      // as it is: only a slot taken here is given back when the grant does not happen.
       this.sql.exec(`DELETE FROM queue WHERE execution_id = ?`, item.execution_id);
-      this.sql.exec(
-        `INSERT OR REPLACE INTO leased (execution_id, account_alias, job_id, agent_id, leased_at, checked_at) VALUES (?, ?, ?, ?, ?, ?)`,
-        item.execution_id,
-        item.account_alias,
-        item.job_id,
-        w.agent.agentId,
-        Date.now(),
-        Date.now(),
-      );
+      const took =
+        this.sql.exec(
+          `INSERT INTO leased (execution_id, account_alias, job_id, agent_id, leased_at, checked_at) VALUES (?, ?, ?, ?, ?, ?)
+           ON CONFLICT (execution_id) DO NOTHING`,
+          item.execution_id,
+          item.account_alias,
+          item.job_id,
+          w.agent.agentId,
+          Date.now(),
+          Date.now(),
+        ).rowsWritten > 0;
       let lease: LeaseBody | null;
       this.granting = item.execution_id;
       try {
@@ -226,7 +228,7 @@ export class Dispatcher extends DurableObject<Env> {
         // Unknown outcome: queue it again (a repeat grant answers null if it did happen; the
         // lease alarm recovers a grant nobody received) and retry after a backoff.
         console.error("grantLease failed", item.execution_id, e);
-        this.sql.exec(`DELETE FROM leased WHERE execution_id = ?`, item.execution_id);
+        if (took) this.sql.exec(`DELETE FROM leased WHERE execution_id = ?`, item.execution_id);
         this.requeueAfterFailure(item);
         return true;
       } finally {
@@ -234,9 +236,12 @@ export class Dispatcher extends DurableObject<Env> {
       }
       if (!lease) {
         // No longer PENDING (stopped, killed, already granted): drop it, try the next.
-        this.sql.exec(`DELETE FROM leased WHERE execution_id = ?`, item.execution_id);
+        if (took) this.sql.exec(`DELETE FROM leased WHERE execution_id = ?`, item.execution_id);
         this.forgetIdle(item);
         return true;
+      }
+      if (!took) {
+        this.sql.exec(`UPDATE leased SET agent_id = ?, leased_at = ?, checked_at = ? WHERE execution_id = ?`, w.agent.agentId, Date.now(), Date.now(), item.execution_id);
       }
       this.served(item);
       if (this.isRevoked(w.agent.agentId)) {

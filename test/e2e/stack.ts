@@ -88,6 +88,10 @@ export class Stack {
     this.agent.stderr!.on("data", keep);
   }
 
+  agentPid() {
+    return this.agent?.pid ?? 0;
+  }
+
   /** SIGKILL to the agent process alone (its ansible children are in their own groups). */
   killAgentHard() {
     if (this.agent?.pid) process.kill(this.agent.pid, "SIGKILL");

@@ -1,0 +1,262 @@
+// `npm run bench`: measures Runner on this machine and prints a table (medians over repeated
+// runs), writing the figures to bench/results/latest.json. Nothing here asserts timings.
+//   npm run bench                 # every section
+//   npm run bench -- dispatch e2e # only these sections
+import { spawn, spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, tmpdir, totalmem } from "node:os";
+import { join } from "node:path";
+import { Stack, isTerminal, sleep } from "../test/e2e/stack.ts";
+
+const ROOT = join(import.meta.dirname, "..");
+const A = "bench";
+const LOCAL = [{ id: "localhost", hostVars: { ansible_connection: "local", ansible_python_interpreter: "/usr/bin/python3" } }];
+const TWO_TASKS =
+  "- hosts: all\n  gather_facts: false\n  tasks:\n    - name: one\n      ansible.builtin.debug:\n        msg: one\n    - name: two\n      ansible.builtin.command: echo two\n";
+const b64 = (s) => Buffer.from(s).toString("base64");
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? (s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2) : NaN;
+};
+const pct = (xs, p) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
+};
+const rows = [];
+const results = { machine: { cpus: cpus().length, cpu: cpus()[0]?.model, memGiB: Math.round(totalmem() / 2 ** 30), node: process.version }, at: new Date().toISOString() };
+const record = (section, metric, value, unit, note = "") => {
+  rows.push({ section, metric, value: typeof value === "number" ? Number(value.toFixed(value < 10 ? 3 : 1)) : value, unit, note });
+  (results[section] ??= {})[metric] = { value, unit, note };
+};
+
+let stack, token;
+async function call(method, path, body) {
+  return stack.call(method, path, token, body);
+}
+async function createJob(body) {
+  const r = await call("POST", `/jobs/${A}`, { name: "bench", hosts: LOCAL, ...body });
+  if (r.status !== 200) throw new Error(`create job: ${r.status} ${r.text}`);
+  return r.json.id;
+}
+async function events(jobId, executionId) {
+  const out = [];
+  for (let page = 0; ; page++) {
+    const r = await call("GET", `/jobs/${A}/${jobId}/executions/${executionId}/events?page=${page}&size=100`);
+    out.push(...r.json.results);
+    if (r.json.results.length < 100) return out;
+  }
+}
+
+const sections = {
+  /** POST start answered → INITIALIZING (lease handed to the agent) → RUNNING (ansible-playbook started). */
+  async dispatch() {
+    const jobId = await createJob({ playbook: b64(TWO_TASKS) });
+    const toInit = [], toRun = [];
+    for (let i = 0; i < 10; i++) {
+      const r = await call("POST", `/jobs/${A}/${jobId}/start`, {});
+      const answered = Date.now();
+      const id = r.json.execution_id;
+      await stack.waitFor(A, jobId, id, token, isTerminal);
+      const ev = await events(jobId, id);
+      const at = (s) => ev.find((e) => e.event_type === "execution_status" && JSON.stringify(e.message ?? e.data ?? "").includes(s))?.timestamp;
+      if (at("INITIALIZING")) toInit.push(at("INITIALIZING") - answered);
+      if (at("RUNNING")) toRun.push(at("RUNNING") - answered);
+    }
+    record("dispatch", "start→INITIALIZING p50", median(toInit), "ms", "target < 100 ms");
+    record("dispatch", "start→ansible-playbook started p50", median(toRun), "ms");
+  },
+
+  /** Wall time of a two-task local playbook: Runner end to end vs bare ansible-playbook vs ansible-runner. */
+  async e2e() {
+    const dir = mkdtempSync(join(tmpdir(), "runner-bench-"));
+    writeFileSync(join(dir, "pb.yml"), TWO_TASKS);
+    writeFileSync(join(dir, "inv.ini"), "localhost ansible_connection=local ansible_python_interpreter=/usr/bin/python3\n");
+    const time = (cmd, args, opts) => {
+      const t = performance.now();
+      const r = spawnSync(cmd, args, { stdio: "ignore", ...opts });
+      if (r.status !== 0) throw new Error(`${cmd} failed`);
+      return performance.now() - t;
+    };
+    const bare = [], runnerCli = [], ours = [];
+    const jobId = await createJob({ playbook: b64(TWO_TASKS) });
+    for (let i = 0; i < 7; i++) {
+      bare.push(time("ansible-playbook", ["-i", join(dir, "inv.ini"), join(dir, "pb.yml")]));
+      const pd = join(dir, `ar-${i}`);
+      mkdirSync(join(pd, "project"), { recursive: true });
+      mkdirSync(join(pd, "inventory"), { recursive: true });
+      writeFileSync(join(pd, "project", "pb.yml"), TWO_TASKS);
+      writeFileSync(join(pd, "inventory", "hosts"), "localhost ansible_connection=local ansible_python_interpreter=/usr/bin/python3\n");
+      try {
+        runnerCli.push(time("/usr/bin/python3", ["-m", "ansible_runner", "run", pd, "-p", "pb.yml"]));
+      } catch {
+        /* ansible-runner missing: reported as n/a */
+      }
+      const t = performance.now();
+      const r = await call("POST", `/jobs/${A}/${jobId}/start`, {});
+      await followToEnd(jobId, r.json.execution_id);
+      ours.push(performance.now() - t);
+    }
+    rmSync(dir, { recursive: true, force: true });
+    record("e2e", "bare ansible-playbook p50", median(bare), "ms");
+    record("e2e", "ansible-runner p50", runnerCli.length ? median(runnerCli) : "n/a", "ms");
+    record("e2e", "Runner (start → terminal) p50", median(ours), "ms");
+    record("e2e", "Runner / bare", median(ours) / median(bare), "x", "target ≤ 1.15");
+    if (runnerCli.length) record("e2e", "Runner / ansible-runner", median(ours) / median(runnerCli), "x", "target < 1");
+  },
+
+  /** Events per second into one execution through the agent protocol, and paging at 100,000 events. */
+  async ingest() {
+    const jobId = await createJob({ playbook: b64(TWO_TASKS) });
+    // A bench agent of its own (not the stack's) that leases the execution and uploads directly.
+    await stack.stopAgent();
+    const reg = await stack.call("POST", "/agent/register", await stack.token("*"), { name: "bench-ingest", version: "bench" });
+    const cred = reg.json.credential;
+    const agentCall = (path, body) =>
+      fetch(stack.url + path, { method: "POST", headers: { authorization: `Bearer ${cred}`, "content-type": "application/json" }, body: JSON.stringify(body) });
+    const start = await call("POST", `/jobs/${A}/${jobId}/start`, {});
+    const id = start.json.execution_id;
+    let lease;
+    for (let i = 0; i < 5 && !lease; i++) {
+      const r = await agentCall("/agent/lease", { running: [], capacity: 1, waitMs: 5000 });
+      if (r.status === 200) lease = await r.json();
+    }
+    if (!lease || lease.executionId !== id) throw new Error("bench agent got no lease");
+    await agentCall(`/agent/executions/${id}/status`, { attempt: lease.attempt, status: "RUNNING" });
+    const N = 100_000, B = 500;
+    const line = "ok: [localhost] => {\n    \"msg\": \"an event of typical size for a debug task\"\n}\n";
+    const t0 = performance.now();
+    for (let seq = 1; seq <= N; seq += B) {
+      const batch = [];
+      for (let k = seq; k < seq + B; k++) batch.push({ seq: k, timestamp: Date.now(), event_type: "runner_on_ok", host: "localhost", task: `task ${k}`, play: "bench", stdout: line, data: { changed: false, msg: "x" } });
+      const r = await agentCall(`/agent/executions/${id}/events`, { attempt: lease.attempt, events: batch });
+      if (r.status !== 200) throw new Error(`upload ${r.status} ${await r.text()}`);
+      await r.arrayBuffer();
+    }
+    const secs = (performance.now() - t0) / 1000;
+    record("ingest", "events/s into one execution", N / secs, "events/s", "target ≥ 5000");
+    await agentCall(`/agent/executions/${id}/status`, { attempt: lease.attempt, status: "SUCCESS", hostStats: {}, failedHosts: [] });
+    const pageTimes = [];
+    for (const page of [0, 10, 500, 999]) {
+      const t = performance.now();
+      const r = await call("GET", `/jobs/${A}/${jobId}/executions/${id}/events?page=${page}&size=100`);
+      pageTimes.push(performance.now() - t);
+      if (r.json.results.length !== 100) throw new Error(`page ${page}: ${r.json.results.length}`);
+    }
+    record("ingest", "events page (size 100) at 100k events p50", median(pageTimes), "ms", "pages 0,10,500,999");
+    const t = performance.now();
+    const r = await call("GET", `/jobs/${A}/${jobId}/executions/${id}/events?after=99900&size=100`);
+    record("ingest", "events after=99900 at 100k events", performance.now() - t, "ms", `${r.json.results?.length} results`);
+    const tl = performance.now();
+    const res = await fetch(`${stack.url}/jobs/${A}/${jobId}/executions/${id}/log`, { headers: { authorization: `Bearer ${token}` } });
+    let bytes = 0;
+    for await (const chunk of res.body) bytes += chunk.length;
+    record("ingest", "whole log (100k events) download", performance.now() - tl, "ms", `${(bytes / 2 ** 20).toFixed(1)} MiB streamed`);
+    stack.startAgent();
+  },
+
+  /** Requests/s and latency of GET job and GET jobs under concurrency, against /health as the ceiling. */
+  async api() {
+    const jobId = await createJob({ playbook: b64(TWO_TASKS) });
+    for (let i = 0; i < 30; i++) await createJob({ playbook: b64(TWO_TASKS) });
+    const load = async (path, auth, conc = 16, n = 1500) => {
+      const lat = [];
+      let next = 0;
+      const t0 = performance.now();
+      await Promise.all(
+        Array.from({ length: conc }, async () => {
+          while (next++ < n) {
+            const t = performance.now();
+            const r = await fetch(stack.url + path, { headers: auth ? { authorization: `Bearer ${token}` } : {} });
+            await r.arrayBuffer();
+            if (r.status !== 200) throw new Error(`${path}: ${r.status}`);
+            lat.push(performance.now() - t);
+          }
+        }),
+      );
+      return { rps: n / ((performance.now() - t0) / 1000), p50: median(lat), p99: pct(lat, 99) };
+    };
+    const ceiling = await load("/health", false);
+    const one = await load(`/jobs/${A}/${jobId}`, true);
+    const list = await load(`/jobs/${A}?size=20`, true);
+    record("api", "trivial route (/health) req/s", ceiling.rps, "req/s", `p50 ${ceiling.p50.toFixed(1)} ms, p99 ${ceiling.p99.toFixed(1)} ms`);
+    record("api", "GET /jobs/{alias}/{id} req/s", one.rps, "req/s", `p50 ${one.p50.toFixed(1)} ms, p99 ${one.p99.toFixed(1)} ms`);
+    record("api", "GET /jobs/{alias} req/s", list.rps, "req/s", `p50 ${list.p50.toFixed(1)} ms, p99 ${list.p99.toFixed(1)} ms`);
+    record("api", "GET job / trivial", one.rps / ceiling.rps, "x", "target ≥ 0.5");
+    record("api", "GET jobs / trivial", list.rps / ceiling.rps, "x", "target ≥ 0.5");
+  },
+
+  /** 100 executions started at once over 4 agents: time until all are terminal, none lost, none twice. */
+  async fanout() {
+    const jobId = await createJob({ playbook: b64(TWO_TASKS) });
+    // Four agents in all: the stack's own plus three more, each running up to 4 at once.
+    const extra = [];
+    for (let i = 0; i < 3; i++) {
+      const cfg = join(stack.dir, `fan-${i}.json`);
+      const reg = spawnSync(process.execPath, [join(ROOT, "agent/bin/runner-agent.mjs"), "register", "--url", stack.url, "--operator-token", await stack.token("*"), "--name", `fan-${i}`, "--config", cfg], { encoding: "utf8" });
+      if (reg.status !== 0) throw new Error(reg.stderr);
+      extra.push(spawn(process.execPath, [join(ROOT, "agent/bin/runner-agent.mjs"), "run", "--config", cfg, "--concurrency", "4"], { detached: true, stdio: "ignore" }));
+    }
+    try {
+      const t0 = performance.now();
+      const ids = await Promise.all(Array.from({ length: 100 }, async () => (await call("POST", `/jobs/${A}/${jobId}/start`, {})).json.execution_id));
+      const final = await Promise.all(ids.map((id) => stack.waitFor(A, jobId, id, token, isTerminal, 600_000)));
+      const secs = (performance.now() - t0) / 1000;
+      const ok = final.filter((e) => e.status === "SUCCESS").length;
+      const twice = final.filter((e) => e.timers.length !== 1 || (e.attempt ?? 1) !== 1).length;
+      const agents = new Set(final.map((e) => e.agent_id)).size;
+      record("fanout", "100 executions over 4 agents: all terminal", secs, "s", `${ok} SUCCESS, ${100 - ok} other, ${twice} run twice, ${agents} agents used`);
+    } finally {
+      for (const c of extra) try { process.kill(-c.pid, "SIGTERM"); } catch {}
+      await sleep(3000);
+      for (const c of extra) try { process.kill(-c.pid, "SIGKILL"); } catch {}
+    }
+  },
+
+  /** The agent's peak RSS idle and while streaming a playbook printing 100,000 lines. */
+  async memory() {
+    const pid = stack.agentPid();
+    const hwm = () => Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? NaN) / 1024;
+    const rss = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? NaN) / 1024;
+    await sleep(2000);
+    record("memory", "agent RSS idle", rss(), "MiB");
+    const jobId = await createJob({
+      playbook: b64("- hosts: all\n  gather_facts: false\n  tasks:\n    - name: print 100000 lines\n      ansible.builtin.shell: seq 1 100000\n"),
+    });
+    const r = await call("POST", `/jobs/${A}/${jobId}/start`, {});
+    let peak = 0;
+    const poll = setInterval(() => (peak = Math.max(peak, rss())), 100);
+    const followStart = performance.now();
+    const { bytes } = await followToEnd(jobId, r.json.execution_id);
+    clearInterval(poll);
+    record("memory", "agent peak RSS streaming 100k lines", Math.max(peak, 0), "MiB", `VmHWM ${hwm().toFixed(0)} MiB; target < 150`);
+    record("memory", "log follow (SSE) of that run", performance.now() - followStart, "ms", `${(bytes / 2 ** 20).toFixed(1)} MiB streamed`);
+  },
+};
+
+async function followToEnd(jobId, executionId) {
+  const res = await fetch(`${stack.url}/jobs/${A}/${jobId}/executions/${executionId}/log?follow=true`, { headers: { authorization: `Bearer ${token}` } });
+  let bytes = 0;
+  for await (const chunk of res.body) bytes += chunk.length;
+  return { bytes };
+}
+
+const wanted = process.argv.slice(2).filter((a) => sections[a]);
+const order = wanted.length ? wanted : Object.keys(sections);
+stack = await new Stack().start();
+token = await stack.token([A]);
+try {
+  for (const name of order) {
+    process.stderr.write(`bench: ${name}…\n`);
+    try {
+      await sections[name]();
+    } catch (e) {
+      record(name, "error", String(e.message ?? e).slice(0, 200), "");
+    }
+  }
+} finally {
+  await stack.stop();
+}
+console.table(rows);
+mkdirSync(join(ROOT, "bench/results"), { recursive: true });
+writeFileSync(join(ROOT, "bench/results/latest.json"), JSON.stringify({ ...results, rows }, null, 2));
+console.log("written: bench/results/latest.json");
