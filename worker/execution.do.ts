@@ -640,7 +640,7 @@ export class Execution extends DurableObject<Env> {
     s.leaseExpiresAt = null;
     s.stopEscalateAt = null;
     s.killDeadline = null;
-    s.secrets = s.secrets; // per-execution secrets never outlive it
+    s.secrets = null; // per-execution secrets never outlive it
     this.sql.exec("DELETE FROM held");
   }
 

@@ -146,3 +146,25 @@ export async function terminateGroup(pgid: number, graceMs: number): Promise<voi
   }
   signalGroup(pgid, "SIGKILL");
 }
+
+/**
+ * Processes tracked by an agent that is no longer running (it crashed or was SIGKILLed): their
+ * tracking id starts with the dead agent's pid. Killed at start by the next agent.
+ */
+export async function killOrphans(): Promise<number> {
+  const orphans: number[] = [];
+  for (const pid of pids()) {
+    let env: string;
+    try {
+      env = readFileSync(`/proc/${pid}/environ`, "latin1");
+    } catch {
+      continue;
+    }
+    const kv = env.split("\0").find((x) => x.startsWith(TRACKING_ENV + "="));
+    if (!kv) continue;
+    const owner = Number(kv.slice(TRACKING_ENV.length + 1).split(":")[0]);
+    if (owner > 0 && owner !== process.pid && !isAlive(owner)) orphans.push(pid);
+  }
+  for (const pid of orphans) signalProcess(pid, "SIGKILL");
+  return orphans.length;
+}
