@@ -9,6 +9,7 @@ import type {
   ExecutionStatus,
   ExecutionView,
   HostStats,
+  JsonField,
   LeaseBody,
   RepositoryLog,
   StatusEvent,
@@ -209,8 +210,12 @@ export class Execution extends DurableObject<Env> {
       CREATE UNIQUE INDEX IF NOT EXISTS events_by_agent_seq ON events (lease_gen, agent_seq) WHERE agent_seq IS NOT NULL;
       CREATE TABLE IF NOT EXISTS held (lease_gen INTEGER NOT NULL, agent_seq INTEGER NOT NULL, json TEXT NOT NULL, PRIMARY KEY (lease_gen, agent_seq)) WITHOUT ROWID;
     `);
+    this.s = this.load();
+  }
+
+  private load(): State | null {
     const row = this.sql.exec<{ json: string }>("SELECT json FROM state WHERE id = 1").toArray()[0];
-    this.s = row ? (JSON.parse(row.json) as State) : null;
+    return row ? (JSON.parse(row.json) as State) : null;
   }
 
   // ---- user side (the Executions API) ----------------------------------------------------
@@ -297,7 +302,8 @@ export class Execution extends DurableObject<Env> {
     return this.viewOf(s);
   }
 
-  async restart(scope: Scope, overrides: SecretOverrides = {}): Promise<ExecutionView> {
+  /** `dispatcherKey`: where the job routes now (agents may have appeared since the first run). */
+  async restart(scope: Scope, overrides: SecretOverrides = {}, dispatcherKey?: string): Promise<ExecutionView> {
     await this.catchUp();
     const s = this.scoped(scope);
     this.allowed("restart", s); // before encrypting: a forbidden restart costs nothing
@@ -305,7 +311,7 @@ export class Execution extends DurableObject<Env> {
     if (overrides.hosts?.some((h) => h.sshPrivateKey)) secret.hosts = overrides.hosts.filter((h) => h.sshPrivateKey);
     if (overrides.sshPrivateKey) secret.sshPrivateKey = overrides.sshPrivateKey;
     const secrets = Object.keys(secret).length ? await encryptJson(this.env, secret) : null;
-    this.apply("restart", { secrets });
+    this.apply("restart", { secrets, dispatcherKey });
     await this.afterChange();
     return this.viewOf(s);
   }
@@ -384,9 +390,9 @@ export class Execution extends DurableObject<Env> {
       return null;
     }
     this.apply("lease", { agentId });
-    await this.afterChange();
+    // Built before the write-through: a stop arriving meanwhile must not change this lease's body.
     const merged = mergeJob(job, s.overrides, secret);
-    return {
+    const lease: LeaseBody = {
       executionId: s.id,
       attempt: s.attempt,
       leaseId: s.leaseId!,
@@ -403,6 +409,8 @@ export class Execution extends DurableObject<Env> {
       diff: s.overrides.diff ?? false,
       secrets: secretValues(merged),
     };
+    await this.afterChange();
+    return lease;
   }
 
   async heartbeat(agentId: string, attempt: number): Promise<AgentAnswer> {
@@ -440,41 +448,46 @@ export class Execution extends DurableObject<Env> {
     this.renew(s);
     const sorted = [...body.events].sort((a, b) => a.seq - b.seq);
     let stats: Record<string, HostStats> | null = null;
-    this.ctx.storage.transactionSync(() => {
-      const store = (e: AgentEvent) => {
-        this.insertEvent(s, {
-          ts: e.timestamp,
-          type: e.event_type,
-          host: e.host ?? null,
-          task: e.task ?? null,
-          play: e.play ?? null,
-          stdout: e.stdout ?? "",
-          data: e.data === undefined ? null : JSON.stringify(e.data),
-          agentSeq: e.seq,
-        });
-        s.acceptedThrough = e.seq;
-        if (e.event_type === "playbook_on_stats") stats = statsFrom(e.data) ?? stats;
-      };
-      for (const e of sorted) {
-        if (e.seq <= s.acceptedThrough || e.seq > s.acceptedThrough + MAX_HELD_AHEAD) continue; // a duplicate, or absurdly far ahead
-        if (e.seq === s.acceptedThrough + 1) store(e);
-        else this.sql.exec("INSERT OR IGNORE INTO held (lease_gen, agent_seq, json) VALUES (?, ?, ?)", s.leaseGen, e.seq, JSON.stringify(e));
-      }
-      // A gap that this batch filled releases the held events behind it, in order.
-      for (;;) {
-        const next = this.sql
-          .exec<{ json: string }>("SELECT json FROM held WHERE lease_gen = ? AND agent_seq = ?", s.leaseGen, s.acceptedThrough + 1)
-          .toArray()[0];
-        if (!next) break;
-        store(JSON.parse(next.json) as AgentEvent);
-      }
-      this.sql.exec("DELETE FROM held WHERE lease_gen = ? AND agent_seq <= ?", s.leaseGen, s.acceptedThrough);
-      if (stats) {
-        applyStats(s, stats);
-        this.bump(s, Date.now());
-      }
-      this.save();
-    });
+    try {
+      this.ctx.storage.transactionSync(() => {
+        const store = (e: AgentEvent) => {
+          this.insertEvent(s, {
+            ts: e.timestamp,
+            type: e.event_type,
+            host: e.host ?? null,
+            task: e.task ?? null,
+            play: e.play ?? null,
+            stdout: e.stdout ?? "",
+            data: e.data === undefined ? null : JSON.stringify(e.data),
+            agentSeq: e.seq,
+          });
+          s.acceptedThrough = e.seq;
+          if (e.event_type === "playbook_on_stats") stats = statsFrom(e.data) ?? stats;
+        };
+        for (const e of sorted) {
+          if (e.seq <= s.acceptedThrough || e.seq > s.acceptedThrough + MAX_HELD_AHEAD) continue; // a duplicate, or absurdly far ahead
+          if (e.seq === s.acceptedThrough + 1) store(e);
+          else this.sql.exec("INSERT OR IGNORE INTO held (lease_gen, agent_seq, json) VALUES (?, ?, ?)", s.leaseGen, e.seq, JSON.stringify(e));
+        }
+        // A gap that this batch filled releases the held events behind it, in order.
+        for (;;) {
+          const next = this.sql
+            .exec<{ json: string }>("SELECT json FROM held WHERE lease_gen = ? AND agent_seq = ?", s.leaseGen, s.acceptedThrough + 1)
+            .toArray()[0];
+          if (!next) break;
+          store(JSON.parse(next.json) as AgentEvent);
+        }
+        this.sql.exec("DELETE FROM held WHERE lease_gen = ? AND agent_seq <= ?", s.leaseGen, s.acceptedThrough);
+        if (stats) {
+          applyStats(s, stats);
+          this.bump(s, Date.now());
+        }
+        this.save();
+      });
+    } catch (e) {
+      this.s = this.load(); // the transaction rolled back: so must the counters held in memory
+      throw e;
+    }
     this.wake();
     await this.afterChange();
     return { acceptedThrough: s.acceptedThrough, ...this.answer(s) };
@@ -553,7 +566,7 @@ export class Execution extends DurableObject<Env> {
   /** The one place a status changes: checks the table, applies the entry effects, records it. */
   private apply(
     cause: Cause,
-    opts: { agentId?: string; expiryMs?: number | null; report?: StatusReport; reason?: string; secrets?: string | null } = {},
+    opts: { agentId?: string; expiryMs?: number | null; report?: StatusReport; reason?: string; secrets?: string | null; dispatcherKey?: string } = {},
   ): void {
     const s = this.s!;
     const from = s.status;
@@ -594,6 +607,8 @@ export class Execution extends DurableObject<Env> {
         s.ttlFired = false;
         s.secrets = opts.secrets ?? null;
         s.agentId = null;
+        // Undelivered calls still name the old dispatcher: switch only once they are through.
+        if (opts.dispatcherKey && s.outbox.length === 0) s.dispatcherKey = opts.dispatcherKey;
         break;
     }
     if (report && TERMINAL.has(to)) {
@@ -645,6 +660,7 @@ export class Execution extends DurableObject<Env> {
   }
 
   private statusEvent(s: State, from: ExecutionStatus | null, now: number, detail?: string): void {
+    if (detail && detail.length > 4000) detail = `${detail.slice(0, 4000)}…`;
     const line = `[runner] execution ${s.status}${s.reason ? ` (${s.reason})` : ""}${detail ? `: ${detail}` : ""}\n`;
     this.insertEvent(s, {
       ts: now,
@@ -893,6 +909,9 @@ function reasonFor(cause: Cause, to: ExecutionStatus, from: ExecutionStatus, s: 
   }
 }
 
+/** JSON from the job and the start body, as the lease's wire type. */
+const json = (r: Record<string, unknown> | undefined) => r as Record<string, JsonField> | undefined;
+
 function mergeJob(job: JobForLease, o: PlainOverrides, secret: SecretOverrides): LeaseBody["job"] {
   const hostKeys = new Map((secret.hosts ?? []).map((h) => [h.id, h.sshPrivateKey]));
   const out: LeaseBody["job"] = {
@@ -900,10 +919,10 @@ function mergeJob(job: JobForLease, o: PlainOverrides, secret: SecretOverrides):
     executionTtl: job.executionTtl,
     hosts: job.hosts.map((h) => {
       const key = hostKeys.get(h.id);
-      return key ? { ...h, sshPrivateKey: key } : { ...h };
+      return { ...h, hostVars: json(h.hostVars), ...(key ? { sshPrivateKey: key } : {}) };
     }),
     sshPrivateKey: secret.sshPrivateKey ?? job.sshPrivateKey ?? null,
-    properties: { ...job.properties, ...o.properties },
+    properties: { ...json(job.properties), ...json(o.properties) },
     playbookTags: o.playbookTags ?? job.playbookTags,
     useDynamicInventory: job.useDynamicInventory,
   };
@@ -935,10 +954,14 @@ function secretValues(job: LeaseBody["job"]): string[] {
 
 const STAT_KEYS = ["ok", "changed", "failed", "skipped", "unreachable", "rescued", "ignored"] as const;
 
-/** Per-host counters from a playbook_on_stats event (`{host: counters}` or `{stats: {…}}`; Ansible's `failures`/`dark` accepted). */
+/**
+ * Per-host counters from a playbook_on_stats event: the agent's callback sends `{hosts: {host:
+ * counters}, custom?}`; a bare `{host: counters}` and Ansible's `failures`/`dark` names are accepted too.
+ */
 function statsFrom(data: unknown): Record<string, HostStats> | null {
   if (!data || typeof data !== "object") return null;
-  const obj = (data as { stats?: unknown }).stats && typeof (data as { stats?: unknown }).stats === "object" ? (data as { stats: object }).stats : data;
+  const wrapped = (data as { hosts?: unknown }).hosts;
+  const obj = wrapped && typeof wrapped === "object" ? wrapped : data;
   const out: Record<string, HostStats> = {};
   for (const [host, raw] of Object.entries(obj as Record<string, unknown>)) {
     if (!raw || typeof raw !== "object") continue;

@@ -130,7 +130,7 @@ export const SETTINGS = {
   knownHosts: { flag: "known-hosts", env: "RUNNER_KNOWN_HOSTS", file: "knownHosts", parse: path, describe: "known_hosts file for strict checking" },
   ansiblePlaybook: { flag: "ansible-playbook", env: "RUNNER_ANSIBLE_PLAYBOOK", file: "ansiblePlaybook", parse: str, default: () => "ansible-playbook", describe: "ansible-playbook command" },
   once: { flag: "once", env: "RUNNER_ONCE", parse: bool, default: () => false, describe: "exit after one execution" },
-  force: { flag: "force", env: "RUNNER_FORCE", parse: bool, default: () => false, describe: "replace an existing registration" },
+  force: { flag: "force", env: "RUNNER_FORCE", parse: bool, default: () => false, describe: "replace the registration" },
 } satisfies Record<string, Setting<unknown>>;
 
 type Settings = typeof SETTINGS;
@@ -183,8 +183,10 @@ export function resolveSettings<K extends SettingName>(
   env: NodeJS.ProcessEnv,
   file: ConfigFile,
   required: readonly K[] = [],
+  /** When given, problems are added here for the caller to report with its own, instead of thrown. */
+  collect?: string[],
 ): Resolved<K> {
-  const problems: string[] = [];
+  const problems: string[] = collect ?? [];
   const out = { sources: {} } as Resolved<K>;
   for (const n of names) {
     const s = SETTINGS[n] as Setting<unknown>;
@@ -211,6 +213,6 @@ export function resolveSettings<K extends SettingName>(
       problems.push(`${where} ${(err as Error).message} (got ${shown})`);
     }
   }
-  if (problems.length) throw new ConfigError(problems);
+  if (problems.length && !collect) throw new ConfigError(problems);
   return out;
 }

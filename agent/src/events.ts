@@ -16,8 +16,16 @@ function cutText(s: string, max: number): string {
   return `${s.slice(0, head)}\n… [${s.length - max} characters cut by runner-agent] …\n${s.slice(s.length - tail)}`;
 }
 
-/** Keeps an event under MAX_EVENT_BYTES: trims stdout, then replaces the structured result by a summary. */
+const clip = (s: string | null, max: number) => (s !== null && s.length > max ? s.slice(0, max - 1) + "…" : s);
+
+/**
+ * Keeps an event within what the API stores (play/task ≤ 1024, host ≤ 255 characters) and under
+ * MAX_EVENT_BYTES: trims stdout, then replaces the structured result by a summary.
+ */
 export function limitEvent(e: EventInput, maxBytes = MAX_EVENT_BYTES): EventInput {
+  if ((e.play?.length ?? 0) > 1024 || (e.task?.length ?? 0) > 1024 || (e.host?.length ?? 0) > 255) {
+    e = { ...e, play: clip(e.play, 1024), task: clip(e.task, 1024), host: clip(e.host, 255) };
+  }
   let size = eventBytes(e);
   if (size <= maxBytes) return e;
   const out: EventInput = { ...e, stdout: cutText(e.stdout, MAX_STDOUT_CHARS) };

@@ -191,7 +191,9 @@ export class Execution {
   }
 
   private report(r: StatusReport): Promise<void> {
-    const p = this.sink.report(this.redactor.value(r)).catch((err) => this.log.warn("status report failed", { error: err }));
+    r = this.redactor.value(r);
+    if (r.detail && r.detail.length > 3900) r = { ...r, detail: r.detail.slice(0, 3899) + "…" }; // the API keeps 4000
+    const p = this.sink.report(r).catch((err) => this.log.warn("status report failed", { error: err }));
     this.reports.push(p);
     return p;
   }

@@ -76,14 +76,17 @@ describe("uploads", () => {
 });
 
 describe("host stats", () => {
-  it("come from playbook_on_stats, and the final report wins", async () => {
+  it("come from playbook_on_stats (the agent callback's shape), and the final report wins", async () => {
     const id = await executionIn(ALIAS, jobId, "RUNNING");
     await upload(id, [
       ev(1, {
         event_type: "playbook_on_stats",
         host: null,
         task: null,
-        data: { web1: { ok: 2, changed: 1, failures: 0, skipped: 0, unreachable: 0, rescued: 0, ignored: 0 }, web2: { ok: 0, changed: 0, failures: 0, dark: 1 } },
+        data: {
+          hosts: { web1: { ok: 2, changed: 1, failed: 0, skipped: 0, unreachable: 0, rescued: 0, ignored: 0 }, web2: { ok: 0, changed: 0, failed: 0, unreachable: 1 } },
+          custom: { note: "set_stats" },
+        },
       }),
     ]);
     const mid = await stub(id).view();
@@ -103,6 +106,15 @@ describe("host stats", () => {
     expect(end.host_stats.web2!.unreachable).toBe(0);
     expect(end.host_stats.web1!.ok).toBe(2);
     expect(end.failed_hosts).toEqual(["web2"]);
+  });
+
+  it("also reads a bare {host: counters} map with Ansible's own names (failures, dark)", async () => {
+    const id = await executionIn(ALIAS, jobId, "RUNNING");
+    await upload(id, [ev(1, { event_type: "playbook_on_stats", data: { web1: { ok: 1, failures: 2 }, web2: { ok: 1, dark: 1 } } })]);
+    const v = await stub(id).view();
+    expect(v.host_stats.web1).toMatchObject({ ok: 1, failed: 2 });
+    expect(v.host_stats.web2).toMatchObject({ ok: 1, unreachable: 1 });
+    expect(v.failed_hosts.sort()).toEqual(["web1", "web2"]);
   });
 
   it("repositoryLog is kept, alone or with a status", async () => {

@@ -1,5 +1,8 @@
-import { SELF } from "cloudflare:test";
+import { env, SELF } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
+import { dispatcherKey } from "../../worker/domain/contracts";
+import { dispatcherStub } from "../../worker/domain/dispatch";
+import { newAgent } from "./agent-fixtures";
 import { api, token } from "./helpers";
 import { AGENT, executionIn, newJob, report, sleep, start, stub } from "./execution-fixtures";
 
@@ -234,23 +237,22 @@ describe("the status service for a whole job", () => {
   });
 });
 
-/** Reads an SSE response until `event: end`, or a deadline; answers the parsed messages. */
-async function readSse(res: Response, deadlineMs = 10_000): Promise<{ id?: string; event?: string; data: string }[]> {
+type Sse = { id?: string; event?: string; data: string };
+
+/** An SSE reader: `until(pred)` reads messages until one satisfies `pred` (or the deadline passes). */
+function sseReader(res: Response) {
   const reader = res.body!.getReader();
   const decoder = new TextDecoder();
   let buf = "";
-  const out: { id?: string; event?: string; data: string }[] = [];
-  const until = Date.now() + deadlineMs;
-  while (Date.now() < until) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    buf += decoder.decode(value, { stream: true });
+  const msgs: Sse[] = [];
+  let closed = false;
+  const parse = () => {
     let i: number;
     while ((i = buf.indexOf("\n\n")) >= 0) {
       const block = buf.slice(0, i);
       buf = buf.slice(i + 2);
       if (block.startsWith(":")) continue;
-      const msg: { id?: string; event?: string; data: string } = { data: "" };
+      const msg: Sse = { data: "" };
       const data: string[] = [];
       for (const line of block.split("\n")) {
         if (line.startsWith("data: ")) data.push(line.slice(6));
@@ -258,15 +260,36 @@ async function readSse(res: Response, deadlineMs = 10_000): Promise<{ id?: strin
         else if (line.startsWith("event: ")) msg.event = line.slice(7);
       }
       msg.data = data.join("\n");
-      out.push(msg);
-      if (msg.event === "end") {
-        await reader.cancel();
-        return out;
-      }
+      msgs.push(msg);
     }
-  }
-  await reader.cancel();
-  return out;
+  };
+  return {
+    msgs,
+    async until(pred: (m: Sse) => boolean, deadlineMs = 3_000): Promise<boolean> {
+      const until = Date.now() + deadlineMs;
+      let seen = msgs.length;
+      if (msgs.some(pred)) return true;
+      while (!closed && Date.now() < until) {
+        const timeout = new Promise<"timeout">((r) => setTimeout(() => r("timeout"), until - Date.now()));
+        const next = await Promise.race([reader.read(), timeout]);
+        if (next === "timeout") break;
+        if (next.done) closed = true;
+        else buf += decoder.decode(next.value, { stream: true });
+        parse();
+        if (msgs.slice(seen).some(pred)) return true;
+        seen = msgs.length;
+      }
+      return false;
+    },
+    close: () => reader.cancel(),
+  };
+}
+
+async function readSse(res: Response, deadlineMs = 10_000): Promise<Sse[]> {
+  const r = sseReader(res);
+  await r.until((m) => m.event === "end", deadlineMs);
+  await r.close();
+  return r.msgs;
 }
 
 describe("log follow (Server-Sent Events)", () => {
@@ -275,12 +298,16 @@ describe("log follow (Server-Sent Events)", () => {
     const res = await SELF.fetch(`http://runner.test${base()}/executions/${id}/log?follow=true`, { headers: { authorization: `Bearer ${t}` } });
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toContain("text/event-stream");
-    const reading = readSse(res);
+    const sse = sseReader(res);
+    expect(await sse.until((m) => m.data.includes("[runner] execution RUNNING"))).toBe(true);
     await sleep(50); // the follower is waiting on the object by now
     await stub(id).uploadEvents(AGENT, { attempt: 1, events: [{ seq: 1, timestamp: 1, event_type: "runner_on_ok", host: "web1", stdout: "ok: [web1]\n" }] });
-    await sleep(20);
+    // Delivered live (well before the follower's 15 s wait would run out), before the execution ends.
+    expect(await sse.until((m) => m.data.includes("ok: [web1]"))).toBe(true);
     await report(id, { status: "FAILURE", reason: "playbook_failed" });
-    const msgs = await reading;
+    expect(await sse.until((m) => m.event === "end", 10_000)).toBe(true);
+    await sse.close();
+    const msgs = sse.msgs;
     const end = msgs.at(-1)!;
     expect(end).toMatchObject({ event: "end", data: "FAILURE" });
     const text = msgs.filter((m) => !m.event).map((m) => m.data).join("");
@@ -303,5 +330,18 @@ describe("log follow (Server-Sent Events)", () => {
       { id: "2", data: "[runner] execution KILLED (killed)\n" },
       { id: "2", event: "end", data: "KILLED" },
     ]);
+  });
+});
+
+describe("restart routing", () => {
+  it("routes afresh: an account that has its own agents now gets the rerun on its own queue", async () => {
+    const alias = "reroute";
+    const job = await newJob(alias);
+    const id = await executionIn(alias, job, "FAILURE");
+    expect((await dispatcherStub(env, dispatcherKey(alias, null)).snapshot()).queued.map((q) => q.executionId)).not.toContain(id);
+    await newAgent(alias); // a default-location agent of the account
+    const r = await api("POST", `/jobs/${alias}/${job}/executions/${id}/restart`, { token: await token([alias], "user") });
+    expect(r.status, r.text).toBe(200);
+    expect((await dispatcherStub(env, dispatcherKey(alias, null)).snapshot()).queued.map((q) => q.executionId)).toContain(id);
   });
 });

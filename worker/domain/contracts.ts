@@ -83,5 +83,16 @@ export function dispatcherKey(accountAlias: string | null, location: string | nu
 // one source for the register answer, the lease body and the Execution object's alarms.
 export const LEASE_TTL_MS = 30_000;
 export const HEARTBEAT_INTERVAL_MS = 5_000;
-/** LeaseBody and the agent body schemas (StatusReport, EventUpload) live in worker/schemas/execution.ts. */
+/**
+ * Added by the executions side. LeaseBody and the agent body schemas (StatusReport, EventUpload)
+ * live in worker/schemas/execution.ts. Execution RPC beyond the list above (worker/execution.do.ts):
+ *   init(input: InitInput): Promise<ExecutionView>           // idempotent per executionId
+ *   view(scope?) / stop(scope, expirySeconds) / kill(scope) / restart(scope, secretOverrides?, dispatcherKey?)
+ *   events(scope?, after, page, size) / logChunk(scope?, after, maxBytes?, waitMs?) / eventCount() / sweep()
+ * `scope` = { accountAlias, jobId? }: a mismatch is 404. grantLease throws on a transient failure
+ * (the dispatcher re-queues); it answers null when the execution is no longer PENDING or cannot run.
+ * A ProblemError thrown in the object arrives as a plain Error keeping its fields: `asProblem()` in
+ * worker/lib/problem.ts (applied by onError) turns it back; the abandon answer carries
+ * `extensions: { command: "abandon" }`.
+ */
 export type { LeaseBody, StatusReport, EventUpload } from "../schemas/execution";

@@ -83,13 +83,18 @@ export function getExecution(env: Env, scope: Scope, executionId: string): Promi
   return stub(env, executionId).view(scope);
 }
 
-export function restartExecution(
+export async function restartExecution(
   env: Env,
   scope: Scope,
   executionId: string,
   overrides: Pick<StartOverrides, "hosts" | "sshPrivateKey"> = {},
 ): Promise<ExecutionView> {
-  return stub(env, executionId).restart(scope, overrides);
+  const s = stub(env, executionId);
+  const current = await s.view(scope); // 404 before any routing work
+  const job = await getJobSummary(env, scope.accountAlias, current.job_id);
+  // Routed afresh: the account may have agents (or a location) now that it did not have before.
+  const key = job ? await routeExecution(env, scope.accountAlias, job) : undefined;
+  return s.restart(scope, overrides, key);
 }
 
 export function stopExecution(env: Env, scope: Scope, executionId: string, expiryDuration = 0): Promise<ExecutionView> {

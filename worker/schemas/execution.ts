@@ -142,7 +142,8 @@ export const StatusReport = z
       .string()
       .regex(/^[a-z][a-z0-9_]{0,63}$/, "must be a lower_snake_case code")
       .optional(),
-    detail: z.string().max(4000).optional(),
+    /** Shown in the status event (cut to 4000 characters there); generous so a terminal report is never refused for it. */
+    detail: z.string().max(64 * 1024).optional(),
     repositoryLog: RepositoryLog.optional(),
   })
   .refine((b) => b.status !== undefined || b.repositoryLog !== undefined, {
@@ -173,6 +174,14 @@ export const EventUpload = z
 export type EventUpload = z.infer<typeof EventUpload>;
 
 export const AttemptBody = z.object({ attempt }).openapi("AttemptBody");
+
+/**
+ * Any JSON value. Typed `{} | null` rather than `unknown` so that a lease keeps its type across
+ * Workers RPC (the RPC typings turn an object holding `unknown` into `never`).
+ */
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type
+export type JsonField = {} | null;
+const jsonRecord = () => z.record(z.string(), z.unknown()) as unknown as z.ZodType<Record<string, JsonField>>;
 
 export const LeaseBody = z
   .object({
@@ -206,19 +215,19 @@ export const LeaseBody = z
       hosts: z.array(
         z.object({
           id: z.string(),
-          hostVars: z.record(z.string(), z.unknown()).optional(),
+          hostVars: jsonRecord().optional(),
           sshPrivateKey: z.string().nullable().optional(),
         }),
       ),
       sshPrivateKey: z.string().nullable().optional(),
-      properties: z.record(z.string(), z.unknown()),
+      properties: jsonRecord(),
       playbookTags: z.array(z.string()),
       useDynamicInventory: z.boolean(),
     }),
     inventory: z
       .object({
         hosts: z.array(
-          z.object({ id: z.string(), groups: z.array(z.string()), hostVars: z.record(z.string(), z.unknown()) }),
+          z.object({ id: z.string(), groups: z.array(z.string()), hostVars: jsonRecord() }),
         ),
       })
       .nullable(),

@@ -1,0 +1,48 @@
+#!/usr/bin/env node
+// runner-agent: runs the compiled agent (dist/) when present and current, else the TypeScript
+// source (Node strips the types itself, but not under node_modules: installed copies need dist/).
+import { existsSync, readdirSync, statSync } from "node:fs";
+import { join, sep } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+
+const [major, minor] = process.versions.node.split(".").map(Number);
+if (major < 22 || (major === 22 && minor < 12)) {
+  process.stderr.write(`runner-agent needs Node.js 22.12 or newer (this is ${process.version})\n`);
+  process.exit(1);
+}
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+const dist = join(root, "dist", "cli.js");
+const src = join(root, "src", "cli.ts");
+const installed = root.includes(`${sep}node_modules${sep}`);
+
+function newestMtime(dir) {
+  let newest = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    newest = Math.max(newest, e.isDirectory() ? newestMtime(p) : statSync(p).mtimeMs);
+  }
+  return newest;
+}
+
+let entry;
+if (existsSync(dist) && (installed || !existsSync(src) || statSync(dist).mtimeMs >= newestMtime(join(root, "src")))) entry = dist;
+else if (existsSync(src) && !installed) entry = src;
+else {
+  process.stderr.write("runner-agent: this copy has no dist/ (it was packed without `npm run build`)\n");
+  process.exit(1);
+}
+
+// `runner-agent --help | head` closes the pipe early: that is not an error.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on("error", (err) => {
+    if (err.code === "EPIPE") process.exit(process.exitCode ?? 0);
+    throw err;
+  });
+}
+
+const { main } = await import(pathToFileURL(entry).href);
+const code = await main(process.argv.slice(2));
+process.exitCode = code;
+// Idle keep-alive connections must not hold the process open once the work is done.
+setTimeout(() => process.exit(code), 1500).unref();

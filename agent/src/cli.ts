@@ -1,0 +1,295 @@
+// The `runner-agent` command: register, run.
+import { Command, CommanderError, Option } from "commander";
+import { hostname } from "node:os";
+import { Agent, EXIT } from "./agent.ts";
+import { ApiClient, ApiError } from "./api-client.ts";
+import { ConfigError, readConfigFile, resolveSettings, SETTINGS, writeConfigFile, type ConfigFile, type SettingName } from "./config.ts";
+import { createLogger, type LogFormat, type Logger, type LogLevel } from "./log.ts";
+import { checkTools } from "./preflight.ts";
+import { Backoff, sleep } from "./retry.ts";
+import { VERSION } from "./version.ts";
+
+export interface CliIO {
+  out(text: string): void;
+  err(text: string): void;
+  env: NodeJS.ProcessEnv;
+}
+
+const defaultIO: CliIO = {
+  out: (t) => process.stdout.write(t),
+  err: (t) => process.stderr.write(t),
+  env: process.env,
+};
+
+const EXIT_CODES = `Exit codes:
+  0  stopped cleanly (every execution finished or was handed back)
+  1  unexpected error, or the API could not be reached while registering
+  2  invalid usage or configuration (the message names the setting)
+  3  the API rejected the agent: credential revoked or unknown, registration refused
+  4  shut down after the grace period: running executions were stopped (STOPPED)
+  5  shut down with a second signal or after the stop timeout: executions were killed (KILLED)`;
+
+function opt(name: SettingName, flags: string, extra = ""): Option {
+  const s = SETTINGS[name];
+  return new Option(flags, `${s.describe}${extra} [env: ${s.env}]`);
+}
+
+function loggerFor(settings: { logFormat?: LogFormat; logLevel?: LogLevel }, io: CliIO): Logger {
+  return createLogger({ format: settings.logFormat ?? "text", level: settings.logLevel ?? "info", write: (l) => io.err(l + "\n") });
+}
+
+export function buildProgram(io: CliIO, setExit: (code: number) => void): Command {
+  const program = new Command();
+  program
+    .name("runner-agent")
+    .description(
+      "Runs Ansible work for Runner on this machine. The agent connects out to the Runner API over " +
+        "HTTPS (nothing connects in), leases executions, runs ansible-playbook and streams the results back.\n\n" +
+        "Register the agent once with a registration token (POST /minions/{account}/tokens), " +
+        "then keep `runner-agent run` running, as a service.",
+    )
+    .version(VERSION, "-V, --version", "print the version")
+    .helpOption("-h, --help", "show help (also: runner-agent help <command>)")
+    .showHelpAfterError("(run runner-agent --help for usage)")
+    .configureOutput({ writeOut: io.out, writeErr: io.err })
+    .exitOverride()
+    .addHelpText(
+      "after",
+      `
+Examples:
+  runner-agent register --url https://runner.example.com --token rrt_... --name build-01 --location dc1
+  runner-agent run --concurrency 2
+  RUNNER_CONFIG=/etc/runner-agent.json RUNNER_LOG_FORMAT=json runner-agent run
+
+Every option can also be set with the RUNNER_* environment variable shown next to it, or in the
+config file (JSON). A flag wins over the environment, which wins over the file.
+
+${EXIT_CODES}`,
+    );
+
+  program
+    .command("register")
+    .description("exchange a registration token for an agent credential and save it in the config file (0600)")
+    .addOption(opt("url", "--url <url>", " (e.g. https://runner.example.com)"))
+    .addOption(opt("token", "--token <token>", "; prefer the env variable: flags show in the process list"))
+    .addOption(opt("operatorToken", "--operator-token <jwt>", ", instead of --token: registers into the shared pool"))
+    .addOption(opt("name", "--name <name>", " (default: this host's name)"))
+    .addOption(opt("location", "--location <location>", " of this agent's network (routes jobs with that location here)"))
+    .addOption(opt("concurrency", "--concurrency <n>", " (default 1)"))
+    .addOption(opt("config", "--config <file>", " (default: $XDG_CONFIG_HOME/runner-agent/config.json)"))
+    .addOption(opt("force", "--force", " already in the config file"))
+    .addOption(opt("logFormat", "--log-format <format>", ": text or json"))
+    .addOption(opt("logLevel", "--log-level <level>", ": debug, info, warn or error"))
+    .addHelpText("after", `\nExample:\n  RUNNER_TOKEN=rrt_... runner-agent register --url https://runner.example.com --location dc1\n`)
+    .action(async (flags: Record<string, unknown>) => setExit(await registerCommand(flags, io)));
+
+  program
+    .command("run")
+    .description("take work from the API and run it until stopped (SIGTERM/SIGINT: finish up, a second signal: kill)")
+    .addOption(opt("config", "--config <file>", " (default: $XDG_CONFIG_HOME/runner-agent/config.json)"))
+    .addOption(opt("url", "--url <url>", " (default: the registered one)"))
+    .addOption(opt("concurrency", "--concurrency <n>", " (default: as registered, else 1)"))
+    .addOption(opt("workDir", "--work-dir <dir>", " (default: $TMPDIR/runner-agent-<uid>)"))
+    .addOption(opt("shutdownGrace", "--shutdown-grace <seconds>", " before they are stopped (default 60)"))
+    .addOption(opt("hostKeyChecking", "--host-key-checking <mode>", ": off (default) or strict (known hosts only)"))
+    .addOption(opt("knownHosts", "--known-hosts <file>", " (default: ~/.ssh/known_hosts)"))
+    .addOption(opt("ansiblePlaybook", "--ansible-playbook <path>", " (default: ansible-playbook on PATH)"))
+    .addOption(opt("once", "--once", ", e.g. for ephemeral agents"))
+    .addOption(opt("logFormat", "--log-format <format>", ": text or json"))
+    .addOption(opt("logLevel", "--log-level <level>", ": debug, info, warn or error"))
+    .addHelpText(
+      "after",
+      `\nThe credential comes from the config file, or from RUNNER_CREDENTIAL (with RUNNER_URL) when there is none.\n`,
+    )
+    .action(async (flags: Record<string, unknown>) => setExit(await runCommand(flags, io)));
+
+  return program;
+}
+
+/** Runs the CLI; answers the exit code. */
+export async function main(argv: string[], io: CliIO = defaultIO): Promise<number> {
+  let code: number = EXIT.OK;
+  const program = buildProgram(io, (c) => (code = c));
+  try {
+    await program.parseAsync(argv, { from: "user" });
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // --help and --version end here with exitCode 0; usage errors with 1, which we report as 2.
+      return err.exitCode === 0 ? EXIT.OK : EXIT.CONFIG;
+    }
+    io.err(`runner-agent: ${(err as Error).message}\n`);
+    return EXIT.ERROR;
+  }
+  if (argv.length === 0) {
+    program.outputHelp();
+    return EXIT.CONFIG;
+  }
+  return code;
+}
+
+async function loadFile(flags: Record<string, unknown>, io: CliIO) {
+  const { config } = resolveSettings(["config"], flags, io.env, {});
+  const file = await readConfigFile(config!);
+  return { path: config!, ...file };
+}
+
+function configProblem(err: unknown, io: CliIO): number {
+  if (err instanceof ConfigError) {
+    io.err(`runner-agent: ${err.message}\n`);
+    return EXIT.CONFIG;
+  }
+  throw err;
+}
+
+export async function registerCommand(flags: Record<string, unknown>, io: CliIO): Promise<number> {
+  let file, s;
+  try {
+    file = await loadFile(flags, io);
+    // The file is the destination here: only the logging settings are read from it.
+    const problems: string[] = [];
+    s = resolveSettings(
+      ["url", "token", "operatorToken", "name", "location", "concurrency", "force", "logFormat", "logLevel"],
+      flags,
+      io.env,
+      { logFormat: file.data.logFormat, logLevel: file.data.logLevel },
+      ["url"],
+      problems,
+    );
+    if (!s.token && !s.operatorToken) problems.push("--token (or RUNNER_TOKEN) is required: the registration token; or --operator-token for a shared-pool agent");
+    if (s.token && s.operatorToken) problems.push("give either --token or --operator-token, not both");
+    if (file.data.credential && !s.force) {
+      problems.push(`${file.path} already holds a registration (agent ${file.data.agentId ?? "?"}): use --force to replace it, or --config for another file`);
+    }
+    if (problems.length) throw new ConfigError(problems);
+  } catch (err) {
+    return configProblem(err, io);
+  }
+  const log = loggerFor(s, io);
+  for (const w of file.warnings) log.warn(w);
+  const client = new ApiClient({ url: s.url!, version: VERSION });
+  const body = {
+    ...(s.token ? { token: s.token } : {}),
+    name: s.name!,
+    location: s.location ?? null,
+    version: VERSION,
+    hostname: hostname(),
+    concurrency: s.concurrency ?? 1,
+  };
+  const backoff = new Backoff({ initialMs: 500, maxMs: 4000 });
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const a = await client.register(body, s.operatorToken ?? undefined);
+      const data: ConfigFile = {
+        url: s.url!,
+        agentId: a.agentId,
+        credential: a.credential,
+        accountAlias: a.accountAlias ?? null,
+        shared: !!a.shared,
+        name: s.name!,
+        location: a.location ?? s.location ?? null,
+        concurrency: s.concurrency ?? 1,
+        leaseTtlMs: a.leaseTtlMs,
+        heartbeatIntervalMs: a.heartbeatIntervalMs,
+        pollWaitMs: a.pollWaitMs,
+        registeredAt: Date.now(),
+      };
+      await writeConfigFile(file.path, data);
+      const scope = a.shared ? "the shared pool" : `account ${a.accountAlias}`;
+      const where = data.location ? `, location ${data.location}` : "";
+      log.info("agent registered", { agentId: a.agentId, account: a.accountAlias ?? "(shared)", location: data.location ?? undefined, config: file.path });
+      io.out(`Registered agent ${data.name} (${a.agentId}) for ${scope}${where}.\nCredential saved in ${file.path}.\nStart it with: runner-agent run${flags.config ? ` --config ${file.path}` : ""}\n`);
+      return EXIT.OK;
+    } catch (err) {
+      const e = err instanceof ApiError ? err : new ApiError((err as Error).message, 0);
+      if (!e.retryable) {
+        const why =
+          e.status === 401 || e.status === 403
+            ? s.operatorToken
+              ? "the API refused the operator token (expired, or not an admin token for all accounts)"
+              : "the API refused the registration token (revoked, or mistyped)"
+            : `the API refused the registration: ${e.problem?.detail ?? e.message}`;
+        log.error(why, { status: e.status });
+        return EXIT.REJECTED;
+      }
+      if (attempt >= 4) {
+        log.error(`could not reach the API at ${s.url}`, { error: e.message });
+        return EXIT.ERROR;
+      }
+      const delay = e.retryAfterMs ?? backoff.next();
+      log.warn("registration failed; retrying", { error: e.message, retryInMs: delay });
+      await sleep(delay);
+    }
+  }
+}
+
+export async function runCommand(flags: Record<string, unknown>, io: CliIO): Promise<number> {
+  let file, s;
+  try {
+    file = await loadFile(flags, io);
+    const problems: string[] = [];
+    s = resolveSettings(
+      ["url", "credential", "concurrency", "workDir", "shutdownGrace", "hostKeyChecking", "knownHosts", "ansiblePlaybook", "once", "logFormat", "logLevel"],
+      flags,
+      io.env,
+      file.data,
+      [],
+      problems,
+    );
+    if (!s.credential && !problems.some((p) => p.includes("RUNNER_CREDENTIAL"))) {
+      problems.push(
+        file.exists
+          ? `${file.path} holds no credential: register the agent first (runner-agent register --url … --token …)`
+          : `no config file at ${file.path}: register the agent first (runner-agent register --url … --token …), or give --config, or set RUNNER_CREDENTIAL and RUNNER_URL`,
+      );
+    }
+    if (!s.url && !problems.some((p) => /--url|RUNNER_URL|"url"/.test(p))) problems.push("--url (or RUNNER_URL) is required: the Runner API base URL");
+    if (s.knownHosts && s.hostKeyChecking !== "strict") problems.push("--known-hosts is only used with --host-key-checking strict");
+    if (problems.length) throw new ConfigError(problems);
+  } catch (err) {
+    return configProblem(err, io);
+  }
+  const log = loggerFor(s, io);
+  for (const w of file.warnings) log.warn(w);
+  const { tools, problems } = checkTools(s.ansiblePlaybook!);
+  if (!tools) {
+    for (const p of problems) log.error(p);
+    return EXIT.CONFIG;
+  }
+  const client = new ApiClient({ url: s.url!, credential: s.credential!, version: VERSION });
+  const agent = new Agent({
+    client,
+    concurrency: s.concurrency ?? 1,
+    pollWaitMs: Math.min(25_000, file.data.pollWaitMs ?? 25_000),
+    heartbeatIntervalMs: file.data.heartbeatIntervalMs ?? 5000,
+    shutdownGraceMs: (s.shutdownGrace ?? 60) * 1000,
+    once: !!s.once,
+    executor: {
+      workRoot: s.workDir!,
+      ansiblePlaybook: s.ansiblePlaybook!,
+      hostKeyChecking: s.hostKeyChecking ?? "off",
+      knownHosts: s.knownHosts ?? undefined,
+    },
+    log,
+  });
+  log.info("agent started", {
+    version: VERSION,
+    agentId: file.data.agentId,
+    url: s.url,
+    concurrency: s.concurrency,
+    ansible: tools.ansibleVersion,
+    git: tools.gitVersion,
+    workDir: s.workDir,
+    pid: process.pid,
+  });
+  const removeHandlers = agent.installSignalHandlers();
+  try {
+    const code = await agent.run();
+    log.info("agent stopped", { exitCode: code });
+    return code;
+  } catch (err) {
+    log.error("agent failed", { error: err });
+    return EXIT.ERROR;
+  } finally {
+    removeHandlers();
+  }
+}

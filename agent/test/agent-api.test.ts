@@ -1,0 +1,211 @@
+// The agent against the real API (wrangler dev): registration, the run loop, signals and exit
+// codes, hand-back on shutdown, a revoked credential. The agent runs as its real CLI process.
+import { spawn, type ChildProcess } from "node:child_process";
+import { readFileSync, statSync, writeFileSync } from "node:fs";
+import { createServer, type Server, type Socket } from "node:net";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { main } from "../src/cli.ts";
+import { startStack, type StackHandle } from "../../test/fixtures/stack.ts";
+import { startSshd, type SshServer } from "../../test/fixtures/sshd.ts";
+import { processesWithEnv, waitUntilGone } from "../../test/fixtures/processes.ts";
+import { b64 } from "./helpers.ts";
+
+const BIN = join(import.meta.dirname, "..", "bin", "runner-agent.mjs");
+const A = "acme";
+let stack: StackHandle;
+let sshd: SshServer;
+let admin: string;
+let hang: Server;
+const hanging: Socket[] = [];
+
+beforeAll(async () => {
+  [stack, sshd] = await Promise.all([startStack(), startSshd()]);
+  admin = await stack.token([A]);
+  hang = createServer((s) => hanging.push(s)); // a "git server" that never answers
+  await new Promise<void>((r) => hang.listen(0, "127.0.0.1", r));
+}, 120_000);
+afterAll(async () => {
+  for (const s of hanging) s.destroy();
+  if (hang) await new Promise((r) => hang.close(r));
+  await Promise.all([stack?.stop(), sshd?.stop()]);
+});
+
+function io() {
+  const chunks: string[] = [];
+  return { io: { out: (t: string) => void chunks.push(t), err: (t: string) => void chunks.push(t), env: {} as NodeJS.ProcessEnv }, text: () => chunks.join("") };
+}
+
+/** Registers an agent into `file` (poll wait shortened so the tests don't sit in 25 s polls). */
+async function register(file: string, extra: string[] = []): Promise<Record<string, unknown>> {
+  const rrt = await stack.registrationToken(A);
+  const c = io();
+  const code = await main(["register", "--url", stack.url, "--token", rrt, "--config", file, ...extra], c.io);
+  expect(code, c.text()).toBe(0);
+  const data = JSON.parse(readFileSync(file, "utf8"));
+  writeFileSync(file, JSON.stringify({ ...data, pollWaitMs: 3000 }), { mode: 0o600 });
+  return data;
+}
+
+interface RunningAgent {
+  child: ChildProcess;
+  output(): string;
+  exit: Promise<number | null>;
+  signal(sig: NodeJS.Signals): void;
+}
+
+function startAgent(file: string, args: string[] = []): RunningAgent {
+  const child = spawn(process.execPath, [BIN, "run", "--config", file, ...args], { stdio: ["ignore", "pipe", "pipe"], detached: true });
+  let out = "";
+  child.stdout!.on("data", (d) => (out += d));
+  child.stderr!.on("data", (d) => (out += d));
+  const exit = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+  return { child, output: () => out, exit, signal: (sig) => child.pid && process.kill(child.pid, sig) };
+}
+
+async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+async function startJob(body: Record<string, unknown>): Promise<{ jobId: string; executionId: string }> {
+  const r = await stack.call("POST", `/jobs/${A}?immediate=true`, admin, { name: "agent test", ...body });
+  expect(r.status, r.text).toBe(200);
+  return { jobId: r.json.id, executionId: r.json.execution.execution_id };
+}
+
+async function execution(ids: { jobId: string; executionId: string }) {
+  return (await stack.call("GET", `/jobs/${A}/${ids.jobId}/executions/${ids.executionId}`, admin)).json;
+}
+
+const untilStatus = (ids: { jobId: string; executionId: string }, statuses: string[], timeoutMs = 60_000) =>
+  waitFor(`status ${statuses}`, async () => {
+    const e = await execution(ids);
+    return statuses.includes(e?.status) ? e : undefined;
+  }, timeoutMs);
+
+const sleepPlaybook = (seconds: number, tasks = 1) =>
+  b64(`- hosts: all\n  gather_facts: false\n  tasks:\n` + Array.from({ length: tasks }, (_, i) => `    - name: step ${i + 1}\n      ansible.builtin.command: sleep ${seconds}\n`).join(""));
+const sshJob = (playbook: string) => ({ playbook, sshPrivateKey: sshd.clientKey.base64, hosts: [{ id: "web1", hostVars: sshd.hostVars() }] });
+
+describe("register", () => {
+  it("exchanges a registration token for a credential kept in a 0600 file", async () => {
+    const file = join(stack.dir, "reg.json");
+    const rrt = await stack.registrationToken(A, { location: "dc9" });
+    const c = io();
+    expect(await main(["register", "--url", stack.url, "--token", rrt, "--name", "builder-1", "--config", file], c.io)).toBe(0);
+    expect(c.text()).toMatch(/Registered agent builder-1 \(.+\) for account acme, location dc9\./);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    const data = JSON.parse(readFileSync(file, "utf8"));
+    expect(data).toMatchObject({ url: stack.url, accountAlias: A, shared: false, location: "dc9", name: "builder-1" });
+    expect(data.credential).toMatch(/^rac_/);
+    expect(c.text()).not.toContain(data.credential);
+    const agents = await stack.call("GET", `/minions/${A}`, admin);
+    expect(agents.json.results.some((a: { id: string; name: string }) => a.id === data.agentId && a.name === "builder-1")).toBe(true);
+  });
+
+  it("exits 3 when the API refuses the token, and registers a shared-pool agent with an operator JWT", async () => {
+    const bad = io();
+    expect(await main(["register", "--url", stack.url, "--token", "rrt_not-a-real-token", "--config", join(stack.dir, "bad.json")], bad.io)).toBe(3);
+    expect(bad.text()).toContain("the API refused the registration token");
+    const shared = io();
+    const file = join(stack.dir, "shared.json");
+    expect(await main(["register", "--url", stack.url, "--operator-token", await stack.token("*"), "--config", file], shared.io)).toBe(0);
+    expect(JSON.parse(readFileSync(file, "utf8"))).toMatchObject({ shared: true, accountAlias: null });
+    expect(shared.text()).toContain("for the shared pool");
+  });
+});
+
+describe("runner-agent run", () => {
+  it("runs a job, logs one JSON object per line, and exits 0 on SIGTERM when idle", async () => {
+    const file = join(stack.dir, "run1.json");
+    await register(file);
+    const agent = startAgent(file, ["--log-format", "json"]);
+    try {
+      const ids = await startJob(sshJob(b64("- hosts: all\n  gather_facts: false\n  tasks:\n    - ansible.builtin.debug:\n        msg: hi from the agent\n")));
+      const done = await untilStatus(ids, ["SUCCESS", "FAILURE", "INIT_FAILURE"]);
+      expect(done.status).toBe("SUCCESS");
+      expect(done.host_stats.web1).toMatchObject({ ok: 1 });
+      const log = await stack.call("GET", `/jobs/${A}/${ids.jobId}/executions/${ids.executionId}/log`, admin);
+      expect(log.text).toContain("hi from the agent");
+    } finally {
+      agent.signal("SIGTERM");
+    }
+    expect(await agent.exit).toBe(0);
+    const lines = agent.output().trim().split("\n");
+    const records = lines.map((l) => JSON.parse(l));
+    expect(records.map((r) => r.msg)).toEqual(expect.arrayContaining(["agent started", "execution leased", "playbook started", "execution finished", "agent stopped"]));
+    expect(records.every((r) => typeof r.time === "string" && typeof r.level === "string")).toBe(true);
+  });
+
+  it("on SIGTERM takes no new work and lets the running execution finish (exit 0)", async () => {
+    const file = join(stack.dir, "run2.json");
+    await register(file);
+    const agent = startAgent(file, ["--shutdown-grace", "60"]);
+    const ids = await startJob(sshJob(sleepPlaybook(1, 3)));
+    await untilStatus(ids, ["RUNNING"]);
+    agent.signal("SIGTERM");
+    const other = await startJob(sshJob(sleepPlaybook(1)));
+    expect(await agent.exit).toBe(0);
+    expect((await execution(ids)).status).toBe("SUCCESS");
+    expect((await execution(other)).status).toBe("PENDING"); // not taken by a stopping agent
+    await stack.call("POST", `/jobs/${A}/${other.jobId}/executions/${other.executionId}/kill`, admin, {});
+  });
+
+  it("stops the running execution when the grace period runs out (STOPPED, exit 4)", async () => {
+    const file = join(stack.dir, "run3.json");
+    await register(file);
+    const agent = startAgent(file, ["--shutdown-grace", "0"]);
+    const ids = await startJob(sshJob(sleepPlaybook(1, 5)));
+    await untilStatus(ids, ["RUNNING"]);
+    agent.signal("SIGTERM");
+    expect(await agent.exit).toBe(4);
+    const e = await execution(ids);
+    expect(e.status).toBe("STOPPED");
+  });
+
+  it("kills the running execution on a second signal (KILLED, exit 5), leaving no process", async () => {
+    const file = join(stack.dir, "run4.json");
+    await register(file);
+    const agent = startAgent(file, ["--shutdown-grace", "60"]);
+    const ids = await startJob(sshJob(sleepPlaybook(34.5)));
+    await untilStatus(ids, ["RUNNING"]);
+    agent.signal("SIGTERM");
+    await new Promise((r) => setTimeout(r, 300));
+    agent.signal("SIGINT");
+    expect(await agent.exit).toBe(5);
+    expect((await execution(ids)).status).toBe("KILLED");
+    expect(await waitUntilGone(() => processesWithEnv("RUNNER_AGENT_TRACKING_ID", `${agent.child.pid}:`), 3000)).toEqual([]);
+  });
+
+  it("hands back an execution that is still cloning on SIGTERM: it goes back to PENDING", async () => {
+    const file = join(stack.dir, "run5.json");
+    await register(file);
+    const agent = startAgent(file);
+    const port = (hang.address() as { port: number }).port;
+    const ids = await startJob({ repository: { url: `http://127.0.0.1:${port}/slow.git`, defaultPlaybook: "site.yml" }, hosts: [{ id: "web1" }] });
+    await untilStatus(ids, ["INITIALIZING"]);
+    await new Promise((r) => setTimeout(r, 500));
+    agent.signal("SIGTERM");
+    expect(await agent.exit).toBe(0);
+    expect(agent.output()).toContain("execution handed back");
+    expect((await execution(ids)).status).toBe("PENDING");
+    await stack.call("POST", `/jobs/${A}/${ids.jobId}/executions/${ids.executionId}/stop`, admin, {});
+  });
+
+  it("exits 3 with a clear message when its credential is revoked", async () => {
+    const file = join(stack.dir, "run6.json");
+    const data = await register(file);
+    const agent = startAgent(file);
+    await waitFor("agent started", async () => (agent.output().includes("agent started") ? true : undefined));
+    const del = await stack.call("DELETE", `/minions/${A}/${data.agentId}`, admin);
+    expect(del.status, del.text).toBe(204);
+    expect(await agent.exit).toBe(3);
+    expect(agent.output()).toContain("the API rejected this agent's credential (revoked or unknown): register the agent again");
+  });
+});

@@ -1,0 +1,131 @@
+// Secrets (keys, passwords and their base64 forms) never leave the agent: unit checks of the
+// redactor, then a real run whose playbook prints secrets every way it can, through the real
+// session (uploader, reporter), checking every byte that would be uploaded.
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { MASK, Redactor, secretForms, StreamRedactor } from "../src/redact.ts";
+import { Session } from "../src/session.ts";
+import { startSshd, type SshServer } from "../../test/fixtures/sshd.ts";
+import { b64, makeLease, RecordingTransport, workRoot } from "./helpers.ts";
+
+const PEM = `-----BEGIN OPENSSH PRIVATE KEY-----
+b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW
+QyNTUxOQAAACBrKzY4c2VjcmV0a2V5bWF0ZXJpYWxfX19fX19fX19fAAAAmC2rbYotq22K
+AAAAC3NzaC1lZDI1NTE5AAAAIGsrNjhzZWNyZXRrZXltYXRlcmlhbF9fX19fX19fX18AAA
+-----END OPENSSH PRIVATE KEY-----
+`;
+
+describe("Redactor", () => {
+  it("masks a key given as base64 in its PEM, line, base64 and JSON-escaped forms", () => {
+    const r = new Redactor([b64(PEM)]);
+    const line2 = PEM.split("\n")[2]!;
+    expect(r.text(`key: ${PEM}`)).not.toContain(line2);
+    expect(r.text(`one line: ${line2} end`)).toBe(`one line: ${MASK} end`);
+    expect(r.text(`b64: ${b64(PEM)}`)).toBe(`b64: ${MASK}`);
+    const json = JSON.stringify({ msg: PEM });
+    expect(r.text(json)).not.toContain(line2);
+    expect(JSON.parse(JSON.stringify(r.value({ msg: PEM }))).msg).not.toContain(line2);
+    // The whole key goes as one; the armor lines alone are not secret.
+    expect(r.text(PEM)).toBe(MASK);
+    expect(r.text("-----BEGIN OPENSSH PRIVATE KEY-----")).toBe("-----BEGIN OPENSSH PRIVATE KEY-----");
+  });
+
+  it("masks a password and its base64 in strings, nested values and keys", () => {
+    const r = new Redactor(["hunter2-pw"]);
+    expect(r.value({ a: ["x hunter2-pw y", { "hunter2-pw": b64("hunter2-pw") }], n: 3 })).toEqual({ a: [`x ${MASK} y`, { [MASK]: MASK }], n: 3 });
+    expect(secretForms("hunter2-pw")).toContain(b64("hunter2-pw"));
+  });
+
+  it("masks overlapping secrets whole", () => {
+    const r = new Redactor(["abcdef", "defghi"]);
+    expect(r.text("xxabcdefghixx")).toBe(`xx${MASK}xx`);
+  });
+
+  it("leaves text without secrets alone, and an empty list changes nothing", () => {
+    expect(new Redactor(["zzz-secret"]).text("nothing to see")).toBe("nothing to see");
+    expect(new Redactor([]).text("hunter2")).toBe("hunter2");
+  });
+
+  it("catches secrets split across stream chunks at every possible boundary", () => {
+    const secrets = ["correct-horse-battery", b64(PEM)];
+    const r = new Redactor(secrets);
+    const text = `start correct-horse-battery mid ${PEM} and ${b64("correct-horse-battery")} end correct-horse-battery`;
+    for (let seed = 1; seed <= 200; seed++) {
+      const s = new StreamRedactor(r);
+      let out = "";
+      let i = 0;
+      let x = seed;
+      while (i < text.length) {
+        x = (x * 1103515245 + 12345) % 2 ** 31;
+        const n = 1 + (x % 23);
+        out += s.push(text.slice(i, i + n));
+        i += n;
+      }
+      out += s.end();
+      expect(out).toBe(r.text(text));
+      expect(out).not.toContain("correct-horse-battery");
+      expect(out).not.toContain(PEM.split("\n")[1]);
+    }
+  });
+});
+
+describe("a playbook that prints secrets", () => {
+  let sshd: SshServer;
+  const work = workRoot();
+  const tmp = mkdtempSync(join(tmpdir(), "rnr-secret-"));
+  const PASSWORD = "Db-Pa55word-7f3a9c";
+  beforeAll(async () => {
+    sshd = await startSshd();
+  });
+  afterAll(async () => {
+    await sshd?.stop();
+    work.remove();
+    rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it("uploads none of the secrets' bytes, in events or status reports", async () => {
+    const key = sshd.clientKey;
+    // ansible-playbook's own raw output carries the password too, in pieces split by pauses.
+    const wrapper = join(tmp, "ansible-playbook");
+    writeFileSync(wrapper, `#!/bin/sh\nprintf 'raw: ${PASSWORD.slice(0, 5)}' >&2\nsleep 0.2\nprintf '${PASSWORD.slice(5)} done\\n' >&2\nexec ansible-playbook "$@"\n`);
+    chmodSync(wrapper, 0o755);
+    const lease = makeLease(
+      {
+        playbook: b64(`- hosts: all
+  gather_facts: false
+  tasks:
+    - name: print the key file
+      ansible.builtin.command: cat {{ ansible_ssh_private_key_file }}
+      changed_when: false
+    - name: print the key through a lookup, and the password
+      ansible.builtin.debug:
+        msg: "{{ lookup('file', ansible_ssh_private_key_file) }} pw={{ db_password }} b64={{ db_password | b64encode }}"
+    - name: fail showing the password
+      ansible.builtin.fail:
+        msg: "cannot connect with {{ db_password }}"
+`),
+        sshPrivateKey: key.base64,
+        hosts: [{ id: "h1", hostVars: sshd.hostVars() }],
+        properties: { db_password: PASSWORD },
+      },
+      { secrets: [key.base64, PASSWORD] },
+    );
+    const transport = new RecordingTransport();
+    const result = await new Session(lease, { transport, executor: { workRoot: work.dir, ansiblePlaybook: wrapper } }).run();
+    expect(result.status).toBe("FAILURE");
+
+    const bytes = transport.allBytes();
+    const events = transport.storedEvents();
+    // The secrets were printed (so the test means something)…
+    expect(events.find((e) => e.task === "print the key file")!.stdout + JSON.stringify(events.find((e) => e.task === "print the key file")!.data)).toContain(MASK);
+    expect(bytes).toContain(`pw=${MASK} b64=${MASK}`);
+    expect(bytes).toContain(`raw: ${MASK} done`);
+    // …and none of their forms went out.
+    const forbidden = [PASSWORD, b64(PASSWORD), key.base64, key.pem.trim(), ...key.pem.split("\n").filter((l) => l.length >= 8 && !l.startsWith("-----"))];
+    for (const f of forbidden) expect(bytes.includes(f), `uploaded bytes contain ${f.slice(0, 20)}…`).toBe(false);
+    expect(bytes).not.toContain(JSON.stringify(key.pem).slice(1, 40));
+    expect(transport.statusReports.at(-1)).toMatchObject({ status: "FAILURE", failedHosts: ["h1"] });
+  });
+});

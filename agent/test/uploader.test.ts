@@ -1,0 +1,134 @@
+// The uploader: numbering, batching by count/size/time, resending from acceptedThrough after
+// failures without duplicates, commands from answers, and refused batches never leaving a gap.
+import { describe, expect, it } from "vitest";
+import { ApiError } from "../src/api-client.ts";
+import { Backoff } from "../src/retry.ts";
+import type { EventInput, WireEvent } from "../src/types.ts";
+import { Uploader } from "../src/uploader.ts";
+import { RecordingTransport } from "./helpers.ts";
+
+const ev = (i: number, stdout = `line ${i}\n`): EventInput => ({ timestamp: 1000 + i, event_type: "verbose", play: null, task: null, host: null, stdout, data: {} });
+const fast = () => new Backoff({ initialMs: 5, maxMs: 20 });
+
+function uploaderFor(t: RecordingTransport, extra: Partial<ConstructorParameters<typeof Uploader>[0]> = {}) {
+  return new Uploader({ send: (events) => t.events({ attempt: 1, events }), backoff: fast(), ...extra });
+}
+
+describe("uploader", () => {
+  it("numbers events from 1 and sends them in batches of at most 500", async () => {
+    const t = new RecordingTransport();
+    const u = uploaderFor(t);
+    for (let i = 1; i <= 1200; i++) u.push(ev(i));
+    await u.flush();
+    await u.stop();
+    const batches = t.bodies.filter((b) => b.kind === "events").map((b) => JSON.parse(b.json).events as WireEvent[]);
+    expect(batches.map((b) => b.length)).toEqual([500, 500, 200]);
+    expect(t.storedEvents().map((e) => e.seq)).toEqual(Array.from({ length: 1200 }, (_, i) => i + 1));
+    expect(batches.every((b) => b.every((e, i) => i === 0 || e.seq === b[i - 1]!.seq + 1))).toBe(true);
+  });
+
+  it("keeps each batch under the byte limit", async () => {
+    const t = new RecordingTransport();
+    const u = uploaderFor(t, { maxBytes: 100_000 });
+    for (let i = 1; i <= 10; i++) u.push(ev(i, "x".repeat(30_000)));
+    await u.flush();
+    await u.stop();
+    const sizes = t.bodies.filter((b) => b.kind === "events").map((b) => Buffer.byteLength(b.json));
+    expect(sizes.length).toBeGreaterThan(3);
+    for (const s of sizes) expect(s).toBeLessThan(100_000 + 1000);
+    expect(t.storedEvents()).toHaveLength(10);
+  });
+
+  it("waits about 250 ms to gather a batch, not longer", async () => {
+    const t = new RecordingTransport();
+    const u = uploaderFor(t);
+    const t0 = Date.now();
+    u.push(ev(1));
+    setTimeout(() => u.push(ev(2)), 50);
+    while (!t.stored.size) await new Promise((r) => setTimeout(r, 10));
+    const waited = Date.now() - t0;
+    expect(t.stored.size).toBe(2); // both in one batch
+    expect(waited).toBeGreaterThanOrEqual(200);
+    expect(waited).toBeLessThan(2000);
+    await u.stop();
+  });
+
+  it("retries after 5xx and lost answers, and the server ends with each event exactly once", async () => {
+    const t = new RecordingTransport();
+    t.failEvents = 2;
+    t.loseEventAnswers = 2;
+    const u = uploaderFor(t, { maxEvents: 7 });
+    for (let i = 1; i <= 30; i++) u.push(ev(i));
+    await u.flush();
+    await u.stop();
+    expect(t.storedEvents().map((e) => e.seq)).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
+    const sent = t.bodies.filter((b) => b.kind === "events").flatMap((b) => JSON.parse(b.json).events.map((e: WireEvent) => e.seq));
+    expect(sent.length).toBeGreaterThan(30); // some were sent twice…
+    expect(new Set(t.storedEvents().map((e) => e.stdout)).size).toBe(30); // …and stored once
+  });
+
+  it("resends from acceptedThrough when the server holds back a gap", async () => {
+    const stored: WireEvent[] = [];
+    let calls = 0;
+    const u = new Uploader({
+      backoff: fast(),
+      maxEvents: 5,
+      send: async (events) => {
+        calls++;
+        // The first answer claims only 2 stored (as if the rest waited for a gap): the agent resends 3…
+        if (calls === 1) {
+          stored.push(...events.slice(0, 2));
+          return { acceptedThrough: 2, command: null };
+        }
+        for (const e of events) if (!stored.some((s) => s.seq === e.seq)) stored.push(e);
+        return { acceptedThrough: Math.max(...stored.map((s) => s.seq)), command: null };
+      },
+    });
+    for (let i = 1; i <= 5; i++) u.push(ev(i));
+    await u.flush();
+    await u.stop();
+    expect(stored.map((e) => e.seq)).toEqual([1, 2, 3, 4, 5]);
+  });
+
+  it("hands commands from answers on and stops on 409 abandon", async () => {
+    const t = new RecordingTransport();
+    t.command = "stop";
+    const commands: string[] = [];
+    const fatal: ApiError[] = [];
+    const u = uploaderFor(t, { onCommand: (c) => commands.push(c), onFatal: (e) => fatal.push(e) });
+    u.push(ev(1));
+    await u.flush();
+    expect(commands).toEqual(["stop"]);
+    const abandoning = new Uploader({
+      backoff: fast(),
+      send: async () => {
+        throw new ApiError("409", 409, { command: "abandon" });
+      },
+      onFatal: (e) => fatal.push(e),
+    });
+    abandoning.push(ev(1));
+    await abandoning.flush(); // resolves: nothing more will be sent
+    expect(fatal.map((e) => e.abandon)).toEqual([true]);
+    await Promise.all([u.stop(), abandoning.stop()]);
+  });
+
+  it("splits a batch the server refuses, and replaces a single refused event by a placeholder with its seq", async () => {
+    const accepted: WireEvent[] = [];
+    const u = new Uploader({
+      backoff: fast(),
+      send: async (events) => {
+        if (events.length > 2 || events.some((e) => e.stdout.includes("poison"))) throw new ApiError("400 bad", 400);
+        accepted.push(...events);
+        return { acceptedThrough: events.at(-1)!.seq, command: null };
+      },
+    });
+    u.push(ev(1));
+    u.push(ev(2));
+    u.push(ev(3, "poison\n"));
+    u.push(ev(4));
+    await u.flush();
+    await u.stop();
+    expect(accepted.map((e) => e.seq)).toEqual([1, 2, 3, 4]);
+    expect(accepted[2]!.stdout).toContain("could not be uploaded");
+  });
+});
