@@ -42,7 +42,7 @@ describe("end-to-end resilience", () => {
     expect(done.status).toBe("SUCCESS");
     expect(done.host_stats.localhost).toMatchObject({ ok: 5, changed: 5, failed: 0 });
     const log = await stack.call("GET", `/jobs/${A}/${jobId}/executions/${executionId}/log`, token);
-    for (const i of [1, 2, 3, 4, 5]) expect(log.text).toContain(`step-${i}-done`);
+    for (const i of [1, 2, 3, 4, 5]) expect(log.text).toContain(`TASK [step ${i}]`);
     const events = await stack.call("GET", `/jobs/${A}/${jobId}/executions/${executionId}/events?size=100`, token);
     const seqs = events.json.results.map((e: any) => e.sequence);
     expect(seqs).toEqual(seqs.map((_: number, i: number) => i + 1)); // no gap, no duplicate
