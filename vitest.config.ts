@@ -1,4 +1,5 @@
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
+import { availableParallelism } from "node:os";
 import { defineConfig } from "vitest/config";
 // @ts-expect-error plain ESM helper shared with the scripts
 import { freshSecrets } from "./scripts/lib/keys.mjs";
@@ -19,6 +20,10 @@ export default defineConfig(async () => ({
   ],
   test: {
     include: ["test/worker/**/*.test.ts"],
+    // Each file gets its own workerd (that is what isolates storage per file, so `isolate` stays on).
+    // Vitest's default in run mode is one fewer than the cores: a single worker on 2 cores. Most of
+    // a file's time is workerd start-up and waiting, so at least two at once (a third less time).
+    maxWorkers: Math.max(2, availableParallelism() - 1),
     setupFiles: ["./test/worker/setup.ts"],
   },
 }));

@@ -48,22 +48,28 @@ async function events(jobId, executionId) {
 }
 
 const sections = {
-  /** POST start answered → INITIALIZING (lease handed to the agent) → RUNNING (ansible-playbook started). */
+  /**
+   * POST start sent → INITIALIZING (the lease handed to a waiting agent) → RUNNING (the agent saw
+   * ansible-playbook's playbook_on_start: the process is up and has parsed the playbook).
+   * Client and server share this machine's clock.
+   */
   async dispatch() {
     const jobId = await createJob({ playbook: b64(TWO_TASKS) });
-    const toInit = [], toRun = [];
+    const toInit = [], toRun = [], answeredIn = [];
     for (let i = 0; i < 10; i++) {
+      const sent = Date.now();
       const r = await call("POST", `/jobs/${A}/${jobId}/start`, {});
-      const answered = Date.now();
+      answeredIn.push(Date.now() - sent);
       const id = r.json.execution_id;
       await stack.waitFor(A, jobId, id, token, isTerminal);
       const ev = await events(jobId, id);
       const at = (s) => ev.find((e) => e.event_type === "execution_status" && JSON.stringify(e.message ?? e.data ?? "").includes(s))?.timestamp;
-      if (at("INITIALIZING")) toInit.push(at("INITIALIZING") - answered);
-      if (at("RUNNING")) toRun.push(at("RUNNING") - answered);
+      if (at("INITIALIZING")) toInit.push(at("INITIALIZING") - sent);
+      if (at("RUNNING")) toRun.push(at("RUNNING") - sent);
     }
-    record("dispatch", "start→INITIALIZING p50", median(toInit), "ms", "target < 100 ms");
-    record("dispatch", "start→ansible-playbook started p50", median(toRun), "ms");
+    record("dispatch", "POST start answered p50", median(answeredIn), "ms");
+    record("dispatch", "start → INITIALIZING (leased) p50", median(toInit), "ms", "target < 100 ms");
+    record("dispatch", "start → RUNNING (playbook_on_start) p50", median(toRun), "ms", "includes ansible-playbook's own start-up");
   },
 
   /** Wall time of a two-task local playbook: Runner end to end vs bare ansible-playbook vs ansible-runner. */
@@ -233,10 +239,15 @@ const sections = {
   },
 };
 
+/** Follows the log (SSE) until the execution ends; falls back to polling if the stream is cut. */
 async function followToEnd(jobId, executionId) {
-  const res = await fetch(`${stack.url}/jobs/${A}/${jobId}/executions/${executionId}/log?follow=true`, { headers: { authorization: `Bearer ${token}` } });
   let bytes = 0;
-  for await (const chunk of res.body) bytes += chunk.length;
+  try {
+    const res = await fetch(`${stack.url}/jobs/${A}/${jobId}/executions/${executionId}/log?follow=true`, { headers: { authorization: `Bearer ${token}` } });
+    for await (const chunk of res.body) bytes += chunk.length;
+  } catch {
+    await stack.waitFor(A, jobId, executionId, token, isTerminal);
+  }
   return { bytes };
 }
 

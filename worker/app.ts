@@ -3,6 +3,7 @@ import { router } from "./lib/hono";
 import { onError, problemResponse } from "./lib/problem";
 import { agent } from "./routes/agent";
 import { executions } from "./routes/executions";
+import { inventory } from "./routes/inventory";
 import { jobs } from "./routes/jobs";
 import { meta } from "./routes/meta";
 import { minions } from "./routes/minions";
@@ -29,6 +30,7 @@ app.route("/jobs", jobs);
 app.route("/status", status);
 app.route("/minions", minions);
 app.route("/agent", agent);
+app.route("/inventory", inventory);
 
 app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer", bearerFormat: "JWT" });
 app.doc31("/openapi.json", {

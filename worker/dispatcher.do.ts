@@ -1,7 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
-import { LEASED_STATUSES } from "./db/agents";
+import { stillLeased } from "./db/executions";
 import type { DispatchItem } from "./domain/contracts";
-import { executionStub } from "./domain/dispatch";
+import { executionClient } from "./domain/execution-client";
 import { MAX_POLL_WAIT_MS } from "./schemas/agent";
 import type { LeaseBody } from "./schemas/execution";
 
@@ -223,7 +223,7 @@ export class Dispatcher extends DurableObject<Env> {
       let lease: LeaseBody | null;
       this.granting = item.execution_id;
       try {
-        lease = await executionStub(this.env, item.execution_id).grantLease(w.agent.agentId);
+        lease = await executionClient(this.env, item.execution_id).grantLease(w.agent.agentId);
       } catch (e) {
         // Unknown outcome: queue it again (a repeat grant answers null if it did happen; the
         // lease alarm recovers a grant nobody received) and retry after a backoff.
@@ -246,7 +246,7 @@ export class Dispatcher extends DurableObject<Env> {
       this.served(item);
       if (this.isRevoked(w.agent.agentId)) {
         // Revoked while we granted: the lease is lost at once and the execution goes back to PENDING.
-        await executionStub(this.env, item.execution_id)
+        await executionClient(this.env, item.execution_id)
           .agentRevoked(w.agent.agentId)
           .catch((e: unknown) => console.error("agentRevoked after grant failed", e));
         this.answer(w, null);
@@ -409,12 +409,7 @@ export class Dispatcher extends DurableObject<Env> {
       .toArray()
       .map((r) => r.execution_id);
     if (old.length === 0) return;
-    const { results } = await this.env.DB.prepare(
-      `SELECT id FROM executions WHERE id IN (SELECT value FROM json_each(?)) AND status IN (SELECT value FROM json_each(?))`,
-    )
-      .bind(JSON.stringify(old), JSON.stringify(LEASED_STATUSES))
-      .all<{ id: string }>();
-    const live = new Set(results.map((r) => r.id));
+    const live = await stillLeased(this.env.DB, old);
     const now = Date.now();
     for (const id of old) {
       if (live.has(id)) this.sql.exec(`UPDATE leased SET checked_at = ? WHERE execution_id = ?`, now, id);

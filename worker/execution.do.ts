@@ -1,19 +1,22 @@
 import { DurableObject } from "cloudflare:workers";
 import { HEARTBEAT_INTERVAL_MS, LEASE_TTL_MS, type AgentAnswer, type AgentCommand, type DispatchItem, type JobForLease, type StartOverrides } from "./domain/contracts";
+import { writeIndex } from "./db/executions";
+import { loadInventoryForLease } from "./domain/inventory";
 import { loadJobForLease } from "./domain/jobs";
 import { decryptJson, encryptJson, SecretsError } from "./lib/secrets";
-import { conflict, notFound, ProblemError } from "./lib/problem";
-import type {
-  AgentEvent,
-  EventUpload,
-  ExecutionStatus,
-  ExecutionView,
-  HostStats,
-  JsonField,
-  LeaseBody,
-  RepositoryLog,
-  StatusEvent,
-  StatusReport,
+import { conflict, notFound, outcome, ProblemError, type Outcome } from "./lib/problem";
+import {
+  LEASED_STATUSES,
+  type AgentEvent,
+  type EventUpload,
+  type ExecutionStatus,
+  type ExecutionView,
+  type HostStats,
+  type JsonField,
+  type LeaseBody,
+  type RepositoryLog,
+  type StatusEvent,
+  type StatusReport,
 } from "./schemas/execution";
 
 /**
@@ -76,7 +79,7 @@ export const TRANSITIONS: Record<Cause, Partial<Record<ExecutionStatus, Target>>
 
 export const TERMINAL: ReadonlySet<ExecutionStatus> = new Set(["SUCCESS", "FAILURE", "INIT_FAILURE", "STOPPED", "KILLED"]);
 /** States in which an agent holds the lease. */
-const LEASED: ReadonlySet<ExecutionStatus> = new Set(["INITIALIZING", "RUNNING", "STOPPING", "KILLING"]);
+const LEASED: ReadonlySet<ExecutionStatus> = new Set(LEASED_STATUSES);
 
 /** After the TTL, a graceful stop gets this long before it escalates (the agent's own backstop is 30 s too). */
 export const TTL_GRACE_MS = 30_000;
@@ -282,28 +285,38 @@ export class Execution extends DurableObject<Env> {
     return this.viewOf(s);
   }
 
-  async view(scope?: Scope): Promise<ExecutionView> {
-    return this.viewOf(this.scoped(scope));
+  // Methods that may refuse (404 scope, 409 state, 409 abandon) answer an Outcome: see worker/lib/problem.ts.
+
+  view(scope?: Scope): Promise<Outcome<ExecutionView>> {
+    return outcome(() => this.viewOf(this.scoped(scope)));
   }
 
-  async stop(scope: Scope, expiryDuration = 0): Promise<ExecutionView> {
-    await this.catchUp();
-    const s = this.scoped(scope);
-    this.apply("stop", { expiryMs: expiryDuration > 0 ? expiryDuration * 1000 : null });
-    await this.afterChange();
-    return this.viewOf(s);
+  stop(scope: Scope, expiryDuration = 0): Promise<Outcome<ExecutionView>> {
+    return outcome(async () => {
+      await this.catchUp();
+      const s = this.scoped(scope);
+      this.apply("stop", { expiryMs: expiryDuration > 0 ? expiryDuration * 1000 : null });
+      await this.afterChange();
+      return this.viewOf(s);
+    });
   }
 
-  async kill(scope: Scope): Promise<ExecutionView> {
-    await this.catchUp();
-    const s = this.scoped(scope);
-    this.apply("kill");
-    await this.afterChange();
-    return this.viewOf(s);
+  kill(scope: Scope): Promise<Outcome<ExecutionView>> {
+    return outcome(async () => {
+      await this.catchUp();
+      const s = this.scoped(scope);
+      this.apply("kill");
+      await this.afterChange();
+      return this.viewOf(s);
+    });
   }
 
   /** `dispatcherKey`: where the job routes now (agents may have appeared since the first run). */
-  async restart(scope: Scope, overrides: SecretOverrides = {}, dispatcherKey?: string): Promise<ExecutionView> {
+  restart(scope: Scope, overrides: SecretOverrides = {}, dispatcherKey?: string): Promise<Outcome<ExecutionView>> {
+    return outcome(() => this.restartNow(scope, overrides, dispatcherKey));
+  }
+
+  private async restartNow(scope: Scope, overrides: SecretOverrides, dispatcherKey?: string): Promise<ExecutionView> {
     await this.catchUp();
     const s = this.scoped(scope);
     this.allowed("restart", s); // before encrypting: a forbidden restart costs nothing
@@ -317,8 +330,11 @@ export class Execution extends DurableObject<Env> {
   }
 
   /** Status events in sequence order: page `page` of `size` after sequence `after` (keyset). */
-  async events(scope: Scope | undefined, after: number, page: number, size: number): Promise<{ totalSize: number; results: StatusEventWire[] }> {
-    const s = this.scoped(scope);
+  events(scope: Scope | undefined, after: number, page: number, size: number): Promise<Outcome<{ totalSize: number; results: StatusEventWire[] }>> {
+    return outcome(() => this.eventPage(this.scoped(scope), after, page, size));
+  }
+
+  private eventPage(s: State, after: number, page: number, size: number): { totalSize: number; results: StatusEventWire[] } {
     const last = s.nextSeq - 1;
     const from = after + page * size; // sequences are dense (1, 2, …), so a page is a key range
     const rows = this.sql
@@ -335,8 +351,11 @@ export class Execution extends DurableObject<Env> {
    * The log after sequence `after`, at most about `maxBytes` (at least one event). With `waitMs`,
    * waits that long for something new when nothing is there yet and the execution is live.
    */
-  async logChunk(scope: Scope | undefined, after: number, maxBytes = 256 * 1024, waitMs = 0): Promise<LogChunk> {
-    const s = this.scoped(scope);
+  logChunk(scope: Scope | undefined, after: number, maxBytes = 256 * 1024, waitMs = 0): Promise<Outcome<LogChunk>> {
+    return outcome(() => this.logAfter(this.scoped(scope), after, maxBytes, waitMs));
+  }
+
+  private async logAfter(s: State, after: number, maxBytes: number, waitMs: number): Promise<LogChunk> {
     if (waitMs > 0 && s.nextSeq - 1 <= after && !TERMINAL.has(s.status)) {
       await new Promise<void>((resolve) => {
         const done = () => {
@@ -373,11 +392,16 @@ export class Execution extends DurableObject<Env> {
     if (!before || before.status !== "PENDING") return null;
     let job: JobForLease | null = null;
     let secret: SecretOverrides = {};
+    let inventory: LeaseBody["inventory"] = null;
     let unusable: string | null = null;
     try {
       job = await loadJobForLease(this.env, before.accountAlias, before.jobId);
       if (!job) unusable = "job_not_found";
-      else if (before.secrets) secret = await decryptJson<SecretOverrides>(this.env, before.secrets);
+      else {
+        if (before.secrets) secret = await decryptJson<SecretOverrides>(this.env, before.secrets);
+        // The inventory as it is now: a restart runs on today's hosts (its `limit` still names host ids).
+        if (job.useDynamicInventory) inventory = await loadInventoryForLease(this.env, before.accountAlias);
+      }
     } catch (e) {
       if (!(e instanceof SecretsError)) throw e;
       unusable = "secrets_unavailable";
@@ -402,8 +426,7 @@ export class Execution extends DurableObject<Env> {
       heartbeatIntervalMs: HEARTBEAT_INTERVAL_MS,
       deadline: s.ttlAt,
       job: merged,
-      // The account inventory store is a later issue: dynamic-inventory jobs get none yet.
-      inventory: null,
+      inventory,
       limit: s.limit,
       check: s.overrides.check ?? false,
       diff: s.overrides.diff ?? false,
@@ -413,16 +436,22 @@ export class Execution extends DurableObject<Env> {
     return lease;
   }
 
-  async heartbeat(agentId: string, attempt: number): Promise<AgentAnswer> {
-    await this.catchUp();
-    const s = this.holder(agentId, attempt);
-    this.renew(s);
-    this.save();
-    await this.arm();
-    return this.answer(s);
+  heartbeat(agentId: string, attempt: number): Promise<Outcome<AgentAnswer>> {
+    return outcome(async () => {
+      await this.catchUp();
+      const s = this.holder(agentId, attempt);
+      this.renew(s);
+      this.save();
+      await this.arm();
+      return this.answer(s);
+    });
   }
 
-  async report(agentId: string, body: StatusReport): Promise<AgentAnswer & { status: string }> {
+  report(agentId: string, body: StatusReport): Promise<Outcome<AgentAnswer & { status: string }>> {
+    return outcome(() => this.applyReport(agentId, body));
+  }
+
+  private async applyReport(agentId: string, body: StatusReport): Promise<AgentAnswer & { status: string }> {
     await this.catchUp();
     const s = this.s;
     // A retried terminal report (its answer was lost) is acknowledged, not abandoned.
@@ -442,7 +471,11 @@ export class Execution extends DurableObject<Env> {
     return { status: held.status, ...this.answer(held) };
   }
 
-  async uploadEvents(agentId: string, body: EventUpload): Promise<AgentAnswer & { acceptedThrough: number }> {
+  uploadEvents(agentId: string, body: EventUpload): Promise<Outcome<AgentAnswer & { acceptedThrough: number }>> {
+    return outcome(() => this.storeEvents(agentId, body));
+  }
+
+  private async storeEvents(agentId: string, body: EventUpload): Promise<AgentAnswer & { acceptedThrough: number }> {
     await this.catchUp();
     const s = this.holder(agentId, body.attempt);
     this.renew(s);
@@ -493,12 +526,14 @@ export class Execution extends DurableObject<Env> {
     return { acceptedThrough: s.acceptedThrough, ...this.answer(s) };
   }
 
-  async release(agentId: string, attempt: number): Promise<AgentAnswer> {
-    await this.catchUp();
-    this.holder(agentId, attempt);
-    this.apply("release");
-    await this.afterChange();
-    return { command: null };
+  release(agentId: string, attempt: number): Promise<Outcome<AgentAnswer>> {
+    return outcome(async () => {
+      await this.catchUp();
+      this.holder(agentId, attempt);
+      this.apply("release");
+      await this.afterChange();
+      return { command: null };
+    });
   }
 
   /** The agent's credential was revoked: its lease is lost at once. */
@@ -632,14 +667,9 @@ export class Execution extends DurableObject<Env> {
   }
 
   private enterPending(s: State, now: number): void {
-    if (s.slotHeld) s.outbox.push({ op: "finished", at: now });
-    s.slotHeld = false;
+    this.endLease(s, now);
     s.agentId = null;
-    s.leaseId = null;
-    s.leaseExpiresAt = null;
     s.started = false;
-    s.stopEscalateAt = null;
-    s.killDeadline = null;
     s.queued = true;
     s.outbox.push({ op: "enqueue", at: now });
   }
@@ -648,15 +678,20 @@ export class Execution extends DurableObject<Env> {
     const timer = s.timers[s.timers.length - 1];
     if (timer && timer.end === null) timer.end = now;
     if (s.queued) s.outbox.push({ op: "remove", at: now });
-    if (s.slotHeld) s.outbox.push({ op: "finished", at: now });
     s.queued = false;
+    this.endLease(s, now);
+    s.secrets = null; // per-execution secrets never outlive it
+    this.sql.exec("DELETE FROM held");
+  }
+
+  /** No lease any more: its dispatcher slot is given back, and the deadlines of a leased run go. */
+  private endLease(s: State, now: number): void {
+    if (s.slotHeld) s.outbox.push({ op: "finished", at: now });
     s.slotHeld = false;
     s.leaseId = null;
     s.leaseExpiresAt = null;
     s.stopEscalateAt = null;
     s.killDeadline = null;
-    s.secrets = null; // per-execution secrets never outlive it
-    this.sql.exec("DELETE FROM held");
   }
 
   private statusEvent(s: State, from: ExecutionStatus | null, now: number, detail?: string): void {
@@ -770,7 +805,21 @@ export class Execution extends DurableObject<Env> {
     if (s.indexedVersion < s.version) {
       const version = s.version;
       try {
-        await writeIndex(this.env.DB, s, this.viewOf(s));
+        await writeIndex(this.env.DB, {
+          id: s.id,
+          accountAlias: s.accountAlias,
+          jobId: s.jobId,
+          status: s.status,
+          trigger: s.trigger,
+          scheduleId: s.scheduleId,
+          agentId: s.agentId,
+          reason: s.reason,
+          createdTime: s.createdTime,
+          updatedTime: s.updatedTime,
+          version,
+          eventCount: s.nextSeq - 1,
+          view: this.viewOf(s),
+        });
         s.indexedVersion = Math.max(s.indexedVersion, version);
       } catch (e) {
         failed = true;
@@ -989,18 +1038,4 @@ function applyStats(s: State, stats: Record<string, HostStats>): void {
   s.failedHosts = Object.entries(s.hostStats)
     .filter(([, st]) => st.failed > 0 || st.unreachable > 0)
     .map(([h]) => h);
-}
-
-async function writeIndex(db: D1Database, s: State, view: ExecutionView): Promise<void> {
-  await db
-    .prepare(
-      `INSERT INTO executions (id, account_alias, job_id, status, trigger, schedule_id, agent_id, reason, created_time, updated_time, version, snapshot, event_count)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (id) DO UPDATE SET status = excluded.status, trigger = excluded.trigger, schedule_id = excluded.schedule_id,
-         agent_id = excluded.agent_id, reason = excluded.reason, updated_time = excluded.updated_time, version = excluded.version,
-         snapshot = excluded.snapshot, event_count = excluded.event_count
-       WHERE excluded.version > executions.version`,
-    )
-    .bind(s.id, s.accountAlias, s.jobId, s.status, s.trigger, s.scheduleId, s.agentId, s.reason, s.createdTime, s.updatedTime, s.version, JSON.stringify(view), s.nextSeq - 1)
-    .run();
 }

@@ -14,10 +14,10 @@ import { cloneRepository, CloneError } from "./git.ts";
 import { InventoryError, writeRunFiles } from "./inventory.ts";
 import { LineSplitter } from "./lines.ts";
 import { silentLogger, type Logger } from "./log.ts";
-import { killTracked, signalGroup, signalProcess, spawnGroup, TRACKING_ENV } from "./process-group.ts";
+import { killTracked, signalGroup, signalProcess, spawnGroup, terminateGroup, TRACKING_ENV } from "./process-group.ts";
 import { Redactor, StreamRedactor } from "./redact.ts";
 import type { EventInput, HostStats, Lease, StatusReport, TerminalStatus } from "./types.ts";
-import { createWorkspace, removeWorkspace, type Workspace } from "./workspace.ts";
+import { createWorkspace, prepareWorkRoot, removeWorkspace, type Workspace } from "./workspace.ts";
 
 export interface ExecutionSink {
   /** An event (already redacted); the sink numbers and uploads it. */
@@ -265,6 +265,7 @@ export class Execution {
     let playbook: string;
     try {
       try {
+        await prepareWorkRoot(this.opts.workRoot);
         this.ws = await createWorkspace(this.opts.workRoot, this.executionId);
       } catch (err) {
         throw new InitFailure("workspace_failed", `could not create the workspace under ${this.opts.workRoot}: ${(err as Error).message}`);
@@ -382,6 +383,9 @@ export class Execution {
       ANSIBLE_SSH_CONTROL_PATH_DIR: ws.cp,
       ANSIBLE_PERSISTENT_CONTROL_PATH_DIR: ws.cp,
       ANSIBLE_LOCAL_TEMP: ws.tmp,
+      // Python's temp files of the controller and of modules run with connection local (AnsiballZ
+      // payloads a kill would leave behind) go into the workspace and disappear with it.
+      TMPDIR: ws.tmp,
       PYTHONUNBUFFERED: "1",
       PYTHONIOENCODING: "utf-8",
     };
@@ -523,8 +527,13 @@ export class Execution {
 
   /** Nothing of the execution survives it: processes (ssh masters included), then files. */
   private async cleanup(): Promise<void> {
-    if (this.ansible?.pid) signalGroup(this.ansible.pid, "SIGKILL");
-    if (this.child?.pid) signalGroup(this.child.pid, "SIGKILL");
+    const killed = this.requested && this.requested.kind !== "stop";
+    for (const c of new Set([this.ansible, this.child])) {
+      if (!c?.pid) continue;
+      // Stragglers in the group (a worker, a daemon a local task started) get a moment to end.
+      if (killed) signalGroup(c.pid, "SIGKILL");
+      else await terminateGroup(c.pid, 1000);
+    }
     try {
       const n = await killTracked(this.trackingId, 1000);
       if (n) this.log.debug("ended leftover processes", { count: n });

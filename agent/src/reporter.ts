@@ -10,6 +10,8 @@ export interface ReporterOptions {
   onFatal?(err: ApiError): void;
   backoff?: () => Backoff;
   log?: Logger;
+  /** Aborting it stops retrying, like stop(). */
+  signal?: AbortSignal;
 }
 
 export class Reporter {
@@ -21,6 +23,7 @@ export class Reporter {
   constructor(opts: ReporterOptions) {
     this.opts = opts;
     this.log = opts.log ?? silentLogger;
+    opts.signal?.addEventListener("abort", () => this.stop(), { once: true });
   }
 
   /** Queues a report behind the earlier ones; resolves once it is delivered, refused or abandoned. */

@@ -16,6 +16,8 @@ export interface UploaderOptions {
   maxBytes?: number;
   backoff?: Backoff;
   log?: Logger;
+  /** Aborting it stops the uploader, like stop(). */
+  signal?: AbortSignal;
 }
 
 interface Queued {
@@ -44,6 +46,7 @@ export class Uploader {
     this.opts = opts;
     this.log = opts.log ?? silentLogger;
     this.backoff = opts.backoff ?? new Backoff();
+    opts.signal?.addEventListener("abort", () => void this.stop(), { once: true });
     this.loopDone = this.loop();
   }
 

@@ -36,11 +36,15 @@ function io() {
   return { io: { out: (t: string) => void chunks.push(t), err: (t: string) => void chunks.push(t), env: {} as NodeJS.ProcessEnv }, text: () => chunks.join("") };
 }
 
-/** Registers an agent into `file` (poll wait shortened so the tests don't sit in 25 s polls). */
-async function register(file: string, extra: string[] = []): Promise<Record<string, unknown>> {
-  const rrt = await stack.registrationToken(A);
+/**
+ * Registers an agent into `file` (poll wait shortened so the tests don't sit in 25 s polls). Each
+ * test's agent has a location of its own and its jobs carry it, so that a job never goes to the
+ * agent of another test (see sshJob).
+ */
+async function register(file: string, location: string): Promise<Record<string, unknown>> {
+  const rrt = await stack.registrationToken(A, { location });
   const c = io();
-  const code = await main(["register", "--url", stack.url, "--token", rrt, "--config", file, ...extra], c.io);
+  const code = await main(["register", "--url", stack.url, "--token", rrt, "--config", file], c.io);
   expect(code, c.text()).toBe(0);
   const data = JSON.parse(readFileSync(file, "utf8"));
   writeFileSync(file, JSON.stringify({ ...data, pollWaitMs: 3000 }), { mode: 0o600 });
@@ -55,7 +59,8 @@ interface RunningAgent {
 }
 
 function startAgent(file: string, args: string[] = []): RunningAgent {
-  const child = spawn(process.execPath, [BIN, "run", "--config", file, ...args], { stdio: ["ignore", "pipe", "pipe"], detached: true });
+  const workDir = join(stack.dir, "work");
+  const child = spawn(process.execPath, [BIN, "run", "--config", file, "--work-dir", workDir, ...args], { stdio: ["ignore", "pipe", "pipe"], detached: true });
   let out = "";
   child.stdout!.on("data", (d) => (out += d));
   child.stderr!.on("data", (d) => (out += d));
@@ -91,7 +96,7 @@ const untilStatus = (ids: { jobId: string; executionId: string }, statuses: stri
 
 const sleepPlaybook = (seconds: number, tasks = 1) =>
   b64(`- hosts: all\n  gather_facts: false\n  tasks:\n` + Array.from({ length: tasks }, (_, i) => `    - name: step ${i + 1}\n      ansible.builtin.command: sleep ${seconds}\n`).join(""));
-const sshJob = (playbook: string) => ({ playbook, sshPrivateKey: sshd.clientKey.base64, hosts: [{ id: "web1", hostVars: sshd.hostVars() }] });
+const sshJob = (location: string, playbook: string) => ({ location, playbook, sshPrivateKey: sshd.clientKey.base64, hosts: [{ id: "web1", hostVars: sshd.hostVars() }] });
 
 describe("register", () => {
   it("exchanges a registration token for a credential kept in a 0600 file", async () => {
@@ -124,10 +129,10 @@ describe("register", () => {
 describe("runner-agent run", () => {
   it("runs a job, logs one JSON object per line, and exits 0 on SIGTERM when idle", async () => {
     const file = join(stack.dir, "run1.json");
-    await register(file);
+    await register(file, "t1");
     const agent = startAgent(file, ["--log-format", "json"]);
     try {
-      const ids = await startJob(sshJob(b64("- hosts: all\n  gather_facts: false\n  tasks:\n    - ansible.builtin.debug:\n        msg: hi from the agent\n")));
+      const ids = await startJob(sshJob("t1", b64("- hosts: all\n  gather_facts: false\n  tasks:\n    - ansible.builtin.debug:\n        msg: hi from the agent\n")));
       const done = await untilStatus(ids, ["SUCCESS", "FAILURE", "INIT_FAILURE"]);
       expect(done.status).toBe("SUCCESS");
       expect(done.host_stats.web1).toMatchObject({ ok: 1 });
@@ -145,12 +150,12 @@ describe("runner-agent run", () => {
 
   it("on SIGTERM takes no new work and lets the running execution finish (exit 0)", async () => {
     const file = join(stack.dir, "run2.json");
-    await register(file);
+    await register(file, "t2");
     const agent = startAgent(file, ["--shutdown-grace", "60"]);
-    const ids = await startJob(sshJob(sleepPlaybook(1, 3)));
+    const ids = await startJob(sshJob("t2", sleepPlaybook(1, 3)));
     await untilStatus(ids, ["RUNNING"]);
     agent.signal("SIGTERM");
-    const other = await startJob(sshJob(sleepPlaybook(1)));
+    const other = await startJob(sshJob("t2", sleepPlaybook(1)));
     expect(await agent.exit).toBe(0);
     expect((await execution(ids)).status).toBe("SUCCESS");
     expect((await execution(other)).status).toBe("PENDING"); // not taken by a stopping agent
@@ -159,9 +164,9 @@ describe("runner-agent run", () => {
 
   it("stops the running execution when the grace period runs out (STOPPED, exit 4)", async () => {
     const file = join(stack.dir, "run3.json");
-    await register(file);
+    await register(file, "t3");
     const agent = startAgent(file, ["--shutdown-grace", "0"]);
-    const ids = await startJob(sshJob(sleepPlaybook(1, 5)));
+    const ids = await startJob(sshJob("t3", sleepPlaybook(1, 5)));
     await untilStatus(ids, ["RUNNING"]);
     agent.signal("SIGTERM");
     expect(await agent.exit).toBe(4);
@@ -171,9 +176,9 @@ describe("runner-agent run", () => {
 
   it("kills the running execution on a second signal (KILLED, exit 5), leaving no process", async () => {
     const file = join(stack.dir, "run4.json");
-    await register(file);
+    await register(file, "t4");
     const agent = startAgent(file, ["--shutdown-grace", "60"]);
-    const ids = await startJob(sshJob(sleepPlaybook(34.5)));
+    const ids = await startJob(sshJob("t4", sleepPlaybook(34.5)));
     await untilStatus(ids, ["RUNNING"]);
     agent.signal("SIGTERM");
     await new Promise((r) => setTimeout(r, 300));
@@ -185,10 +190,10 @@ describe("runner-agent run", () => {
 
   it("hands back an execution that is still cloning on SIGTERM: it goes back to PENDING", async () => {
     const file = join(stack.dir, "run5.json");
-    await register(file);
+    await register(file, "t5");
     const agent = startAgent(file);
     const port = (hang.address() as { port: number }).port;
-    const ids = await startJob({ repository: { url: `http://127.0.0.1:${port}/slow.git`, defaultPlaybook: "site.yml" }, hosts: [{ id: "web1" }] });
+    const ids = await startJob({ location: "t5", repository: { url: `http://127.0.0.1:${port}/slow.git`, defaultPlaybook: "site.yml" }, hosts: [{ id: "web1" }] });
     await untilStatus(ids, ["INITIALIZING"]);
     await new Promise((r) => setTimeout(r, 500));
     agent.signal("SIGTERM");
@@ -200,7 +205,7 @@ describe("runner-agent run", () => {
 
   it("exits 3 with a clear message when its credential is revoked", async () => {
     const file = join(stack.dir, "run6.json");
-    const data = await register(file);
+    const data = await register(file, "t6");
     const agent = startAgent(file);
     await waitFor("agent started", async () => (agent.output().includes("agent started") ? true : undefined));
     const del = await stack.call("DELETE", `/minions/${A}/${data.agentId}`, admin);

@@ -3,6 +3,7 @@ import { env } from "cloudflare:test";
 import { expect } from "vitest";
 import { getJobSummary } from "../../worker/domain/jobs";
 import { dispatcherStub, routeExecution } from "../../worker/domain/dispatch";
+import { executionClient } from "../../worker/domain/execution-client";
 import { api, token } from "./helpers";
 import { playbookJob } from "./jobs-fixtures";
 
@@ -55,7 +56,7 @@ export async function newExecution(alias: string, jobId: string): Promise<string
   const summary = await getJobSummary(env, alias, jobId);
   const key = await routeExecution(env, alias, summary!);
   const executionId = crypto.randomUUID();
-  await env.EXECUTION.get(env.EXECUTION.idFromName(executionId)).init({
+  await executionClient(env, executionId).init({
     executionId,
     accountAlias: alias,
     jobId,
@@ -67,7 +68,7 @@ export async function newExecution(alias: string, jobId: string): Promise<string
 }
 
 export function execution(executionId: string) {
-  return env.EXECUTION.get(env.EXECUTION.idFromName(executionId)).view();
+  return executionClient(env, executionId).view();
 }
 
 export function dispatcher(key: string) {

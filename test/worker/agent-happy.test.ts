@@ -1,6 +1,7 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { dispatcherKey } from "../../worker/domain/contracts";
+import { executionClient } from "../../worker/domain/execution-client";
 import { api, token } from "./helpers";
 import { call, dispatcher, execution, lease, newAgent, newExecution, newJob, regToken } from "./agent-fixtures";
 
@@ -94,7 +95,7 @@ describe("agent protocol (happy)", () => {
     const a = await newAgent("cmd");
     const id = await newExecution("cmd", await newJob("cmd"));
     expect((await lease(a)).status).toBe(200);
-    await env.EXECUTION.get(env.EXECUTION.idFromName(id)).stop({ accountAlias: "cmd" });
+    await executionClient(env, id).stop({ accountAlias: "cmd" });
     const hb = await call(a, "POST", `/agent/executions/${id}/heartbeat`, { attempt: 1 });
     expect(hb.status).toBe(200);
     expect(hb.json.command).toBe("stop");

@@ -1,6 +1,7 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { dispatcherKey } from "../../worker/domain/contracts";
+import { executionClient } from "../../worker/domain/execution-client";
 import { api, token } from "./helpers";
 import { call, dispatcher, execution, lease, newAgent, newExecution, newJob, regToken, untilWaiting } from "./agent-fixtures";
 
@@ -68,7 +69,7 @@ describe("agent protocol (security)", () => {
     for (const [path, body] of AGENT_CALLS(crypto.randomUUID())) expect((await call(owner, "POST", path, body)).status).toBe(409);
     const v = await execution(id);
     expect(v).toMatchObject({ status: "INITIALIZING", agent_id: owner.agentId });
-    const events = await env.EXECUTION.get(env.EXECUTION.idFromName(id)).events(undefined, 0, 0, 100);
+    const events = await executionClient(env, id).events(undefined, 0, 0, 100);
     expect(JSON.stringify(events)).not.toContain("injected");
   });
 

@@ -2,6 +2,7 @@ import { env, runInDurableObject, SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { dispatcherKey } from "../../worker/domain/contracts";
 import type { Dispatcher } from "../../worker/dispatcher.do";
+import { executionClient } from "../../worker/domain/execution-client";
 import { call, dispatcher, execution, lease, newAgent, newExecution, newJob, sleep, untilWaiting } from "./agent-fixtures";
 
 /** Takes `n` leases one after the other and answers their execution ids in the order granted. */
@@ -169,10 +170,10 @@ describe("dispatcher (happy)", () => {
     const stopped = await newExecution("drop", job);
     const killedBehind = await newExecution("drop", job);
     const next = await newExecution("drop", job);
-    await env.EXECUTION.get(env.EXECUTION.idFromName(stopped)).stop({ accountAlias: "drop" });
+    await executionClient(env, stopped).stop({ accountAlias: "drop" });
     expect((await dispatcher(key).snapshot()).queued.map((q) => q.executionId)).toEqual([killedBehind, next]);
     // Still queued here but killed on the object's side (as if `remove` got lost): the grant answers null.
-    await env.EXECUTION.get(env.EXECUTION.idFromName(killedBehind)).kill({ accountAlias: "drop" });
+    await executionClient(env, killedBehind).kill({ accountAlias: "drop" });
     await dispatcher(key).enqueue({ executionId: killedBehind, accountAlias: "drop", jobId: job, enqueuedAt: 0 });
     const r = await lease(a, 1_000);
     expect(r.status).toBe(200);

@@ -5,7 +5,7 @@ import { dispatcherStub } from "../../worker/domain/dispatch";
 import { dispatcherKey } from "../../worker/domain/contracts";
 import { sweepExpiredLeases } from "../../worker/domain/executions";
 import type { Execution } from "../../worker/execution.do";
-import { AGENT, alarmOf, executionIn, failure, indexRow, newJob, report, stub } from "./execution-fixtures";
+import { AGENT, alarmOf, executionIn, failure, indexRow, newJob, object, report, stub } from "./execution-fixtures";
 
 /**
  * The clock: TTL, stop escalation, unconfirmed kills and lost leases, all from the one alarm slot.
@@ -32,7 +32,7 @@ afterEach(() => {
 });
 /** Moves the clock to `ms` after the test's start. */
 const at = (ms: number) => vi.setSystemTime(t0 + ms);
-const fire = (id: string) => runDurableObjectAlarm(stub(id));
+const fire = (id: string) => runDurableObjectAlarm(object(id));
 const status = async (id: string) => (await stub(id).view()).status;
 
 describe("TTL", () => {
@@ -186,7 +186,7 @@ describe("lease loss", () => {
 describe("the cron sweep", () => {
   it("pokes executions whose alarm went missing, through the scheduled handler", async () => {
     const id = await executionIn(ALIAS, longJob, "RUNNING");
-    await runInDurableObject(stub(id), (_o: Execution, state) => state.storage.deleteAlarm());
+    await runInDurableObject(object(id), (_o: Execution, state) => state.storage.deleteAlarm());
     expect(await alarmOf(id)).toBeNull();
     at(3 * 60_000);
     const ctx = createExecutionContext();

@@ -1,7 +1,7 @@
 import { env, runDurableObjectAlarm } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
 import type { AgentEvent } from "../../worker/schemas/execution";
-import { AGENT, alarmOf, executionIn, failure, indexRow, newJob, report, stub } from "./execution-fixtures";
+import { AGENT, alarmOf, executionIn, failure, indexRow, newJob, object, report, stub } from "./execution-fixtures";
 
 /** Event uploads (never twice, always in order), the counters they carry, and the index write-through. */
 const ALIAS = "events";
@@ -176,7 +176,7 @@ describe("the D1 index", () => {
     expect((await indexRow(id))!.status).toBe("RUNNING");
     const retryAt = await alarmOf(id);
     expect(retryAt).not.toBeNull(); // a terminal execution has no deadline left but the retry
-    await runDurableObjectAlarm(stub(id));
+    await runDurableObjectAlarm(object(id));
     const row = (await indexRow(id))!;
     expect(row.status).toBe("SUCCESS");
     expect(JSON.parse(row.snapshot)).toEqual(await stub(id).view());

@@ -1,7 +1,8 @@
 import { env } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
 import { api, token } from "./helpers";
-import { AGENT, executionIn, failure, newJob, report, start, stub } from "./execution-fixtures";
+import { ProblemError } from "../../worker/lib/problem";
+import { AGENT, executionIn, failure, newJob, object, report, start, stub } from "./execution-fixtures";
 
 /**
  * The state machine, cell by cell: every (state, action) pair the design allows leads where
@@ -240,5 +241,19 @@ describe("status events", () => {
       [4, "execution_status", "STOPPING"],
       [5, "execution_status", "STOPPED"],
     ]);
+  });
+});
+
+describe("refusals over RPC", () => {
+  it("cross as an Outcome answer (not a rejection) and come back from the client as the ProblemError they were", async () => {
+    const id = await executionIn(ALIAS, jobId, "SUCCESS");
+    const raw = await object(id).kill({ accountAlias: ALIAS });
+    expect(raw).toMatchObject({ ok: false, problem: { status: 409, title: "Conflict" } });
+    expect(await object(id).heartbeat(AGENT, 1)).toMatchObject({ ok: false, problem: { status: 409, extensions: { command: "abandon" } } });
+    expect(await object(id).view({ accountAlias: "someone-else" })).toMatchObject({ ok: false, problem: { status: 404 } });
+    expect(await object(id).view({ accountAlias: ALIAS })).toMatchObject({ ok: true, value: { execution_id: id, status: "SUCCESS" } });
+    const thrown = await failure(stub(id).kill({ accountAlias: ALIAS }));
+    expect(thrown).toBeInstanceOf(ProblemError);
+    expect(thrown).toMatchObject({ status: 409, message: expect.stringContaining("SUCCESS") });
   });
 });

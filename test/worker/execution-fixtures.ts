@@ -1,6 +1,7 @@
 /** Shared steps for the executions tests: real routes, real Execution objects. */
 import { env, runInDurableObject } from "cloudflare:test";
 import { expect } from "vitest";
+import { executionClient } from "../../worker/domain/execution-client";
 import type { Execution } from "../../worker/execution.do";
 import type { StatusReport } from "../../worker/schemas/execution";
 import { api, token } from "./helpers";
@@ -8,7 +9,13 @@ import { playbookJob } from "./jobs-fixtures";
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** The Execution object as the Worker calls it (refusals thrown as ProblemErrors). */
 export function stub(executionId: string) {
+  return executionClient(env, executionId);
+}
+
+/** The raw Durable Object stub, for runInDurableObject / runDurableObjectAlarm. */
+export function object(executionId: string) {
   return env.EXECUTION.get(env.EXECUTION.idFromName(executionId));
 }
 
@@ -86,12 +93,12 @@ export async function executionIn(alias: string, jobId: string, status: string):
 
 /** The Execution object's pending alarm time. */
 export function alarmOf(id: string): Promise<number | null> {
-  return runInDurableObject(stub(id), (_obj: Execution, state) => state.storage.getAlarm());
+  return runInDurableObject(object(id), (_obj: Execution, state) => state.storage.getAlarm());
 }
 
 /** The object's stored state (what sits at rest). */
 export function storedState(id: string): Promise<string> {
-  return runInDurableObject(stub(id), (_obj: Execution, state) => {
+  return runInDurableObject(object(id), (_obj: Execution, state) => {
     const row = state.storage.sql.exec<{ json: string }>("SELECT json FROM state").toArray()[0];
     return row?.json ?? "";
   });
@@ -102,10 +109,7 @@ export function indexRow(id: string) {
   return env.DB.prepare("SELECT * FROM executions WHERE id = ?").bind(id).first<Record<string, unknown> & { snapshot: string; version: number; status: string }>();
 }
 
-/**
- * The error an RPC call rejects with. (vitest's `.rejects` would call the callable RPC promise
- * once more, and that second call's rejection would go unhandled.)
- */
+/** The ProblemError a call is refused with (status, extensions, message). */
 export function failure(p: PromiseLike<unknown>): Promise<{ status?: number; extensions?: Record<string, unknown>; message: string }> {
   return Promise.resolve(p).then(
     () => {

@@ -1,6 +1,6 @@
-import { SELF } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
 import { api, token } from "./helpers";
+import { send, seeded } from "./fuzz-fixtures";
 import { b64, playbookJob, repoJob } from "./jobs-fixtures";
 
 /**
@@ -13,30 +13,7 @@ const ROUNDS = 320;
 const KEEP = "fuzz-keep";
 const NEW = "fuzz-new";
 
-function mulberry32(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-const rnd = mulberry32(SEED);
-const int = (n: number) => Math.floor(rnd() * n);
-const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)]!;
-const chance = (p: number) => rnd() < p;
-
-const ALPHABET = "abcXYZ019-_./%?#&=+ :@!$'()*,;~\u00e9\u4e2d\u{1F600}\u0000\u001f\"\\";
-function randomString(max = 40): string {
-  if (chance(0.05)) return "x".repeat(int(20000));
-  let s = "";
-  const n = int(max);
-  for (let i = 0; i < n; i++) s += pick([...ALPHABET]);
-  return s;
-}
+const { int, pick, chance, randomString } = seeded(SEED);
 
 function randomValue(depth = 0): unknown {
   const kinds = depth > 3 ? 6 : 8;
@@ -211,12 +188,7 @@ describe("jobs fuzz (security)", () => {
       if (body !== undefined && headers["content-type"] === undefined) headers["content-type"] = pick(CONTENT_TYPES.slice(0, 4));
       if (headers["content-type"] === "") delete headers["content-type"];
 
-      const res = await SELF.fetch(`http://runner.test${path}`, { method, headers, body: method === "GET" || method === "HEAD" ? undefined : body });
-      const text = await res.text();
-      statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
-      const what = `#${i} ${method} ${path.slice(0, 120)} → ${res.status} ${text.slice(0, 200)}`;
-      expect(res.status, what).toBeLessThan(500);
-      if (res.status >= 400 && method !== "HEAD") expect(res.headers.get("content-type"), what).toContain("application/problem+json");
+      await send(i, method, path, { headers, body }, statuses);
     }
 
     console.log(`fuzz statuses (seed ${SEED.toString(16)}):`, JSON.stringify(Object.fromEntries([...statuses].sort())));

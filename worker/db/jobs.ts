@@ -1,4 +1,6 @@
 /** Storage of jobs: plain functions over D1, bound parameters only (migrations/0002_jobs.sql). */
+import type { Page, PageParams } from "../schemas/common";
+import { selectPage } from "./page";
 
 export interface JobRow {
   id: string;
@@ -25,15 +27,9 @@ export async function getJob(db: D1Database, accountAlias: string, id: string): 
   return db.prepare(`SELECT ${COLUMNS} FROM jobs WHERE id = ? AND account_alias = ?`).bind(id, accountAlias).first<JobRow>();
 }
 
-/** One page, newest first, and the total; both read in one batch (one consistent snapshot). */
-export async function listJobs(db: D1Database, accountAlias: string, limit: number, offset: number): Promise<{ total: number; rows: JobRow[] }> {
-  const [count, page] = await db.batch([
-    db.prepare("SELECT COUNT(*) AS n FROM jobs WHERE account_alias = ?").bind(accountAlias),
-    db
-      .prepare(`SELECT ${COLUMNS} FROM jobs WHERE account_alias = ? ORDER BY created_time DESC, id DESC LIMIT ? OFFSET ?`)
-      .bind(accountAlias, limit, offset),
-  ]);
-  return { total: (count!.results[0] as { n: number } | undefined)?.n ?? 0, rows: (page!.results as JobRow[]) ?? [] };
+/** One page of the account's jobs, newest first, and the total. */
+export function listJobs(db: D1Database, accountAlias: string, p: PageParams): Promise<Page<JobRow>> {
+  return selectPage<JobRow>(db, { select: COLUMNS, from: "jobs", where: "account_alias = ?", args: [accountAlias], orderBy: "created_time DESC, id DESC" }, p);
 }
 
 /** Replaces a job if it is still at `expectedVersion`; answers whether it did. */

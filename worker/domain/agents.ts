@@ -3,7 +3,6 @@ import {
   getAgent,
   insertAgent,
   insertToken,
-  leasedExecutionsOf,
   listLiveAgents,
   listLiveTokens,
   revokeAgent,
@@ -13,11 +12,15 @@ import {
   type AgentRow,
   type TokenRow,
 } from "../db/agents";
+import { leasedExecutionsOf } from "../db/executions";
 import { verifyToken, type AuthVars } from "../lib/auth";
 import { forbidden, notFound, unauthorized } from "../lib/problem";
+import type { Page, PageParams } from "../schemas/common";
+import type { LeaseBody } from "../schemas/execution";
 import { MAX_POLL_WAIT_MS, type AgentView, type CreatedTokenView, type RegisterAnswer, type RegisterBody, type TokenView } from "../schemas/agent";
 import { HEARTBEAT_INTERVAL_MS, LEASE_TTL_MS } from "./contracts";
-import { agentDispatcherKey, dispatcherStub, executionStub } from "./dispatch";
+import { agentDispatcherKey, dispatcherStub } from "./dispatch";
+import { executionClient } from "./execution-client";
 
 /** An agent is online when it was seen this recently (a long poll renews it at least every 25 s). */
 export const ONLINE_WINDOW_MS = 60_000;
@@ -82,9 +85,9 @@ export async function createRegistrationToken(
   return { ...tokenView(row), token };
 }
 
-export async function listRegistrationTokens(env: Env, alias: string, page: number, size: number) {
-  const { total, rows } = await listLiveTokens(env.DB, alias, page, size);
-  return { totalSize: total, page, size, results: rows.map(tokenView) };
+export async function listRegistrationTokens(env: Env, alias: string, p: PageParams): Promise<Page<TokenView>> {
+  const page = await listLiveTokens(env.DB, alias, p);
+  return { ...page, results: page.results.map(tokenView) };
 }
 
 /** Agents already registered with the token keep working; only new registrations stop. */
@@ -178,6 +181,31 @@ export const requireAgent: MiddlewareHandler<AgentEnv> = async (c, next) => {
   await next();
 };
 
+// ---- work --------------------------------------------------------------------------------
+
+/**
+ * The long poll: a lease for the agent as soon as its dispatcher grants one, else null after the
+ * wait. A poll whose request went away is never granted one (the dispatcher asks `alive` right
+ * before granting); if it goes away between the grant and the answer, the lease is handed back.
+ */
+export async function pollForLease(
+  env: Env,
+  agent: AgentRow,
+  ask: { capacity?: number; waitMs?: number },
+  signal: AbortSignal,
+  ctx: { waitUntil(p: Promise<unknown>): void },
+): Promise<LeaseBody | null> {
+  if (ask.capacity === 0) return null;
+  const wait = Math.min(ask.waitMs ?? MAX_POLL_WAIT_MS, MAX_POLL_WAIT_MS);
+  // RPC typing maps the lease's `unknown` extra vars to `never`; the value is the object's LeaseBody.
+  const lease = (await dispatcherStub(env, agentDispatcherKey(agent)).poll({ agentId: agent.id, alive: () => !signal.aborted }, wait)) as LeaseBody | null;
+  if (lease && signal.aborted) {
+    ctx.waitUntil(executionClient(env, lease.executionId).release(agent.id, lease.attempt).catch(() => undefined));
+    return null;
+  }
+  return lease;
+}
+
 // ---- the minions API ----------------------------------------------------------------------
 
 function agentView(a: AgentRow, running: string[], now: number): AgentView {
@@ -195,14 +223,11 @@ function agentView(a: AgentRow, running: string[], now: number): AgentView {
   };
 }
 
-export async function listAgents(env: Env, alias: string, page: number, size: number) {
-  const { total, rows } = await listLiveAgents(env.DB, alias, page, size);
-  const running = await leasedExecutionsOf(
-    env.DB,
-    rows.map((r) => r.id),
-  );
+export async function listAgents(env: Env, alias: string, p: PageParams): Promise<Page<AgentView>> {
+  const page = await listLiveAgents(env.DB, alias, p);
+  const running = await leasedExecutionsOf(env.DB, page.results.map((r) => r.id));
   const now = Date.now();
-  return { totalSize: total, page, size, results: rows.map((r) => agentView(r, running.get(r.id) ?? [], now)) };
+  return { ...page, results: page.results.map((r) => agentView(r, running.get(r.id) ?? [], now)) };
 }
 
 export async function getAgentView(env: Env, alias: string, agentId: string): Promise<AgentView> {
@@ -223,7 +248,7 @@ export async function revokeAgentAndLeases(env: Env, alias: string, agentId: str
   // First the dispatcher (no new lease can reach the agent), then the leases it already holds.
   await dispatcherStub(env, agentDispatcherKey(a)).agentRevoked(agentId);
   const held = (await leasedExecutionsOf(env.DB, [agentId])).get(agentId) ?? [];
-  const results = await Promise.allSettled(held.map((id) => executionStub(env, id).agentRevoked(agentId)));
+  const results = await Promise.allSettled(held.map((id) => executionClient(env, id).agentRevoked(agentId)));
   // A lease that could not be dropped here still expires: the agent can no longer heartbeat.
   results.forEach((r, i) => r.status === "rejected" && console.error("agentRevoked failed", held[i], r.reason));
 }

@@ -53,12 +53,13 @@ export interface StartOverrides {
  *   // right before granting, so an abandoned poll never swallows a lease), and
  *   // agentRevoked(agentId: string): Promise<void> (drops its waiting polls; the minions DELETE calls it).
  *
- * Execution (worker/execution.do.ts, idFromName(executionId)) RPC used by the Dispatcher and agent routes:
+ * Execution (worker/execution.do.ts, idFromName(executionId)) RPC used by the Dispatcher and agent routes
+ * (through executionClient(), which answers the Outcome's value or throws its ProblemError; see below):
  *   grantLease(agentId: string): Promise<LeaseBody | null>   // PENDING → INITIALIZING; null if no longer PENDING
- *   heartbeat(agentId: string, attempt: number): Promise<AgentAnswer>
- *   report(agentId: string, body: StatusReport): Promise<AgentAnswer & { status: string }>
- *   uploadEvents(agentId: string, body: EventUpload): Promise<AgentAnswer & { acceptedThrough: number }>
- *   release(agentId: string, attempt: number): Promise<AgentAnswer>
+ *   heartbeat(agentId: string, attempt: number): Promise<Outcome<AgentAnswer>>
+ *   report(agentId: string, body: StatusReport): Promise<Outcome<AgentAnswer & { status: string }>>
+ *   uploadEvents(agentId: string, body: EventUpload): Promise<Outcome<AgentAnswer & { acceptedThrough: number }>>
+ *   release(agentId: string, attempt: number): Promise<Outcome<AgentAnswer>>
  *   agentRevoked(agentId: string): Promise<void>            // its lease is lost at once
  */
 export interface DispatchItem {
@@ -91,8 +92,11 @@ export const HEARTBEAT_INTERVAL_MS = 5_000;
  *   events(scope?, after, page, size) / logChunk(scope?, after, maxBytes?, waitMs?) / eventCount() / sweep()
  * `scope` = { accountAlias, jobId? }: a mismatch is 404. grantLease throws on a transient failure
  * (the dispatcher re-queues); it answers null when the execution is no longer PENDING or cannot run.
- * A ProblemError thrown in the object arrives as a plain Error keeping its fields: `asProblem()` in
- * worker/lib/problem.ts (applied by onError) turns it back; the abandon answer carries
- * `extensions: { command: "abandon" }`.
+ * Methods that may refuse (view, stop, kill, restart, events, logChunk, heartbeat, report,
+ * uploadEvents, release) answer an `Outcome` (worker/lib/problem.ts) rather than throw; callers
+ * go through `executionClient()` (worker/domain/execution-client.ts), which throws the refusal
+ * again as the ProblemError it was. The abandon answer carries `extensions: { command: "abandon" }`.
+ * A lease of a job with `useDynamicInventory` carries the account inventory as it is at the grant
+ * (`loadInventoryForLease` in worker/domain/inventory.ts).
  */
 export type { LeaseBody, StatusReport, EventUpload } from "../schemas/execution";

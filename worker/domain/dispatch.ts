@@ -30,7 +30,3 @@ export function agentDispatcherKey(agent: { account_alias: string | null; locati
 export function dispatcherStub(env: Env, key: string) {
   return env.DISPATCHER.get(env.DISPATCHER.idFromName(key));
 }
-
-export function executionStub(env: Env, executionId: string) {
-  return env.EXECUTION.get(env.EXECUTION.idFromName(executionId));
-}

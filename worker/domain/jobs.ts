@@ -4,11 +4,14 @@
  * Secrets live only in the encrypted `secrets` column; the stored definition carries `has…` flags.
  */
 import { deleteJobUnlessActive, getJob, insertJob, listJobs, updateJob, type JobRow } from "../db/jobs";
+import { newId } from "../lib/ids";
 import { conflict, notFound } from "../lib/problem";
 import { decryptJson, encryptJson } from "../lib/secrets";
+import type { Page, PageParams } from "../schemas/common";
+import { ACTIVE_STATUSES } from "../schemas/execution";
 import { DEFAULT_EXECUTION_TTL, hasContent, type Job, type JobInput, type JobReplace } from "../schemas/job";
 import type { JobForLease } from "./contracts";
-import { ACTIVE_STATUSES, hasActiveExecution, startExecution } from "./executions";
+import { hasActiveExecution, startExecution } from "./executions";
 
 type CallbackLevel = "DEBUG" | "ERROR" | "RESULT";
 
@@ -46,33 +49,6 @@ export interface JobSummary {
   location: string | null;
   hostLocations: string[];
   callbacks: { url: string; level: CallbackLevel }[];
-}
-
-// ---------------------------------------------------------------- ids
-
-let lastMs = 0;
-let seq = 0;
-
-/** A UUIDv7: time-ordered, with a per-isolate counter so ids made in one millisecond still sort by creation. */
-function newJobId(now: number): string {
-  if (now > lastMs) {
-    lastMs = now;
-    seq = crypto.getRandomValues(new Uint16Array(1))[0]! & 0x3ff;
-  } else if (++seq > 0xfff) {
-    lastMs++;
-    seq = 0;
-  }
-  const b = crypto.getRandomValues(new Uint8Array(16));
-  let ms = lastMs;
-  for (let i = 5; i >= 0; i--) {
-    b[i] = ms % 256;
-    ms = Math.floor(ms / 256);
-  }
-  b[6] = 0x70 | (seq >> 8);
-  b[7] = seq & 0xff;
-  b[8] = 0x80 | (b[8]! & 0x3f);
-  const h = [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
 
 // ---------------------------------------------------------------- shaping
@@ -200,7 +176,7 @@ export async function createJob(env: Env, accountAlias: string, input: JobInput,
   const { definition, secrets } = split(input);
   const now = Date.now();
   const row: JobRow = {
-    id: newJobId(now),
+    id: newId(now),
     account_alias: accountAlias,
     definition: JSON.stringify(definition),
     secrets: await sealSecrets(env, secrets),
@@ -252,9 +228,9 @@ export async function readJob(env: Env, accountAlias: string, jobId: string): Pr
   return jobView(row);
 }
 
-export async function listJobPage(env: Env, accountAlias: string, page: number, size: number) {
-  const { total, rows } = await listJobs(env.DB, accountAlias, size, page * size);
-  return { totalSize: total, page, size, results: rows.map(jobView) };
+export async function listJobPage(env: Env, accountAlias: string, p: PageParams): Promise<Page<Job>> {
+  const page = await listJobs(env.DB, accountAlias, p);
+  return { ...page, results: page.results.map(jobView) };
 }
 
 // ---------------------------------------------------------------- for the executions side (contracts.ts)

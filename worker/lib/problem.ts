@@ -8,6 +8,9 @@ export interface FieldError {
   message: string;
 }
 
+/** Extra problem members (RFC 9457 extensions): plain values, so they cross RPC as they are. */
+export type Extensions = Record<string, string | number | boolean | null>;
+
 /** The one error type of the API; `onError` turns it into RFC 9457 problem+json. */
 export class ProblemError extends Error {
   constructor(
@@ -17,21 +20,46 @@ export class ProblemError extends Error {
     readonly errors?: FieldError[],
     readonly headers?: Record<string, string>,
     /** Extra problem members (RFC 9457 extensions), e.g. `command: "abandon"` for agents. */
-    readonly extensions?: Record<string, unknown>,
+    readonly extensions?: Extensions,
   ) {
     super(detail ?? title);
   }
 }
 
+/** A ProblemError as plain data, the form in which it crosses Durable Object RPC (see `Outcome`). */
+export interface ProblemData {
+  status: number;
+  title: string;
+  detail?: string;
+  errors?: FieldError[];
+  headers?: Record<string, string>;
+  extensions?: Extensions;
+}
+
 /**
- * A ProblemError thrown inside a Durable Object arrives over RPC as a plain Error that keeps its
- * own properties (status, title, detail, errors, extensions): turn it back into a ProblemError.
+ * What a Durable Object method that may refuse (404, 409, …) answers over RPC, instead of throwing.
+ * A refusal is an answer, not a failure: thrown across RPC it would lose its class, and the test
+ * pool's Durable Object wrapper reports every rejected RPC call as an uncaught rejection
+ * (cloudflare/workers-sdk#14736) even when the caller handles it. Unexpected errors still throw.
  */
-export function asProblem(err: unknown): unknown {
-  if (err instanceof ProblemError || !(err instanceof Error)) return err;
-  const e = err as Error & Partial<ProblemError> & { remote?: boolean };
-  if (e.remote !== true || typeof e.status !== "number" || typeof e.title !== "string") return err;
-  return new ProblemError(e.status, e.title, e.detail ?? undefined, e.errors ?? undefined, e.headers ?? undefined, e.extensions ?? undefined);
+export type Outcome<T> = { ok: true; value: T } | { ok: false; problem: ProblemData };
+
+/** Runs `fn` inside the object: its value, or the ProblemError it threw, as an Outcome. */
+export async function outcome<T>(fn: () => T | Promise<T>): Promise<Outcome<T>> {
+  try {
+    return { ok: true, value: await fn() };
+  } catch (e) {
+    if (!(e instanceof ProblemError)) throw e;
+    const { status, title, detail, errors, headers, extensions } = e;
+    return { ok: false, problem: { status, title, detail, errors, headers, extensions } };
+  }
+}
+
+/** The caller's side: the value, or the refusal thrown again as the ProblemError it was. */
+export function settle<T>(o: Outcome<T>): T {
+  if (o.ok) return o.value;
+  const p = o.problem;
+  throw new ProblemError(p.status, p.title, p.detail, p.errors, p.headers, p.extensions);
 }
 
 export const badRequest = (errors: FieldError[], detail = "The request is invalid; see errors.") =>
@@ -79,7 +107,7 @@ export function problemResponses(...statuses: number[]) {
 
 const TYPE_BASE = "https://runner.dev/problems/";
 
-export function problemBody(status: number, title: string, detail?: string, errors?: FieldError[], extensions?: Record<string, unknown>) {
+export function problemBody(status: number, title: string, detail?: string, errors?: FieldError[], extensions?: Extensions) {
   return {
     ...extensions,
     type: `${TYPE_BASE}${title.toLowerCase().replace(/[^a-z0-9]+/g, "-")}`,
@@ -96,7 +124,7 @@ export function problemResponse(
   detail?: string,
   errors?: FieldError[],
   headers?: Record<string, string>,
-  extensions?: Record<string, unknown>,
+  extensions?: Extensions,
 ): Response {
   return new Response(JSON.stringify(problemBody(status, title, detail, errors, extensions)), {
     status,
@@ -105,8 +133,7 @@ export function problemResponse(
 }
 
 /** The single error mapper: known errors keep their status, anything else is a 500 without internals. */
-export function onError(thrown: Error, c: Context): Response {
-  const err = asProblem(thrown) as Error;
+export function onError(err: Error, c: Context): Response {
   if (err instanceof ProblemError) {
     return problemResponse(err.status, err.title, err.detail, err.errors, err.headers, err.extensions);
   }

@@ -1,65 +1,41 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import type { MiddlewareHandler } from "hono";
 import { streamSSE } from "hono/streaming";
 import {
   getExecution,
   killExecution,
   listEvents,
   listExecutions,
-  logChunk,
+  readLog,
   restartExecution,
   startExecution,
   stopExecution,
 } from "../domain/executions";
 import { requireAccess } from "../lib/auth";
-import { router, type AppEnv } from "../lib/hono";
+import { emptyJsonIsNoBody, jsonAnswer, jsonBody, router } from "../lib/hono";
 import { problemResponses } from "../lib/problem";
-import { AliasParam, JobIdParam, PageQuery } from "../schemas/job";
-import { ExecutionPage, ExecutionStatus, ExecutionView, RestartBody, StartBody, StatusEventPage, StopBody } from "../schemas/execution";
+import { AliasOnly, PageQuery, queryInt } from "../schemas/common";
+import { ExecutionPage, ExecutionParams, ExecutionStatus, ExecutionView, RestartBody, StartBody, StatusEventPage, StopBody } from "../schemas/execution";
+import { JobParams } from "../schemas/job";
 
 /** Executions (snake_case, as the original service). Mounted at /jobs, before the jobs router. */
 export const executions = router();
 
 const tags = ["Executions"];
-const ExecutionIdParam = z.string().openapi({ param: { name: "executionId", in: "path" } });
-const AliasOnly = z.object({ alias: AliasParam });
-const AliasAndJob = z.object({ alias: AliasParam, jobId: JobIdParam });
-const OneExecution = z.object({ alias: AliasParam, jobId: JobIdParam, executionId: ExecutionIdParam });
 
-const seqParam = (name: string, description: string) =>
-  z
-    .string()
-    .regex(/^\d{1,15}$/, { message: "must be a whole number from 0" })
-    .optional()
-    .openapi({ param: { name, in: "query" }, description });
-export const ListQuery = PageQuery.extend({
+const afterParam = (description: string) => queryInt("after", 0, 999_999_999_999_999, 0, description);
+const ListQuery = PageQuery.extend({
   status: ExecutionStatus.optional().openapi({ param: { name: "status", in: "query" }, description: "Only executions in this status." }),
 });
-export const EventsQuery = PageQuery.extend({ after: seqParam("after", "Only events with a sequence above this.") });
+export const EventsQuery = PageQuery.extend({ after: afterParam("Only events with a sequence above this.") });
 const LogQuery = z.object({
   follow: z
     .enum(["true", "false", ""], { message: "must be true or false" })
     .optional()
     .openapi({ param: { name: "follow", in: "query" }, description: "Stream live as Server-Sent Events until the execution ends." }),
-  after: seqParam("after", "Resume after this event sequence (as Last-Event-ID does)."),
+  after: afterParam("Resume after this event sequence (as Last-Event-ID does)."),
 });
 
-export const pageOf = (q: { page?: string; size?: string }) => ({ page: Number(q.page ?? 0), size: Number(q.size ?? 100) });
-
-const ok = <T extends z.ZodType>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
-const optionalJson = <T extends z.ZodType>(schema: T) => ({ required: false, content: { "application/json": { schema } } });
-
-/** Old clients POST these actions with a JSON content type and no body at all: that is `{}`. */
-const emptyJsonIsNoBody: MiddlewareHandler<AppEnv> = async (c, next) => {
-  if (c.req.header("content-type") && (await c.req.text()).trim() === "") {
-    const headers = new Headers(c.req.raw.headers);
-    headers.delete("content-type");
-    c.req.raw = new Request(c.req.raw.url, { method: c.req.raw.method, headers });
-  }
-  await next();
-};
-
-const scopeOf = (p: { alias: string; jobId?: string }) => ({ accountAlias: p.alias, jobId: p.jobId ?? null });
+export const scopeOf = (p: { alias: string; jobId?: string }) => ({ accountAlias: p.alias, jobId: p.jobId ?? null });
 
 executions.openapi(
   createRoute({
@@ -69,12 +45,11 @@ executions.openapi(
     summary: "The account's executions, newest first",
     middleware: [requireAccess("read")] as const,
     request: { params: AliasOnly, query: ListQuery },
-    responses: { 200: ok(ExecutionPage, "A page of executions"), ...problemResponses(400, 401, 404) },
+    responses: { 200: jsonAnswer(ExecutionPage, "A page of executions"), ...problemResponses(400, 401, 404) },
   }),
   async (c) => {
     const { alias } = c.req.valid("param");
-    const q = c.req.valid("query");
-    return c.json(await listExecutions(c.env, alias, { status: q.status, ...pageOf(q) }), 200);
+    return c.json(await listExecutions(c.env, alias, c.req.valid("query")), 200);
   },
 );
 
@@ -86,8 +61,8 @@ executions.openapi(
     summary: "Start the job: a new PENDING execution",
     description: "Keys given here apply to this execution only and are never answered nor kept after it ends.",
     middleware: [requireAccess("write"), emptyJsonIsNoBody] as const,
-    request: { params: AliasAndJob, body: optionalJson(StartBody) },
-    responses: { 200: ok(ExecutionView, "The execution, PENDING"), ...problemResponses(400, 401, 403, 404, 415) },
+    request: { params: JobParams, body: jsonBody(StartBody, false) },
+    responses: { 200: jsonAnswer(ExecutionView, "The execution, PENDING"), ...problemResponses(400, 401, 403, 404, 415) },
   }),
   async (c) => {
     const { alias, jobId } = c.req.valid("param");
@@ -103,13 +78,12 @@ executions.openapi(
     tags,
     summary: "One job's executions, newest first",
     middleware: [requireAccess("read")] as const,
-    request: { params: AliasAndJob, query: ListQuery },
-    responses: { 200: ok(ExecutionPage, "A page of executions"), ...problemResponses(400, 401, 404) },
+    request: { params: JobParams, query: ListQuery },
+    responses: { 200: jsonAnswer(ExecutionPage, "A page of executions"), ...problemResponses(400, 401, 404) },
   }),
   async (c) => {
     const { alias, jobId } = c.req.valid("param");
-    const q = c.req.valid("query");
-    return c.json(await listExecutions(c.env, alias, { jobId, status: q.status, ...pageOf(q) }), 200);
+    return c.json(await listExecutions(c.env, alias, { ...c.req.valid("query"), jobId }), 200);
   },
 );
 
@@ -120,8 +94,8 @@ executions.openapi(
     tags,
     summary: "One execution",
     middleware: [requireAccess("read")] as const,
-    request: { params: OneExecution },
-    responses: { 200: ok(ExecutionView, "The execution"), ...problemResponses(401, 404) },
+    request: { params: ExecutionParams },
+    responses: { 200: jsonAnswer(ExecutionView, "The execution"), ...problemResponses(401, 404) },
   }),
   async (c) => {
     const p = c.req.valid("param");
@@ -136,8 +110,8 @@ executions.openapi(
     tags,
     summary: "Run a FAILURE or INIT_FAILURE execution again, limited to its failed hosts",
     middleware: [requireAccess("write"), emptyJsonIsNoBody] as const,
-    request: { params: OneExecution, body: optionalJson(RestartBody) },
-    responses: { 200: ok(ExecutionView, "The execution, PENDING again"), ...problemResponses(400, 401, 403, 404, 409, 415) },
+    request: { params: ExecutionParams, body: jsonBody(RestartBody, false) },
+    responses: { 200: jsonAnswer(ExecutionView, "The execution, PENDING again"), ...problemResponses(400, 401, 403, 404, 409, 415) },
   }),
   async (c) => {
     const p = c.req.valid("param");
@@ -152,8 +126,8 @@ executions.openapi(
     tags,
     summary: "Stop gracefully; after expiryDuration seconds (0: never) it escalates to a kill",
     middleware: [requireAccess("write"), emptyJsonIsNoBody] as const,
-    request: { params: OneExecution, body: optionalJson(StopBody) },
-    responses: { 200: ok(ExecutionView, "The execution, STOPPING (or STOPPED when it was PENDING)"), ...problemResponses(400, 401, 403, 404, 409, 415) },
+    request: { params: ExecutionParams, body: jsonBody(StopBody, false) },
+    responses: { 200: jsonAnswer(ExecutionView, "The execution, STOPPING (or STOPPED when it was PENDING)"), ...problemResponses(400, 401, 403, 404, 409, 415) },
   }),
   async (c) => {
     const p = c.req.valid("param");
@@ -169,8 +143,8 @@ executions.openapi(
     tags,
     summary: "Kill at once",
     middleware: [requireAccess("write")] as const,
-    request: { params: OneExecution },
-    responses: { 200: ok(ExecutionView, "The execution, KILLING (or KILLED when it was PENDING)"), ...problemResponses(401, 403, 404, 409) },
+    request: { params: ExecutionParams },
+    responses: { 200: jsonAnswer(ExecutionView, "The execution, KILLING (or KILLED when it was PENDING)"), ...problemResponses(401, 403, 404, 409) },
   }),
   async (c) => {
     const p = c.req.valid("param");
@@ -185,19 +159,16 @@ executions.openapi(
     tags,
     summary: "The execution's status events in sequence order",
     middleware: [requireAccess("read")] as const,
-    request: { params: OneExecution, query: EventsQuery },
-    responses: { 200: ok(StatusEventPage, "A page of status events"), ...problemResponses(400, 401, 404) },
+    request: { params: ExecutionParams, query: EventsQuery },
+    responses: { 200: jsonAnswer(StatusEventPage, "A page of status events"), ...problemResponses(400, 401, 404) },
   }),
   async (c) => {
     const p = c.req.valid("param");
-    const q = c.req.valid("query");
-    return c.json(await listEvents(c.env, scopeOf(p), p.executionId, { after: Number(q.after ?? 0), ...pageOf(q) }), 200);
+    return c.json(await listEvents(c.env, scopeOf(p), p.executionId, c.req.valid("query")), 200);
   },
 );
 
-const LOG_CHUNK_BYTES = 256 * 1024;
-const SSE_CHUNK_BYTES = 64 * 1024;
-/** How long one DO call waits for new output before the stream sends a keep-alive comment. */
+/** How long one object call waits for new output before the stream sends a keep-alive comment. */
 const FOLLOW_WAIT_MS = 15_000;
 
 executions.openapi(
@@ -210,7 +181,7 @@ executions.openapi(
       "With follow, each SSE message carries the next piece of the log as `data` and the sequence of its last event as `id`; " +
       "a reconnect with Last-Event-ID resumes after it. A final `event: end` message carries the terminal status.",
     middleware: [requireAccess("read")] as const,
-    request: { params: OneExecution, query: LogQuery },
+    request: { params: ExecutionParams, query: LogQuery },
     responses: {
       200: {
         description: "The log",
@@ -223,9 +194,8 @@ executions.openapi(
     const p = c.req.valid("param");
     const q = c.req.valid("query");
     const scope = scopeOf(p);
-    const lastEventId = c.req.header("last-event-id");
-    const resume = lastEventId && /^\d{1,15}$/.test(lastEventId.trim()) ? Number(lastEventId.trim()) : null;
-    let after = resume ?? Number(q.after ?? 0);
+    const lastEventId = c.req.header("last-event-id")?.trim();
+    const after = lastEventId && /^\d{1,15}$/.test(lastEventId) ? Number(lastEventId) : q.after;
     await getExecution(c.env, scope, p.executionId); // a 404 before any stream starts
 
     if (q.follow === "true") {
@@ -234,28 +204,23 @@ executions.openapi(
         stream.onAbort(() => {
           aborted = true;
         });
-        while (!aborted) {
-          const chunk = await logChunk(c.env, scope, p.executionId, after, SSE_CHUNK_BYTES, FOLLOW_WAIT_MS);
+        for await (const chunk of readLog(c.env, scope, p.executionId, after, { followMs: FOLLOW_WAIT_MS })) {
+          if (aborted) break;
           if (chunk.text) await stream.writeSSE({ id: String(chunk.through), data: chunk.text });
           else if (!chunk.ended) await stream.write(": keep-alive\n\n");
-          after = chunk.through;
-          if (chunk.ended) {
-            await stream.writeSSE({ event: "end", id: String(after), data: chunk.status });
-            break;
-          }
+          if (chunk.ended) await stream.writeSSE({ event: "end", id: String(chunk.through), data: chunk.status });
         }
       });
     }
 
-    // Plain text: page through the object so a big log never sits in memory whole.
-    const env = c.env;
+    // Plain text, pulled piece by piece so that a big log never sits in memory whole.
+    const pieces = readLog(c.env, scope, p.executionId, after, { followMs: 0 });
     const encoder = new TextEncoder();
     const body = new ReadableStream<Uint8Array>({
       async pull(controller) {
-        const chunk = await logChunk(env, scope, p.executionId, after, LOG_CHUNK_BYTES);
-        if (chunk.text) controller.enqueue(encoder.encode(chunk.text));
-        if (!chunk.text || chunk.through === after) controller.close();
-        after = chunk.through;
+        const next = await pieces.next();
+        if (next.done) controller.close();
+        else controller.enqueue(encoder.encode(next.value.text));
       },
     });
     return new Response(body, { status: 200, headers: { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" } });

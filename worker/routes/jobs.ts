@@ -1,23 +1,22 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { requireAccess } from "../lib/auth";
-import { router, validationHook } from "../lib/hono";
-import { problemResponses } from "../lib/problem";
 import { createJob, deleteJob, listJobPage, readJob, replaceJob } from "../domain/jobs";
-import { AliasParam, ImmediateQuery, Job, JobIdParam, JobInput, JobPage, JobReplace, PageQuery, jobEnvProblems } from "../schemas/job";
+import { requireAccess } from "../lib/auth";
+import { jsonAnswer, jsonBody, router, validationHook } from "../lib/hono";
+import { problemResponses } from "../lib/problem";
+import { AliasOnly, PageQuery } from "../schemas/common";
+import { ImmediateQuery, Job, JobInput, JobPage, JobParams, JobReplace, jobEnvProblems } from "../schemas/job";
 
 /** Jobs: parse, authorize, call the domain, shape the answer. Mounted at /jobs. */
 export const jobs = router();
 
 const tags = ["Jobs"];
-const AliasOnly = z.object({ alias: AliasParam });
-const AliasAndJob = z.object({ alias: AliasParam, jobId: JobIdParam });
 const JobWithExecution = Job.extend({
   execution: z.record(z.string(), z.unknown()).optional().openapi({ description: "The execution started (only with immediate=true)." }),
 }).openapi("JobWithExecution");
+const stored = jsonAnswer(JobWithExecution, "The job as stored (with `execution` when immediate=true)");
 
 // ALLOW_LOOPBACK_HTTP is configuration, so that one rule is checked here, reported with the schema's.
 const bodyHook = validationHook((target, data, c) => (target === "json" ? jobEnvProblems(data, c.env.ALLOW_LOOPBACK_HTTP === "true") : []));
-const jsonBody = <T extends z.ZodType>(schema: T) => ({ required: true, content: { "application/json": { schema } } });
 
 jobs.openapi(
   createRoute({
@@ -27,15 +26,11 @@ jobs.openapi(
     summary: "Create a job",
     middleware: [requireAccess("write")] as const,
     request: { params: AliasOnly, query: ImmediateQuery, body: jsonBody(JobInput) },
-    responses: {
-      200: { description: "The job as stored (with `execution` when immediate=true)", content: { "application/json": { schema: JobWithExecution } } },
-      ...problemResponses(400, 401, 403, 404, 413, 415),
-    },
+    responses: { 200: stored, ...problemResponses(400, 401, 403, 404, 413, 415) },
   }),
   async (c) => {
     const { alias } = c.req.valid("param");
-    const job = await createJob(c.env, alias, c.req.valid("json"), { immediate: c.req.valid("query").immediate === "true" });
-    return c.json(job, 200);
+    return c.json(await createJob(c.env, alias, c.req.valid("json"), { immediate: c.req.valid("query").immediate === "true" }), 200);
   },
   (result, c) => bodyHook(result, c as never),
 );
@@ -48,15 +43,11 @@ jobs.openapi(
     summary: "List jobs, newest first",
     middleware: [requireAccess("read")] as const,
     request: { params: AliasOnly, query: PageQuery },
-    responses: {
-      200: { description: "A page of jobs", content: { "application/json": { schema: JobPage } } },
-      ...problemResponses(400, 401, 404),
-    },
+    responses: { 200: jsonAnswer(JobPage, "A page of jobs"), ...problemResponses(400, 401, 404) },
   }),
   async (c) => {
     const { alias } = c.req.valid("param");
-    const q = c.req.valid("query");
-    return c.json(await listJobPage(c.env, alias, Number(q.page ?? 0), Number(q.size ?? 100)), 200);
+    return c.json(await listJobPage(c.env, alias, c.req.valid("query")), 200);
   },
 );
 
@@ -67,11 +58,8 @@ jobs.openapi(
     tags,
     summary: "Get a job",
     middleware: [requireAccess("read")] as const,
-    request: { params: AliasAndJob },
-    responses: {
-      200: { description: "The job", content: { "application/json": { schema: Job } } },
-      ...problemResponses(400, 401, 404),
-    },
+    request: { params: JobParams },
+    responses: { 200: jsonAnswer(Job, "The job"), ...problemResponses(400, 401, 404) },
   }),
   async (c) => {
     const { alias, jobId } = c.req.valid("param");
@@ -87,16 +75,12 @@ jobs.openapi(
     summary: "Replace a job's definition",
     description: "Send back what GET answered, changed. Omitted secrets are kept; an explicit null removes one.",
     middleware: [requireAccess("write")] as const,
-    request: { params: AliasAndJob, query: ImmediateQuery, body: jsonBody(JobReplace) },
-    responses: {
-      200: { description: "The job as stored (with `execution` when immediate=true)", content: { "application/json": { schema: JobWithExecution } } },
-      ...problemResponses(400, 401, 403, 404, 409, 413, 415),
-    },
+    request: { params: JobParams, query: ImmediateQuery, body: jsonBody(JobReplace) },
+    responses: { 200: stored, ...problemResponses(400, 401, 403, 404, 409, 413, 415) },
   }),
   async (c) => {
     const { alias, jobId } = c.req.valid("param");
-    const job = await replaceJob(c.env, alias, jobId, c.req.valid("json"), { immediate: c.req.valid("query").immediate === "true" });
-    return c.json(job, 200);
+    return c.json(await replaceJob(c.env, alias, jobId, c.req.valid("json"), { immediate: c.req.valid("query").immediate === "true" }), 200);
   },
   (result, c) => bodyHook(result, c as never),
 );
@@ -108,11 +92,8 @@ jobs.openapi(
     tags,
     summary: "Delete a job (409 while an execution is active)",
     middleware: [requireAccess("write")] as const,
-    request: { params: AliasAndJob },
-    responses: {
-      204: { description: "Deleted" },
-      ...problemResponses(400, 401, 403, 404, 409),
-    },
+    request: { params: JobParams },
+    responses: { 204: { description: "Deleted" }, ...problemResponses(400, 401, 403, 404, 409) },
   }),
   async (c) => {
     const { alias, jobId } = c.req.valid("param");

@@ -1,4 +1,4 @@
-import { createRoute, z } from "@hono/zod-openapi";
+import { createRoute } from "@hono/zod-openapi";
 import {
   createRegistrationToken,
   getAgentView,
@@ -8,14 +8,17 @@ import {
   revokeRegistrationToken,
 } from "../domain/agents";
 import { requireAccess } from "../lib/auth";
-import { router, zodFieldErrors } from "../lib/hono";
-import { badRequest, problemResponses } from "../lib/problem";
-import { AgentPage, AgentView, CreatedTokenView, PageQuery, TokenCreateBody, TokenPage } from "../schemas/agent";
+import { emptyJsonIsNoBody, jsonAnswer, jsonBody, router } from "../lib/hono";
+import { problemResponses } from "../lib/problem";
+import { AgentPage, AgentView, CreatedTokenView, TokenCreateBody, TokenPage } from "../schemas/agent";
+import { AliasOnly, PageQuery, pathParam } from "../schemas/common";
 
 /** Agents ("minions") of an account and the registration tokens they join with. */
 export const minions = router();
 
-const Alias = z.object({ alias: z.string() });
+const tags = ["Agents"];
+const AgentParams = AliasOnly.extend({ agentId: pathParam("agentId") });
+const TokenParams = AliasOnly.extend({ tokenId: pathParam("tokenId") });
 const errors = problemResponses(400, 401, 403, 404);
 
 // Registered before `/{alias}/{agentId}` so that `tokens` is never taken for an agent id.
@@ -23,23 +26,17 @@ minions.openapi(
   createRoute({
     method: "post",
     path: "/{alias}/tokens",
-    tags: ["Agents"],
+    tags,
     // Access is checked before the input, so a foreign caller learns nothing from a 400.
-    middleware: [requireAccess("write")] as const,
+    middleware: [requireAccess("write"), emptyJsonIsNoBody] as const,
     summary: "Create a registration token (answered once, never again)",
-    request: {
-      params: Alias,
-      body: { content: { "application/json": { schema: TokenCreateBody } }, required: false },
-    },
-    responses: { 200: { description: "The token", content: { "application/json": { schema: CreatedTokenView } } }, ...errors },
+    request: { params: AliasOnly, body: jsonBody(TokenCreateBody, false) },
+    responses: { 200: jsonAnswer(CreatedTokenView, "The token"), ...problemResponses(400, 401, 403, 404, 415) },
   }),
   async (c) => {
     const { alias } = c.req.valid("param");
     // The body is optional: an empty POST makes a token with no name or location.
-    const raw = (await c.req.text()).trim();
-    const parsed = TokenCreateBody.safeParse(raw ? JSON.parse(raw) : {});
-    if (!parsed.success) throw badRequest(zodFieldErrors(parsed.error));
-    return c.json(await createRegistrationToken(c.env, alias, parsed.data), 200, { "cache-control": "no-store" });
+    return c.json(await createRegistrationToken(c.env, alias, c.req.valid("json") ?? {}), 200, { "cache-control": "no-store" });
   },
 );
 
@@ -47,27 +44,23 @@ minions.openapi(
   createRoute({
     method: "get",
     path: "/{alias}/tokens",
-    tags: ["Agents"],
+    tags,
     middleware: [requireAccess("read")] as const,
     summary: "Registration tokens that are not revoked (without the token values)",
-    request: { params: Alias, query: PageQuery },
-    responses: { 200: { description: "A page", content: { "application/json": { schema: TokenPage } } }, ...errors },
+    request: { params: AliasOnly, query: PageQuery },
+    responses: { 200: jsonAnswer(TokenPage, "A page"), ...errors },
   }),
-  async (c) => {
-    const { alias } = c.req.valid("param");
-    const { page, size } = c.req.valid("query");
-    return c.json(await listRegistrationTokens(c.env, alias, page, size), 200);
-  },
+  async (c) => c.json(await listRegistrationTokens(c.env, c.req.valid("param").alias, c.req.valid("query")), 200),
 );
 
 minions.openapi(
   createRoute({
     method: "delete",
     path: "/{alias}/tokens/{tokenId}",
-    tags: ["Agents"],
+    tags,
     middleware: [requireAccess("write")] as const,
     summary: "Revoke a registration token (agents already registered keep working)",
-    request: { params: z.object({ alias: z.string(), tokenId: z.string() }) },
+    request: { params: TokenParams },
     responses: { 204: { description: "Revoked" }, ...errors },
   }),
   async (c) => {
@@ -81,28 +74,24 @@ minions.openapi(
   createRoute({
     method: "get",
     path: "/{alias}",
-    tags: ["Agents"],
+    tags,
     middleware: [requireAccess("read")] as const,
     summary: "The account's agents: location, version, online, lastSeen, running executions",
-    request: { params: Alias, query: PageQuery },
-    responses: { 200: { description: "A page", content: { "application/json": { schema: AgentPage } } }, ...errors },
+    request: { params: AliasOnly, query: PageQuery },
+    responses: { 200: jsonAnswer(AgentPage, "A page"), ...errors },
   }),
-  async (c) => {
-    const { alias } = c.req.valid("param");
-    const { page, size } = c.req.valid("query");
-    return c.json(await listAgents(c.env, alias, page, size), 200);
-  },
+  async (c) => c.json(await listAgents(c.env, c.req.valid("param").alias, c.req.valid("query")), 200),
 );
 
 minions.openapi(
   createRoute({
     method: "get",
     path: "/{alias}/{agentId}",
-    tags: ["Agents"],
+    tags,
     middleware: [requireAccess("read")] as const,
     summary: "One agent",
-    request: { params: z.object({ alias: z.string(), agentId: z.string() }) },
-    responses: { 200: { description: "The agent", content: { "application/json": { schema: AgentView } } }, ...errors },
+    request: { params: AgentParams },
+    responses: { 200: jsonAnswer(AgentView, "The agent"), ...errors },
   }),
   async (c) => {
     const { alias, agentId } = c.req.valid("param");
@@ -114,10 +103,10 @@ minions.openapi(
   createRoute({
     method: "delete",
     path: "/{alias}/{agentId}",
-    tags: ["Agents"],
+    tags,
     middleware: [requireAccess("write")] as const,
     summary: "Revoke an agent: its credential stops working and its leases are lost at once",
-    request: { params: z.object({ alias: z.string(), agentId: z.string() }) },
+    request: { params: AgentParams },
     responses: { 204: { description: "Revoked" }, ...errors },
   }),
   async (c) => {

@@ -1,4 +1,5 @@
 import { z } from "@hono/zod-openapi";
+import { pageSchema } from "./common";
 
 /**
  * Agents ("minions"), their registration tokens and the agent-facing register/lease bodies
@@ -52,18 +53,8 @@ export const AgentView = z
   .openapi("Agent");
 export type AgentView = z.infer<typeof AgentView>;
 
-export function pageOf<T extends z.ZodTypeAny>(item: T, name: string) {
-  return z
-    .object({ totalSize: z.number().int(), page: z.number().int(), size: z.number().int(), results: z.array(item) })
-    .openapi(name);
-}
-export const AgentPage = pageOf(AgentView, "AgentPage");
-export const TokenPage = pageOf(TokenView, "RegistrationTokenPage");
-
-export const PageQuery = z.object({
-  page: z.coerce.number().int().min(0).max(1_000_000).default(0),
-  size: z.coerce.number().int().min(1).max(100).default(100),
-});
+export const AgentPage = pageSchema(AgentView, "AgentPage");
+export const TokenPage = pageSchema(TokenView, "RegistrationTokenPage");
 
 export const RegisterBody = z
   .object({

@@ -1,4 +1,6 @@
 import { z } from "@hono/zod-openapi";
+import { pageSchema, pathParam } from "./common";
+import { JobParams } from "./job";
 
 /**
  * The execution entity and the agent-facing bodies around it. Executions and status events are
@@ -19,6 +21,10 @@ export const EXECUTION_STATUSES = [
 ] as const;
 export const ExecutionStatus = z.enum(EXECUTION_STATUSES).openapi("ExecutionStatus");
 export type ExecutionStatus = z.infer<typeof ExecutionStatus>;
+/** States in which an agent holds the lease (the Execution object's state machine decides them). */
+export const LEASED_STATUSES = ["INITIALIZING", "RUNNING", "STOPPING", "KILLING"] as const satisfies readonly ExecutionStatus[];
+/** Not ended: queued or leased. */
+export const ACTIVE_STATUSES = ["PENDING", ...LEASED_STATUSES] as const satisfies readonly ExecutionStatus[];
 
 export const HostStats = z
   .object({
@@ -89,13 +95,11 @@ export const StatusEvent = z
   .openapi("StatusEvent");
 export type StatusEvent = z.infer<typeof StatusEvent>;
 
-export function page<T extends z.ZodTypeAny>(item: T, name: string) {
-  return z
-    .object({ totalSize: z.number().int(), page: z.number().int(), size: z.number().int(), results: z.array(item) })
-    .openapi(name);
-}
-export const ExecutionPage = page(ExecutionView, "ExecutionPage");
-export const StatusEventPage = page(StatusEvent, "StatusEventPage");
+/** `/{alias}/{jobId}/executions/{executionId}` (and the status service's path of the same three) */
+export const ExecutionParams = JobParams.extend({ executionId: pathParam("executionId") });
+
+export const ExecutionPage = pageSchema(ExecutionView, "ExecutionPage");
+export const StatusEventPage = pageSchema(StatusEvent, "StatusEventPage");
 
 // ---- user bodies --------------------------------------------------------------------------
 

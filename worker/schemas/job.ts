@@ -1,4 +1,5 @@
 import { z } from "@hono/zod-openapi";
+import { AliasOnly, pageSchema, pathParam } from "./common";
 
 /**
  * The job entity: what a client sends to create (JobInput) or replace (JobReplace) a job, and
@@ -18,7 +19,7 @@ const MAX_JSON_DEPTH = 32;
 
 // ---------------------------------------------------------------- value checks (shared)
 
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+export const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
 /** Decodes standard or URL-safe base64 (padding optional, whitespace ignored); null if it is not base64. */
 export function decodeBase64(text: string): Uint8Array | null {
@@ -152,19 +153,23 @@ const Callback = z
   })
   .openapi("Callback");
 
-const hostVars = jsonObject("hostVars").superRefine((v, ctx) => {
+/** A host's variables (Ansible host vars); `rnr_location` routes work (see DESIGN.md). Shared with the inventory. */
+export const hostVars = jsonObject("hostVars").superRefine((v, ctx) => {
   if ("rnr_location" in v && v.rnr_location !== null && (typeof v.rnr_location !== "string" || !v.rnr_location.trim() || v.rnr_location.length > 64)) {
     ctx.addIssue({ code: "custom", path: ["rnr_location"], message: "must be a location name (1-64 characters)" });
   }
 });
 
+/** A host's id: its Ansible inventory name (also what a restart's `--limit` names). Shared with the inventory. */
+export const HostId = z
+  .string()
+  .min(1, { message: "must not be empty" })
+  .max(255, { message: "must be at most 255 characters" })
+  .regex(/^[^\s,]*$/, { message: "must not contain whitespace or commas" });
+
 const HostInput = z
   .object({
-    id: z
-      .string()
-      .min(1, { message: "must not be empty" })
-      .max(255, { message: "must be at most 255 characters" })
-      .regex(/^[^\s,]*$/, { message: "must not contain whitespace or commas" }),
+    id: HostId,
     hostVars: hostVars.nullish(),
     sshPrivateKey: secretField,
   })
@@ -348,30 +353,17 @@ export const Job = z
   .openapi("Job", { description: "A job as answered. Secrets are never answered: `has…` flags say whether one is stored." });
 export type Job = z.infer<typeof Job>;
 
-export const JobPage = z
-  .object({ totalSize: z.number().int(), page: z.number().int(), size: z.number().int(), results: z.array(Job) })
-  .openapi("JobPage");
+export const JobPage = pageSchema(Job, "JobPage");
 
 // ---------------------------------------------------------------- path and query
 
-export const AliasParam = z.string().openapi({ param: { name: "alias", in: "path" }, example: "acme" });
-export const JobIdParam = z.string().openapi({ param: { name: "jobId", in: "path" } });
+export const JobIdParam = pathParam("jobId");
+/** `/{alias}/{jobId}` */
+export const JobParams = AliasOnly.extend({ jobId: JobIdParam });
 
 export const ImmediateQuery = z.object({
   immediate: z
     .enum(["true", "false", ""], { message: "must be true or false" })
     .optional()
     .openapi({ param: { name: "immediate", in: "query" }, description: "Also start an execution (the answer then carries `execution`)." }),
-});
-
-const digits = (name: string, min: number, max: number) =>
-  z
-    .string()
-    .refine((s) => /^\d{1,9}$/.test(s) && Number(s) >= min && Number(s) <= max, { message: `must be a whole number from ${min} to ${max}` })
-    .optional()
-    .openapi({ param: { name, in: "query" }, pattern: "^[0-9]+$" });
-
-export const PageQuery = z.object({
-  page: digits("page", 0, 100_000_000).openapi({ description: "Page number, from 0.", default: "0" }),
-  size: digits("size", 1, 100).openapi({ description: "Page size, 1-100.", default: "100" }),
 });

@@ -1,0 +1,254 @@
+import { beforeAll, describe, expect, it } from "vitest";
+import { api, token } from "./helpers";
+import { call, lease, newAgent, newJob, regToken, type TestAgent } from "./agent-fixtures";
+import { send, seeded } from "./fuzz-fixtures";
+
+/**
+ * Fuzz, the second: random and malformed requests to the executions, status, minions, agent and
+ * inventory routes. None may get a 5xx, every error is problem+json, and what was stored before
+ * (an ended execution with its events and log, the account's agents, tokens and inventory) reads
+ * the same after. Requests that could legitimately change that state carry a poison (a field that
+ * must be refused, or credentials that may not act); clean writes go to a scratch account.
+ * Seeded, so a failure reproduces: the failing request is printed with its index.
+ */
+const SEED = 0xf022_2026;
+const ROUNDS = 300;
+const KEEP = "fz-keep";
+const SCRATCH = "fz-new";
+
+const { int, pick, chance, randomString } = seeded(SEED, { longStrings: 0.03 });
+
+const KEYS = [
+  "hosts", "id", "groups", "hostVars", "attempt", "status", "events", "seq", "timestamp", "event_type", "stdout", "data",
+  "failedHosts", "hostStats", "reason", "detail", "repositoryLog", "expiryDuration", "sshPrivateKey", "properties",
+  "playbookTags", "check", "diff", "token", "name", "location", "version", "hostname", "concurrency", "capacity", "waitMs",
+  "running", "description", "__proto__", "constructor",
+] as const;
+
+function randomValue(depth = 0): unknown {
+  switch (int(depth > 3 ? 6 : 8)) {
+    case 0:
+      return null;
+    case 1:
+      return chance(0.5);
+    case 2:
+      return pick([0, -1, 1, 2, 1.5, 1e308, -1e308, 2 ** 53 + 1, 25_000, 1_000_000]);
+    case 3:
+    case 4:
+      return randomString();
+    case 5:
+      return pick(["", "RUNNING", "SUCCESS", "KILLED", "web1", "all", "ungrouped", "runner_on_ok", "rrt_x", "__proto__"]);
+    case 6:
+      return Array.from({ length: int(4) }, () => randomValue(depth + 1));
+    default: {
+      const o: Record<string, unknown> = {};
+      for (let i = int(4); i > 0; i--) o[chance(0.6) ? pick(KEYS) : randomString(10)] = randomValue(depth + 1);
+      return o;
+    }
+  }
+}
+
+/**
+ * Fields each kind of body must refuse, applied last over random fields, so a body sent where a
+ * clean one could change the kept state never can (unknown fields alone are ignored, not refused).
+ */
+const POISON: Record<"start" | "inventory" | "agent" | "lease", Record<string, unknown>[]> = {
+  start: [{ check: "yes" }, { hosts: "web1" }, { properties: [] }, { playbookTags: "deploy" }, { sshPrivateKey: 5 }],
+  inventory: [{ hosts: "web1" }, { hosts: [{ id: "" }] }, { hosts: [{ id: "a" }, { id: "a" }] }, { hosts: [{ id: "a", groups: ["all"] }] }, { hosts: null }],
+  agent: [{ attempt: 0 }, { attempt: "1" }, { events: {} }, { attempt: 1, status: "DONE" }, { attempt: 1, reason: "Not Snake" }],
+  // A valid lease poll would be held open: the only clean one asks for nothing (capacity 0).
+  lease: [{ capacity: -1 }, { waitMs: "soon" }, { waitMs: -5 }, { capacity: 0 }],
+};
+
+function poisoned(kind: keyof typeof POISON): string {
+  const body: Record<string, unknown> = {};
+  for (let i = int(4); i > 0; i--) body[pick(KEYS)] = randomValue();
+  return JSON.stringify(Object.assign(body, pick(POISON[kind])));
+}
+
+/** Bodies no route takes: not JSON, or JSON that is not an object. */
+function rawBody(): string | Uint8Array {
+  switch (int(6)) {
+    case 0:
+      return Uint8Array.from({ length: 1 + int(200) }, () => int(256));
+    case 1:
+      return `${pick(["{", "[", "\"", "x"])}${randomString(200)}`;
+    case 2:
+      return "[".repeat(30000) + "]".repeat(30000);
+    case 3:
+      return JSON.stringify(pick([null, 5, "text", [1, 2], true, [{ hosts: [] }]]));
+    case 4: {
+      const whole = JSON.stringify({ hosts: [{ id: "a" }], attempt: 1, events: [] });
+      return whole.slice(0, 1 + int(whole.length - 1)); // cut short
+    }
+    default:
+      return `{"attempt": 1, "events": [${"{".repeat(5)}`;
+  }
+}
+
+const CONTENT_TYPES = ["application/json", "application/json; charset=utf-8", "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", ""];
+
+function randomQuery(): string {
+  const parts: string[] = [];
+  for (let i = int(4); i > 0; i--) {
+    const k = pick(["page", "size", "status", "after", "follow", randomString(5), "page[]"]);
+    const v = pick(["0", "1", "100", "101", "-1", "x", "", "1e2", "true", "RUNNING", "SUCCESS", "99999999999999999999", encodeURIComponent(randomString(6))]);
+    parts.push(`${encodeURIComponent(k)}=${v}`);
+  }
+  return parts.length ? `?${parts.join("&")}` : "";
+}
+
+describe("routes fuzz (security)", () => {
+  let agent: TestAgent;
+  let jobId = "";
+  let executionId = "";
+  let user = "";
+  let snapshot: Record<string, string> = {};
+
+  /** What must read the same after the fuzz (`lastSeen`/`online` move with the clock, so they are left out). */
+  async function readState(): Promise<Record<string, string> & {}> {
+    const t = await token([KEEP], "admin");
+    const get = async (path: string) => {
+      const r = await api("GET", path, { token: t });
+      expect(r.status, path).toBe(200);
+      return r.text;
+    };
+    const minions = JSON.parse(await get(`/minions/${KEEP}`)) as { results: Record<string, unknown>[] };
+    for (const m of minions.results) {
+      delete m.lastSeen;
+      delete m.online;
+    }
+    const one = `/jobs/${KEEP}/${jobId}/executions/${executionId}`;
+    return {
+      execution: await get(one),
+      events: await get(`${one}/events`),
+      log: await get(`${one}/log`),
+      executions: await get(`/jobs/${KEEP}/executions`),
+      statusService: await get(`/status/${KEEP}/job/${jobId}`),
+      minions: JSON.stringify(minions),
+      tokens: await get(`/minions/${KEEP}/tokens`),
+      inventory: await get(`/inventory/${KEEP}`),
+      job: await get(`/jobs/${KEEP}/${jobId}`),
+    };
+  }
+
+  beforeAll(async () => {
+    user = await token([KEEP, SCRATCH], "user");
+    expect((await api("PUT", `/inventory/${KEEP}`, { token: user, body: { hosts: [{ id: "web1", groups: ["web"], hostVars: { a: 1 } }] } })).status).toBe(200);
+    agent = await newAgent(KEEP);
+    await regToken(KEEP);
+    jobId = await newJob(KEEP, { hosts: [{ id: "web1" }, { id: "web2" }] });
+    const started = await api("POST", `/jobs/${KEEP}/${jobId}/start`, { token: user });
+    executionId = started.json.execution_id;
+    expect((await lease(agent)).json.executionId).toBe(executionId);
+    const base = `/agent/executions/${executionId}`;
+    expect((await call(agent, "POST", `${base}/status`, { attempt: 1, status: "RUNNING" })).status).toBe(200);
+    const events = [1, 2, 3].map((seq) => ({ seq, timestamp: Date.now(), event_type: "runner_on_ok", host: "web1", stdout: `ok ${seq}\n` }));
+    expect((await call(agent, "POST", `${base}/events`, { attempt: 1, events })).json.acceptedThrough).toBe(3);
+    expect((await call(agent, "POST", `${base}/status`, { attempt: 1, status: "SUCCESS" })).status).toBe(200);
+    snapshot = await readState();
+  });
+
+  it(`survives ${ROUNDS} random requests (seed ${SEED.toString(16)}) without a 5xx or a change to what was stored`, async () => {
+    const viewer = await token([KEEP], "viewer");
+    const foreign = await token(["someone-else"], "admin");
+    const exec = `/jobs/${KEEP}/${jobId}/executions/${executionId}`;
+    const statuses = new Map<number, number>();
+
+    for (let i = 0; i < ROUNDS; i++) {
+      let method = "GET";
+      let path = "";
+      let body: string | Uint8Array | undefined;
+      const headers: Record<string, string> = { authorization: `Bearer ${user}` };
+      const kind = int(9);
+
+      if (kind === 0) {
+        // Executions and the status service: reads with random queries, and every action on the
+        // ended execution (the state machine refuses them all, whatever the body).
+        method = pick(["GET", "GET", "POST"]);
+        const sub = method === "GET" ? pick(["", "/events", "/log", "/nope"]) : pick(["/stop", "/kill", "/restart", "/start"]);
+        path = pick([`${exec}${sub}`, `/jobs/${KEEP}/executions`, `/jobs/${KEEP}/${jobId}/executions`, `/status/${KEEP}/job/${jobId}`, `/status/${KEEP}/job/${jobId}/execution/${executionId}`]);
+        path += randomQuery();
+        if (path.includes("/start")) path = `/jobs/${KEEP}/${jobId}/start`;
+        // Any body at all for stop/kill/restart: the ended execution refuses them whatever it says.
+        if (method === "POST") body = path.endsWith("/start") ? poisoned("start") : chance(0.5) ? JSON.stringify(randomValue()) : rawBody();
+      } else if (kind === 1) {
+        // Random ids and segments under /jobs and /status.
+        method = pick(["GET", "POST", "DELETE", "PATCH"]);
+        const seg = () => pick([KEEP, jobId, executionId, encodeURIComponent(randomString(12)), "executions", "..", "%00", "x".repeat(300), crypto.randomUUID()]);
+        path = pick([`/jobs/${KEEP}/${seg()}/executions/${seg()}/${pick(["stop", "kill", "restart", "log", "events"])}`, `/status/${KEEP}/job/${seg()}/execution/${seg()}`]);
+        if (path.includes(executionId) && method !== "GET") headers.authorization = `Bearer ${viewer}`;
+        if (method === "POST") body = rawBody();
+      } else if (kind === 2) {
+        // Inventory: clean or random bodies into the scratch account; refused ones into the kept one.
+        method = "PUT";
+        if (chance(0.5)) {
+          path = `/inventory/${SCRATCH}`;
+          body = chance(0.5) ? JSON.stringify({ hosts: [randomValue(), randomValue()] }) : rawBody();
+        } else {
+          path = `/inventory/${KEEP}`;
+          body = chance(0.7) ? poisoned("inventory") : rawBody();
+        }
+      } else if (kind === 3) {
+        // Minions: lists with random paging, tokens into the scratch account, deletes of unknown ids.
+        method = pick(["GET", "GET", "POST", "DELETE"]);
+        if (method === "GET") path = `/minions/${pick([KEEP, SCRATCH, "x", "bad alias"]).replace(/ /g, "%20")}${pick(["", "/tokens", `/${agent.agentId}`, `/${randomString(8)}`])}${randomQuery()}`;
+        else if (method === "POST") {
+          path = `/minions/${SCRATCH}/tokens`;
+          body = chance(0.5) ? JSON.stringify(randomValue()) : rawBody();
+        } else path = `/minions/${KEEP}/${pick(["tokens/", ""])}${pick([crypto.randomUUID(), encodeURIComponent(randomString(10))])}`;
+      } else if (kind === 4) {
+        // The agent protocol with the agent's own credential: every body refused.
+        method = "POST";
+        headers.authorization = `Bearer ${agent.credential}`;
+        path = pick([`/agent/executions/${executionId}/${pick(["heartbeat", "status", "events", "release"])}`, "/agent/lease", `/agent/executions/${encodeURIComponent(randomString(20))}/heartbeat`]);
+        body = path === "/agent/lease" ? poisoned("lease") : chance(0.7) ? poisoned("agent") : rawBody();
+      } else if (kind === 5) {
+        // The agent protocol with a credential that is not one.
+        method = pick(["POST", "GET"]);
+        path = pick(["/agent/lease", `/agent/executions/${executionId}/status`, `/agent/executions/${executionId}/events`, "/agent/nope"]);
+        headers.authorization = pick([
+          `Bearer ${agent.credential.slice(0, -3)}abc`,
+          `Bearer rac_${crypto.randomUUID()}_${"A".repeat(43)}`,
+          `Bearer ${user}`,
+          `Bearer ${randomString(40).replace(/[^\x21-\x7e]/g, "x")}`,
+          "Bearer",
+          "",
+        ]);
+        body = JSON.stringify({ attempt: 1, status: "KILLED", events: [] });
+      } else if (kind === 6) {
+        // Registration: random bodies, random tokens, no operator.
+        method = "POST";
+        path = "/agent/register";
+        headers.authorization = pick(["", `Bearer ${user}`, `Bearer ${viewer}`, `Bearer ${randomString(30).replace(/[^\x21-\x7e]/g, "x")}`]);
+        body = chance(0.6) ? JSON.stringify({ ...(randomValue() as object), token: pick([`rrt_${randomString(20)}`, "", 5, null]) }) : rawBody();
+      } else if (kind === 7) {
+        // Writes to the kept account by credentials that may not write it.
+        method = pick(["PUT", "POST", "DELETE"]);
+        path = pick([`/inventory/${KEEP}`, `/minions/${KEEP}/tokens`, `/minions/${KEEP}/${agent.agentId}`, `${exec}/kill`, `${exec}/restart`, `/jobs/${KEEP}/${jobId}/start`]);
+        if (method === "DELETE") path = `/minions/${KEEP}/${agent.agentId}`;
+        headers.authorization = pick([`Bearer ${viewer}`, `Bearer ${foreign}`, `Bearer ${user.slice(0, -4)}abcd`, ""]);
+        body = method === "DELETE" ? undefined : JSON.stringify({ hosts: [] });
+      } else {
+        // Random content types and accept headers on bodies the routes take.
+        method = pick(["PUT", "POST"]);
+        path = method === "PUT" ? `/inventory/${SCRATCH}` : `/minions/${SCRATCH}/tokens`;
+        body = JSON.stringify(method === "PUT" ? { hosts: [{ id: "h1" }] } : { name: "n" });
+        headers["content-type"] = pick(CONTENT_TYPES);
+        headers.accept = pick(["*/*", "text/html", "text/event-stream", randomString(8).replace(/[^\x20-\x7e]/g, "")]);
+      }
+      if (body !== undefined && headers["content-type"] === undefined) headers["content-type"] = pick(CONTENT_TYPES.slice(0, 3));
+      if (headers["content-type"] === "") delete headers["content-type"];
+      if (headers.authorization === "") delete headers.authorization;
+
+      await send(i, method, path, { headers, body }, statuses);
+    }
+
+    console.log(`routes fuzz statuses (seed ${SEED.toString(16)}):`, JSON.stringify(Object.fromEntries([...statuses].sort())));
+    // The fuzz reached every outcome it is meant to (so it is not silently testing nothing).
+    for (const s of [200, 400, 401, 403, 404, 409, 415]) expect(statuses.get(s) ?? 0, `status ${s} seen`).toBeGreaterThan(0);
+
+    const after = await readState();
+    for (const [k, v] of Object.entries(snapshot)) expect(after[k], k).toBe(v);
+  });
+});

@@ -1,0 +1,49 @@
+import type { Execution } from "../execution.do";
+import { settle } from "../lib/problem";
+
+/** The Execution object's RPC surface the Worker uses. */
+type ExecutionRpc = Pick<
+  Execution,
+  | "init"
+  | "view"
+  | "stop"
+  | "kill"
+  | "restart"
+  | "events"
+  | "logChunk"
+  | "eventCount"
+  | "grantLease"
+  | "heartbeat"
+  | "report"
+  | "uploadEvents"
+  | "release"
+  | "agentRevoked"
+  | "sweep"
+>;
+
+/**
+ * The Execution object of `executionId`, as the Worker calls it: a refusal it answers (an
+ * Outcome) comes back as the ProblemError it was, so `onError` maps it like any other.
+ */
+export function executionClient(env: Env, executionId: string) {
+  // An RPC answer is a structured clone of what the method returned: the class's own signatures
+  // describe it better than the stub's mapped types (which turn `unknown` fields into `never`).
+  const s = env.EXECUTION.get(env.EXECUTION.idFromName(executionId)) as unknown as ExecutionRpc;
+  return {
+    init: (...a: Parameters<ExecutionRpc["init"]>) => s.init(...a),
+    view: async (...a: Parameters<ExecutionRpc["view"]>) => settle(await s.view(...a)),
+    stop: async (...a: Parameters<ExecutionRpc["stop"]>) => settle(await s.stop(...a)),
+    kill: async (...a: Parameters<ExecutionRpc["kill"]>) => settle(await s.kill(...a)),
+    restart: async (...a: Parameters<ExecutionRpc["restart"]>) => settle(await s.restart(...a)),
+    events: async (...a: Parameters<ExecutionRpc["events"]>) => settle(await s.events(...a)),
+    logChunk: async (...a: Parameters<ExecutionRpc["logChunk"]>) => settle(await s.logChunk(...a)),
+    eventCount: () => s.eventCount(),
+    grantLease: (...a: Parameters<ExecutionRpc["grantLease"]>) => s.grantLease(...a),
+    heartbeat: async (...a: Parameters<ExecutionRpc["heartbeat"]>) => settle(await s.heartbeat(...a)),
+    report: async (...a: Parameters<ExecutionRpc["report"]>) => settle(await s.report(...a)),
+    uploadEvents: async (...a: Parameters<ExecutionRpc["uploadEvents"]>) => settle(await s.uploadEvents(...a)),
+    release: async (...a: Parameters<ExecutionRpc["release"]>) => settle(await s.release(...a)),
+    agentRevoked: (...a: Parameters<ExecutionRpc["agentRevoked"]>) => s.agentRevoked(...a),
+    sweep: () => s.sweep(),
+  };
+}
