@@ -135,7 +135,9 @@ export class Agent {
     const msg =
       err.status === 401
         ? "the API rejected this agent's credential (revoked or unknown): register the agent again"
-        : `the API refused the agent's request (${err.status}), which retrying will not fix`;
+        : err.status === 404
+          ? `${this.opts.client.baseUrl} does not answer the agent protocol (404): check --url`
+          : `the API refused the agent's request (${err.status}), which retrying will not fix`;
     this.log.error(msg, { error: err.message });
     this.leaseStop.abort();
     for (const { session } of this.sessions.values()) session.execution.abandon();

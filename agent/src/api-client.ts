@@ -36,9 +36,12 @@ export class ApiError extends Error {
     return this.status === 401;
   }
 
-  /** 409 with command "abandon": the execution is not ours (any more): kill it and forget it. */
+  /**
+   * 409 with command "abandon": the execution is not ours (any more): kill it and forget it.
+   * A 404 on an execution's own path means the same: there is nothing left to report to.
+   */
   get abandon(): boolean {
-    return this.status === 409 && this.problem?.command === "abandon";
+    return (this.status === 409 && this.problem?.command === "abandon") || this.status === 404;
   }
 }
 

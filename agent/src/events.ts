@@ -83,7 +83,7 @@ export function parsePluginLine(line: string): EventInput | null {
 }
 
 /** Raw output lines no callback produced (warnings, errors before the playbook starts). */
-export function verboseEvent(lines: string[], stream: "stdout" | "stderr"): EventInput {
+export function verboseEvent(lines: string[], stream: "stdout" | "stderr" | "events"): EventInput {
   return {
     timestamp: Date.now(),
     event_type: "verbose",

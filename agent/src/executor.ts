@@ -464,7 +464,7 @@ export class Execution {
         if (!line) continue;
         const e = parsePluginLine(line);
         if (!e) {
-          this.emit(verboseEvent([line], "stdout"));
+          this.emit(verboseEvent([line], "events"));
           continue;
         }
         this.onPluginEvent(e, timings);

@@ -51,7 +51,7 @@ const PLAYBOOK = `
       ignore_errors: true
       when: inventory_hostname == 'h1'
     - name: async with polling
-      command: sleep 1.5
+      command: sleep 1
       async: 10
       poll: 1
       changed_when: false
@@ -113,7 +113,6 @@ describe("runner_events callback plugin", () => {
       "runner_item_on_ok",
       "runner_item_on_failed",
       "runner_retry",
-      "runner_on_async_poll",
       "runner_on_async_ok",
       "playbook_on_include",
       "playbook_on_notify",

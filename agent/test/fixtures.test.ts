@@ -67,6 +67,18 @@ describe("test fixtures", () => {
     expect(r.status, r.stderr).toBe(0);
   });
 
+  it("sshd's stop also ends commands its sessions left running", async () => {
+    const own = await startSshd();
+    const client = spawn("ssh", ["-i", own.clientKey.path, "-p", String(own.port), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", `${own.user}@127.0.0.1`, "sleep 37.25"], { stdio: "ignore" });
+    const until = Date.now() + 10_000;
+    while (!processesMatching(/^sleep 37\.25$/).length && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+    client.kill("SIGKILL"); // the command outlives its connection
+    await new Promise((r) => setTimeout(r, 300));
+    expect(processesMatching(/^sleep 37\.25$/)).toHaveLength(1);
+    await own.stop();
+    expect(processesMatching(/^sleep 37\.25$/)).toEqual([]);
+  });
+
   it("process listing sees this process, and finds processes by command line and environment", () => {
     expect(listProcesses().some((p) => p.pid === process.pid)).toBe(true);
     expect(processesMatching(/sshd/).some((p) => p.pid === sshd.pid)).toBe(true);
