@@ -42,13 +42,17 @@ try {
   mkdirSync(".wrangler/state", { recursive: true });
   const agentConfig = ".wrangler/state/agent.json";
   const agentBin = "agent/bin/runner-agent.mjs";
-  const reg = spawnSync(
-    process.execPath,
-    [agentBin, "register", "--url", url, "--operator-token", token("*", "admin"), "--name", "local-shared", "--config", agentConfig],
-    { encoding: "utf8" },
-  );
-  if (reg.status !== 0) throw new Error(`agent registration failed:\n${reg.stdout}\n${reg.stderr}`);
-  const agent = spawn(process.execPath, [agentBin, "run", "--config", agentConfig, "--concurrency", "4"], {
+  // The agent's registration lives beside the state it belongs to: `npm run reset` clears both.
+  if (!existsSync(agentConfig)) {
+    say("registering a shared-pool agent");
+    const reg = spawnSync(
+      process.execPath,
+      [agentBin, "register", "--url", url, "--operator-token", token("*", "admin"), "--name", "local-shared", "--config", agentConfig],
+      { encoding: "utf8" },
+    );
+    if (reg.status !== 0) throw new Error(`agent registration failed:\n${reg.stdout}\n${reg.stderr}`);
+  }
+  const agent = spawn(process.execPath, [agentBin, "run", "--config", agentConfig, "--url", url, "--concurrency", "4"], {
     detached: true,
     stdio: ["ignore", "inherit", "inherit"],
   });

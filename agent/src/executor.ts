@@ -148,8 +148,8 @@ export class Execution {
       if (this.requested) return; // already stopping or killing
       this.requested = { kind: "stop", reason: reason ?? "stopped" };
       this.log.info("stop requested", { reason: this.requested.reason });
-      if (this.ansible) signalProcess(this.ansible.pid, "SIGINT");
-      else this.abortInit();
+      if (this.ansible && this.ansible.exitCode === null && this.ansible.signalCode === null) signalProcess(this.ansible.pid, "SIGINT");
+      else if (!this.ansible) this.abortInit();
       return;
     }
     if (this.requested?.kind === "kill") return;
@@ -226,11 +226,14 @@ export class Execution {
       this._phase = "finishing";
       await this.cleanup();
     }
-    result = this.overrideByRequest(result);
     timings.totalMs = performance.now() - t0;
-    if (result.status) {
+    if (this.overrideByRequest(result).status) {
       await Promise.all(this.reports);
       await this.sink.flush();
+    }
+    // Decided after the last upload: a stop or kill that came in its answer still counts.
+    result = this.overrideByRequest(result);
+    if (result.status) {
       const report: StatusReport = { status: result.status };
       if (result.reason) report.reason = result.reason;
       if (result.detail) report.detail = result.detail;
@@ -540,6 +543,9 @@ export class Execution {
     } catch (err) {
       this.log.warn("could not look for leftover processes", { error: err });
     }
+    // Their pids may be reused from now on: nothing may signal them any more.
+    this.ansible = null;
+    this.child = null;
     if (this.ws) {
       await removeWorkspace(this.ws.dir).catch((err) => this.log.error("could not remove the workspace", { dir: this.ws?.dir, error: err }));
     }

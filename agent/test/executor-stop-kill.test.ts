@@ -73,7 +73,8 @@ describe("stop and kill", () => {
   it("enforces the lease deadline locally: stop at the deadline, kill when the stop does not end it", async () => {
     const lease = makeLease(
       { playbook: b64(longPlaybook(32.5, 1)), sshPrivateKey: sshd.clientKey.base64, hosts: hosts(1) },
-      { deadline: Date.now() + 1500 },
+      // Late enough that the task is running (a stop before the playbook starts ends it at once).
+      { deadline: Date.now() + 4000 },
     );
     const sink = new MemorySink();
     const result = await new Execution(lease, sink, { workRoot: work.dir, deadlineKillAfterMs: 1000 }).run();
