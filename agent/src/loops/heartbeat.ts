@@ -22,7 +22,9 @@ export interface HeartbeatOptions {
 export async function heartbeatLoop(opts: HeartbeatOptions): Promise<void> {
   const log = opts.log ?? silentLogger;
   const backoff = new Backoff({ initialMs: 500, maxMs: opts.intervalMs });
-  let delay = jitter(opts.intervalMs);
+  // The first beat goes at once: it acknowledges the lease, which the server holds unacknowledged
+  // only briefly (work handed to a poll whose agent had already gone is re-queued within seconds).
+  let delay = 0;
   while (!opts.signal.aborted) {
     await sleep(delay, opts.signal);
     if (opts.signal.aborted) break;
