@@ -2,7 +2,7 @@
 // runs), writing the figures to bench/results/latest.json. Nothing here asserts timings.
 //   npm run bench                 # every section
 //   npm run bench -- dispatch e2e # only these sections
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
@@ -198,9 +198,8 @@ const sections = {
     const extra = [];
     for (let i = 0; i < 3; i++) {
       const cfg = join(stack.dir, `fan-${i}.json`);
-      const reg = spawnSync(process.execPath, [join(ROOT, "agent/bin/runner-agent.mjs"), "register", "--url", stack.url, "--operator-token", await stack.token("*"), "--name", `fan-${i}`, "--config", cfg], { encoding: "utf8" });
-      if (reg.status !== 0) throw new Error(reg.stderr);
-      extra.push(spawn(process.execPath, [join(ROOT, "agent/bin/runner-agent.mjs"), "run", "--config", cfg, "--concurrency", "4"], { detached: true, stdio: "ignore" }));
+      await stack.registerAgent(cfg, `fan-${i}`);
+      extra.push(stack.startAgent(cfg));
     }
     try {
       const t0 = performance.now();
@@ -212,9 +211,7 @@ const sections = {
       const agents = new Set(final.map((e) => e.agent_id)).size;
       record("fanout", "100 executions over 4 agents: all terminal", secs, "s", `${ok} SUCCESS, ${100 - ok} other, ${twice} run twice, ${agents} agents used`);
     } finally {
-      for (const c of extra) try { process.kill(-c.pid, "SIGTERM"); } catch {}
-      await sleep(3000);
-      for (const c of extra) try { process.kill(-c.pid, "SIGKILL"); } catch {}
+      await Promise.all(extra.map((c) => stack.stopAgent(c)));
     }
   },
 
