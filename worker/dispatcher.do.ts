@@ -1,5 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
 import { stillLeased } from "./db/executions";
+import { claimSlot, releaseSlots, slotsHeld, type Claim } from "./db/slots";
 import type { DispatchItem } from "./domain/contracts";
 import { executionClient } from "./domain/execution-client";
 import { MAX_POLL_WAIT_MS } from "./schemas/agent";
@@ -42,6 +43,12 @@ const RECONCILE_AFTER_MS = 60_000;
 /** Revoked agents are remembered this long, so a poll that raced the revocation gets nothing. */
 const REVOKED_MEMORY_MS = 10 * 60_000;
 const ALIVE_CHECK_MS = 2_000;
+/**
+ * Work held back only by its account's limit is looked at again this often while agents wait: a
+ * slot freed by another of the account's dispatchers (another location, the shared pool) is not
+ * announced here, so this is how soon it is noticed.
+ */
+const LIMIT_RECHECK_MS = 2_000;
 
 /**
  * One per (account, location) and one for the shared pool (key from `dispatcherKey()`): the FIFO
@@ -49,8 +56,10 @@ const ALIVE_CHECK_MS = 2_000;
  * long-polling for work (in memory: a poll lives only as long as its request).
  *
  * Order: round-robin across accounts (the shared pool serves many), then across jobs of the
- * account, then FIFO within a job; an account holding ACCOUNT_CONCURRENCY leases here gets no more
- * until one finishes. Grants are serialized through one pump so counts never race.
+ * account, then FIFO within a job. ACCOUNT_CONCURRENCY is a limit on the account as a whole, across
+ * all the dispatchers that serve it: each grant first claims one of the account's slots in D1
+ * (worker/db/slots.ts, atomic there), and an account holding all of its slots is skipped. Grants
+ * here are serialized through one pump.
  */
 export class Dispatcher extends DurableObject<Env> {
   private readonly sql: SqlStorage;
@@ -60,6 +69,10 @@ export class Dispatcher extends DurableObject<Env> {
   /** The execution whose grant is in flight (a repeated enqueue of it must not undo the grant). */
   private granting: string | null = null;
   private readonly revoked = new Map<string, number>();
+  /** Accounts found full in this pump round (a lost race for the last slot), skipped until the next. */
+  private full = new Set<string>();
+  /** When work held back by a full account (or a failed count) should be looked at again. */
+  private recheckAt: number | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -119,10 +132,14 @@ export class Dispatcher extends DurableObject<Env> {
     if (row) this.forgetIdle(row);
   }
 
-  /** The execution left its leased states: its account's slot is free again. */
+  /**
+   * The execution left its leased states: its account's slot is free again. The D1 slot goes first:
+   * if that fails, this call fails and the Execution object sends it again.
+   */
   async finished(executionId: string): Promise<void> {
-    const freed = this.sql.exec(`DELETE FROM leased WHERE execution_id = ?`, executionId).rowsWritten > 0;
-    if (freed) void this.pump();
+    await releaseSlots(this.env.DB, [executionId]);
+    this.sql.exec(`DELETE FROM leased WHERE execution_id = ?`, executionId);
+    void this.pump();
   }
 
   /** Long poll: a lease as soon as one is granted to this agent, or null after `waitMs`. */
@@ -175,6 +192,8 @@ export class Dispatcher extends DurableObject<Env> {
       return;
     }
     this.pumping = true;
+    this.full.clear();
+    this.recheckAt = null;
     try {
       do {
         this.again = false;
@@ -183,6 +202,7 @@ export class Dispatcher extends DurableObject<Env> {
       while (this.again);
     } catch (e) {
       console.error("dispatcher pump failed", e);
+      this.recheckAt = Date.now() + LIMIT_RECHECK_MS;
     } finally {
       this.pumping = false;
     }
@@ -193,7 +213,7 @@ export class Dispatcher extends DurableObject<Env> {
   private async step(): Promise<boolean> {
     const w = this.waiters.find((x) => !x.done);
     if (!w) return false;
-    const item = this.pick();
+    const item = await this.pick();
     if (!item) return false;
     w.serving = true;
     try {
@@ -202,74 +222,102 @@ export class Dispatcher extends DurableObject<Env> {
         this.answer(w, null);
         return true;
       }
+      const queued = () => this.sql.exec(`SELECT 1 FROM queue WHERE execution_id = ?`, item.execution_id).toArray().length > 0;
       // The item may have been removed or granted while we asked.
-      const still = this.sql.exec(`SELECT 1 FROM queue WHERE execution_id = ?`, item.execution_id).toArray().length > 0;
-      if (!still) return true;
-      // Take it off the queue and hold its slot before the grant, so counts never race. A slot it
-      // already holds (a `finished` that has not arrived yet, or a stale repeat of `enqueue`) is left
-      // as it is: only a slot taken here is given back when the grant does not happen.
-      this.sql.exec(`DELETE FROM queue WHERE execution_id = ?`, item.execution_id);
-      const took =
-        this.sql.exec(
-          `INSERT INTO leased (execution_id, account_alias, job_id, agent_id, leased_at, checked_at) VALUES (?, ?, ?, ?, ?, ?)
-           ON CONFLICT (execution_id) DO NOTHING`,
-          item.execution_id,
-          item.account_alias,
-          item.job_id,
-          w.agent.agentId,
-          Date.now(),
-          Date.now(),
-        ).rowsWritten > 0;
-      let lease: LeaseBody | null;
+      if (!queued()) return true;
       this.granting = item.execution_id;
       try {
-        lease = await executionClient(this.env, item.execution_id).grantLease(w.agent.agentId);
-      } catch (e) {
-        // Unknown outcome: queue it again (a repeat grant answers null if it did happen; the
-        // lease alarm recovers a grant nobody received) and retry after a backoff.
-        console.error("grantLease failed", item.execution_id, e);
-        if (took) this.sql.exec(`DELETE FROM leased WHERE execution_id = ?`, item.execution_id);
-        this.requeueAfterFailure(item);
-        return true;
+        return await this.grant(w, item, queued);
       } finally {
         this.granting = null;
       }
-      if (!lease) {
-        // No longer PENDING (stopped, killed, already granted): drop it, try the next.
-        if (took) this.sql.exec(`DELETE FROM leased WHERE execution_id = ?`, item.execution_id);
-        this.forgetIdle(item);
-        return true;
-      }
-      if (!took) {
-        this.sql.exec(`UPDATE leased SET agent_id = ?, leased_at = ?, checked_at = ? WHERE execution_id = ?`, w.agent.agentId, Date.now(), Date.now(), item.execution_id);
-      }
-      this.served(item);
-      if (this.isRevoked(w.agent.agentId)) {
-        // Revoked while we granted: the lease is lost at once and the execution goes back to PENDING.
-        await executionClient(this.env, item.execution_id)
-          .agentRevoked(w.agent.agentId)
-          .catch((e: unknown) => console.error("agentRevoked after grant failed", e));
-        this.answer(w, null);
-        return true;
-      }
-      this.answer(w, lease);
-      return true;
     } finally {
       w.serving = false;
       if (w.expired && !w.done) this.answer(w, null);
     }
   }
 
-  /** The next item by round-robin over accounts, then jobs, then FIFO; skipping accounts at their limit. */
-  private pick(): QueueRow | null {
+  /** Claims the account's slot, takes the item off the queue and asks its Execution object for the lease. */
+  private async grant(w: Waiter, item: QueueRow, queued: () => boolean): Promise<boolean> {
+    let claim: Claim;
+    try {
+      claim = await claimSlot(this.env.DB, item.execution_id, item.account_alias, this.limit(), Date.now());
+    } catch (e) {
+      console.error("slot claim failed", item.execution_id, e);
+      this.sql.exec(`DELETE FROM queue WHERE execution_id = ?`, item.execution_id);
+      this.requeueAfterFailure(item);
+      return true;
+    }
+    if (claim === "full") {
+      // Another dispatcher of the account took the last slot first: its work waits here.
+      this.full.add(item.account_alias);
+      return true;
+    }
+    const giveBack = () => (claim === "taken" ? releaseSlots(this.env.DB, [item.execution_id]).catch((e: unknown) => console.error("slot release failed", e)) : undefined);
+    if (!queued()) {
+      await giveBack(); // removed (stopped, killed) while the slot was claimed
+      return true;
+    }
+    // Off the queue, and remembered as leased here, before the grant. A local row it already has (a
+    // `finished` that has not arrived yet, or a stale repeat of `enqueue`) is left as it is: only a
+    // row made here is dropped when the grant does not happen.
+    this.sql.exec(`DELETE FROM queue WHERE execution_id = ?`, item.execution_id);
+    const took =
+      this.sql.exec(
+        `INSERT INTO leased (execution_id, account_alias, job_id, agent_id, leased_at, checked_at) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (execution_id) DO NOTHING`,
+        item.execution_id,
+        item.account_alias,
+        item.job_id,
+        w.agent.agentId,
+        Date.now(),
+        Date.now(),
+      ).rowsWritten > 0;
+    const dropLocal = () => took && this.sql.exec(`DELETE FROM leased WHERE execution_id = ?`, item.execution_id);
+    let lease: LeaseBody | null;
+    try {
+      lease = await executionClient(this.env, item.execution_id).grantLease(w.agent.agentId);
+    } catch (e) {
+      // Unknown outcome: queue it again (a repeat grant answers null if it did happen; the
+      // lease alarm recovers a grant nobody received) and retry after a backoff. The D1 slot stays:
+      // if the grant happened it is the lease's (its `finished` frees it); if not, it stops
+      // counting after the grace, and the retry renews it.
+      console.error("grantLease failed", item.execution_id, e);
+      dropLocal();
+      this.requeueAfterFailure(item);
+      return true;
+    }
+    if (!lease) {
+      // No longer PENDING (stopped, killed, already granted): drop it, try the next. A slot taken
+      // for this grant goes back; one the execution already held is its live lease's.
+      dropLocal();
+      await giveBack();
+      this.forgetIdle(item);
+      return true;
+    }
+    if (!took) {
+      this.sql.exec(`UPDATE leased SET agent_id = ?, leased_at = ?, checked_at = ? WHERE execution_id = ?`, w.agent.agentId, Date.now(), Date.now(), item.execution_id);
+    }
+    this.served(item);
+    if (this.isRevoked(w.agent.agentId)) {
+      // Revoked while we granted: the lease is lost at once and the execution goes back to PENDING.
+      await executionClient(this.env, item.execution_id)
+        .agentRevoked(w.agent.agentId)
+        .catch((e: unknown) => console.error("agentRevoked after grant failed", e));
+      this.answer(w, null);
+      return true;
+    }
+    this.answer(w, lease);
+    return true;
+  }
+
+  /**
+   * The next item by round-robin over accounts, then jobs, then FIFO, skipping accounts that hold
+   * all their slots (counted in D1 across the account's dispatchers).
+   */
+  private async pick(): Promise<QueueRow | null> {
     const now = Date.now();
     const limit = this.limit();
-    const held = new Map(
-      this.sql
-        .exec<{ account_alias: string; n: number }>(`SELECT account_alias, COUNT(*) AS n FROM leased GROUP BY account_alias`)
-        .toArray()
-        .map((r) => [r.account_alias, r.n]),
-    );
     const accounts = this.sql
       .exec<{ account_alias: string }>(
         `SELECT q.account_alias, COALESCE(t.served, 0) AS served, MIN(q.enqueued_at) AS first_at, MIN(q.seq) AS first_seq
@@ -278,9 +326,19 @@ export class Dispatcher extends DurableObject<Env> {
          GROUP BY q.account_alias ORDER BY served, first_at, first_seq`,
         now,
       )
-      .toArray();
-    const account = accounts.find((a) => (held.get(a.account_alias) ?? 0) < limit)?.account_alias;
-    if (account === undefined) return null;
+      .toArray()
+      .map((a) => a.account_alias)
+      .filter((a) => !this.full.has(a));
+    if (accounts.length === 0) {
+      if (this.full.size > 0) this.recheckAt = now + LIMIT_RECHECK_MS;
+      return null;
+    }
+    const held = await slotsHeld(this.env.DB, accounts, now);
+    const account = accounts.find((a) => (held.get(a) ?? 0) < limit);
+    if (account === undefined) {
+      this.recheckAt = now + LIMIT_RECHECK_MS;
+      return null;
+    }
     const job = this.sql
       .exec<{ job_id: string }>(
         `SELECT q.job_id, COALESCE(t.served, 0) AS served, MIN(q.enqueued_at) AS first_at, MIN(q.seq) AS first_seq
@@ -410,6 +468,8 @@ export class Dispatcher extends DurableObject<Env> {
       .map((r) => r.execution_id);
     if (old.length === 0) return;
     const live = await stillLeased(this.env.DB, old);
+    const ended = old.filter((id) => !live.has(id));
+    await releaseSlots(this.env.DB, ended);
     const now = Date.now();
     for (const id of old) {
       if (live.has(id)) this.sql.exec(`UPDATE leased SET checked_at = ? WHERE execution_id = ?`, now, id);
@@ -417,13 +477,17 @@ export class Dispatcher extends DurableObject<Env> {
     }
   }
 
-  /** One alarm slot, set to the earliest of: a failed grant's retry, the next leased-row check. */
+  /**
+   * One alarm slot, set to the earliest of: a failed grant's retry, the next leased-row check, and
+   * (while agents wait) another look at work its account's limit held back.
+   */
   private async scheduleAlarm(): Promise<void> {
     const now = Date.now();
     const retry = this.sql.exec<{ t: number | null }>(`SELECT MIN(not_before) AS t FROM queue WHERE not_before > ?`, now).one().t;
     const oldest = this.sql.exec<{ t: number | null }>(`SELECT MIN(checked_at) AS t FROM leased`).one().t;
     const check = oldest === null ? null : Math.max(now + 1_000, oldest + RECONCILE_AFTER_MS + 1);
-    const want = [retry, check].filter((t): t is number => t !== null);
+    const recheck = this.recheckAt !== null && this.waiters.some((w) => !w.done) ? this.recheckAt : null;
+    const want = [retry, check, recheck].filter((t): t is number => t !== null);
     const current = await this.ctx.storage.getAlarm();
     if (want.length === 0) return;
     const at = Math.min(...want);

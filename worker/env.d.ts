@@ -1,4 +1,6 @@
 // Secrets are not in wrangler.toml, so `wrangler types` cannot see them: declared once here.
+// (`npm run types` passes --env-file=/dev/null so that a local .dev.vars never leaks into the
+// generated file: its output depends on wrangler.toml alone.)
 interface __RunnerSecrets {
   /** Current signing key for Runner's own tokens: a private ES256 JWK (JSON) with a `kid`. */
   JWT_PRIVATE_KEY: string;

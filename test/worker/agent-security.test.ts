@@ -66,7 +66,13 @@ describe("agent protocol (security)", () => {
       }
     }
     // An execution nobody holds (or that does not exist) is refused the same way.
-    for (const [path, body] of AGENT_CALLS(crypto.randomUUID())) expect((await call(owner, "POST", path, body)).status).toBe(409);
+    for (const other of [crypto.randomUUID(), "not-an-execution-id", id.toUpperCase()]) {
+      for (const [path, body] of AGENT_CALLS(other)) {
+        const r = await call(owner, "POST", path, body);
+        expect(r.status, path).toBe(409);
+        expect(r.json.command).toBe("abandon");
+      }
+    }
     const v = await execution(id);
     expect(v).toMatchObject({ status: "INITIALIZING", agent_id: owner.agentId });
     const events = await executionClient(env, id).events(undefined, 0, 0, 100);

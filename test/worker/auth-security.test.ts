@@ -12,13 +12,13 @@ const B = "acct-b";
 const ownJwk = JSON.parse(env.JWT_PRIVATE_KEY) as JWK;
 
 /** Signs arbitrary claims; by default with Runner's own key and issuer, valid for an hour. */
-async function sign(claims: JWTPayload, opts: { key?: CryptoKey; kid?: string; alg?: string; iss?: string | null; exp?: number | null; nbf?: number } = {}) {
+async function sign(claims: JWTPayload, opts: { key?: CryptoKey; kid?: string; alg?: string; iss?: string | null; exp?: number | null; nbf?: number; iat?: number } = {}) {
   const key = opts.key ?? ((await importJWK(ownJwk, "ES256")) as CryptoKey);
   const now = Math.floor(Date.now() / 1000);
   let jwt = new SignJWT({ accounts: [A], role: "admin", ...claims })
     .setProtectedHeader({ alg: opts.alg ?? "ES256", kid: opts.kid ?? ownJwk.kid })
     .setSubject("someone")
-    .setIssuedAt(now);
+    .setIssuedAt(opts.iat ?? now);
   if (opts.iss !== null) jwt = jwt.setIssuer(opts.iss ?? "runner");
   if (opts.exp !== null) jwt = jwt.setExpirationTime(opts.exp ?? now + 3600);
   if (opts.nbf !== undefined) jwt = jwt.setNotBefore(opts.nbf);
@@ -54,6 +54,7 @@ describe("authentication (security)", () => {
     ],
     ["expired", async () => sign({}, { exp: Math.floor(Date.now() / 1000) - 3600 }), /expired/],
     ["not valid yet", async () => sign({}, { nbf: Math.floor(Date.now() / 1000) + 3600 }), /not valid yet/],
+    ["issued in the future", async () => sign({}, { iat: Math.floor(Date.now() / 1000) + 3600, exp: Math.floor(Date.now() / 1000) + 7200 }), /not valid yet/],
     ["wrong issuer", async () => sign({}, { iss: "someone-else" }), /issuer/],
     ["no issuer", async () => sign({}, { iss: null }), /issuer/],
     ["no expiry", async () => sign({}, { exp: null }), /expiry/],

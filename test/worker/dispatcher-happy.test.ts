@@ -2,6 +2,7 @@ import { env, runInDurableObject, SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { dispatcherKey } from "../../worker/domain/contracts";
 import type { Dispatcher } from "../../worker/dispatcher.do";
+import { claimSlot, releaseSlots, SLOT_GRACE_MS, slotsHeld } from "../../worker/db/slots";
 import { executionClient } from "../../worker/domain/execution-client";
 import { call, dispatcher, execution, lease, newAgent, newExecution, newJob, sleep, untilWaiting } from "./agent-fixtures";
 
@@ -189,5 +190,82 @@ describe("dispatcher (happy)", () => {
     expect((await dispatcher(key).snapshot()).queued).toEqual([item]);
     await dispatcher(key).remove("e-1");
     expect((await dispatcher(key).snapshot()).queued).toEqual([]);
+  });
+});
+
+describe("the account's concurrency limit across its dispatchers", () => {
+  const slotCount = async (alias: string) =>
+    (await env.DB.prepare("SELECT COUNT(*) AS n FROM account_slots WHERE account_alias = ?").bind(alias).first<{ n: number }>())!.n;
+
+  it("counts the shared pool's leases and every location's against one limit", async () => {
+    const limit = Number(env.ACCOUNT_CONCURRENCY);
+    const pool = await newAgent(null);
+    const edge = await newAgent("xacct", { location: "dc1" });
+    const plain = await newJob("xacct"); // no default-location agent: the shared pool runs it
+    const located = await newJob("xacct", { location: "dc1" });
+    for (let i = 0; i < limit; i++) await newExecution("xacct", plain);
+    const running = await drain(pool, limit);
+    expect(await slotCount("xacct")).toBe(limit);
+
+    const waiting = await newExecution("xacct", located);
+    const polling = lease(edge, 20_000);
+    await untilWaiting(dispatcherKey("xacct", "dc1"), 1);
+    await sleep(300);
+    // The dc1 queue has an agent and work, but the account already runs `limit` executions elsewhere.
+    expect((await execution(waiting)).status).toBe("PENDING");
+    expect((await dispatcher(dispatcherKey("xacct", "dc1")).snapshot()).queued.map((q) => q.executionId)).toEqual([waiting]);
+
+    // One ends in the shared pool: the dc1 dispatcher notices (it re-counts while agents wait).
+    const freed = Date.now();
+    await finish(pool, running[0]!);
+    const r = await polling;
+    expect(r.status).toBe(200);
+    expect(r.json.executionId).toBe(waiting);
+    console.log(`slot freed in another dispatcher → lease: ${Date.now() - freed} ms`);
+    expect(await slotCount("xacct")).toBe(limit);
+  });
+
+  it("two dispatchers racing for the account's last slot: exactly one wins", async () => {
+    const limit = Number(env.ACCOUNT_CONCURRENCY);
+    const home = await newAgent("race");
+    const edge = await newAgent("race", { location: "dc1" });
+    const plain = await newJob("race");
+    const located = await newJob("race", { location: "dc1" });
+    for (let i = 0; i < limit - 1; i++) await newExecution("race", plain);
+    await drain(home, limit - 1);
+    const polls = [lease(home, 2_500), lease(edge, 2_500)];
+    await untilWaiting(dispatcherKey("race", null), 1);
+    await untilWaiting(dispatcherKey("race", "dc1"), 1);
+    await Promise.all([newExecution("race", plain), newExecution("race", located)]);
+    const answers = await Promise.all(polls);
+    expect(answers.map((a) => a.status).sort()).toEqual([200, 204]);
+    expect(await slotCount("race")).toBe(limit);
+  });
+
+  it("claims are atomic in D1: of many at once, exactly `limit` are taken", async () => {
+    const now = Date.now();
+    const claims = await Promise.all(Array.from({ length: 25 }, (_, i) => claimSlot(env.DB, `claim-${i}`, "claims", 10, now)));
+    expect(claims.filter((c) => c === "taken")).toHaveLength(10);
+    expect(claims.filter((c) => c === "full")).toHaveLength(15);
+    // Claiming again for an execution that has a slot does not take another.
+    const holder = claims.findIndex((c) => c === "taken");
+    expect(await claimSlot(env.DB, `claim-${holder}`, "claims", 10, now)).toBe("held");
+    await releaseSlots(env.DB, [`claim-${holder}`]);
+    expect(await claimSlot(env.DB, "claim-late", "claims", 10, now)).toBe("taken");
+    // A slot of its own that no longer counts (older than the grace, no lease in the index) is no
+    // free pass: it is renewed only when the account has room.
+    const later = now + SLOT_GRACE_MS + 1;
+    expect(await claimSlot(env.DB, "claim-late", "claims", 10, later)).toBe("taken");
+    expect(await claimSlot(env.DB, "claim-other", "claims", 11, later)).toBe("taken"); // the account now holds 11
+    await env.DB.prepare("UPDATE account_slots SET taken_time = ? WHERE account_alias = 'claims'").bind(later).run();
+    await env.DB.prepare("UPDATE account_slots SET taken_time = ? WHERE execution_id = 'claim-late'").bind(now).run();
+    expect(await claimSlot(env.DB, "claim-late", "claims", 10, later)).toBe("full");
+  });
+
+  it("a slot whose release was lost stops counting once the index shows no lease and the grace is over", async () => {
+    const now = Date.now();
+    await env.DB.prepare("INSERT INTO account_slots (execution_id, account_alias, taken_time) VALUES ('orphan', 'orphans', ?)").bind(now - SLOT_GRACE_MS - 1).run();
+    await env.DB.prepare("INSERT INTO account_slots (execution_id, account_alias, taken_time) VALUES ('fresh', 'orphans', ?)").bind(now).run();
+    expect((await slotsHeld(env.DB, ["orphans"], now)).get("orphans")).toBe(1);
   });
 });

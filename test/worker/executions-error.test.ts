@@ -29,6 +29,16 @@ describe("400", () => {
     expect(fields(r)).toEqual(["check", "hosts.0.id", "playbookTags.0", "properties"]);
   });
 
+  it("refuses extra vars nested too deep to store (400, not a 500), however deep", async () => {
+    for (const depth of [40, 2_000, 150_000]) {
+      const body = `{"properties":{"x":${"[".repeat(depth)}${"]".repeat(depth)}}}`;
+      const r = await api("POST", `/jobs/${ALIAS}/${jobId}/start`, { token: t, body });
+      expect(r.status, `depth ${depth}`).toBe(400);
+      expect(fields(r)).toEqual(["properties"]);
+    }
+    expect((await api("POST", `/jobs/${ALIAS}/${jobId}/start`, { token: t, body: { properties: { a: { b: [1, { c: 2 }] } } } })).status).toBe(200);
+  });
+
   it("rejects a bad stop expiryDuration", async () => {
     for (const expiryDuration of [-1, 1.5, "10"]) {
       const r = await api("POST", `${one()}/stop`, { token: t, body: { expiryDuration } });
@@ -55,6 +65,27 @@ describe("400", () => {
 });
 
 describe("404", () => {
+  it("lists under a job id that names nothing; a job without executions is an empty page, a deleted job's are still listed", async () => {
+    const unknown = "01234567-89ab-7def-8123-456789abcdef";
+    for (const path of [`/jobs/${ALIAS}/${unknown}/executions`, `/jobs/${ALIAS}/${unknown}/executions?status=RUNNING`, `/status/${ALIAS}/job/${unknown}`, `/jobs/${ALIAS}/not-an-id/executions`]) {
+      const r = await api("GET", path, { token: t });
+      expect(r.status, path).toBe(404);
+      expect(r.headers.get("content-type")).toContain("application/problem+json");
+    }
+    const idle = await newJob(ALIAS);
+    for (const path of [`/jobs/${ALIAS}/${idle}/executions`, `/status/${ALIAS}/job/${idle}`, `/jobs/${ALIAS}/${jobId}/executions?status=KILLING`]) {
+      const r = await api("GET", path, { token: t });
+      expect(r.status, path).toBe(200);
+      expect(r.json).toMatchObject({ totalSize: 0, results: [] });
+    }
+    const gone = await newJob(ALIAS);
+    const ended = await executionIn(ALIAS, gone, "KILLED");
+    expect((await api("DELETE", `/jobs/${ALIAS}/${gone}`, { token: t })).status).toBe(204);
+    expect((await api("GET", `/jobs/${ALIAS}/${gone}/executions`, { token: t })).json.results.map((e: { execution_id: string }) => e.execution_id)).toEqual([ended]);
+    expect((await api("GET", `/jobs/${ALIAS}/${gone}/executions?status=RUNNING`, { token: t })).status).toBe(200);
+    expect((await api("GET", `/status/${ALIAS}/job/${gone}`, { token: t })).json.totalSize).toBe(2);
+  });
+
   it("starting a job the account does not have", async () => {
     const r = await api("POST", `/jobs/${ALIAS}/01234567-89ab-7def-8123-456789abcdef/start`, { token: t });
     expect(r.status).toBe(404);

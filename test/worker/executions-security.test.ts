@@ -106,6 +106,26 @@ describe("per-execution secrets", () => {
     expect(again.limit).toEqual(["web1"]);
   });
 
+  it("are not echoed by a refused start, restart or stop", async () => {
+    const t = await token([ALIAS], "user");
+    const failed = await executionIn(ALIAS, jobId, "FAILURE");
+    const base = `/jobs/${ALIAS}/${jobId}`;
+    const refused: [string, unknown][] = [
+      [`${base}/start`, { sshPrivateKey: btoa(KEY), hosts: "web1" }],
+      [`${base}/start`, { sshPrivateKey: `${KEY}${"x".repeat(70_000)}` }],
+      [`${base}/start`, { hosts: [{ id: "", sshPrivateKey: btoa(HOST_KEY) }], check: "yes" }],
+      [`${base}/start`, { sshPrivateKey: [btoa(KEY)] }],
+      [`${base}/executions/${failed}/restart`, { sshPrivateKey: 5, hosts: [{ id: 7, sshPrivateKey: btoa(HOST_KEY) }] }],
+      [`${base}/executions/${failed}/stop`, { expiryDuration: btoa(KEY) }],
+    ];
+    for (const [path, body] of refused) {
+      const r = await api("POST", path, { token: t, body });
+      expect(r.status, path).toBeGreaterThanOrEqual(400);
+      expect(r.status, path).toBeLessThan(500);
+      clean(r.text, `refused ${path}`);
+    }
+  });
+
   it("a lease without start secrets carries none of them", async () => {
     const exec = await start(ALIAS, jobId);
     const lease = (await stub(exec).grantLease(AGENT))!;

@@ -1,4 +1,6 @@
 import { describe, expect, it } from "vitest";
+import { app } from "../../worker/app";
+import { onError } from "../../worker/lib/problem";
 import { api } from "./helpers";
 
 describe("meta endpoints (happy)", () => {
@@ -16,13 +18,79 @@ describe("meta endpoints (happy)", () => {
     expect(r.json.keys[0].d).toBeUndefined();
   });
 
-  it("serves /openapi.json and /docs", async () => {
+  it("serves /openapi.json and renders it at /docs", async () => {
     const o = await api("GET", "/openapi.json", { token: null });
     expect(o.status).toBe(200);
     expect(o.json.openapi).toBe("3.1.0");
     const d = await api("GET", "/docs", { token: null });
     expect(d.status).toBe(200);
+    expect(d.headers.get("content-type")).toContain("text/html");
+    expect(d.text).toContain("SwaggerUIBundle");
     expect(d.text).toContain("/openapi.json");
+  });
+
+  it("/openapi.json lists every route the app serves, with its method", async () => {
+    const doc = (await api("GET", "/openapi.json", { token: null })).json as { paths: Record<string, Record<string, unknown>> };
+    const served = app.routes
+      .filter((r) => r.method !== "ALL" && !["/docs", "/openapi.json"].includes(r.path))
+      .map((r) => `${r.method.toLowerCase()} ${r.path.replace(/:(\w+)/g, "{$1}")}`);
+    const documented = Object.entries(doc.paths).flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m} ${path}`));
+    expect(served.length).toBeGreaterThan(25);
+    expect([...new Set(served)].sort()).toEqual([...new Set(documented)].sort());
+  });
+
+  it("every route that needs a credential answers 401 with a Bearer challenge without one (and with a bad one)", async () => {
+    const doc = (await api("GET", "/openapi.json", { token: null })).json as { paths: Record<string, Record<string, { security?: unknown[] }>> };
+    let checked = 0;
+    for (const [template, ops] of Object.entries(doc.paths)) {
+      const path = template.replace(/\{alias\}/g, "acme").replace(/\{(\w+)\}/g, () => crypto.randomUUID());
+      for (const [method, op] of Object.entries(ops)) {
+        if (Array.isArray(op.security) && op.security.length === 0) continue; // open: /health, jwks
+        for (const auth of [null, "Bearer not-a-jwt"]) {
+          const r = await api(method.toUpperCase(), path, { token: null, body: method === "get" ? undefined : {}, headers: auth ? { authorization: auth } : {} });
+          expect(r.status, `${method} ${template} (${auth ?? "no token"})`).toBe(401);
+          expect(r.headers.get("www-authenticate"), `${method} ${template}`).toMatch(/^Bearer realm="runner"/);
+          expect(r.headers.get("content-type")).toContain("application/problem+json");
+          checked++;
+        }
+      }
+    }
+    expect(checked).toBeGreaterThan(50);
+  });
+
+  it("/openapi.json is generated from the schemas that validate", async () => {
+    const doc = (await api("GET", "/openapi.json", { token: null })).json;
+    const s = doc.components.schemas;
+    // Rules the validators enforce appear as they are: change a schema and both change.
+    expect(s.JobInput.properties.executionTtl).toMatchObject({ minimum: 1, maximum: 10080 });
+    expect(JSON.stringify(s.Callback.properties.level)).toContain('["DEBUG","ERROR","RESULT"');
+    expect(s.StopExecution.properties.expiryDuration).toMatchObject({ minimum: 0 });
+    const list = doc.paths["/jobs/{alias}/executions"].get.parameters as { name: string; schema: unknown }[];
+    expect(JSON.stringify(list.find((p) => p.name === "status")!.schema)).toContain("#/components/schemas/ExecutionStatus");
+    expect(s.ExecutionStatus.enum).toHaveLength(10);
+    expect(list.find((p) => p.name === "size")!.schema).toMatchObject({ minimum: 1, maximum: 100 });
+    expect(doc.paths["/jobs/{alias}"].post.requestBody.content["application/json"].schema.$ref).toBe("#/components/schemas/JobInput");
+    expect(doc.paths["/health"].get.security).toEqual([]);
+  });
+
+  it("a 500 says nothing of what went wrong inside", async () => {
+    const inner = new TypeError("Cannot read properties of undefined (reading 'sshPrivateKey') at worker/domain/jobs.ts:123 SELECT * FROM jobs");
+    const c = { req: { method: "GET", url: "http://runner.test/jobs/acme" } } as Parameters<typeof onError>[1];
+    const errors: unknown[] = [];
+    const original = console.error;
+    console.error = (...a: unknown[]) => void errors.push(a); // logged for the operator, not answered
+    let res: Response;
+    try {
+      res = onError(inner, c);
+    } finally {
+      console.error = original;
+    }
+    expect(res.status).toBe(500);
+    expect(res.headers.get("content-type")).toContain("application/problem+json");
+    const text = await res.text();
+    expect(JSON.parse(text)).toEqual({ type: "https://runner.dev/problems/internal-server-error", title: "Internal Server Error", status: 500, detail: "Something went wrong on our side." });
+    for (const leak of ["sshPrivateKey", "jobs.ts", "SELECT", "TypeError", "undefined"]) expect(text).not.toContain(leak);
+    expect(errors).toHaveLength(1);
   });
 
   it("answers unknown paths with problem+json 404", async () => {

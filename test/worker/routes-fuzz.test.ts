@@ -251,4 +251,134 @@ describe("routes fuzz (security)", () => {
     const after = await readState();
     for (const [k, v] of Object.entries(snapshot)) expect(after[k], k).toBe(v);
   });
+
+  // A third dimension on its own seed (so the run above replays as it always did): odd paths
+  // (malformed escapes, huge or many segments, dot segments, other casings), huge and repeated
+  // query strings, and headers the routes read or might trip over, over every resource.
+  const ODD_SEED = 0x0dd_2026;
+  const ODD_ROUNDS = 240;
+
+  it(`survives ${ODD_ROUNDS} odd paths, query strings and headers (seed ${ODD_SEED.toString(16)}) without a 5xx or a change`, async () => {
+    const r = seeded(ODD_SEED, { longStrings: 0.05 });
+    const scratchJob = await newJob(SCRATCH);
+    const exec = `/jobs/${KEEP}/${jobId}/executions/${executionId}`;
+    const statuses = new Map<number, number>();
+    // Printable ASCII: what an HTTP header can carry (fetch would re-encode anything else).
+    const latin1 = (n: number) => Array.from({ length: n }, () => String.fromCharCode(0x20 + r.int(0x5f))).join("");
+    const ESCAPES = ["%", "%Z", "%ZZ", "%E0%A4", "%C0%AF", "%FF", "%2F", "%5C", "%00", "%2e%2e", "%25", "%F0%9F%98%80", "%u2603", "\u00e9", "\u{1F600}"];
+    const segment = (): string =>
+      r.pick([
+        KEEP, SCRATCH, jobId, executionId, "executions", "tokens", "job", "execution", "log", "events", "stop", "kill", "restart", "start",
+        r.pick(ESCAPES), `${r.pick(ESCAPES)}${r.randomString(6).replace(/[#?/%]/g, "")}`, "x".repeat(1 + r.int(20_000)), ".", "..", "", ";x=1", agent.agentId,
+        KEEP.toUpperCase(), encodeURIComponent(r.randomString(12)),
+      ]);
+    const oddQuery = (): string => {
+      switch (r.int(6)) {
+        case 0:
+          return "";
+        case 1:
+          return `?${"page=1&".repeat(1 + r.int(2000))}size=2`;
+        case 2:
+          return `?${r.pick(["page", "size", "after", "status", "follow", "immediate"])}=${r.pick(ESCAPES)}`;
+        case 3:
+          return `?${"q".repeat(r.int(30_000))}=${"v".repeat(r.int(3_000))}`;
+        case 4:
+          return `?status=${r.pick(["running", "Running", "RUNNING ", "RUNNING,SUCCESS", "RUNNING&status=SUCCESS", ""])}&after=${r.pick(["-1", "1e3", "0x10", "٣", "999999999999999999999"])}`;
+        default:
+          return `?${r.pick(["page", "size", "&&&", "=", "==", "a[b]=c", "follow"])}`;
+      }
+    };
+    const HEADERS: [string, () => string][] = [
+      ["last-event-id", () => r.pick(["-1", "1e3", "99999999999999999999", "abc", "", " 1 ", latin1(40), "0".repeat(5000)])],
+      ["content-type", () => r.pick(["application/json; charset=utf-16", "application/json;;;", "application/*", "*/*", "application/json, text/plain", latin1(30)])],
+      ["content-encoding", () => r.pick(["gzip", "br", "deflate", "identity", latin1(10)])],
+      ["accept", () => r.pick(["text/event-stream", "application/problem+json", "*/*;q=0", latin1(50)])],
+      ["accept-encoding", () => r.pick(["gzip", "br, zstd", latin1(20)])],
+      ["x-http-method-override", () => r.pick(["DELETE", "PUT", "PATCH"])],
+      ["range", () => r.pick(["bytes=0-10", "bytes=-5", latin1(15)])],
+      ["if-none-match", () => r.pick(["*", '"x"', latin1(20)])],
+      ["cookie", () => latin1(200)],
+      ["x-forwarded-for", () => latin1(60)],
+      ["authorization", () => r.pick([`Bearer ${user}`, `Bearer ${user}`, `Bearer ${"A".repeat(16_000)}`, `Bearer ${user} ${user}`, `BEARER ${user}`, `Bearer\t${user}`, `Bearer ${agent.credential}`, latin1(80)])],
+    ];
+
+    const ROUTES = [
+      `/jobs/${KEEP}`, `/jobs/${KEEP}/${jobId}`, `/jobs/${KEEP}/executions`, `/jobs/${KEEP}/${jobId}/executions`, exec, `${exec}/log`, `${exec}/events`,
+      `/status/${KEEP}/job/${jobId}`, `/status/${KEEP}/job/${jobId}/execution/${executionId}`, `/minions/${KEEP}`, `/minions/${KEEP}/tokens`,
+      `/minions/${KEEP}/${agent.agentId}`, `/inventory/${KEEP}`, "/agent/lease", `/agent/executions/${executionId}/heartbeat`, "/health",
+      // Writes that may succeed go to the scratch account; the agent's go to the ended execution.
+      `/jobs/${SCRATCH}/${scratchJob}/start`, `/jobs/${SCRATCH}`, `/inventory/${SCRATCH}`, `/agent/executions/${executionId}/events`,
+      `/agent/executions/${executionId}/status`,
+    ];
+    // First, on purpose rather than by chance: every route that takes a body, given one of the right
+    // shape whose free-form part nests deeper than anything can store, at three depths.
+    const deep = (n: number) => `${"[".repeat(n)}${"]".repeat(n)}`;
+    const agentAuth = { authorization: `Bearer ${agent.credential}`, "content-type": "application/json" };
+    const userAuth = { authorization: `Bearer ${user}`, "content-type": "application/json" };
+    for (const [d, depth] of [40, 5_000, 100_000].entries()) {
+      const x = deep(depth);
+      const cases: [string, string, Record<string, string>][] = [
+        [`/jobs/${SCRATCH}/${scratchJob}/start`, `{"properties":{"x":${x}}}`, userAuth],
+        [`/jobs/${SCRATCH}`, `{"playbook":"LSBob3N0czogYWxsCg==","hosts":[{"id":"h"}],"properties":{"x":${x}}}`, userAuth],
+        [`/jobs/${SCRATCH}/${scratchJob}`, `{"playbook":"LSBob3N0czogYWxsCg==","hosts":[{"id":"h","hostVars":{"x":${x}}}]}`, userAuth],
+        [`/inventory/${SCRATCH}`, `{"hosts":[{"id":"h","hostVars":{"x":${x}}}]}`, userAuth],
+        [`/agent/executions/${executionId}/events`, `{"attempt":1,"events":[{"seq":1,"timestamp":1,"event_type":"runner_on_ok","data":{"x":${x}}}]}`, agentAuth],
+        [`/agent/executions/${executionId}/status`, `{"attempt":1,"status":"FAILURE","hostStats":{"h":{"ok":1,"changed":0,"failed":0,"skipped":0,"unreachable":0,"rescued":0,"ignored":0,"x":${x}}}}`, agentAuth],
+        [`/minions/${SCRATCH}/tokens`, `{"name":${x}}`, userAuth],
+      ];
+      for (const [j, [path, body, headers]] of cases.entries()) {
+        await send(1000 * (d + 1) + j, path.includes(`/${scratchJob}`) && !path.endsWith("/start") ? "PUT" : path.startsWith("/inventory") ? "PUT" : "POST", path, { headers, body }, statuses);
+      }
+    }
+
+    for (let i = 0; i < ODD_ROUNDS; i++) {
+      let path: string;
+      const shape = r.int(10);
+      if (shape < 5) {
+        // A real route with one of its parameters (or a fixed word) swapped for an odd segment.
+        const parts = r.pick(ROUTES).split("/");
+        const at = 1 + r.int(parts.length - 1);
+        parts[at] = segment();
+        path = parts.join("/");
+      } else if (shape < 7) {
+        path = r.pick(ROUTES);
+      } else {
+        const prefix = r.pick(["/jobs", "/status", "/minions", "/agent", "/inventory", "/JOBS", "", "//jobs", "/jobs/", "/health", "/docs", "/openapi.json", "/.well-known/jwks.json"]);
+        path = `${prefix}${Array.from({ length: r.int(5) }, () => `/${segment()}`).join("")}`;
+        if (r.chance(0.15)) path = `/jobs${"/a".repeat(1 + r.int(2000))}`;
+      }
+      path = (path || "/") + oddQuery();
+      const method = r.pick(["GET", "GET", "GET", "HEAD", "OPTIONS", "POST", "PUT", "DELETE", "PATCH"]);
+      const headers: Record<string, string> = { authorization: `Bearer ${user}` };
+      for (let n = r.int(4); n > 0; n--) {
+        const [name, value] = r.pick(HEADERS);
+        headers[name] = value();
+      }
+      // Writes that could be accepted go to the scratch account; on the kept one they must be refused.
+      let body: string | Uint8Array | undefined;
+      if (method !== "GET" && method !== "HEAD") {
+        body = r.pick([
+          "",
+          "{}",
+          JSON.stringify({ hosts: [{ id: "h" }] }),
+          `{"properties":{"x":${"[".repeat(60_000)}${"]".repeat(60_000)}}}`,
+          `{"attempt":1,"events":[{"seq":1,"timestamp":1,"event_type":"runner_on_ok","data":${"[".repeat(60_000)}${"]".repeat(60_000)}}]}`,
+          Uint8Array.from({ length: 64 }, () => r.int(256)),
+        ]);
+        // The agent may call on the ended execution: it refuses everything (400, else 409 abandon).
+        if (path.startsWith(`/agent/executions/${executionId}/`)) headers.authorization = `Bearer ${agent.credential}`;
+        else if (path.startsWith("/agent/register")) headers.authorization = "Bearer x";
+        else if (!path.includes(SCRATCH) || path.includes(KEEP)) {
+          headers.authorization = r.pick([`Bearer ${await token([KEEP], "viewer")}`, `Bearer ${await token(["someone-else"], "admin")}`]);
+        }
+      }
+      await send(i, method, path, { headers, body }, statuses);
+    }
+
+    console.log(`odd requests statuses (seed ${ODD_SEED.toString(16)}):`, JSON.stringify(Object.fromEntries([...statuses].sort())));
+    for (const s of [200, 400, 401, 404]) expect(statuses.get(s) ?? 0, `status ${s} seen`).toBeGreaterThan(0);
+    const after = await readState();
+    for (const [k, v] of Object.entries(snapshot)) expect(after[k], k).toBe(v);
+  });
+
 });

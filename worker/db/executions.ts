@@ -75,6 +75,21 @@ export async function listExecutionViews(
   return { ...page, results: page.results.map((r) => JSON.parse(r.snapshot) as ExecutionView) };
 }
 
+/**
+ * Whether a job id names anything in the account: the job, or (once it was deleted) executions of
+ * it that are still listed. Served by the jobs primary key and executions_by_job.
+ */
+export async function jobKnown(db: D1Database, accountAlias: string, jobId: string): Promise<boolean> {
+  const row = await db
+    .prepare(
+      `SELECT EXISTS (SELECT 1 FROM jobs WHERE id = ? AND account_alias = ?)
+           OR EXISTS (SELECT 1 FROM executions WHERE account_alias = ? AND job_id = ?) AS known`,
+    )
+    .bind(jobId, accountAlias, accountAlias, jobId)
+    .first<{ known: number }>();
+  return row?.known === 1;
+}
+
 /** A job's executions, oldest first, with the event count each had when last written. */
 export async function jobExecutionsOldestFirst(db: D1Database, accountAlias: string, jobId: string) {
   const { results } = await db

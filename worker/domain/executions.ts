@@ -1,4 +1,4 @@
-import { hasActiveExecution as activeInIndex, jobExecutionsOldestFirst, listExecutionViews, markChecked, staleActiveExecutions } from "../db/executions";
+import { hasActiveExecution as activeInIndex, jobExecutionsOldestFirst, jobKnown, listExecutionViews, markChecked, staleActiveExecutions } from "../db/executions";
 import { parseStatusEvent, type InitInput, type LogChunk, type Scope } from "../execution.do";
 import { newId } from "../lib/ids";
 import { notFound } from "../lib/problem";
@@ -9,7 +9,6 @@ import { routeExecution } from "./dispatch";
 import { executionClient } from "./execution-client";
 import { getJobSummary } from "./jobs";
 
-
 /**
  * Executions: the Worker-side entry points. The Execution object decides every state change;
  * this module finds the object, passes the caller's scope (account, job) for it to check, and
@@ -18,9 +17,10 @@ import { getJobSummary } from "./jobs";
 
 /** Ids Runner makes are UUIDs; anything else cannot name an execution (and must not mint an object). */
 const EXECUTION_ID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+export const isExecutionId = (id: string) => EXECUTION_ID_RE.test(id);
 
 function execution(env: Env, executionId: string) {
-  if (!EXECUTION_ID_RE.test(executionId)) throw notFound("No such execution.");
+  if (!isExecutionId(executionId)) throw notFound("No such execution.");
   return executionClient(env, executionId);
 }
 
@@ -104,9 +104,14 @@ export async function* readLog(env: Env, scope: Scope, executionId: string, afte
   }
 }
 
-/** A page of the account's (or one job's) executions from the index, newest first. */
-export function listExecutions(env: Env, accountAlias: string, q: PageParams & { jobId?: string; status?: ExecutionStatus }): Promise<Page<ExecutionView>> {
-  return listExecutionViews(env.DB, accountAlias, { jobId: q.jobId, status: q.status }, q);
+/**
+ * A page of the account's (or one job's) executions from the index, newest first. A job id that
+ * names nothing (no such job, and no executions of a deleted one) is a 404, as any unknown id is.
+ */
+export async function listExecutions(env: Env, accountAlias: string, q: PageParams & { jobId?: string; status?: ExecutionStatus }): Promise<Page<ExecutionView>> {
+  const page = await listExecutionViews(env.DB, accountAlias, { jobId: q.jobId, status: q.status }, q);
+  if (q.jobId !== undefined && page.totalSize === 0 && !(await jobKnown(env.DB, accountAlias, q.jobId))) throw notFound("No such job.");
+  return page;
 }
 
 /**
@@ -116,6 +121,7 @@ export function listExecutions(env: Env, accountAlias: string, q: PageParams & {
  */
 export async function listJobEvents(env: Env, accountAlias: string, jobId: string, q: PageParams): Promise<Page<StatusEvent>> {
   const rows = await jobExecutionsOldestFirst(env.DB, accountAlias, jobId);
+  if (rows.length === 0 && !(await jobKnown(env.DB, accountAlias, jobId))) throw notFound("No such job.");
   const active = new Set<string>(ACTIVE_STATUSES);
   const counts = await Promise.all(rows.map((r) => (active.has(r.status) ? executionClient(env, r.id).eventCount() : r.event_count)));
   const totalSize = counts.reduce((a, b) => a + b, 0);

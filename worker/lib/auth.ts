@@ -44,6 +44,9 @@ export async function signToken(env: Env, p: Principal, ttlSeconds = 3600): Prom
 const remoteSets = new Map<string, ReturnType<typeof createRemoteJWKSet>>();
 
 function principalFrom(payload: JWTPayload, accountsClaim: string): Principal {
+  // jose checks `nbf`, but an `iat` in the future only with maxTokenAge (which would require `iat`):
+  // a token issued later than now is not valid yet either.
+  if (typeof payload.iat === "number" && payload.iat > Date.now() / 1000 + CLOCK_TOLERANCE_S) throw unauthorized("The token is not valid yet.");
   const sub = typeof payload.sub === "string" && payload.sub ? payload.sub : null;
   if (!sub) throw unauthorized("The token has no subject.");
   const raw = payload[accountsClaim];

@@ -1,6 +1,8 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { pollForLease, registerAgent, requireAgent, type AgentEnv } from "../domain/agents";
 import { executionClient } from "../domain/execution-client";
+import { isExecutionId } from "../domain/executions";
+import { abandon } from "../execution.do";
 import { jsonAnswer, jsonBody, router } from "../lib/hono";
 import { problemResponses } from "../lib/problem";
 import { LeaseRequest, RegisterAnswer, RegisterBody } from "../schemas/agent";
@@ -15,6 +17,7 @@ agent.use("/lease", requireAgent);
 agent.use("/executions/*", requireAgent);
 
 const security = [{ agentCredential: [] }];
+const optionalBearer: Record<string, string[]>[] = [{}, { bearer: [] }];
 agent.openAPIRegistry.registerComponent("securitySchemes", "agentCredential", { type: "http", scheme: "bearer", bearerFormat: "rac_…" });
 
 agent.openapi(
@@ -23,6 +26,8 @@ agent.openapi(
     path: "/register",
     tags: ["Agent protocol"],
     summary: "Register with a registration token (or, for the shared pool, an operator JWT as bearer)",
+    // The registration token travels in the body; only a shared-pool agent sends a bearer (an operator's).
+    security: optionalBearer,
     request: { body: jsonBody(RegisterBody) },
     responses: { 200: jsonAnswer(RegisterAnswer, "The agent's credential, shown once"), ...problemResponses(400, 401) },
   }),
@@ -57,7 +62,11 @@ const ExecParam = z.object({ executionId: z.string().min(1).max(100) });
 const execResponses = { ...problemResponses(400, 401, 404, 409) };
 
 // The Execution object checks that the calling agent holds the lease (else 409 with command "abandon").
-const held = (env: Env, executionId: string) => executionClient(env, executionId);
+// An id Runner cannot have made is answered the same way without minting an object for it.
+const held = (env: Env, executionId: string) => {
+  if (!isExecutionId(executionId)) throw abandon("This agent does not hold the execution's current lease: abandon the run.");
+  return executionClient(env, executionId);
+};
 
 agent.openapi(
   createRoute({

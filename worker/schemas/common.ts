@@ -7,6 +7,31 @@ export const pathParam = (name: string, example?: string) => z.string().openapi(
 export const AliasParam = pathParam("alias", "acme");
 export const AliasOnly = z.object({ alias: AliasParam });
 
+// ---- free-form JSON (extra vars, host vars, event data)
+
+/** How deep free-form JSON may nest: deeper values could not even cross Durable Object RPC (a 500). */
+export const MAX_JSON_DEPTH = 32;
+
+/** The nesting depth of `v`, counted up to just past `limit`. */
+export function jsonDepth(v: unknown, limit = MAX_JSON_DEPTH): number {
+  // Iterative so that a hostile nesting depth cannot overflow the stack here.
+  let max = 0;
+  const stack: [unknown, number][] = [[v, 0]];
+  while (stack.length) {
+    const [x, d] = stack.pop()!;
+    if (d > max) max = d;
+    if (max > limit) return max;
+    if (typeof x === "object" && x !== null) for (const c of Object.values(x)) stack.push([c, d + 1]);
+  }
+  return max;
+}
+
+/** A JSON object (not an array) that nests at most MAX_JSON_DEPTH levels. */
+export const jsonObject = (what: string) =>
+  z
+    .record(z.string(), z.unknown())
+    .refine((v) => jsonDepth(v) <= MAX_JSON_DEPTH, { message: `${what} must nest at most ${MAX_JSON_DEPTH} levels` });
+
 // ---- paging (DESIGN.md): `page` from 0 and `size` 1-100 (default 100) in,
 // `{totalSize, page, size, results}` out, all four always present.
 

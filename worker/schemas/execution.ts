@@ -1,5 +1,5 @@
 import { z } from "@hono/zod-openapi";
-import { pageSchema, pathParam } from "./common";
+import { jsonDepth, jsonObject, pageSchema, pathParam } from "./common";
 import { JobParams } from "./job";
 
 /**
@@ -110,7 +110,7 @@ export const StartBody = z
   .object({
     hosts: z.array(z.object({ id: hostId, sshPrivateKey: secretText.nullable().optional() })).max(10_000).optional(),
     sshPrivateKey: secretText.nullable().optional(),
-    properties: z.record(z.string(), z.unknown()).optional(),
+    properties: jsonObject("properties").optional(),
     playbookTags: z.array(z.string().min(1).max(255)).max(1000).optional(),
     check: z.boolean().optional(),
     diff: z.boolean().optional(),
@@ -157,6 +157,8 @@ export const StatusReport = z
   .openapi("StatusReport");
 export type StatusReport = z.infer<typeof StatusReport>;
 
+const MAX_EVENT_DATA_DEPTH = 128;
+
 export const AgentEvent = z
   .object({
     seq: z.number().int().min(1),
@@ -166,7 +168,11 @@ export const AgentEvent = z
     task: z.string().max(1024).nullable().optional(),
     host: z.string().max(255).nullable().optional(),
     stdout: z.string().max(1024 * 1024).optional(),
-    data: z.unknown().optional(),
+    /** Ansible's result: nests deeper than extra vars may (registered API answers), but not without bound. */
+    data: z
+      .unknown()
+      .refine((v) => jsonDepth(v, MAX_EVENT_DATA_DEPTH) <= MAX_EVENT_DATA_DEPTH, { message: `must nest at most ${MAX_EVENT_DATA_DEPTH} levels` })
+      .optional(),
   })
   .openapi("AgentEvent");
 export type AgentEvent = z.infer<typeof AgentEvent>;

@@ -1,5 +1,5 @@
 import { z } from "@hono/zod-openapi";
-import { AliasOnly, pageSchema, pathParam } from "./common";
+import { AliasOnly, jsonObject, pageSchema, pathParam } from "./common";
 
 /**
  * The job entity: what a client sends to create (JobInput) or replace (JobReplace) a job, and
@@ -15,7 +15,6 @@ import { AliasOnly, pageSchema, pathParam } from "./common";
 export const CALLBACK_LEVELS = ["DEBUG", "ERROR", "RESULT"] as const;
 export const DEFAULT_EXECUTION_TTL = 180;
 export const MAX_EXECUTION_TTL = 10080;
-const MAX_JSON_DEPTH = 32;
 
 // ---------------------------------------------------------------- value checks (shared)
 
@@ -103,29 +102,11 @@ export function jobEnvProblems(body: unknown, allowLoopbackHttp: boolean): { fie
   return out;
 }
 
-function depth(v: unknown, limit: number): number {
-  // Iterative so that a hostile nesting depth cannot overflow the stack here.
-  let max = 0;
-  const stack: [unknown, number][] = [[v, 0]];
-  while (stack.length) {
-    const [x, d] = stack.pop()!;
-    if (d > max) max = d;
-    if (max > limit) return max;
-    if (typeof x === "object" && x !== null) for (const c of Object.values(x)) stack.push([c, d + 1]);
-  }
-  return max;
-}
-
 const NO_CONTROL = /^[^\u0000-\u001f\u007f]*$/;
 
 // ---------------------------------------------------------------- field schemas
 
 const text = (max: number) => z.string().max(max, { message: `must be at most ${max} characters` });
-
-const jsonObject = (what: string) =>
-  z
-    .record(z.string(), z.unknown())
-    .refine((v) => depth(v, MAX_JSON_DEPTH) <= MAX_JSON_DEPTH, { message: `${what} must nest at most ${MAX_JSON_DEPTH} levels` });
 
 const sshPrivateKey = z
   .string()
