@@ -1,5 +1,5 @@
 import { DurableObject } from "cloudflare:workers";
-import { HEARTBEAT_INTERVAL_MS, LEASE_TTL_MS, type AgentAnswer, type AgentCommand, type DispatchItem, type JobForLease, type StartOverrides } from "./domain/contracts";
+import { HEARTBEAT_INTERVAL_MS, LEASE_ACK_MS, LEASE_TTL_MS, type AgentAnswer, type AgentCommand, type DispatchItem, type JobForLease, type StartOverrides } from "./domain/contracts";
 import { writeIndex } from "./db/executions";
 import { loadInventoryForLease } from "./domain/inventory";
 import { loadJobForLease } from "./domain/jobs";
@@ -631,7 +631,7 @@ export class Execution extends DurableObject<Env> {
         s.started = false;
         s.queued = false; // the dispatcher took it off its queue to hand it out
         s.slotHeld = true;
-        this.renew(s);
+        s.leaseExpiresAt = now + LEASE_ACK_MS; // the agent's first call renews it to LEASE_TTL_MS
         break;
       case "restart":
         s.attempt += 1;

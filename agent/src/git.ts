@@ -1,8 +1,10 @@
 // Shallow clone of a job's repository, credentials kept out of the URL, the process list and the log.
 //
-// https: username/password reach git through GIT_ASKPASS, a script that reads them from 0600
-// files in the workspace; the user's own credential helpers are switched off so that nothing is
-// stored. ssh: the key goes to a 0600 file used through GIT_SSH_COMMAND.
+// https: username/password reach git through a credential helper of our own, a script that prints
+// them from a 0600 file in the workspace (so neither is ever in an argument list: an askpass
+// program would be called with "Password for 'https://user@host'"); the user's own credential
+// helpers are switched off so that nothing is read or stored. ssh: the key goes to a 0600 file
+// used through GIT_SSH_COMMAND.
 import type { ChildProcess } from "node:child_process";
 import { chmod, rm } from "node:fs/promises";
 import { join } from "node:path";
@@ -99,14 +101,16 @@ function gitMessage(stderr: string): string {
   return (important.length ? important : lines.slice(-3)).join("; ");
 }
 
-function explain(stderr: string, repo: LeaseRepository, shown: string): string {
+function explain(stderr: string, repo: LeaseRepository, shown: string, hadCredentials: boolean): string {
   const msg = gitMessage(stderr);
   const where = repo.branch ? `${shown} (branch or tag '${repo.branch}')` : shown;
   let hint = "";
   if (/Remote branch .* not found|couldn't find remote ref/i.test(stderr)) {
     hint = `branch or tag '${repo.branch}' does not exist in the repository`;
   } else if (/Authentication failed|could not read Username|could not read Password|terminal prompts disabled|HTTP Basic: Access denied|returned error: 40[13]/i.test(stderr)) {
-    hint = "the server refused the credentials: check repository.credentials (username and password or token)";
+    hint = hadCredentials
+      ? "the server refused the credentials: check repository.credentials (username and password or token)"
+      : "the server asks for credentials: give the job repository.credentials (username and password or token)";
   } else if (/Permission denied \(publickey|Permission denied, please try again/i.test(stderr)) {
     hint = "the ssh server refused the key: check repository.credentials.sshPrivateKey and that the key is authorised for this repository";
   } else if (/Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED/i.test(stderr)) {
@@ -139,6 +143,7 @@ export async function cloneRepository(opts: CloneOptions): Promise<RepositoryLog
   let url = repo.url;
   let username = repo.credentials?.username ?? undefined;
   let password = repo.credentials?.password ?? undefined;
+  let helperConfig: string[] = [];
 
   if (kind === "http") {
     // Credentials in the URL would show in the process list: move them to the askpass files.
@@ -153,17 +158,18 @@ export async function cloneRepository(opts: CloneOptions): Promise<RepositoryLog
       u.password = "";
       url = u.toString();
     }
-    const userFile = join(opts.privateDir, "git-username");
-    const passFile = join(opts.privateDir, "git-password");
-    const askpass = join(opts.privateDir, "git-askpass.sh");
-    await writePrivateFile(userFile, username ?? "");
-    await writePrivateFile(passFile, password ?? "");
-    await writePrivateFile(
-      askpass,
-      `#!/bin/sh\ncase "$1" in\n  Username*|username*) cat ${shellQuote(userFile)} ;;\n  *) cat ${shellQuote(passFile)} ;;\nesac\n`,
-    );
-    await chmod(askpass, 0o700);
-    env.GIT_ASKPASS = askpass;
+    if (username !== undefined || password !== undefined) {
+      if (/[\n\0]/.test(username ?? "") || /[\n\0]/.test(password ?? "")) {
+        throw new CloneError("repository.credentials: the username and password must not contain line breaks");
+      }
+      // git's credential helper protocol: it runs `<helper> get` and reads key=value lines.
+      const answer = join(opts.privateDir, "git-credential");
+      const helper = join(opts.privateDir, "git-credential-helper.sh");
+      await writePrivateFile(answer, `username=${username ?? ""}\npassword=${password ?? ""}\n`);
+      await writePrivateFile(helper, `#!/bin/sh\ncat >/dev/null\n[ "$1" = get ] && exec cat ${shellQuote(answer)}\nexit 0\n`);
+      await chmod(helper, 0o700);
+      helperConfig = ["-c", `credential.helper=!${shellQuote(helper)}`];
+    }
   }
 
   if (kind === "ssh") {
@@ -188,8 +194,9 @@ export async function cloneRepository(opts: CloneOptions): Promise<RepositoryLog
     env.GIT_SSH_COMMAND = ssh.map(shellQuote).join(" ");
   }
 
-  // -c credential.helper= empties the helper list: nothing is read from or saved to the user's store.
-  const base = ["-c", "credential.helper=", "-c", "core.askPass=", "-c", "advice.detachedHead=false", "-c", "init.defaultBranch=main"];
+  // -c credential.helper= empties the helper list (nothing is read from or saved to the user's
+  // store); ours, if any, comes after it.
+  const base = ["-c", "credential.helper=", ...helperConfig, "-c", "core.askPass=", "-c", "advice.detachedHead=false", "-c", "init.defaultBranch=main"];
   const branchArgs = repo.branch ? ["--branch", repo.branch] : [];
   const shown = displayUrl(url);
   let r = await runGit([...base, "clone", "--depth", "1", "--single-branch", "--no-tags", ...branchArgs, "--", url, opts.dest], {
@@ -207,7 +214,7 @@ export async function cloneRepository(opts: CloneOptions): Promise<RepositoryLog
     });
   }
   if (opts.signal?.aborted) throw new CloneError("clone interrupted");
-  if (r.code !== 0) throw new CloneError(explain(r.stderr, repo, shown));
+  if (r.code !== 0) throw new CloneError(explain(r.stderr, repo, shown, helperConfig.length > 0));
 
   const log = await runGit(["log", "-1", "--format=%H%x1f%an%x1f%ae%x1f%at%x1f%B"], { cwd: opts.dest, env, signal: opts.signal });
   if (log.code !== 0) throw new CloneError(`git log in the clone failed: ${gitMessage(log.stderr)}`);

@@ -50,11 +50,23 @@ export function secretForms(secret: string): string[] {
         const l = line.trim();
         if (l.length >= MIN_LINE && !PEM_ARMOR.test(l)) forms.add(l);
       }
-      // The same text as it appears inside a JSON string, for raw (unparsed) output.
-      add(JSON.stringify(lf.trim()).slice(1, -1), MIN_DERIVED);
     }
   }
+  // The text as it appears inside a JSON string in printed output (the default callback prints
+  // results as JSON: a password with a quote, backslash, tab or newline shows escaped), as Python
+  // writes it with and without ensure_ascii, and escaped twice (JSON inside a JSON string).
+  for (const f of [...forms]) {
+    for (const e of jsonEscapes(f)) if (e !== f) add(e, f.trim() === secret.trim() ? 1 : MIN_DERIVED);
+  }
   return [...forms];
+}
+
+/** `s` escaped as in a JSON string: as JSON.stringify writes it, as Python's ensure_ascii writes it, and twice. */
+function jsonEscapes(s: string): string[] {
+  const once = JSON.stringify(s).slice(1, -1);
+  const ascii = once.replace(/[\u0080-\uffff]/g, (c) => "\\u" + c.charCodeAt(0).toString(16).padStart(4, "0"));
+  const twice = JSON.stringify(once).slice(1, -1);
+  return [once, ascii, twice];
 }
 
 export class Redactor {

@@ -25,10 +25,55 @@ interface Queued {
   bytes: number;
 }
 
+/**
+ * The events not yet accepted, oldest first. A head index instead of Array#shift: with a large
+ * backlog (a chatty playbook while the API is slow or away) shifting is O(n) per event and would
+ * block the event loop for long stretches.
+ */
+class EventQueue {
+  private items: Queued[] = [];
+  private head = 0;
+  bytes = 0;
+
+  get length(): number {
+    return this.items.length - this.head;
+  }
+  first(): Queued | undefined {
+    return this.items[this.head];
+  }
+  push(q: Queued): void {
+    this.items.push(q);
+    this.bytes += q.bytes;
+  }
+  replaceFirst(q: Queued): void {
+    const old = this.items[this.head];
+    if (!old) return;
+    this.bytes += q.bytes - old.bytes;
+    this.items[this.head] = q;
+  }
+  /** Drops events up to and including `seq`. */
+  dropThrough(seq: number): void {
+    while (this.head < this.items.length && this.items[this.head]!.event.seq <= seq) {
+      this.bytes -= this.items[this.head]!.bytes;
+      this.head++;
+    }
+    if (this.head === this.items.length) {
+      this.items = [];
+      this.head = 0;
+    } else if (this.head > 4096 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+  }
+  *[Symbol.iterator](): IterableIterator<Queued> {
+    for (let i = this.head; i < this.items.length; i++) yield this.items[i]!;
+  }
+}
+
 export class Uploader {
   private readonly opts: UploaderOptions;
   private readonly log: Logger;
-  private readonly queue: Queued[] = [];
+  private readonly queue = new EventQueue();
   private readonly backoff: Backoff;
   private readonly stopper = new AbortController();
   private nextSeq = 1;
@@ -98,17 +143,11 @@ export class Uploader {
     for (const w of ws) w();
   }
 
-  private queuedBytes(): number {
-    let n = 0;
-    for (const q of this.queue) n += q.bytes;
-    return n;
-  }
-
   private ready(): boolean {
     if (!this.queue.length) return false;
     if (this.flushWanted) return true;
     const maxEvents = this.opts.maxEvents ?? 500;
-    if (this.queue.length >= maxEvents || this.queuedBytes() >= (this.opts.maxBytes ?? 900_000)) return true;
+    if (this.queue.length >= maxEvents || this.queue.bytes >= (this.opts.maxBytes ?? 900_000)) return true;
     return Date.now() - this.firstQueuedAt >= (this.opts.intervalMs ?? 250);
   }
 
@@ -142,7 +181,7 @@ export class Uploader {
 
   private accept(through: number): void {
     if (through > this.acceptedThrough) this.acceptedThrough = through;
-    while (this.queue.length && this.queue[0]!.event.seq <= this.acceptedThrough) this.queue.shift();
+    this.queue.dropThrough(this.acceptedThrough);
     if (this.queue.length) this.firstQueuedAt = Math.min(this.firstQueuedAt, Date.now());
   }
 
@@ -197,7 +236,7 @@ export class Uploader {
       this.opts.maxEvents = Math.max(1, Math.floor(batch.length / 2));
       return;
     }
-    const q = this.queue[0];
+    const q = this.queue.first();
     if (!q) return;
     if (q.event.event_type === "runner_agent_placeholder" || (q.event.data as { placeholder?: boolean }).placeholder) {
       this.log.error("giving up on uploading this execution's events");
@@ -214,6 +253,6 @@ export class Uploader {
       stdout: `[runner-agent: an event (${q.event.event_type}) could not be uploaded: ${e.status}]\n`,
       data: { placeholder: true },
     };
-    this.queue[0] = { event: placeholder, bytes: eventBytes(placeholder) };
+    this.queue.replaceFirst({ event: placeholder, bytes: eventBytes(placeholder) });
   }
 }

@@ -2,7 +2,7 @@ import { createExecutionContext, createScheduledController, env, runDurableObjec
 import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import worker from "../../worker/index";
 import { dispatcherStub } from "../../worker/domain/dispatch";
-import { dispatcherKey } from "../../worker/domain/contracts";
+import { dispatcherKey, LEASE_ACK_MS, LEASE_TTL_MS } from "../../worker/domain/contracts";
 import { sweepExpiredLeases } from "../../worker/domain/executions";
 import type { Execution } from "../../worker/execution.do";
 import { AGENT, alarmOf, executionIn, failure, indexRow, newJob, object, report, stub } from "./execution-fixtures";
@@ -128,6 +128,27 @@ describe("stop escalation", () => {
 });
 
 describe("lease loss", () => {
+  it("a lease no agent acknowledges is held only briefly, then the work is re-queued", async () => {
+    const id = await executionIn(ALIAS, jobId, "PENDING");
+    expect(await stub(id).grantLease(AGENT)).not.toBeNull(); // handed to a poll whose agent is gone
+    expect(await alarmOf(id)).toBe(t0 + LEASE_ACK_MS);
+    at(LEASE_ACK_MS + 1);
+    await fire(id);
+    expect(await stub(id).view()).toMatchObject({ status: "PENDING", agent_id: null });
+    expect((await dispatcherStub(env, SHARED).snapshot()).queued.map((q) => q.executionId)).toContain(id);
+  });
+
+  it("an acknowledged lease lasts the full lease time from the agent's last call", async () => {
+    const id = await executionIn(ALIAS, jobId, "PENDING");
+    await stub(id).grantLease(AGENT);
+    at(1_000);
+    await stub(id).heartbeat(AGENT, 1); // the agent's first call acknowledges it
+    expect(await alarmOf(id)).toBe(t0 + 1_000 + LEASE_TTL_MS);
+    at(LEASE_ACK_MS + 1);
+    await fire(id);
+    expect(await status(id)).toBe("INITIALIZING");
+  });
+
   it("before the playbook started: back to PENDING, re-queued, and leasable by another agent", async () => {
     const id = await executionIn(ALIAS, jobId, "INITIALIZING");
     await stub(id).uploadEvents(AGENT, { attempt: 1, events: [{ seq: 1, timestamp: t0, event_type: "verbose", stdout: "cloning\n" }] });

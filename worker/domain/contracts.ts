@@ -83,6 +83,12 @@ export function dispatcherKey(accountAlias: string | null, location: string | nu
 // Added by the executions side (Execution object owns the lease clock): the protocol's timing,
 // one source for the register answer, the lease body and the Execution object's alarms.
 export const LEASE_TTL_MS = 30_000;
+/**
+ * A lease not yet acknowledged by any agent call is held this long only: a long poll whose agent
+ * had already gone (a disconnect the platform did not report) gives the work back within seconds.
+ * Agents acknowledge at once with their first heartbeat.
+ */
+export const LEASE_ACK_MS = 10_000;
 export const HEARTBEAT_INTERVAL_MS = 5_000;
 /**
  * Added by the executions side. LeaseBody and the agent body schemas (StatusReport, EventUpload)
