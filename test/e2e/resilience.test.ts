@@ -1,6 +1,6 @@
 // End-to-end resilience: the API restarts under a running execution; the agent dies mid-run.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { processesWithEnv, waitUntilGone } from "../fixtures/processes";
+import { waitUntilGone } from "../fixtures/processes";
 import { b64, isTerminal, sleep, Stack } from "./stack";
 
 const A = "e2e-res";
@@ -19,15 +19,20 @@ beforeAll(async () => {
   token = await stack.token([A]);
 }, 240_000);
 
-afterAll(async () => {
-  await stack?.stop();
-  for (const p of processesWithEnv("RUNNER_AGENT_TRACKING_ID")) {
+function killAll(list: { pid: number }[]) {
+  for (const p of list) {
     try {
       process.kill(p.pid, "SIGKILL");
     } catch {
-      /* gone */
+      /* gone meanwhile */
     }
   }
+}
+
+afterAll(async () => {
+  const pids = [stack?.agentPid()];
+  await stack?.stop();
+  for (const pid of pids) if (pid) killAll(stack.trackedProcesses(pid));
 });
 
 describe("end-to-end resilience", () => {
@@ -55,12 +60,13 @@ describe("end-to-end resilience", () => {
       "- hosts: all\n  gather_facts: false\n  tasks:\n    - name: wait\n      ansible.builtin.command: sleep 120\n",
     );
     await stack.waitFor(A, jobId, executionId, token, (e) => e.status === "RUNNING");
+    const agentPid = stack.agentPid();
     stack.killAgentHard();
     const done = await stack.waitFor(A, jobId, executionId, token, isTerminal, 120_000);
     expect(done.status).toBe("FAILURE");
     expect(done.reason).toBe("agent_lost");
     // The orphaned playbook is cleaned up by the test (a restarted agent reaps it; see agent tests).
-    for (const p of processesWithEnv("RUNNER_AGENT_TRACKING_ID")) process.kill(p.pid, "SIGKILL");
-    expect(await waitUntilGone(() => processesWithEnv("RUNNER_AGENT_TRACKING_ID"), 5000)).toEqual([]);
+    killAll(stack.trackedProcesses(agentPid));
+    expect(await waitUntilGone(() => stack.trackedProcesses(agentPid), 5000)).toEqual([]);
   }, 180_000);
 });

@@ -1,7 +1,7 @@
 // End-to-end over HTTP only: real wrangler dev, real runner-agent, real sshd, real git over HTTP.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startGitServer, type GitServer } from "../fixtures/git-server";
-import { processesMatching, processesWithEnv, waitUntilGone } from "../fixtures/processes";
+import { processesMatching, waitUntilGone } from "../fixtures/processes";
 import { startSshd, type SshServer } from "../fixtures/sshd";
 import { b64, isTerminal, Stack } from "./stack";
 
@@ -169,7 +169,7 @@ describe("end-to-end runs (happy)", () => {
     expect(["STOPPED", "KILLED"]).toContain(stopped.status);
     expect(killed.status).toBe("KILLED");
     // Every process the agent started carries RUNNER_AGENT_TRACKING_ID (ssh control masters too).
-    expect(await waitUntilGone(() => processesWithEnv("RUNNER_AGENT_TRACKING_ID"), 10_000)).toEqual([]);
-    expect(processesMatching(/ansible-playbook/)).toEqual([]);
+    expect(await waitUntilGone(() => stack.trackedProcesses(), 10_000)).toEqual([]);
+    expect(processesMatching(/ansible-playbook/).filter((p) => p.cmdline.includes(stack.dir))).toEqual([]);
   });
 });

@@ -1,7 +1,8 @@
 // The real stack for end-to-end tests and benchmarks: the API fixture (wrangler dev on a free
 // port with its own state and secrets) plus a shared-pool runner-agent registered against it.
 import { spawn, type ChildProcess } from "node:child_process";
-import { join } from "node:path";
+import { basename, join } from "node:path";
+import { processesWithEnv } from "../fixtures/processes.ts";
 import { startStack, type CallResult, type StackHandle } from "../fixtures/stack.ts";
 
 const AGENT_BIN = join(import.meta.dirname, "..", "..", "agent", "bin", "runner-agent.mjs");
@@ -53,7 +54,9 @@ export class Stack {
 
   /** Starts `runner-agent run` in its own process group; more agents can be started with other configs. */
   startAgent(config = this.agentConfig, extraArgs: string[] = []): ChildProcess {
-    const child = spawn(process.execPath, [AGENT_BIN, "run", "--config", config, "--concurrency", "4", ...extraArgs], {
+    // Workspaces under this stack's folder, so a test can tell its own processes from any other's.
+    const workDir = join(this.api.dir, `work-${basename(config, ".json")}`);
+    const child = spawn(process.execPath, [AGENT_BIN, "run", "--config", config, "--concurrency", "4", "--work-dir", workDir, ...extraArgs], {
       detached: true,
       stdio: ["ignore", "pipe", "pipe"],
     });
@@ -66,6 +69,11 @@ export class Stack {
 
   agentPid() {
     return this.agent?.pid ?? 0;
+  }
+
+  /** Live processes started for executions by the agent with pid `agentPid` (see agent/src/process-group.ts). */
+  trackedProcesses(agentPid = this.agentPid()) {
+    return processesWithEnv("RUNNER_AGENT_TRACKING_ID", `${agentPid}:`);
   }
 
   /** SIGKILL to the agent process alone (its ansible children are in their own groups). */
