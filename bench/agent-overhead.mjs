@@ -8,7 +8,7 @@
 // key and inventory files, the callback plugin, event parsing and redaction, process sweep,
 // workspace removal. Network time to the API is not included.
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
@@ -18,9 +18,24 @@ import { startSshd } from "../test/fixtures/sshd.ts";
 const RUNS = Number(process.argv[2] ?? 3);
 const b64 = (s) => Buffer.from(s).toString("base64");
 
+/** Ends the ssh ControlPersist masters whose sockets live in `cpDir` (the agent does the same after each run). */
+function endMasters(cpDir) {
+  for (const n of readdirSync("/proc")) {
+    if (!/^\d+$/.test(n)) continue;
+    try {
+      if (readFileSync(`/proc/${n}/cmdline`, "utf8").includes(cpDir)) process.kill(Number(n), "SIGTERM");
+    } catch {
+      /* gone */
+    }
+  }
+}
+
 function bare(dir, inventory, playbook) {
   writeFileSync(join(dir, "inventory.json"), JSON.stringify(inventory));
   writeFileSync(join(dir, "playbook.yml"), playbook);
+  // A fresh ControlPath directory per run, as the agent's workspace has: no warm ssh master from
+  // the run before (that would flatter the bare side by a connection set-up per host).
+  const cpDir = mkdtempSync(join(dir, "cp-"));
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
     const c = spawn("ansible-playbook", ["-i", join(dir, "inventory.json"), join(dir, "playbook.yml")], {
@@ -30,12 +45,16 @@ function bare(dir, inventory, playbook) {
         ...childEnv(),
         ANSIBLE_HOST_KEY_CHECKING: "False",
         ANSIBLE_SSH_ARGS: "-C -o ControlMaster=auto -o ControlPersist=60s -o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no -o LogLevel=ERROR",
-        ANSIBLE_SSH_CONTROL_PATH_DIR: join(dir, "cp"),
+        ANSIBLE_SSH_CONTROL_PATH_DIR: cpDir,
         ANSIBLE_RETRY_FILES_ENABLED: "0",
       },
     });
     c.on("error", reject);
-    c.on("exit", (code) => (code === 0 ? resolve(performance.now() - t0) : reject(new Error(`ansible-playbook exited ${code}`))));
+    c.on("exit", (code) => {
+      const ms = performance.now() - t0;
+      endMasters(cpDir);
+      return code === 0 ? resolve(ms) : reject(new Error(`ansible-playbook exited ${code}`));
+    });
   });
 }
 

@@ -63,7 +63,7 @@ export class Agent {
   async run(): Promise<number> {
     await prepareWorkRoot(this.opts.executor.workRoot);
     await sweepStaleWorkspaces(this.opts.executor.workRoot, this.log);
-    const orphans = await killOrphans();
+    const orphans = await killOrphans(this.opts.executor.workRoot);
     if (orphans) this.log.warn("killed processes left by an earlier agent that did not exit cleanly", { count: orphans });
 
     await leaseLoop({

@@ -3,11 +3,12 @@ import { Command, CommanderError, Option } from "commander";
 import { hostname } from "node:os";
 import { Agent, EXIT } from "./agent.ts";
 import { ApiClient, ApiError } from "./api-client.ts";
-import { ConfigError, readConfigFile, resolveSettings, SETTINGS, writeConfigFile, type ConfigFile, type SettingName } from "./config.ts";
+import { ConfigError, defaultConfigPath, readConfigFile, resolveSettings, SETTINGS, writeConfigFile, type ConfigFile, type SettingName } from "./config.ts";
 import { createLogger, type LogFormat, type Logger, type LogLevel } from "./log.ts";
 import { checkTools } from "./preflight.ts";
 import { Backoff, sleep } from "./retry.ts";
 import { VERSION } from "./version.ts";
+import { prepareWorkRoot } from "./workspace.ts";
 
 export interface CliIO {
   out(text: string): void;
@@ -40,6 +41,7 @@ function loggerFor(settings: { logFormat?: LogFormat; logLevel?: LogLevel }, io:
 
 export function buildProgram(io: CliIO, setExit: (code: number) => void): Command {
   const program = new Command();
+  const configHelp = ` (default: $XDG_CONFIG_HOME/runner-agent/config.json, here ${defaultConfigPath(io.env)})`;
   program
     .name("runner-agent")
     .description(
@@ -76,7 +78,7 @@ ${EXIT_CODES}`,
     .addOption(opt("name", "--name <name>", " (default: this host's name)"))
     .addOption(opt("location", "--location <location>", " of this agent's network (routes jobs with that location here)"))
     .addOption(opt("concurrency", "--concurrency <n>", " (default 1)"))
-    .addOption(opt("config", "--config <file>", " (default: $XDG_CONFIG_HOME/runner-agent/config.json)"))
+    .addOption(opt("config", "--config <file>", configHelp))
     .addOption(opt("force", "--force", " already in the config file"))
     .addOption(opt("logFormat", "--log-format <format>", ": text or json"))
     .addOption(opt("logLevel", "--log-level <level>", ": debug, info, warn or error"))
@@ -86,7 +88,7 @@ ${EXIT_CODES}`,
   program
     .command("run")
     .description("take work from the API and run it until stopped (SIGTERM/SIGINT: finish up, a second signal: kill)")
-    .addOption(opt("config", "--config <file>", " (default: $XDG_CONFIG_HOME/runner-agent/config.json)"))
+    .addOption(opt("config", "--config <file>", configHelp))
     .addOption(opt("url", "--url <url>", " (default: the registered one)"))
     .addOption(opt("concurrency", "--concurrency <n>", " (default: as registered, else 1)"))
     .addOption(opt("workDir", "--work-dir <dir>", " (default: $TMPDIR/runner-agent-<uid>)"))
@@ -99,7 +101,15 @@ ${EXIT_CODES}`,
     .addOption(opt("logLevel", "--log-level <level>", ": debug, info, warn or error"))
     .addHelpText(
       "after",
-      `\nThe credential comes from the config file, or from RUNNER_CREDENTIAL (with RUNNER_URL) when there is none.\n`,
+      `
+Register first (runner-agent register --help). The credential comes from the config file, or
+from RUNNER_CREDENTIAL (with RUNNER_URL) when there is none; it is never taken as a flag.
+
+On SIGTERM or SIGINT the agent takes no new work, hands back executions that have not started,
+and gives running ones --shutdown-grace seconds before it stops them; a second signal kills them.
+
+${EXIT_CODES}
+`,
     )
     .action(async (flags: Record<string, unknown>) => setExit(await runCommand(flags, io)));
 
@@ -133,9 +143,17 @@ async function loadFile(flags: Record<string, unknown>, io: CliIO) {
   return { path: config!, ...file };
 }
 
-function configProblem(err: unknown, io: CliIO): number {
+function configProblem(err: unknown, io: CliIO, flags: Record<string, unknown>, file?: ConfigFile): number {
   if (err instanceof ConfigError) {
-    io.err(`runner-agent: ${err.message}\n`);
+    // With JSON logs asked for (and that setting itself valid), the problem is one JSON line too.
+    let json = false;
+    try {
+      json = resolveSettings(["logFormat"], flags, io.env, file ?? {}).logFormat === "json";
+    } catch {
+      json = false;
+    }
+    if (json) loggerFor({ logFormat: "json" }, io).error("invalid configuration", { problems: err.problems });
+    else io.err(`runner-agent: ${err.message}\n`);
     return EXIT.CONFIG;
   }
   throw err;
@@ -145,13 +163,15 @@ export async function registerCommand(flags: Record<string, unknown>, io: CliIO)
   let file, s;
   try {
     file = await loadFile(flags, io);
-    // The file is the destination here: only the logging settings are read from it.
+    // The file is the destination here; what it already holds (a re-registration with --force)
+    // fills in what neither flags nor environment give. Never its credential.
     const problems: string[] = [];
+    const { url, name, location, concurrency, logFormat, logLevel } = file.data;
     s = resolveSettings(
       ["url", "token", "operatorToken", "name", "location", "concurrency", "force", "logFormat", "logLevel"],
       flags,
       io.env,
-      { logFormat: file.data.logFormat, logLevel: file.data.logLevel },
+      { url, name, location, concurrency, logFormat, logLevel },
       ["url"],
       problems,
     );
@@ -162,7 +182,7 @@ export async function registerCommand(flags: Record<string, unknown>, io: CliIO)
     }
     if (problems.length) throw new ConfigError(problems);
   } catch (err) {
-    return configProblem(err, io);
+    return configProblem(err, io, flags, file?.data);
   }
   const log = loggerFor(s, io);
   for (const w of file.warnings) log.warn(w);
@@ -246,10 +266,15 @@ export async function runCommand(flags: Record<string, unknown>, io: CliIO): Pro
     if (s.knownHosts && s.hostKeyChecking !== "strict") problems.push("--known-hosts is only used with --host-key-checking strict");
     if (problems.length) throw new ConfigError(problems);
   } catch (err) {
-    return configProblem(err, io);
+    return configProblem(err, io, flags, file?.data);
   }
   const log = loggerFor(s, io);
   for (const w of file.warnings) log.warn(w);
+  try {
+    await prepareWorkRoot(s.workDir!);
+  } catch (err) {
+    return configProblem(new ConfigError([`--work-dir ${s.workDir} cannot hold workspaces: ${(err as Error).message}`]), io, flags, file.data);
+  }
   const { tools, problems } = checkTools(s.ansiblePlaybook!);
   if (!tools) {
     for (const p of problems) log.error(p);

@@ -27,6 +27,7 @@ export interface ConfigFile {
   hostKeyChecking?: string;
   knownHosts?: string;
   ansiblePlaybook?: string;
+  once?: boolean;
 }
 
 export type Source = "flag" | "env" | "file" | "default";
@@ -38,7 +39,7 @@ export interface Setting<T> {
   /** Key in the config file, if the file may carry it. */
   file?: keyof ConfigFile;
   parse(raw: unknown): T;
-  default?: () => T;
+  default?: (env: NodeJS.ProcessEnv) => T;
   describe: string;
 }
 
@@ -114,7 +115,7 @@ export function defaultConfigPath(env: NodeJS.ProcessEnv = process.env): string 
 }
 
 export const SETTINGS = {
-  config: { flag: "config", env: "RUNNER_CONFIG", parse: path, default: () => defaultConfigPath(), describe: "config file (made 0600 by register)" },
+  config: { flag: "config", env: "RUNNER_CONFIG", parse: path, default: (env) => defaultConfigPath(env), describe: "config file (made 0600 by register)" },
   url: { flag: "url", env: "RUNNER_URL", file: "url", parse: parseUrl, describe: "Runner API base URL" },
   token: { flag: "token", env: "RUNNER_TOKEN", parse: str, describe: "registration token (rrt_…)" },
   operatorToken: { flag: "operator-token", env: "RUNNER_OPERATOR_TOKEN", parse: str, describe: "operator JWT (shared-pool agent)" },
@@ -129,7 +130,7 @@ export const SETTINGS = {
   hostKeyChecking: { flag: "host-key-checking", env: "RUNNER_HOST_KEY_CHECKING", file: "hostKeyChecking", parse: oneOf<"off" | "strict">("off", "strict"), default: () => "off" as const, describe: "ssh host key checking" },
   knownHosts: { flag: "known-hosts", env: "RUNNER_KNOWN_HOSTS", file: "knownHosts", parse: path, describe: "known_hosts file for strict checking" },
   ansiblePlaybook: { flag: "ansible-playbook", env: "RUNNER_ANSIBLE_PLAYBOOK", file: "ansiblePlaybook", parse: str, default: () => "ansible-playbook", describe: "ansible-playbook command" },
-  once: { flag: "once", env: "RUNNER_ONCE", parse: bool, default: () => false, describe: "exit after one execution" },
+  once: { flag: "once", env: "RUNNER_ONCE", file: "once", parse: bool, default: () => false, describe: "exit after one execution" },
   force: { flag: "force", env: "RUNNER_FORCE", parse: bool, default: () => false, describe: "replace the registration" },
 } satisfies Record<string, Setting<unknown>>;
 
@@ -200,7 +201,7 @@ export function resolveSettings<K extends SettingName>(
     else if (fromEnv !== undefined && fromEnv !== "") [raw, source, where] = [fromEnv, "env", s.env];
     else if (fromFile !== undefined) [raw, source, where] = [fromFile, "file", `"${String(s.file)}" in the config file`];
     else {
-      (out as Record<string, unknown>)[n] = s.default?.();
+      (out as Record<string, unknown>)[n] = s.default?.(env);
       if (s.default) out.sources[n] = "default";
       else if (required.includes(n)) problems.push(`--${s.flag} (or ${s.env}) is required: ${s.describe}`);
       continue;

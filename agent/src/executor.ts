@@ -14,7 +14,7 @@ import { cloneRepository, CloneError } from "./git.ts";
 import { InventoryError, writeRunFiles } from "./inventory.ts";
 import { LineSplitter } from "./lines.ts";
 import { silentLogger, type Logger } from "./log.ts";
-import { killTracked, signalGroup, signalProcess, spawnGroup, terminateGroup, TRACKING_ENV } from "./process-group.ts";
+import { killTracked, signalGroup, signalProcess, spawnGroup, terminateGroup, TRACKING_ENV, trackingId } from "./process-group.ts";
 import { Redactor, StreamRedactor } from "./redact.ts";
 import type { EventInput, HostStats, Lease, StatusReport, TerminalStatus } from "./types.ts";
 import { createWorkspace, prepareWorkRoot, removeWorkspace, type Workspace } from "./workspace.ts";
@@ -128,7 +128,7 @@ export class Execution {
     this.opts = opts;
     this.log = (opts.log ?? silentLogger).child({ executionId: lease.executionId, attempt: lease.attempt });
     this.redactor = new Redactor(lease.secrets ?? []);
-    this.trackingId = `${process.pid}:${lease.executionId}:${lease.attempt}:${randomBytes(4).toString("hex")}`;
+    this.trackingId = trackingId(opts.workRoot, `${lease.executionId}:${lease.attempt}:${randomBytes(4).toString("hex")}`);
     this.receivedAt = opts.receivedAt ?? performance.now();
   }
 
@@ -449,7 +449,8 @@ export class Execution {
     const parts: string[] = [];
     if (failed.length) parts.push(`failed on ${failed.join(", ")}`);
     if (unreachable.length) parts.push(`unreachable: ${unreachable.join(", ")}`);
-    if (!parts.length) parts.push(this.ansibleError(ws) || `ansible-playbook exited with ${code ?? signal}`);
+    if (signal) parts.push(`ansible-playbook was killed by ${signal}, not by Runner (did the machine run out of memory?)`);
+    else if (!parts.length) parts.push(this.ansibleError(ws) || `ansible-playbook exited with ${code}`);
     return { status: "FAILURE", reason, detail: parts.join("; "), exitCode, hostStats, failedHosts };
   }
 

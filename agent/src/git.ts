@@ -146,7 +146,7 @@ export async function cloneRepository(opts: CloneOptions): Promise<RepositoryLog
   let helperConfig: string[] = [];
 
   if (kind === "http") {
-    // Credentials in the URL would show in the process list: move them to the askpass files.
+    // Credentials in the URL would show in the process list: move them to the credential helper.
     const u = new URL(url);
     if (u.username || u.password) {
       username ??= decodeURIComponent(u.username) || undefined;

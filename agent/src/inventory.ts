@@ -51,6 +51,17 @@ export function buildInventory(lease: Lease, keyFiles: { default?: string; hosts
   return { all };
 }
 
+/**
+ * A host id as a line of a --limit file. Ansible takes an exact host name as that host before any
+ * pattern matching, except that a line starting with "!" or "&" is first read as an exclusion or
+ * intersection (a limit of only "!web" would mean "every host but web"): those go as an anchored
+ * regular expression, which matches that host name alone (group names cannot start with either).
+ */
+export function limitPattern(id: string): string {
+  if (!/^[!&]/.test(id)) return id;
+  return "~^" + id.replace(/[.*+?^${}()|[\]\\!&]/g, "\\$&") + "$";
+}
+
 export async function writeRunFiles(lease: Lease, privateDir: string): Promise<RunFiles> {
   const job = lease.job;
   const hostKeys = new Map<string, string>();
@@ -91,10 +102,10 @@ export async function writeRunFiles(lease: Lease, privateDir: string): Promise<R
     args.push("--extra-vars", `@${varsPath}`);
   }
   for (const tag of job.playbookTags ?? []) if (tag) args.push("--tags", tag);
-  // A restart runs the failed hosts only. A file, so that host names are never read as patterns.
+  // A restart runs the failed hosts only. A file: no length limit, and no "," or ":" splitting.
   if (lease.limit && lease.limit.length) {
     const limitPath = join(privateDir, "limit.txt");
-    await writePrivateFile(limitPath, lease.limit.join("\n") + "\n");
+    await writePrivateFile(limitPath, lease.limit.map(limitPattern).join("\n") + "\n");
     args.push("--limit", `@${limitPath}`);
   }
   if (lease.check) args.push("--check");

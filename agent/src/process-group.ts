@@ -4,13 +4,26 @@
 // Every process of an execution carries RUNNER_AGENT_TRACKING_ID in its environment (children
 // inherit it, even ssh ControlPersist masters that daemonise into their own session), so after a
 // run the agent finds and kills whatever is left, the way the GitHub Actions runner does with
-// RUNNER_TRACKING_ID. The value names the agent's pid, so that an agent restarted after a crash
-// can tell its dead predecessor's leftovers from a live agent's.
+// RUNNER_TRACKING_ID. The value starts with the agent's pid and a tag of its work directory
+// ("<pid>:<tag>:…"), so that an agent restarted after a crash can tell its dead predecessor's
+// leftovers from a live agent's, and from those of another agent installation on the machine.
 import { spawn, type ChildProcess, type SpawnOptions } from "node:child_process";
+import { createHash } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
+import { resolve } from "node:path";
 import { sleep } from "./retry.ts";
 
 export const TRACKING_ENV = "RUNNER_AGENT_TRACKING_ID";
+
+/** A short tag naming a work directory, for tracking ids. */
+export function workRootTag(workRoot: string): string {
+  return createHash("sha256").update(resolve(workRoot)).digest("hex").slice(0, 8);
+}
+
+/** The tracking id of one run: `<agent pid>:<work root tag>:<unique part>`. */
+export function trackingId(workRoot: string, unique: string): string {
+  return `${process.pid}:${workRootTag(workRoot)}:${unique}`;
+}
 
 /** Spawns `cmd` as the leader of a new process group (and session). */
 export function spawnGroup(cmd: string, args: string[], opts: SpawnOptions): ChildProcess {
@@ -148,10 +161,12 @@ export async function terminateGroup(pgid: number, graceMs: number): Promise<voi
 }
 
 /**
- * Processes tracked by an agent that is no longer running (it crashed or was SIGKILLed): their
- * tracking id starts with the dead agent's pid. Killed at start by the next agent.
+ * Processes tracked by an agent of this work directory that is no longer running (it crashed or
+ * was SIGKILLed): their tracking id starts with the dead agent's pid and this work root's tag.
+ * Killed at start by the next agent.
  */
-export async function killOrphans(): Promise<number> {
+export async function killOrphans(workRoot: string): Promise<number> {
+  const tag = workRootTag(workRoot);
   const orphans: number[] = [];
   for (const pid of pids()) {
     let env: string;
@@ -162,8 +177,9 @@ export async function killOrphans(): Promise<number> {
     }
     const kv = env.split("\0").find((x) => x.startsWith(TRACKING_ENV + "="));
     if (!kv) continue;
-    const owner = Number(kv.slice(TRACKING_ENV.length + 1).split(":")[0]);
-    if (owner > 0 && owner !== process.pid && !isAlive(owner)) orphans.push(pid);
+    const [ownerText, ownerTag] = kv.slice(TRACKING_ENV.length + 1).split(":");
+    const owner = Number(ownerText);
+    if (ownerTag === tag && owner > 0 && owner !== process.pid && !isAlive(owner)) orphans.push(pid);
   }
   for (const pid of orphans) signalProcess(pid, "SIGKILL");
   return orphans.length;

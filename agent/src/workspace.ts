@@ -3,7 +3,7 @@
 //   <root>/x-<id>-<random>/   0700
 //     .owner                  pid of the agent that made it (a restarted agent sweeps dead owners' leftovers)
 //     project/                the cloned repository, or the inline playbook
-//     private/                0700: keys, inventory, extra vars, git askpass (files 0600)
+//     private/                0700: keys, inventory, extra vars, git credential helper (files 0600)
 //     tmp/                    ANSIBLE_LOCAL_TEMP
 //     cp/                     ssh ControlPath sockets
 import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";

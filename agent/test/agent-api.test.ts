@@ -1,7 +1,8 @@
 // The agent against the real API (wrangler dev): registration, the run loop, signals and exit
 // codes, hand-back on shutdown, a revoked credential. The agent runs as its real CLI process.
 import { spawn, type ChildProcess } from "node:child_process";
-import { readFileSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -201,6 +202,147 @@ describe("runner-agent run", () => {
     expect(agent.output()).toContain("execution handed back");
     expect((await execution(ids)).status).toBe("PENDING");
     await stack.call("POST", `/jobs/${A}/${ids.jobId}/executions/${ids.executionId}/stop`, admin, {});
+  });
+
+  it("a restarted agent ends what a SIGKILLed one left running and removes its workspace", async () => {
+    const file = join(stack.dir, "run7.json");
+    await register(file, "t7");
+    const first = startAgent(file);
+    const ids = await startJob(sshJob("t7", sleepPlaybook(36.5)));
+    await untilStatus(ids, ["RUNNING"]);
+    const workDir = join(stack.dir, "work");
+    const ownedBy = (pid: number) => readdirSync(workDir).filter((n) => n.startsWith("x-") && readFileSync(join(workDir, n, ".owner"), "utf8").trim() === String(pid));
+    const left = () => processesWithEnv("RUNNER_AGENT_TRACKING_ID", `${first.child.pid}:`);
+    await waitFor("ssh to the host", async () => (left().some((p) => /^ssh /.test(p.cmdline)) ? true : undefined));
+    expect(ownedBy(first.child.pid!)).toHaveLength(1);
+    process.kill(first.child.pid!, "SIGKILL");
+    await first.exit;
+    await new Promise((r) => setTimeout(r, 300));
+    expect(left().some((p) => /ansible-playbook/.test(p.cmdline))).toBe(true); // orphaned, still running
+
+    const second = startAgent(file);
+    try {
+      await waitFor("the sweep", async () => (second.output().includes("agent started") ? true : undefined));
+      expect(second.output()).toContain("killed processes left by an earlier agent that did not exit cleanly");
+      expect(second.output()).toContain("removed workspaces left by an earlier agent");
+      expect(await waitUntilGone(left, 3000)).toEqual([]);
+      expect(ownedBy(first.child.pid!)).toEqual([]);
+    } finally {
+      second.signal("SIGTERM");
+    }
+    expect(await second.exit).toBe(0);
+    await stack.call("POST", `/jobs/${A}/${ids.jobId}/executions/${ids.executionId}/kill`, admin, {});
+  });
+
+  it("runs a useDynamicInventory job on the account inventory, grouped for hosts: patterns; a restart reruns only the failed host", async () => {
+    const file = join(stack.dir, "run8.json");
+    await register(file, "t8");
+    const flags = mkdtempSync(join(tmpdir(), "rnr-dyn-"));
+    const agent = startAgent(file);
+    try {
+      const inv = await stack.call("PUT", `/inventory/${A}`, admin, {
+        hosts: [
+          { id: "w1", groups: ["web"], hostVars: sshd.hostVars({ tier: "front" }) },
+          { id: "w2", groups: ["web", "eu"], hostVars: sshd.hostVars({ tier: "front" }) },
+          { id: "d1", groups: ["db"], hostVars: sshd.hostVars({ tier: "data" }) },
+        ],
+      });
+      expect(inv.status, inv.text).toBe(200);
+      // w2 fails until its flag file exists; d1 is not in the group the play targets.
+      const playbook = b64(`- hosts: web
+  gather_facts: false
+  tasks:
+    - name: show where we are
+      ansible.builtin.debug:
+        msg: "{{ inventory_hostname }} tier={{ tier }} groups={{ group_names | join(',') }}"
+    - name: ready?
+      ansible.builtin.stat:
+        path: "${flags}/{{ inventory_hostname }}"
+      register: ready
+    - name: fail where not ready
+      ansible.builtin.fail:
+        msg: not ready
+      when: inventory_hostname == 'w2' and not ready.stat.exists
+`);
+      const ids = await startJob({ location: "t8", playbook, sshPrivateKey: sshd.clientKey.base64, useDynamicInventory: true });
+      const first = await untilStatus(ids, ["SUCCESS", "FAILURE", "INIT_FAILURE"]);
+      expect(first.status, JSON.stringify(first)).toBe("FAILURE");
+      expect(first.failed_hosts).toEqual(["w2"]);
+      expect(Object.keys(first.host_stats).sort()).toEqual(["w1", "w2"]);
+      const log = (await stack.call("GET", `/jobs/${A}/${ids.jobId}/executions/${ids.executionId}/log`, admin)).text;
+      expect(log).toContain("w2 tier=front groups=eu,web");
+      expect(log).not.toContain("d1");
+
+      writeFileSync(join(flags, "w2"), "");
+      const restart = await stack.call("POST", `/jobs/${A}/${ids.jobId}/executions/${ids.executionId}/restart`, admin, {});
+      expect(restart.status, restart.text).toBe(200);
+      const second = await untilStatus(ids, ["SUCCESS", "FAILURE", "INIT_FAILURE"]);
+      expect(second.status, JSON.stringify(second)).toBe("SUCCESS");
+      expect(second.timers).toHaveLength(2);
+      // Only w2 ran again (host_stats merges the attempts' counters, so look at the log).
+      const both = (await stack.call("GET", `/jobs/${A}/${ids.jobId}/executions/${ids.executionId}/log`, admin)).text;
+      expect(both.split("w1 tier=front").length - 1).toBe(1);
+      expect(both.split("w2 tier=front").length - 1).toBe(2);
+    } finally {
+      agent.signal("SIGTERM");
+      rmSync(flags, { recursive: true, force: true });
+    }
+    expect(await agent.exit).toBe(0);
+  });
+
+  it("runs with the start-time overrides: a per-execution host key, properties, tags, check and diff", async () => {
+    const file = join(stack.dir, "run9.json");
+    await register(file, "t9");
+    const agent = startAgent(file);
+    const target = join(stack.dir, `override-${Date.now()}.txt`);
+    try {
+      const stranger = sshd.newClientKey({ authorized: false });
+      const create = await stack.call("POST", `/jobs/${A}`, admin, {
+        name: "overrides",
+        location: "t9",
+        playbook: b64(`- hosts: all
+  gather_facts: false
+  tasks:
+    - name: who
+      ansible.builtin.debug:
+        msg: "who={{ who }}"
+      tags: [deploy]
+    - name: write
+      ansible.builtin.copy:
+        content: "{{ who }}\n"
+        dest: "${target}"
+      tags: [deploy]
+    - name: untagged
+      ansible.builtin.debug:
+        msg: should not run
+`),
+        sshPrivateKey: stranger.base64, // the stored key is refused by the host...
+        hosts: [{ id: "web1", hostVars: sshd.hostVars() }],
+        properties: { who: "stored" },
+      });
+      expect(create.status, create.text).toBe(200);
+      const jobId = create.json.id;
+      // ...this run brings its own, and its own variables, tags and modes.
+      const start = await stack.call("POST", `/jobs/${A}/${jobId}/start`, admin, {
+        hosts: [{ id: "web1", sshPrivateKey: sshd.clientKey.base64 }],
+        properties: { who: "override" },
+        playbookTags: ["deploy"],
+        check: true,
+        diff: true,
+      });
+      expect(start.status, start.text).toBe(200);
+      const ids = { jobId, executionId: start.json.execution_id };
+      const done = await untilStatus(ids, ["SUCCESS", "FAILURE", "INIT_FAILURE"]);
+      expect(done.status, JSON.stringify(done)).toBe("SUCCESS");
+      const log = (await stack.call("GET", `/jobs/${A}/${jobId}/executions/${ids.executionId}/log`, admin)).text;
+      expect(log).toContain("who=override");
+      expect(log).toMatch(/\+override/); // --diff
+      expect(log).not.toContain("should not run"); // --tags deploy
+      expect(() => statSync(target)).toThrow(); // --check changed nothing
+    } finally {
+      agent.signal("SIGTERM");
+    }
+    expect(await agent.exit).toBe(0);
   });
 
   it("exits 3 with a clear message when its credential is revoked", async () => {

@@ -1,14 +1,20 @@
 // The callback plugin against ansible-core itself: one JSON line per callback, and the text of
-// every event, concatenated, is exactly what the default callback prints for the same playbook.
+// every event, concatenated, is exactly what the default callback prints for the same playbook,
+// both from the plugin alone and through the agent's executor (the execution's log).
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { CALLBACK_DIR, childEnv } from "../src/executor.ts";
+import { CALLBACK_DIR, childEnv, Execution } from "../src/executor.ts";
+import { b64, makeLease, MemorySink, workRoot } from "./helpers.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "rnr-plugin-"));
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const work = workRoot();
+afterAll(() => {
+  rmSync(dir, { recursive: true, force: true });
+  work.remove();
+});
 
 // Deterministic output only (no command timings), but most kinds of callback.
 const PLAYBOOK = `
@@ -56,11 +62,17 @@ const PLAYBOOK = `
       poll: 1
       changed_when: false
       when: inventory_hostname == 'h1'
+    - name: async that fails
+      command: /bin/false
+      async: 10
+      poll: 1
+      ignore_errors: true
+      when: inventory_hostname == 'h2'
     - name: a var
       debug:
         var: inventory_hostname
     - name: include
-      include_tasks: included.yml
+      include_tasks: ${join(dir, "included.yml")}
     - name: fail for real on h2
       fail:
         msg: real failure
@@ -81,7 +93,11 @@ function run(env: Record<string, string>): { stdout: string; stderr: string; sta
 }
 
 // One fork keeps host order fixed; async job ids and the number of polls differ from run to run.
-const normalise = (s: string) => s.replace(/^ASYNC POLL on .*\n/gm, "").replace(/jid=[\w.]+/g, "jid=J").replace(/"ansible_job_id": "[\w.]+"/g, '"ansible_job_id": "J"');
+const normalise = (s: string) =>
+  s
+    .replace(/^ASYNC POLL on .*\n/gm, "")
+    .replace(/jid=[\w.]+/g, "jid=J")
+    .replace(/"(ansible_job_id|results_file|start|end|delta)": "[^"]*"/g, '"$1": "X"');
 
 describe("runner_events callback plugin", () => {
   writeFileSync(join(dir, "playbook.yml"), PLAYBOOK);
@@ -114,6 +130,7 @@ describe("runner_events callback plugin", () => {
       "runner_item_on_failed",
       "runner_retry",
       "runner_on_async_ok",
+      "runner_on_async_failed",
       "playbook_on_include",
       "playbook_on_notify",
       "playbook_on_handler_task_start",
@@ -133,8 +150,19 @@ describe("runner_events callback plugin", () => {
     expect(failed.stdout).toBe('fatal: [h2]: FAILED! => {"changed": false, "msg": "real failure"}\n');
     const stats = events.at(-1);
     expect(stats.event).toBe("playbook_on_stats");
-    expect(stats.data.hosts.h2).toMatchObject({ failed: 1, ignored: 1 });
+    expect(stats.data.hosts.h2).toMatchObject({ failed: 1, ignored: 2 });
     expect(stats.data.hosts.h1).toMatchObject({ failed: 0, ignored: 2 });
+  });
+
+  it("through the agent, the execution's log is the default callback's output, event by event", async () => {
+    const local = { ansible_connection: "local" };
+    const lease = makeLease({ playbook: b64(PLAYBOOK), hosts: [{ id: "h1", hostVars: local }, { id: "h2", hostVars: local }] });
+    const sink = new MemorySink();
+    const env = { ...process.env, ANSIBLE_FORKS: "1" };
+    const result = await new Execution(lease, sink, { workRoot: work.dir, env }).run();
+    expect(result.status).toBe("FAILURE");
+    expect(sink.events.filter((e) => e.event_type === "verbose")).toEqual([]); // nothing printed outside a callback
+    expect(normalise(sink.log())).toBe(normalise(reference.stdout));
   });
 
   it("prints like the default callback when no events destination is set", () => {

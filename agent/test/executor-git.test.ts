@@ -3,10 +3,13 @@
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { Execution } from "../src/executor.ts";
 import { startGitServer, TEST_AUTHOR, type GitServer } from "../../test/fixtures/git-server.ts";
 import { startSshd, type SshServer } from "../../test/fixtures/sshd.ts";
+import { listProcesses } from "../../test/fixtures/processes.ts";
+import { createLogger } from "../src/log.ts";
+import { TRACKING_ENV } from "../src/process-group.ts";
 import { makeLease, MemorySink, RecordingTransport, trackedLeftovers, workRoot } from "./helpers.ts";
 import { Session } from "../src/session.ts";
 
@@ -22,6 +25,13 @@ const shimDir = mkdtempSync(join(tmpdir(), "rnr-gitshim-"));
 const argvLog = join(shimDir, "argv.log");
 writeFileSync(join(shimDir, "git"), `#!/bin/sh\nprintf '%s\\n' "$*" >> '${argvLog}'\nexec /usr/bin/git "$@"\n`);
 chmodSync(join(shimDir, "git"), 0o755);
+// An `ssh` on PATH (GIT_SSH_COMMAND names plain "ssh") that records its argv and the mode of its -i key.
+const sshLog = join(shimDir, "ssh.log");
+writeFileSync(
+  join(shimDir, "ssh"),
+  `#!/bin/sh\nprintf 'ARGV %s\\n' "$*" >> '${sshLog}'\nprev=\nfor a in "$@"; do [ "$prev" = -i ] && stat -c 'KEY %a %n' "$a" >> '${sshLog}'; prev=$a; done\nexec /usr/bin/ssh "$@"\n`,
+);
+chmodSync(join(shimDir, "ssh"), 0o755);
 
 beforeAll(async () => {
   [git, sshd] = await Promise.all([
@@ -34,6 +44,10 @@ beforeAll(async () => {
     ]),
     startSshd(),
   ]);
+});
+// Whatever a run ended with (clone refused, playbook missing or unparsable), its workspace is gone.
+afterEach(() => {
+  expect(work.leftovers()).toEqual([]);
 });
 afterAll(async () => {
   await Promise.all([git?.stop(), sshd?.stop()]);
@@ -75,25 +89,71 @@ describe("repositories over HTTP", () => {
     expect(tag.repositoryLog).toMatchObject({ commit: git.commit("public", "main"), branch: "v1.0" });
   });
 
-  it("uses basic-auth credentials through askpass, never in argv, URL, request line or events", async () => {
+  it("uses basic-auth credentials through a credential helper: never in any process's argv or environment, the URL, the log or events", async () => {
+    // Every process of the clone, seen in /proc: polled, and at each request the git server gets
+    // (git and git-remote-http are alive then). GIT_TRACE lists every command git itself runs,
+    // credential helpers included, however short-lived.
+    const seen = new Map<number, { cmdline: string; environ: string }>();
+    const scan = () => {
+      for (const p of listProcesses()) {
+        try {
+          const environ = readFileSync(`/proc/${p.pid}/environ`, "latin1");
+          if (environ.includes(`${TRACKING_ENV}=${process.pid}:`)) seen.set(p.pid, { cmdline: p.cmdline, environ });
+        } catch {
+          /* gone */
+        }
+      }
+    };
+    const poll = setInterval(scan, 10);
+    const seenAtRequests = () => git.requests.length;
+    const before = seenAtRequests();
+    const onRequest = git.onRequest;
+    git.onRequest = scan;
+    const trace = join(shimDir, "git-trace.log");
     writeFileSync(argvLog, "");
+    writeFileSync(trace, "");
+    const logLines: string[] = [];
     const transport = new RecordingTransport();
     const lease = makeLease(
       { repository: { url: git.url("private"), defaultPlaybook: "deploy/site.yml", credentials: { username: "deployer", password: PASSWORD } }, hosts: localHost },
       { secrets: [PASSWORD] },
     );
-    const session = new Session(lease, { transport, executor: { workRoot: work.dir, env: { ...process.env, PATH: `${shimDir}:${process.env.PATH}` } } });
-    const result = await session.run();
+    const env = { ...process.env, PATH: `${shimDir}:${process.env.PATH}`, GIT_TRACE: trace };
+    const log = createLogger({ level: "debug", write: (l) => logLines.push(l) });
+    const session = new Session(lease, { transport, executor: { workRoot: work.dir, env, log }, log });
+    let result;
+    try {
+      result = await session.run();
+    } finally {
+      clearInterval(poll);
+      git.onRequest = onRequest;
+    }
     expect(result.status).toBe("SUCCESS");
+    expect(seenAtRequests() - before).toBeGreaterThanOrEqual(3);
+    const cmdlines = [...seen.values()].map((p) => p.cmdline);
+    expect(cmdlines.some((c) => /clone --depth 1/.test(c))).toBe(true); // the scan did see the clone…
+    expect(cmdlines.some((c) => /remote-http/.test(c))).toBe(true);
+    for (const p of seen.values()) {
+      for (const secret of [PASSWORD, "deployer"]) {
+        expect(p.cmdline, p.cmdline).not.toContain(secret); // …and no secret in any of them
+        expect(p.environ.includes(secret), `environment of ${p.cmdline}`).toBe(false);
+      }
+    }
+    const traced = readFileSync(trace, "utf8");
+    expect(traced).toMatch(/run_command: .*git-credential-helper\.sh.* get/);
+    expect(traced).not.toContain(PASSWORD);
+    expect(traced).not.toContain("deployer");
     const argv = readFileSync(argvLog, "utf8");
     expect(argv).toContain("clone --depth 1");
     expect(argv).not.toContain(PASSWORD);
     expect(argv).not.toContain("deployer");
-    const seen = git.requests.filter((r) => r.url.startsWith("/private.git"));
-    expect(seen.some((r) => r.status === 401 && r.user === null)).toBe(true); // asked...
-    expect(seen.some((r) => r.status === 200 && r.user === "deployer")).toBe(true); // ...and answered
-    expect(seen.every((r) => !r.url.includes(PASSWORD))).toBe(true);
+    const requests = git.requests.filter((r) => r.url.startsWith("/private.git"));
+    expect(requests.some((r) => r.status === 401 && r.user === null)).toBe(true); // asked...
+    expect(requests.some((r) => r.status === 200 && r.user === "deployer")).toBe(true); // ...and answered
+    expect(requests.every((r) => !r.url.includes(PASSWORD))).toBe(true);
     expect(transport.allBytes()).not.toContain(PASSWORD);
+    expect(logLines.join("\n")).toContain("repository cloned");
+    expect(logLines.join("\n")).not.toContain(PASSWORD);
     expect(trackedLeftovers()).toEqual([]);
   });
 
@@ -115,6 +175,16 @@ describe("repositories over HTTP", () => {
     const { result } = await runRepo({ url, defaultPlaybook: "deploy/site.yml" }, { env: { ...process.env, PATH: `${shimDir}:${process.env.PATH}` } });
     expect(result.status).toBe("SUCCESS");
     expect(readFileSync(argvLog, "utf8")).not.toContain(PASSWORD);
+  });
+
+  it("names a repository that does not exist, and one that wants credentials the job lacks", async () => {
+    const missing = await runRepo({ url: git.url("no-such-repo"), defaultPlaybook: "site.yml" });
+    expect(missing.final).toMatchObject({ status: "INIT_FAILURE", reason: "clone_failed" });
+    expect(missing.final.detail).toMatch(/no repository at that URL \(or no access to it\)/);
+    expect(missing.final.detail).toContain(git.url("no-such-repo"));
+    const anonymous = await runRepo({ url: git.url("private"), defaultPlaybook: "deploy/site.yml" });
+    expect(anonymous.final).toMatchObject({ status: "INIT_FAILURE", reason: "clone_failed" });
+    expect(anonymous.final.detail).toMatch(/the server asks for credentials: give the job repository\.credentials/);
   });
 
   it("names a missing branch", async () => {
@@ -162,14 +232,18 @@ describe("repositories over HTTP", () => {
 
 describe("repositories over ssh", () => {
   it("clones with the given key (0600 file, GIT_SSH_COMMAND) and reports the commit", async () => {
-    const { result, repositoryLog, sink } = await runRepo({
-      url: sshd.gitUrl(git.path("public")),
-      defaultPlaybook: "site.yml",
-      credentials: { sshPrivateKey: sshd.clientKey.base64 },
-    });
+    writeFileSync(sshLog, "");
+    const { result, repositoryLog, sink } = await runRepo(
+      { url: sshd.gitUrl(git.path("public")), defaultPlaybook: "site.yml", credentials: { sshPrivateKey: sshd.clientKey.base64 } },
+      { env: { ...process.env, PATH: `${shimDir}:${process.env.PATH}` } },
+    );
     expect(result.status).toBe("SUCCESS");
     expect(sink.log()).toContain("from main");
     expect(repositoryLog!.commit).toBe(git.commit("public", "main"));
+    const ssh = readFileSync(sshLog, "utf8");
+    expect(ssh).toMatch(/^KEY 600 \S+\/private\/git-key\.pem$/m);
+    expect(ssh).toMatch(/^ARGV .*-o BatchMode=yes .*-o IdentitiesOnly=yes .*-o StrictHostKeyChecking=no/m);
+    expect(ssh).not.toContain(sshd.clientKey.base64.slice(0, 40));
   });
 
   it("fails with a clear reason when the server refuses the key", async () => {
@@ -187,5 +261,30 @@ describe("repositories over ssh", () => {
     await new Execution(lease, sink, { workRoot: work.dir, hostKeyChecking: "strict", knownHosts: empty }).run();
     expect(sink.reports.at(-1)).toMatchObject({ status: "INIT_FAILURE", reason: "clone_failed" });
     expect(sink.reports.at(-1)!.detail).toContain("host key is not known");
+  });
+
+  it("with strict host key checking and the host's key in known_hosts, clones and runs over ssh; a host not in it is unreachable", async () => {
+    const knownHosts = join(shimDir, "known_hosts_ok");
+    const hostKey = readFileSync(join(sshd.dir, "host_key.pub"), "utf8").split(" ").slice(0, 2).join(" ");
+    writeFileSync(knownHosts, `[127.0.0.1]:${sshd.port} ${hostKey}\n`);
+    const overSsh = { id: "web1", hostVars: sshd.hostVars() };
+    const strict = { workRoot: work.dir, hostKeyChecking: "strict" as const, knownHosts };
+    const lease = makeLease({
+      repository: { url: sshd.gitUrl(git.path("public")), defaultPlaybook: "other.yml", credentials: { sshPrivateKey: sshd.clientKey.base64 } },
+      sshPrivateKey: sshd.clientKey.base64,
+      hosts: [overSsh],
+    });
+    // other.yml runs with connection: local; this play reaches web1 over ssh.
+    const sink = new MemorySink();
+    const r = await new Execution(lease, sink, strict).run();
+    expect(r.status, r.detail).toBe("SUCCESS");
+    const ssh = makeLease({ playbook: Buffer.from("- hosts: all\n  gather_facts: false\n  tasks:\n    - ansible.builtin.ping:\n").toString("base64"), sshPrivateKey: sshd.clientKey.base64, hosts: [overSsh] });
+    const ok = new MemorySink();
+    expect((await new Execution(ssh, ok, strict).run()).status).toBe("SUCCESS");
+    const empty = join(shimDir, "known_hosts_empty");
+    writeFileSync(empty, "");
+    const refused = new MemorySink();
+    expect((await new Execution(ssh, refused, { ...strict, knownHosts: empty }).run()).status).toBe("FAILURE");
+    expect(refused.events.find((e) => e.event_type === "runner_on_unreachable")!.stdout).toMatch(/Host key verification failed/);
   });
 });

@@ -20,6 +20,7 @@ writeFileSync(
 printf 'ARGV %s\\n' "$*" > '${record}'
 for a in "$@"; do case "$a" in */private/inventory.json) d=$(dirname "$a");; esac; done
 for f in "$d"/*; do stat -c 'FILE %a %n' "$f" >> '${record}'; done
+stat -c 'WORKSPACE %a %n' "$(dirname "$d")" "$d" >> '${record}'
 exec ansible-playbook "$@"
 `,
 );
@@ -59,6 +60,11 @@ describe("inventory", () => {
     expect(files.filter((l) => /\/key-\d+\.pem$/.test(l))).toHaveLength(2);
     for (const l of files) expect(l).toMatch(/^FILE 600 /);
     expect(recorded).not.toContain("BEGIN OPENSSH");
+    // The workspace and its private directory: 0700, under the work root; gone afterwards.
+    const dirs = recorded.split("\n").filter((l) => l.startsWith("WORKSPACE"));
+    expect(dirs).toHaveLength(2);
+    for (const l of dirs) expect(l).toMatch(new RegExp(`^WORKSPACE 700 ${work.dir}/x-`));
+    expect(work.leftovers()).toEqual([]);
   });
 
   it("passes hostVars and properties (as an @file, not on the command line), tags, check and diff", async () => {
@@ -123,6 +129,23 @@ describe("inventory", () => {
     const oks = sink.events.filter((e) => e.event_type === "runner_on_ok");
     expect(oks.map((e) => e.host).sort()).toEqual(["w1", "w2"]);
     expect(sink.log()).toContain("tier=front2 groups=eu,web");
+  });
+
+  it("limits a restart to exactly the failed hosts, even ones whose names look like patterns", async () => {
+    const local = { ansible_connection: "local", ansible_python_interpreter: "/usr/bin/python3" };
+    const { result, sink, recorded } = await run(
+      {
+        playbook: b64("- hosts: all\n  gather_facts: false\n  tasks:\n    - ansible.builtin.debug:\n        msg: ran\n"),
+        hosts: ["!odd", "plain", "web*", "webx", "&and"].map((id) => ({ id, hostVars: local })),
+      },
+      // "!odd" alone would otherwise read as "every host but !odd".
+      { attempt: 2, limit: ["!odd", "web*"] },
+    );
+    expect(result.status).toBe("SUCCESS");
+    expect([...new Set(sink.events.filter((e) => e.event_type === "runner_on_ok").map((e) => e.host))].sort()).toEqual(["!odd", "web*"]);
+    expect(recorded).toMatch(/--limit @\S+\/private\/limit\.txt/);
+    const only = await run({ playbook: b64("- hosts: all\n  gather_facts: false\n  tasks:\n    - ansible.builtin.debug:\n        msg: ran\n"), hosts: ["!odd", "plain"].map((id) => ({ id, hostVars: local })) }, { limit: ["!odd"] });
+    expect(only.sink.events.filter((e) => e.event_type === "runner_on_ok").map((e) => e.host)).toEqual(["!odd"]);
   });
 
   it("ends INIT_FAILURE naming a key that is not a key, and a job without hosts", async () => {

@@ -70,6 +70,27 @@ describe("stop and kill", () => {
     expect(work.leftovers()).toEqual([]);
   });
 
+  it("when ansible-playbook itself dies (killed from outside), ends FAILURE and still leaves no process or file", async () => {
+    const lease = makeLease({ playbook: b64(longPlaybook(30.5, 1)), sshPrivateKey: sshd.clientKey.base64, hosts: hosts(2) });
+    const sink = new MemorySink();
+    const exec = new Execution(lease, sink, { workRoot: work.dir });
+    const done = exec.run();
+    await sink.waitFor((e) => e.event_type === "runner_on_start" && e.host === "h2");
+    await new Promise((r) => setTimeout(r, 500));
+    const running = trackedLeftovers();
+    const main = running.find((p) => p.pid === p.pgid && /ansible-playbook/.test(p.cmdline))!;
+    expect(main).toBeDefined();
+    expect(running.filter((p) => p.pid !== main.pid).length).toBeGreaterThan(0); // its workers and ssh
+    expect(work.leftovers()).toHaveLength(1);
+    process.kill(main.pid, "SIGKILL"); // only the main process: its children are orphaned
+    const result = await done;
+    expect(result.status).toBe("FAILURE");
+    expect(sink.reports.at(-1)).toMatchObject({ status: "FAILURE", reason: "ansible_killed", exitCode: null });
+    expect(sink.reports.at(-1)!.detail).toMatch(/ansible-playbook was killed by SIGKILL, not by Runner/);
+    expect(await waitUntilGone(trackedLeftovers, 2000)).toEqual([]);
+    expect(work.leftovers()).toEqual([]);
+  });
+
   it("enforces the lease deadline locally: stop at the deadline, kill when the stop does not end it", async () => {
     const lease = makeLease(
       { playbook: b64(longPlaybook(32.5, 1)), sshPrivateKey: sshd.clientKey.base64, hosts: hosts(1) },

@@ -1,11 +1,18 @@
-// The lease and heartbeat loops and their retry policy, driven by in-process calls.
-import { describe, expect, it } from "vitest";
-import { ApiError } from "../src/api-client.ts";
+// The lease and heartbeat loops and their retry policy, driven by in-process calls; the agent's
+// shutdown escalation; the sweep of a dead agent's processes.
+import { spawn, spawnSync } from "node:child_process";
+import { afterAll, describe, expect, it } from "vitest";
+import { Agent, EXIT } from "../src/agent.ts";
+import { ApiClient, ApiError } from "../src/api-client.ts";
+import { isAlive, killOrphans, TRACKING_ENV, workRootTag } from "../src/process-group.ts";
 import { heartbeatLoop } from "../src/loops/heartbeat.ts";
 import { leaseLoop } from "../src/loops/lease.ts";
-import { Backoff, jitter } from "../src/retry.ts";
+import { Backoff, jitter, sleep } from "../src/retry.ts";
 import type { Lease } from "../src/types.ts";
-import { makeLease } from "./helpers.ts";
+import { b64, makeLease, trackedLeftovers, workRoot } from "./helpers.ts";
+
+const work = workRoot();
+afterAll(() => work.remove());
 
 describe("backoff", () => {
   it("doubles from 0.5 s to a 30 s cap, with jitter that never drops below half the step", () => {
@@ -128,5 +135,128 @@ describe("heartbeat loop", () => {
     expect(times[2]! - times[1]!).toBeLessThan(times[1]! - times[0]!); // the retry came sooner
     expect(commands).toEqual(["stop"]);
     expect(fatal.map((e) => e.abandon)).toEqual([true]);
+  });
+});
+
+describe("heartbeat loop and Retry-After", () => {
+  it("never waits longer than its interval, whatever Retry-After asks (the lease depends on it)", async () => {
+    const times: number[] = [];
+    await heartbeatLoop({
+      intervalMs: 300,
+      signal: new AbortController().signal,
+      send: async () => {
+        times.push(Date.now());
+        if (times.length === 1) throw new ApiError("429 slow down", 429, null, 60_000);
+        throw new ApiError("409", 409, { command: "abandon" });
+      },
+    });
+    expect(times).toHaveLength(2);
+    expect(times[1]! - times[0]!).toBeLessThan(10_000); // not the 60 s asked for
+  });
+});
+
+describe("agent shutdown", () => {
+  it("stops a running execution after the grace period, and kills it when the stop does not end it in time (exit 5)", async () => {
+    // The protocol calls answered in-process: one lease, then nothing.
+    const client = new ApiClient({ url: "http://127.0.0.1:9", version: "test" });
+    const statuses: string[] = [];
+    let leased = false;
+    client.lease = async (_body, signal) => {
+      if (!leased) {
+        leased = true;
+        return makeLease({
+          playbook: b64("- hosts: all\n  gather_facts: false\n  tasks:\n    - name: long\n      ansible.builtin.command: sleep 29.5\n"),
+          hosts: [{ id: "localhost", hostVars: { ansible_connection: "local", ansible_python_interpreter: "/usr/bin/python3" } }],
+        });
+      }
+      await sleep(25_000, signal);
+      return null;
+    };
+    client.heartbeat = async () => ({ command: null });
+    client.events = async (_id, body) => ({ acceptedThrough: body.events.at(-1)!.seq, command: null });
+    client.status = async (_id, body) => {
+      if (body.status) statuses.push(body.status);
+      return { status: body.status, command: null };
+    };
+    client.release = async () => {};
+    const agent = new Agent({ client, concurrency: 1, pollWaitMs: 25_000, heartbeatIntervalMs: 1000, shutdownGraceMs: 300, stopTimeoutMs: 1000, executor: { workRoot: work.dir } });
+    const run = agent.run();
+    while (!statuses.includes("RUNNING")) await sleep(50);
+    const t0 = Date.now();
+    agent.shutdown("SIGTERM");
+    expect(await run).toBe(EXIT.KILLED);
+    expect(Date.now() - t0).toBeLessThan(20_000); // not the task's 29.5 s
+    expect(statuses).toEqual(["RUNNING", "KILLED"]);
+    expect(trackedLeftovers()).toEqual([]);
+    expect(work.leftovers()).toEqual([]);
+  });
+});
+
+describe("agent concurrency", () => {
+  it("runs up to its concurrency at once and asks only for the slots it has free", async () => {
+    const client = new ApiClient({ url: "http://127.0.0.1:9", version: "test" });
+    const asked: number[] = [];
+    const running = new Set<string>();
+    let maxRunning = 0;
+    const finished: string[] = [];
+    let n = 0;
+    const stop = new AbortController();
+    client.lease = async (body, signal) => {
+      asked.push(body.capacity);
+      if (n < 3) {
+        n++;
+        return makeLease({
+          playbook: b64("- hosts: all\n  gather_facts: false\n  tasks:\n    - ansible.builtin.command: sleep 1.5\n"),
+          hosts: [{ id: "localhost", hostVars: { ansible_connection: "local", ansible_python_interpreter: "/usr/bin/python3" } }],
+        }, { executionId: `conc-${process.pid}-${n}` });
+      }
+      await sleep(25_000, signal);
+      return null;
+    };
+    client.heartbeat = async () => ({ command: null });
+    client.events = async (_id, body) => ({ acceptedThrough: body.events.at(-1)!.seq, command: null });
+    client.status = async (id, body) => {
+      if (body.status === "RUNNING") running.add(id);
+      maxRunning = Math.max(maxRunning, running.size);
+      if (body.status === "SUCCESS") {
+        running.delete(id);
+        finished.push(id);
+        if (finished.length === 3) stop.abort();
+      }
+      return { status: body.status, command: null };
+    };
+    client.release = async () => {};
+    const agent = new Agent({ client, concurrency: 2, pollWaitMs: 25_000, heartbeatIntervalMs: 1000, shutdownGraceMs: 60_000, executor: { workRoot: work.dir } });
+    const run = agent.run();
+    await new Promise<void>((r) => stop.signal.addEventListener("abort", () => r(), { once: true }));
+    agent.shutdown("SIGTERM");
+    expect(await run).toBe(EXIT.OK);
+    expect(finished).toHaveLength(3);
+    expect(maxRunning).toBe(2);
+    // Two slots, then one (the first lease took one), then one again whenever one freed up; never 0 or 3.
+    expect(asked.slice(0, 2)).toEqual([2, 1]);
+    expect(asked.every((c) => c === 1 || c === 2)).toBe(true);
+  });
+});
+
+describe("orphans of a dead agent", () => {
+  it("are killed by the next agent of the same work directory, and only by it", async () => {
+    // A pid that is certainly dead: a process that has exited.
+    const dead = spawnSync("true").pid!;
+    expect(isAlive(dead)).toBe(false);
+    const start = (root: string) =>
+      spawn("sleep", ["31.25"], { detached: true, stdio: "ignore", env: { ...process.env, [TRACKING_ENV]: `${dead}:${workRootTag(root)}:exec-1:1:abcd` } });
+    const mine = start(work.dir);
+    const other = start(work.dir + "-another-agent");
+    try {
+      await sleep(200);
+      expect(await killOrphans(work.dir)).toBe(1);
+      await sleep(200);
+      expect(isAlive(mine.pid!)).toBe(false);
+      expect(isAlive(other.pid!)).toBe(true);
+    } finally {
+      other.kill("SIGKILL");
+      mine.kill("SIGKILL");
+    }
   });
 });

@@ -1,7 +1,7 @@
 // The two ways the agent runs: from the workspace (TypeScript source, Node strips the types) and
 // installed from the packed tarball (compiled dist/, as `npx runner-agent` or a dependency).
 import { spawn } from "node:child_process";
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -44,7 +44,23 @@ describe("packaging", () => {
     const app = join(tmp, "app");
     mkdirSync(app);
     writeFileSync(join(app, "package.json"), JSON.stringify({ name: "app", version: "1.0.0", private: true }));
-    const inst = await run("npm", ["install", "--prefer-offline", "--no-audit", "--no-fund", "--loglevel=error", join(tmp, tarball)], app);
+    // The agent's dependencies are packed from the workspace's node_modules and installed beside
+    // it, with a cache of its own: nothing depends on the registry, the network or on what the
+    // machine's npm cache holds (a stale one makes --prefer-offline miss a newer version).
+    const deps = Object.keys(JSON.parse(readFileSync(join(AGENT, "package.json"), "utf8")).dependencies ?? {});
+    const depDir = join(tmp, "deps");
+    mkdirSync(depDir);
+    for (const d of deps) {
+      const p = await run("npm", ["pack", join(ROOT, "node_modules", d), "--pack-destination", depDir, "--loglevel=error"], tmp);
+      expect(p.code, p.out).toBe(0);
+    }
+    const depTarballs = readdirSync(depDir).map((f) => join(depDir, f));
+    expect(depTarballs).toHaveLength(deps.length);
+    const inst = await run(
+      "npm",
+      ["install", "--cache", join(tmp, "npm-cache"), "--prefer-offline", "--no-audit", "--no-fund", "--loglevel=error", ...depTarballs, join(tmp, tarball)],
+      app,
+    );
     expect(inst.code, inst.out).toBe(0);
 
     const help = await run(join(app, "node_modules", ".bin", "runner-agent"), ["--help"], app);

@@ -38,6 +38,15 @@ describe("Redactor", () => {
     expect(secretForms("hunter2-pw")).toContain(b64("hunter2-pw"));
   });
 
+  it("masks a secret with quotes, backslashes, tabs or non-ASCII letters as printed inside JSON", () => {
+    const pw = 'Q"uo\\te\twörd-5';
+    const r = new Redactor([pw]);
+    const once = JSON.stringify(pw).slice(1, -1); // as the default callback prints a result
+    const ascii = once.replace("ö", "\\u00f6"); // as Python's json.dumps writes it by default
+    const twice = JSON.stringify(once).slice(1, -1); // a JSON document inside a JSON string
+    for (const form of [pw, once, ascii, twice]) expect(r.text(`a ${form} b`), form).toBe(`a ${MASK} b`);
+  });
+
   it("masks overlapping secrets whole", () => {
     const r = new Redactor(["abcdef", "defghi"]);
     expect(r.text("xxabcdefghixx")).toBe(`xx${MASK}xx`);
@@ -71,11 +80,31 @@ describe("Redactor", () => {
   });
 });
 
+describe("the agent's own settings", () => {
+  const work = workRoot();
+  afterAll(() => work.remove());
+  it("are not in a playbook's environment (lookup('env') finds no RUNNER_* variable)", async () => {
+    const lease = makeLease({
+      playbook: b64(`- hosts: all\n  gather_facts: false\n  tasks:\n    - ansible.builtin.shell: env | grep -o '^RUNNER_[A-Z_]*' | sort | xargs\n      register: n\n    - ansible.builtin.debug:\n        msg: "cred=[{{ lookup('env', 'RUNNER_CREDENTIAL') }}] vars=[{{ n.stdout }}]"\n`),
+      hosts: [{ id: "localhost", hostVars: { ansible_connection: "local", ansible_python_interpreter: "/usr/bin/python3" } }],
+    });
+    const transport = new RecordingTransport();
+    const env = { ...process.env, RUNNER_CREDENTIAL: "rac_agent_s3cret", RUNNER_TOKEN: "rrt_s3cret" };
+    const result = await new Session(lease, { transport, executor: { workRoot: work.dir, env } }).run();
+    expect(result.status).toBe("SUCCESS");
+    // Only the agent's plumbing for the run itself: the callback plugin's pipe and the process tracking id.
+    expect(transport.allBytes()).toContain("cred=[] vars=[RUNNER_AGENT_TRACKING_ID RUNNER_EVENTS_FD]");
+    expect(transport.allBytes()).not.toContain("s3cret");
+  });
+});
+
 describe("a playbook that prints secrets", () => {
   let sshd: SshServer;
   const work = workRoot();
   const tmp = mkdtempSync(join(tmpdir(), "rnr-secret-"));
   const PASSWORD = "Db-Pa55word-7f3a9c";
+  // Printed inside JSON, this one shows escaped: \" \\ \t
+  const API_KEY = 'ak"Z\\9\tkey-wörd';
   beforeAll(async () => {
     sshd = await startSshd();
   });
@@ -102,15 +131,21 @@ describe("a playbook that prints secrets", () => {
     - name: print the key through a lookup, and the password
       ansible.builtin.debug:
         msg: "{{ lookup('file', ansible_ssh_private_key_file) }} pw={{ db_password }} b64={{ db_password | b64encode }}"
+    - name: print a secret that JSON escapes
+      ansible.builtin.debug:
+        var: api_key
+    - name: and inside a message
+      ansible.builtin.debug:
+        msg: "key={{ api_key }}"
     - name: fail showing the password
       ansible.builtin.fail:
         msg: "cannot connect with {{ db_password }}"
 `),
         sshPrivateKey: key.base64,
         hosts: [{ id: "h1", hostVars: sshd.hostVars() }],
-        properties: { db_password: PASSWORD },
+        properties: { db_password: PASSWORD, api_key: API_KEY },
       },
-      { secrets: [key.base64, PASSWORD] },
+      { secrets: [key.base64, PASSWORD, API_KEY] },
     );
     const transport = new RecordingTransport();
     const result = await new Session(lease, { transport, executor: { workRoot: work.dir, ansiblePlaybook: wrapper } }).run();
@@ -122,8 +157,20 @@ describe("a playbook that prints secrets", () => {
     expect(events.find((e) => e.task === "print the key file")!.stdout + JSON.stringify(events.find((e) => e.task === "print the key file")!.data)).toContain(MASK);
     expect(bytes).toContain(`pw=${MASK} b64=${MASK}`);
     expect(bytes).toContain(`raw: ${MASK} done`);
+    expect(events.find((e) => e.event_type === "runner_on_ok" && e.task === "print a secret that JSON escapes")!.stdout).toContain(`"api_key": "${MASK}"`);
+    expect(events.find((e) => e.event_type === "runner_on_ok" && e.task === "and inside a message")!.stdout).toContain(`"msg": "key=${MASK}"`);
     // …and none of their forms went out.
-    const forbidden = [PASSWORD, b64(PASSWORD), key.base64, key.pem.trim(), ...key.pem.split("\n").filter((l) => l.length >= 8 && !l.startsWith("-----"))];
+    const escaped = JSON.stringify(API_KEY).slice(1, -1);
+    const forbidden = [
+      PASSWORD,
+      b64(PASSWORD),
+      key.base64,
+      key.pem.trim(),
+      ...key.pem.split("\n").filter((l) => l.length >= 8 && !l.startsWith("-----")),
+      escaped, // as it appears in the text of a JSON document
+      JSON.stringify(escaped).slice(1, -1), // and once more inside the uploaded JSON
+      b64(API_KEY),
+    ];
     for (const f of forbidden) expect(bytes.includes(f), `uploaded bytes contain ${f.slice(0, 20)}…`).toBe(false);
     expect(bytes).not.toContain(JSON.stringify(key.pem).slice(1, 40));
     expect(transport.statusReports.at(-1)).toMatchObject({ status: "FAILURE", failedHosts: ["h1"] });

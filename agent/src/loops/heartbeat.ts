@@ -41,7 +41,8 @@ export async function heartbeatLoop(opts: HeartbeatOptions): Promise<void> {
         opts.onFatal?.(e);
         return;
       }
-      delay = e.retryAfterMs ?? backoff.next();
+      // Never wait longer than the interval, whatever Retry-After says: the lease depends on it.
+      delay = Math.min(e.retryAfterMs ?? backoff.next(), opts.intervalMs);
       log.warn("heartbeat failed", { error: e.message, retryInMs: delay, failures: backoff.failures });
     }
   }
