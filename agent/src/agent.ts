@@ -62,9 +62,10 @@ export class Agent {
   /** Runs until a signal (see the file comment), a rejected credential, or --once is done. Answers the exit code. */
   async run(): Promise<number> {
     await prepareWorkRoot(this.opts.executor.workRoot);
-    await sweepStaleWorkspaces(this.opts.executor.workRoot, this.log);
+    // Processes first, then their workspaces: an orphaned playbook may still be writing in one.
     const orphans = await killOrphans(this.opts.executor.workRoot);
     if (orphans) this.log.warn("killed processes left by an earlier agent that did not exit cleanly", { count: orphans });
+    await sweepStaleWorkspaces(this.opts.executor.workRoot, this.log);
 
     await leaseLoop({
       lease: (body, signal) => this.opts.client.lease(body, signal),

@@ -222,7 +222,8 @@ describe("runner-agent run", () => {
 
     const second = startAgent(file);
     try {
-      await waitFor("the sweep", async () => (second.output().includes("agent started") ? true : undefined));
+      // "agent started" is logged before the sweep runs: wait for the sweep's own lines.
+      await waitFor("the sweep", async () => (second.output().includes("removed workspaces left by an earlier agent") ? true : undefined));
       expect(second.output()).toContain("killed processes left by an earlier agent that did not exit cleanly");
       expect(second.output()).toContain("removed workspaces left by an earlier agent");
       expect(await waitUntilGone(left, 3000)).toEqual([]);
