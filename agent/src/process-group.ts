@@ -97,21 +97,25 @@ export function procInfo(pid: number): ProcInfo | null {
   }
 }
 
+/** The tracking id in a process's environment, or null (untracked, gone, or not ours to read). */
+function trackingIdOf(pid: number): string | null {
+  let env: string;
+  try {
+    env = readFileSync(`/proc/${pid}/environ`, "latin1");
+  } catch {
+    return null;
+  }
+  const kv = env.split("\0").find((x) => x.startsWith(TRACKING_ENV + "="));
+  return kv ? kv.slice(TRACKING_ENV.length + 1) : null;
+}
+
 /** Live processes (zombies excluded) whose environment contains `NAME=value` exactly, or starting with `prefix` when given. */
 export function findTracked(match: { value?: string; prefix?: string }): number[] {
   const out: number[] = [];
   for (const pid of pids()) {
-    let env: string;
-    try {
-      env = readFileSync(`/proc/${pid}/environ`, "latin1");
-    } catch {
-      continue;
-    }
-    const found = env.split("\0").some((kv) => {
-      if (!kv.startsWith(TRACKING_ENV + "=")) return false;
-      const v = kv.slice(TRACKING_ENV.length + 1);
-      return match.value !== undefined ? v === match.value : match.prefix !== undefined && v.startsWith(match.prefix);
-    });
+    const v = trackingIdOf(pid);
+    if (v === null) continue;
+    const found = match.value !== undefined ? v === match.value : match.prefix !== undefined && v.startsWith(match.prefix);
     if (!found) continue;
     const info = procInfo(pid);
     if (info && info.state !== "Z") out.push(pid);
@@ -169,15 +173,9 @@ export async function killOrphans(workRoot: string): Promise<number> {
   const tag = workRootTag(workRoot);
   const orphans: number[] = [];
   for (const pid of pids()) {
-    let env: string;
-    try {
-      env = readFileSync(`/proc/${pid}/environ`, "latin1");
-    } catch {
-      continue;
-    }
-    const kv = env.split("\0").find((x) => x.startsWith(TRACKING_ENV + "="));
-    if (!kv) continue;
-    const [ownerText, ownerTag] = kv.slice(TRACKING_ENV.length + 1).split(":");
+    const v = trackingIdOf(pid);
+    if (v === null) continue;
+    const [ownerText, ownerTag] = v.split(":");
     const owner = Number(ownerText);
     if (ownerTag === tag && owner > 0 && owner !== process.pid && !isAlive(owner)) orphans.push(pid);
   }

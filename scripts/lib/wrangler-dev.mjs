@@ -23,7 +23,8 @@ export function applyLocalMigrations({ cwd = process.cwd(), persistTo } = {}) {
 
 /** Kills a whole process group: wrangler leaves workerd children behind otherwise. */
 export function killGroup(child, signal = "SIGTERM") {
-  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  // Signalled even after the leader exited: the group's other members (workerd) may outlive it.
+  if (!child?.pid) return;
   try {
     process.kill(-child.pid, signal);
   } catch {

@@ -4,6 +4,8 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { basename, join } from "node:path";
 import { processesWithEnv } from "../fixtures/processes.ts";
 import { startStack, type CallResult, type StackHandle } from "../fixtures/stack.ts";
+// @ts-expect-error plain ESM helpers shared with npm start
+import { killGroup } from "../../scripts/lib/wrangler-dev.mjs";
 
 const AGENT_BIN = join(import.meta.dirname, "..", "..", "agent", "bin", "runner-agent.mjs");
 
@@ -84,9 +86,9 @@ export class Stack {
   async stopAgent(child = this.agent) {
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise((r) => child.once("exit", r));
-    killGroup(child.pid!, "SIGTERM");
+    killGroup(child, "SIGTERM");
     await Promise.race([exited, sleep(15_000)]);
-    killGroup(child.pid!, "SIGKILL");
+    killGroup(child, "SIGKILL");
   }
 
   async stop() {
@@ -107,14 +109,6 @@ export class Stack {
       await sleep(250);
     }
     throw new Error(`timed out waiting; last seen: ${JSON.stringify(last)}\nagent output:\n${this.agentOutput.slice(-4000)}`);
-  }
-}
-
-function killGroup(pid: number, signal: NodeJS.Signals) {
-  try {
-    process.kill(-pid, signal);
-  } catch {
-    /* already gone */
   }
 }
 

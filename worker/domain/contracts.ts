@@ -1,6 +1,14 @@
 /**
- * The seams between modules built side by side: the Jobs domain, the Execution object and the
- * Dispatcher object. Each side implements its half with exactly these names and shapes.
+ * Types and constants shared by the Jobs domain, the Execution object, the Dispatcher object and
+ * the agent routes. How they call each other:
+ * - an execution is created by `startExecution` (domain/executions.ts); its `Execution` object
+ *   enqueues it on the dispatcher that `routeExecution` (domain/dispatch.ts) picks;
+ * - an agent's long poll (`pollForLease`, domain/agents.ts) waits on its `Dispatcher`, which
+ *   claims an account slot and calls `Execution.grantLease`; the lease's job comes from
+ *   `loadJobForLease` (domain/jobs.ts), the only place secrets are decrypted for an agent;
+ * - agent calls and user actions reach the object through `executionClient()`
+ *   (domain/execution-client.ts): its methods answer an `Outcome` rather than throw, and the
+ *   client throws a refusal again as the ProblemError it was.
  */
 
 /** The job definition with secrets decrypted: what a lease carries (docs/agent-protocol.md). */
@@ -33,35 +41,6 @@ export interface StartOverrides {
   diff?: boolean;
 }
 
-/**
- * Jobs domain (worker/domain/jobs.ts) exports, for the executions side:
- *   loadJobForLease(env: Env, accountAlias: string, jobId: string): Promise<JobForLease | null>
- *   getJobSummary(env: Env, accountAlias: string, jobId: string): Promise<{ id: string; executionTtl: number; location: string | null; hostLocations: string[]; callbacks: { url: string; level: "DEBUG" | "ERROR" | "RESULT" }[] } | null>
- * Secret values (sshPrivateKey, repository password) come back decrypted only from loadJobForLease.
- *
- * Executions domain (worker/domain/executions.ts) exports, for the jobs routes:
- *   startExecution(env: Env, accountAlias: string, jobId: string, opts: { trigger: "api" | "schedule"; scheduleId?: string; overrides?: StartOverrides }): Promise<ExecutionView>
- *   hasActiveExecution(env: Env, accountAlias: string, jobId: string): Promise<boolean>   // served by the D1 index
- *
- * Dispatcher (worker/dispatcher.do.ts, one per key from dispatcherKey()) RPC, for the Execution object:
- *   enqueue(item: DispatchItem): Promise<void>          // idempotent by executionId
- *   remove(executionId: string): Promise<void>          // stopped/killed while PENDING
- *   finished(executionId: string): Promise<void>        // left INITIALIZING/RUNNING: frees a concurrency slot
- * and for the agent routes:
- *   poll(agent: { agentId: string }, waitMs: number): Promise<LeaseBody | null>
- *   // Added by the dispatch side: `agent.alive?: () => boolean` (an RPC callback the dispatcher asks
- *   // right before granting, so an abandoned poll never swallows a lease), and
- *   // agentRevoked(agentId: string): Promise<void> (drops its waiting polls; the minions DELETE calls it).
- *
- * Execution (worker/execution.do.ts, idFromName(executionId)) RPC used by the Dispatcher and agent routes
- * (through executionClient(), which answers the Outcome's value or throws its ProblemError; see below):
- *   grantLease(agentId: string): Promise<LeaseBody | null>   // PENDING → INITIALIZING; null if no longer PENDING
- *   heartbeat(agentId: string, attempt: number): Promise<Outcome<AgentAnswer>>
- *   report(agentId: string, body: StatusReport): Promise<Outcome<AgentAnswer & { status: string }>>
- *   uploadEvents(agentId: string, body: EventUpload): Promise<Outcome<AgentAnswer & { acceptedThrough: number }>>
- *   release(agentId: string, attempt: number): Promise<Outcome<AgentAnswer>>
- *   agentRevoked(agentId: string): Promise<void>            // its lease is lost at once
- */
 export interface DispatchItem {
   executionId: string;
   accountAlias: string;
@@ -80,8 +59,7 @@ export function dispatcherKey(accountAlias: string | null, location: string | nu
   return accountAlias === null ? "shared" : `acct:${accountAlias}:${location ?? ""}`;
 }
 
-// Added by the executions side (Execution object owns the lease clock): the protocol's timing,
-// one source for the register answer, the lease body and the Execution object's alarms.
+// The protocol's timing: one source for the register answer, the lease body and the object's alarms.
 export const LEASE_TTL_MS = 30_000;
 /**
  * A lease not yet acknowledged by any agent call is held this long only: a long poll whose agent
@@ -90,19 +68,5 @@ export const LEASE_TTL_MS = 30_000;
  */
 export const LEASE_ACK_MS = 10_000;
 export const HEARTBEAT_INTERVAL_MS = 5_000;
-/**
- * Added by the executions side. LeaseBody and the agent body schemas (StatusReport, EventUpload)
- * live in worker/schemas/execution.ts. Execution RPC beyond the list above (worker/execution.do.ts):
- *   init(input: InitInput): Promise<ExecutionView>           // idempotent per executionId
- *   view(scope?) / stop(scope, expirySeconds) / kill(scope) / restart(scope, secretOverrides?, dispatcherKey?)
- *   events(scope?, after, page, size) / logChunk(scope?, after, maxBytes?, waitMs?) / eventCount() / sweep()
- * `scope` = { accountAlias, jobId? }: a mismatch is 404. grantLease throws on a transient failure
- * (the dispatcher re-queues); it answers null when the execution is no longer PENDING or cannot run.
- * Methods that may refuse (view, stop, kill, restart, events, logChunk, heartbeat, report,
- * uploadEvents, release) answer an `Outcome` (worker/lib/problem.ts) rather than throw; callers
- * go through `executionClient()` (worker/domain/execution-client.ts), which throws the refusal
- * again as the ProblemError it was. The abandon answer carries `extensions: { command: "abandon" }`.
- * A lease of a job with `useDynamicInventory` carries the account inventory as it is at the grant
- * (`loadInventoryForLease` in worker/domain/inventory.ts).
- */
+// The lease and agent body schemas live with the execution entity.
 export type { LeaseBody, StatusReport, EventUpload } from "../schemas/execution";
