@@ -44,15 +44,33 @@ try {
   const agentBin = "agent/bin/runner-agent.mjs";
   // The agent's registration lives beside the state it belongs to: `npm run reset` clears both.
   if (!existsSync(agentConfig)) {
-    say("registering a shared-pool agent");
-    const reg = spawnSync(
-      process.execPath,
-      [agentBin, "register", "--url", url, "--operator-token", token("*", "admin"), "--name", "local-shared", "--config", agentConfig],
-      { encoding: "utf8" },
-    );
+    // A shared-pool agent runs every account's playbooks, so it must run them as users of their
+    // own in the sandbox, which needs root. Started as anyone else, the agent serves the demo
+    // account only (sandboxed as this user where bubblewrap works).
+    const root = process.getuid?.() === 0;
+    // Tokens go by environment: a command line is readable by every process on the machine.
+    const env = { ...process.env, RUNNER_CONFIG: agentConfig };
+    let name = "local-shared";
+    if (root) {
+      say("registering a shared-pool agent");
+      env.RUNNER_OPERATOR_TOKEN = token("*", "admin");
+    } else {
+      say(`registering an agent for account ${demo} (not root: a shared-pool agent needs root for its sandbox users)`);
+      const r = await fetch(`${url}/minions/${demo}/tokens`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${userToken}`, "content-type": "application/json" },
+        body: JSON.stringify({ name: "local" }),
+      });
+      if (!r.ok) throw new Error(`could not create a registration token: ${r.status} ${await r.text()}`);
+      name = "local";
+      env.RUNNER_TOKEN = (await r.json()).token;
+    }
+    const reg = spawnSync(process.execPath, [agentBin, "register", "--url", url, "--name", name], { encoding: "utf8", env });
     if (reg.status !== 0) throw new Error(`agent registration failed:\n${reg.stdout}\n${reg.stderr}`);
   }
-  const agent = spawn(process.execPath, [agentBin, "run", "--config", agentConfig, "--url", url, "--concurrency", "4"], {
+  // The config path by environment, never on the command line (where any process could read it).
+  const agent = spawn(process.execPath, [agentBin, "run", "--url", url, "--concurrency", "4"], {
+    env: { ...process.env, RUNNER_CONFIG: agentConfig },
     detached: true,
     stdio: ["ignore", "inherit", "inherit"],
   });

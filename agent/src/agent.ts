@@ -7,7 +7,8 @@ import type { ApiClient, ApiError } from "./api-client.ts";
 import type { ExecutorOptions } from "./executor.ts";
 import { leaseLoop } from "./loops/lease.ts";
 import { silentLogger, type Logger } from "./log.ts";
-import { killOrphans } from "./process-group.ts";
+import { killByUid, killOrphans } from "./process-group.ts";
+import type { Isolation, IsolationLevel } from "./sandbox.ts";
 import { apiTransport, Session, type SessionResult } from "./session.ts";
 import type { Lease } from "./types.ts";
 import { prepareWorkRoot, sweepStaleWorkspaces } from "./workspace.ts";
@@ -19,6 +20,7 @@ export const EXIT = {
   REJECTED: 3,
   STOPPED: 4,
   KILLED: 5,
+  ISOLATION: 6,
 } as const;
 
 export interface AgentOptions {
@@ -36,12 +38,19 @@ export interface AgentOptions {
   log?: Logger;
   /** Called with each finished execution (tests, figures). */
   onResult?(r: SessionResult): void;
+  /**
+   * How executions are isolated (sandbox.ts). With `uidBase`, slot i runs as uid/gid uidBase+i;
+   * `hide` lists the agent's own files to mask inside a sandbox. Default: none.
+   */
+  isolation?: { level: IsolationLevel; uidBase?: number; hide?: string[] };
 }
 
 export class Agent {
   private readonly opts: AgentOptions;
   private readonly log: Logger;
   private readonly sessions = new Map<string, { session: Session; done: Promise<void> }>();
+  /** Which execution holds each concurrency slot (and so each slot user). */
+  private readonly slots: (string | null)[];
   private readonly leaseStop = new AbortController();
   private slotWaiters: (() => void)[] = [];
   private shuttingDown = false;
@@ -53,6 +62,15 @@ export class Agent {
   constructor(opts: AgentOptions) {
     this.opts = opts;
     this.log = opts.log ?? silentLogger;
+    this.slots = Array.from({ length: opts.concurrency }, () => null);
+  }
+
+  private isolationFor(slot: number): Isolation {
+    const iso = this.opts.isolation;
+    if (!iso || iso.level === "none") return { level: "none" };
+    const out: Isolation = { level: iso.level, hide: iso.hide };
+    if (iso.uidBase !== undefined) out.uid = out.gid = iso.uidBase + slot;
+    return out;
   }
 
   get running(): string[] {
@@ -61,9 +79,12 @@ export class Agent {
 
   /** Runs until a signal (see the file comment), a rejected credential, or --once is done. Answers the exit code. */
   async run(): Promise<number> {
-    await prepareWorkRoot(this.opts.executor.workRoot);
+    const uidBase = this.opts.isolation?.level !== "none" ? this.opts.isolation?.uidBase : undefined;
+    await prepareWorkRoot(this.opts.executor.workRoot, { traversable: uidBase !== undefined });
     // Processes first, then their workspaces: an orphaned playbook may still be writing in one.
-    const orphans = await killOrphans(this.opts.executor.workRoot);
+    let orphans = await killOrphans(this.opts.executor.workRoot);
+    // The slot users belong to this installation alone: whatever still runs as one is left over.
+    if (uidBase !== undefined) for (let i = 0; i < this.slots.length; i++) orphans += await killByUid(uidBase + i);
     if (orphans) this.log.warn("killed processes left by an earlier agent that did not exit cleanly", { count: orphans });
     await sweepStaleWorkspaces(this.opts.executor.workRoot, this.log);
 
@@ -106,11 +127,18 @@ export class Agent {
       this.log.warn("the API leased an execution this agent already runs; ignoring the duplicate", { executionId: lease.executionId });
       return;
     }
+    const slot = this.slots.indexOf(null);
+    if (slot < 0) {
+      // The lease loop asks only with a free slot; never run two executions as one slot user.
+      this.log.error("a lease came with every slot taken; leaving it to expire", { executionId: lease.executionId });
+      return;
+    }
+    this.slots[slot] = lease.executionId;
     this.leased++;
     const client = this.opts.client;
     const session = new Session(lease, {
       transport: apiTransport(client, lease.executionId),
-      executor: { ...this.opts.executor, toLocalTime: (ms) => client.toLocalTime(ms) },
+      executor: { ...this.opts.executor, isolation: this.isolationFor(slot), toLocalTime: (ms) => client.toLocalTime(ms) },
       heartbeatIntervalMs: this.opts.heartbeatIntervalMs,
       onUnauthorized: (err) => this.onFatal(err),
       log: this.log,
@@ -122,6 +150,7 @@ export class Agent {
       .catch((err) => this.log.error("execution crashed", { executionId: lease.executionId, error: err }))
       .finally(() => {
         this.sessions.delete(lease.executionId);
+        this.slots[slot] = null;
         this.freeSlot();
         if (this.opts.once && this.sessions.size === 0) this.leaseStop.abort();
       });

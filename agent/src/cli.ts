@@ -8,6 +8,7 @@ import { createLogger, type LogFormat, type Logger, type LogLevel } from "./log.
 import { checkTools } from "./preflight.ts";
 import { Backoff, sleep } from "./retry.ts";
 import { VERSION } from "./version.ts";
+import { chooseIsolation, defaultUidBase, probeIsolation, untraversableAncestors, type IsolationSupport } from "./sandbox.ts";
 import { prepareWorkRoot } from "./workspace.ts";
 
 export interface CliIO {
@@ -28,7 +29,9 @@ const EXIT_CODES = `Exit codes:
   2  invalid usage or configuration (the message names the setting)
   3  the API rejected the agent: credential revoked or unknown, registration refused
   4  shut down after the grace period: running executions were stopped (STOPPED)
-  5  shut down with a second signal or after the stop timeout: executions were killed (KILLED)`;
+  5  shut down with a second signal or after the stop timeout: executions were killed (KILLED)
+  6  the isolation asked for (or that a shared-pool agent needs) is not available here
+     (runner-agent doctor says why)`;
 
 function opt(name: SettingName, flags: string, extra = ""): Option {
   const s = SETTINGS[name];
@@ -97,13 +100,23 @@ ${EXIT_CODES}`,
     .addOption(opt("knownHosts", "--known-hosts <file>", " (default: ~/.ssh/known_hosts)"))
     .addOption(opt("ansiblePlaybook", "--ansible-playbook <path>", " (default: ansible-playbook on PATH)"))
     .addOption(opt("once", "--once", ", e.g. for ephemeral agents"))
+    .addOption(opt("isolation", "--isolation <level>", " (default: sandbox where available, else uid with a warning)"))
+    .addOption(opt("uidBase", "--uid-base <uid>", " (default: derived from --work-dir)"))
     .addOption(opt("logFormat", "--log-format <format>", ": text or json"))
     .addOption(opt("logLevel", "--log-level <level>", ": debug, info, warn or error"))
     .addHelpText(
       "after",
       `
 Register first (runner-agent register --help). The credential comes from the config file, or
-from RUNNER_CREDENTIAL (with RUNNER_URL) when there is none; it is never taken as a flag.
+from RUNNER_CREDENTIAL (with RUNNER_URL) when there is none; it is never taken as a flag. Give the
+config file's path with RUNNER_CONFIG (or keep the default path) rather than --config.
+
+Isolation (runner-agent doctor tells what this host supports):
+  sandbox  bubblewrap: the playbook sees only the system, read-only, and its own workspace; not
+           the agent's files, processes or environment; with a root agent, as a user per slot
+  uid      a user per slot only (root agent): file modes protect the agent and other runs
+  none     as the agent's own user: for trusted playbooks only
+A shared-pool agent runs only with the sandbox and a user per slot.
 
 On SIGTERM or SIGINT the agent takes no new work, hands back executions that have not started,
 and gives running ones --shutdown-grace seconds before it stops them; a second signal kills them.
@@ -112,6 +125,17 @@ ${EXIT_CODES}
 `,
     )
     .action(async (flags: Record<string, unknown>) => setExit(await runCommand(flags, io)));
+
+  program
+    .command("doctor")
+    .description("say which isolation this host supports (and why not), and what `run` would use")
+    .addOption(opt("config", "--config <file>", configHelp))
+    .addOption(opt("workDir", "--work-dir <dir>", " (default: $TMPDIR/runner-agent-<uid>)"))
+    .addOption(opt("isolation", "--isolation <level>", ""))
+    .addOption(opt("uidBase", "--uid-base <uid>", ""))
+    .addOption(opt("concurrency", "--concurrency <n>", ""))
+    .addOption(opt("ansiblePlaybook", "--ansible-playbook <path>", ""))
+    .action(async (flags: Record<string, unknown>) => setExit(await doctorCommand(flags, io)));
 
   return program;
 }
@@ -248,7 +272,7 @@ export async function runCommand(flags: Record<string, unknown>, io: CliIO): Pro
     file = await loadFile(flags, io);
     const problems: string[] = [];
     s = resolveSettings(
-      ["url", "credential", "concurrency", "workDir", "shutdownGrace", "hostKeyChecking", "knownHosts", "ansiblePlaybook", "once", "logFormat", "logLevel"],
+      ["url", "credential", "concurrency", "workDir", "shutdownGrace", "hostKeyChecking", "knownHosts", "ansiblePlaybook", "once", "isolation", "uidBase", "logFormat", "logLevel"],
       flags,
       io.env,
       file.data,
@@ -270,8 +294,17 @@ export async function runCommand(flags: Record<string, unknown>, io: CliIO): Pro
   }
   const log = loggerFor(s, io);
   for (const w of file.warnings) log.warn(w);
+  const choice = chooseIsolation(s.isolation ?? undefined, probeIsolation(s.workDir!), !!file.data.shared);
+  if (!choice.ok) {
+    log.error(`runner-agent will not run: ${choice.problem}`);
+    return EXIT.ISOLATION;
+  }
+  if (choice.warning) log.warn(choice.warning);
+  const uidBase = choice.perSlotUid ? (s.uidBase ?? defaultUidBase(s.workDir!)) : undefined;
   try {
-    await prepareWorkRoot(s.workDir!);
+    await prepareWorkRoot(s.workDir!, { traversable: uidBase !== undefined });
+    const blocked = uidBase !== undefined ? untraversableAncestors(s.workDir!) : [];
+    if (blocked.length) throw new Error(`the slot users cannot reach it through ${blocked.join(", ")} (chmod o+x, or choose another directory)`);
   } catch (err) {
     return configProblem(new ConfigError([`--work-dir ${s.workDir} cannot hold workspaces: ${(err as Error).message}`]), io, flags, file.data);
   }
@@ -288,6 +321,8 @@ export async function runCommand(flags: Record<string, unknown>, io: CliIO): Pro
     heartbeatIntervalMs: file.data.heartbeatIntervalMs ?? 5000,
     shutdownGraceMs: (s.shutdownGrace ?? 60) * 1000,
     once: !!s.once,
+    // The config file holds the credential: masked inside the sandbox even where a bound tree holds it.
+    isolation: { level: choice.level, uidBase, hide: file.exists ? [file.path] : [] },
     executor: {
       workRoot: s.workDir!,
       ansiblePlaybook: s.ansiblePlaybook!,
@@ -304,6 +339,8 @@ export async function runCommand(flags: Record<string, unknown>, io: CliIO): Pro
     ansible: tools.ansibleVersion,
     git: tools.gitVersion,
     workDir: s.workDir,
+    isolation: choice.level,
+    slotUids: uidBase !== undefined ? `${uidBase}-${uidBase + (s.concurrency ?? 1) - 1}` : undefined,
     pid: process.pid,
   });
   const removeHandlers = agent.installSignalHandlers();
@@ -317,4 +354,35 @@ export async function runCommand(flags: Record<string, unknown>, io: CliIO): Pro
   } finally {
     removeHandlers();
   }
+}
+
+/** Isolation levels this host supports, with the reasons for those it does not, and run's choice. */
+export async function doctorCommand(flags: Record<string, unknown>, io: CliIO): Promise<number> {
+  let file, s;
+  try {
+    file = await loadFile(flags, io);
+    s = resolveSettings(["workDir", "isolation", "uidBase", "concurrency", "ansiblePlaybook"], flags, io.env, file.data);
+  } catch (err) {
+    return configProblem(err, io, flags, file?.data);
+  }
+  const support: IsolationSupport = probeIsolation(s.workDir!);
+  const shared = !!file.data.shared;
+  const line = (name: string, r: { ok: boolean; why?: string }) => `  ${name.padEnd(8)} ${r.ok ? "available" : `not available: ${r.why}`}\n`;
+  let out = `runner-agent ${VERSION} on ${hostname()}, running as uid ${process.getuid?.() ?? "?"}\n`;
+  out += "isolation levels:\n";
+  out += line("sandbox", support.sandbox);
+  out += line("uid", support.uid);
+  out += "  none     always available (playbooks run as the agent's user)\n";
+  const { tools, problems } = checkTools(s.ansiblePlaybook!);
+  out += tools ? `tools: ansible-core ${tools.ansibleVersion}, git ${tools.gitVersion}\n` : `tools: ${problems.join("; ")}\n`;
+  const who = file.exists ? (shared ? "this shared-pool agent" : `this agent of account ${file.data.accountAlias ?? "?"}`) : "an unregistered agent";
+  const choice = chooseIsolation(s.isolation ?? undefined, support, shared);
+  if (choice.ok) {
+    const base = s.uidBase ?? defaultUidBase(s.workDir!);
+    const users = choice.perSlotUid ? ` with slot users ${base}-${base + (s.concurrency ?? 1) - 1}` : "";
+    out += `${who} would run with isolation ${choice.level}${users}${choice.level === "sandbox" && !choice.perSlotUid ? " (as the agent's own uid: run it as root for a user per slot)" : ""}\n`;
+    if (choice.warning) out += `warning: ${choice.warning}\n`;
+  } else out += `${who} would not run: ${choice.problem}\n`;
+  io.out(out);
+  return choice.ok && tools ? EXIT.OK : choice.ok ? EXIT.CONFIG : EXIT.ISOLATION;
 }

@@ -4,6 +4,7 @@ import { chmod, mkdir, readFile, rename, stat, writeFile } from "node:fs/promise
 import { homedir, hostname } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import type { LogFormat, LogLevel } from "./log.ts";
+import type { IsolationLevel } from "./sandbox.ts";
 import { defaultWorkRoot } from "./workspace.ts";
 
 /** What `register` stores (and the file may also carry any of the run settings below). */
@@ -28,6 +29,8 @@ export interface ConfigFile {
   knownHosts?: string;
   ansiblePlaybook?: string;
   once?: boolean;
+  isolation?: string;
+  uidBase?: number;
 }
 
 export type Source = "flag" | "env" | "file" | "default";
@@ -131,6 +134,14 @@ export const SETTINGS = {
   knownHosts: { flag: "known-hosts", env: "RUNNER_KNOWN_HOSTS", file: "knownHosts", parse: path, describe: "known_hosts file for strict checking" },
   ansiblePlaybook: { flag: "ansible-playbook", env: "RUNNER_ANSIBLE_PLAYBOOK", file: "ansiblePlaybook", parse: str, default: () => "ansible-playbook", describe: "ansible-playbook command" },
   once: { flag: "once", env: "RUNNER_ONCE", file: "once", parse: bool, default: () => false, describe: "exit after one execution" },
+  isolation: {
+    flag: "isolation",
+    env: "RUNNER_ISOLATION",
+    file: "isolation",
+    parse: oneOf<IsolationLevel>("sandbox", "uid", "none"),
+    describe: "how executions are isolated from the agent and each other: sandbox, uid or none",
+  },
+  uidBase: { flag: "uid-base", env: "RUNNER_UID_BASE", file: "uidBase", parse: int(1000, 2_000_000_000), describe: "first uid/gid of the slot users (a root agent runs slot i as uid-base+i)" },
   force: { flag: "force", env: "RUNNER_FORCE", parse: bool, default: () => false, describe: "replace the registration" },
 } satisfies Record<string, Setting<unknown>>;
 
@@ -161,7 +172,13 @@ export async function readConfigFile(file: string): Promise<{ data: ConfigFile; 
   if (!data || typeof data !== "object" || Array.isArray(data)) throw new ConfigError([`config file ${file} must hold a JSON object`]);
   const warnings: string[] = [];
   const st = await stat(file);
-  if ((st.mode & 0o077) !== 0) warnings.push(`config file ${file} is readable by others (mode ${(st.mode & 0o777).toString(8)}): chmod 600 it`);
+  if ((st.mode & 0o077) !== 0) {
+    // It holds the agent's credential: only its owner may read it.
+    const mine = typeof process.getuid !== "function" || st.uid === process.getuid();
+    if (mine && (await chmod(file, 0o600).then(() => true, () => false))) {
+      warnings.push(`config file ${file} was readable by others (mode ${(st.mode & 0o777).toString(8)}): made it 0600`);
+    } else warnings.push(`config file ${file} is readable by others (mode ${(st.mode & 0o777).toString(8)}): chmod 600 it`);
+  }
   return { data: data as ConfigFile, exists: true, warnings };
 }
 

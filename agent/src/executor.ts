@@ -5,7 +5,7 @@
 // is already redacted.
 import type { ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { realpath, stat, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, realpath, stat, writeFile } from "node:fs/promises";
 import { dirname, isAbsolute, join, relative, resolve, sep } from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
@@ -14,10 +14,11 @@ import { cloneRepository, CloneError } from "./git.ts";
 import { InventoryError, writeRunFiles } from "./inventory.ts";
 import { LineSplitter } from "./lines.ts";
 import { silentLogger, type Logger } from "./log.ts";
-import { killTracked, signalGroup, signalProcess, spawnGroup, terminateGroup, TRACKING_ENV, trackingId } from "./process-group.ts";
+import { killByUid, killTracked, signalGroup, signalProcess, terminateGroup, TRACKING_ENV, trackingId } from "./process-group.ts";
 import { Redactor, StreamRedactor } from "./redact.ts";
+import { isolatedEnv, NO_ISOLATION, passwdFiles, sandboxedCommandPid, spawnIsolated, type Isolation, type SandboxMounts } from "./sandbox.ts";
 import type { EventInput, HostStats, Lease, StatusReport, TerminalStatus } from "./types.ts";
-import { createWorkspace, prepareWorkRoot, removeWorkspace, type Workspace } from "./workspace.ts";
+import { createWorkspace, handOver, prepareWorkRoot, removeWorkspace, type Workspace } from "./workspace.ts";
 
 export interface ExecutionSink {
   /** An event (already redacted); the sink numbers and uploads it. */
@@ -45,6 +46,8 @@ export interface ExecutorOptions {
   receivedAt?: number;
   /** Directory holding runner_events.py. */
   callbackDir?: string;
+  /** How git and ansible-playbook are isolated (sandbox.ts); default none. */
+  isolation?: Isolation;
 }
 
 export type Phase = "init" | "running" | "finishing" | "done";
@@ -119,6 +122,9 @@ export class Execution {
   private readonly failedSeen = new Set<string>();
   private stderrTail = "";
   private readonly receivedAt: number;
+  private readonly iso: Isolation;
+  private mounts: SandboxMounts = { rw: [], ro: [] };
+  private callbackDir: string;
 
   constructor(lease: Lease, sink: ExecutionSink, opts: ExecutorOptions) {
     this.lease = lease;
@@ -130,6 +136,8 @@ export class Execution {
     this.redactor = new Redactor(lease.secrets ?? []);
     this.trackingId = trackingId(opts.workRoot, `${lease.executionId}:${lease.attempt}:${randomBytes(4).toString("hex")}`);
     this.receivedAt = opts.receivedAt ?? performance.now();
+    this.iso = opts.isolation ?? NO_ISOLATION;
+    this.callbackDir = opts.callbackDir ?? CALLBACK_DIR;
   }
 
   get phase(): Phase {
@@ -148,7 +156,7 @@ export class Execution {
       if (this.requested) return; // already stopping or killing
       this.requested = { kind: "stop", reason: reason ?? "stopped" };
       this.log.info("stop requested", { reason: this.requested.reason });
-      if (this.ansible && this.ansible.exitCode === null && this.ansible.signalCode === null) signalProcess(this.ansible.pid, "SIGINT");
+      if (this.ansible && this.ansible.exitCode === null && this.ansible.signalCode === null) this.interruptAnsible();
       else if (!this.ansible) this.abortInit();
       return;
     }
@@ -174,6 +182,22 @@ export class Execution {
     return true;
   }
 
+  /**
+   * SIGINT to ansible-playbook alone (its workers and ssh connections finish the running task).
+   * In the sandbox it is bwrap's grandchild, which may take a moment to appear after the spawn.
+   */
+  private interruptAnsible(tries = 0): void {
+    const child = this.ansible;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    if (this.iso.level !== "sandbox") {
+      signalProcess(child.pid, "SIGINT");
+      return;
+    }
+    const pid = sandboxedCommandPid(child.pid);
+    if (pid) signalProcess(pid, "SIGINT");
+    else if (tries < 100) setTimeout(() => this.interruptAnsible(tries + 1), 20);
+  }
+
   private killNow(): void {
     this.abortInit();
     if (this.child) signalGroup(this.child.pid, "SIGKILL");
@@ -187,11 +211,11 @@ export class Execution {
 
   private emit(e: EventInput): void {
     if (this.requested?.kind === "abandon") return;
-    this.sink.event(limitEvent(this.redactor.value(e)));
+    this.sink.event(limitEvent(this.redactor.event(e)));
   }
 
   private report(r: StatusReport): Promise<void> {
-    r = this.redactor.value(r);
+    r = this.redactor.report(r);
     if (r.detail && r.detail.length > 3900) r = { ...r, detail: r.detail.slice(0, 3899) + "…" }; // the API keeps 4000
     const p = this.sink.report(r).catch((err) => this.log.warn("status report failed", { error: err }));
     this.reports.push(p);
@@ -264,16 +288,19 @@ export class Execution {
   }
 
   private async runInner(timings: ExecutionResult["timings"]): Promise<Omit<ExecutionResult, "timings">> {
-    const env = childEnv(this.opts.env);
     let playbook: string;
     try {
+      const owner = this.iso.uid !== undefined ? { uid: this.iso.uid, gid: this.iso.gid ?? this.iso.uid } : undefined;
       try {
-        await prepareWorkRoot(this.opts.workRoot);
-        this.ws = await createWorkspace(this.opts.workRoot, this.executionId);
+        await prepareWorkRoot(this.opts.workRoot, { traversable: !!owner });
+        this.ws = await createWorkspace(this.opts.workRoot, this.executionId, owner);
+        await this.prepareIsolation(this.ws);
       } catch (err) {
         throw new InitFailure("workspace_failed", `could not create the workspace under ${this.opts.workRoot}: ${(err as Error).message}`);
       }
       const ws = this.ws;
+      // An isolated run gets what it needs of the environment, nothing of the agent's (HOME included).
+      const env = this.iso.level === "none" ? childEnv(this.opts.env) : isolatedEnv(childEnv(this.opts.env), ws.home);
       this.checkAborted();
       playbook = await this.preparePlaybook(ws, env);
       this.checkAborted();
@@ -284,6 +311,7 @@ export class Execution {
         if (err instanceof InventoryError) throw new InitFailure("workspace_failed", err.message);
         throw err;
       }
+      await handOver(ws, this.lease.job.playbook ? [join(ws.project, "playbook.yml")] : []);
       this.checkAborted();
       return await this.runAnsible(ws, env, [...runFiles.args, playbook], timings);
     } catch (err) {
@@ -294,6 +322,31 @@ export class Execution {
       }
       throw err;
     }
+  }
+
+  /** The sandbox's mounts: the run's own directories (its keys read-only), its passwd entry. */
+  private async prepareIsolation(ws: Workspace): Promise<void> {
+    if (this.iso.level === "none") return;
+    this.mounts = { rw: [ws.project, ws.tmp, ws.cp, ws.home], ro: [ws.private] };
+    // The agent's install directory may not be readable (or visible) to the run: a copy goes with it.
+    const own = join(ws.private, "callback_plugins");
+    await mkdir(own, { mode: 0o700 });
+    await copyFile(join(this.callbackDir, "runner_events.py"), join(own, "runner_events.py"));
+    this.callbackDir = own;
+    if (this.opts.knownHosts) this.mounts.ro.push(this.opts.knownHosts);
+    if (this.iso.level === "sandbox") {
+      const uid = this.iso.uid ?? process.getuid?.() ?? 0;
+      const files = passwdFiles(uid, this.iso.gid ?? uid, ws.home);
+      this.mounts.passwd = join(ws.dir, "passwd");
+      this.mounts.group = join(ws.dir, "group");
+      await writeFile(this.mounts.passwd, files.passwd, { mode: 0o644 });
+      await writeFile(this.mounts.group, files.group, { mode: 0o644 });
+    }
+  }
+
+  /** Starts git or ansible-playbook as the run's isolation says, leading a process group. */
+  private spawn(cmd: string, args: string[], opts: Parameters<typeof spawnIsolated>[4]): ChildProcess {
+    return spawnIsolated(this.iso, this.mounts, cmd, args, opts);
   }
 
   private checkAborted(): void {
@@ -327,6 +380,8 @@ export class Execution {
         signal: this.initAbort.signal,
         onSpawn: (c) => (this.child = c),
         onSecret: (s) => this.redactor.add(s),
+        spawn: (args, o) => this.spawn("git", args, o),
+        beforeGit: () => handOver(ws),
       });
     } catch (err) {
       if (err instanceof CloneError) throw new InitFailure("clone_failed", err.message);
@@ -371,7 +426,7 @@ export class Execution {
     const sshArgs = [baseEnv.ANSIBLE_SSH_ARGS || "-C -o ControlMaster=auto -o ControlPersist=60s"];
     if (hostKeyOff) sshArgs.push("-o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no -o LogLevel=ERROR");
     else if (this.opts.knownHosts) sshArgs.push(`-o UserKnownHostsFile=${this.opts.knownHosts}`);
-    const callbackDir = this.opts.callbackDir ?? CALLBACK_DIR;
+    const callbackDir = this.callbackDir;
     const env: NodeJS.ProcessEnv = {
       ...baseEnv,
       [TRACKING_ENV]: this.trackingId,
@@ -396,14 +451,14 @@ export class Execution {
     const cmd = this.opts.ansiblePlaybook ?? "ansible-playbook";
     this.log.debug("starting ansible-playbook", { args: args.join(" ") });
 
-    const child = spawnGroup(cmd, args, { cwd: ws.project, env, stdio: ["ignore", "pipe", "pipe", "pipe"] });
+    const child = this.spawn(cmd, args, { cwd: ws.project, env, stdio: ["ignore", "pipe", "pipe", "pipe"] });
     const spawnedAt = performance.now();
     timings.leaseToSpawnMs = spawnedAt - this.receivedAt;
     this.ansible = child;
     this.child = child;
     this._phase = "running";
     // A stop that came while we were preparing reaches ansible-playbook now.
-    if (this.requested?.kind === "stop") signalProcess(child.pid, "SIGINT");
+    if (this.requested?.kind === "stop") this.interruptAnsible();
     if (this.requested && this.requested.kind !== "stop") signalGroup(child.pid, "SIGKILL");
 
     const eventsDone = this.readEvents(child.stdio[3] as NodeJS.ReadableStream, timings);
@@ -498,7 +553,8 @@ export class Execution {
         break;
       case "playbook_on_stats": {
         const hosts = (e.data as { hosts?: Record<string, HostStats> }).hosts;
-        if (hosts && typeof hosts === "object") this.stats = this.redactor.value(hosts);
+        // Host names and counts: protocol fields, never redacted (a short secret must not rename a host).
+        if (hosts && typeof hosts === "object") this.stats = hosts;
         break;
       }
       case "runner_on_failed":
@@ -541,6 +597,9 @@ export class Execution {
     try {
       const n = await killTracked(this.trackingId, 1000);
       if (n) this.log.debug("ended leftover processes", { count: n });
+      // Whatever escaped the tracking (a cleared environment, a new session) is still the slot's user.
+      const m = this.iso.uid !== undefined ? await killByUid(this.iso.uid) : 0;
+      if (m) this.log.warn("killed processes of the run that had left its process group and tracking", { count: m });
     } catch (err) {
       this.log.warn("could not look for leftover processes", { error: err });
     }

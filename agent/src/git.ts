@@ -5,8 +5,8 @@
 // program would be called with "Password for 'https://user@host'"); the user's own credential
 // helpers are switched off so that nothing is read or stored. ssh: the key goes to a 0600 file
 // used through GIT_SSH_COMMAND.
-import type { ChildProcess } from "node:child_process";
-import { chmod, rm } from "node:fs/promises";
+import type { ChildProcess, SpawnOptions } from "node:child_process";
+import { chmod, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { decodePrivateKey, KeyError } from "./keys.ts";
 import { spawnGroup, signalGroup } from "./process-group.ts";
@@ -29,7 +29,16 @@ export interface CloneOptions {
   onSpawn?: (child: ChildProcess) => void;
   /** Secret values found while preparing (a password that was in the URL): to redact. */
   onSecret?: (value: string) => void;
+  /** Starts git (the executor's isolated spawn); default: as the agent, in its own process group. */
+  spawn?: GitSpawn;
+  /** Called once the credential files are written, before git starts (to hand them to its user). */
+  beforeGit?: () => Promise<void>;
 }
+
+/** Starts `git` with `args` as the leader of a new process group, with `opts.cwd` existing. */
+export type GitSpawn = (args: string[], opts: SpawnOptions & { cwd: string }) => ChildProcess;
+
+const plainSpawn: GitSpawn = (args, opts) => spawnGroup("git", args, opts);
 
 interface GitResult {
   code: number | null;
@@ -71,9 +80,12 @@ function shellQuote(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
-function runGit(args: string[], opts: { cwd?: string; env: NodeJS.ProcessEnv; signal?: AbortSignal; onSpawn?: (c: ChildProcess) => void }): Promise<GitResult> {
+function runGit(
+  args: string[],
+  opts: { cwd: string; env: NodeJS.ProcessEnv; signal?: AbortSignal; onSpawn?: (c: ChildProcess) => void; spawn?: GitSpawn },
+): Promise<GitResult> {
   return new Promise((resolve, reject) => {
-    const child = spawnGroup("git", args, { cwd: opts.cwd, env: opts.env, stdio: ["ignore", "pipe", "pipe"] });
+    const child = (opts.spawn ?? plainSpawn)(args, { cwd: opts.cwd, env: opts.env, stdio: ["ignore", "pipe", "pipe"] });
     opts.onSpawn?.(child);
     let stdout = "";
     let stderr = "";
@@ -199,29 +211,25 @@ export async function cloneRepository(opts: CloneOptions): Promise<RepositoryLog
   const base = ["-c", "credential.helper=", ...helperConfig, "-c", "core.askPass=", "-c", "advice.detachedHead=false", "-c", "init.defaultBranch=main"];
   const branchArgs = repo.branch ? ["--branch", repo.branch] : [];
   const shown = displayUrl(url);
-  let r = await runGit([...base, "clone", "--depth", "1", "--single-branch", "--no-tags", ...branchArgs, "--", url, opts.dest], {
-    env,
-    signal: opts.signal,
-    onSpawn: opts.onSpawn,
-  });
+  await opts.beforeGit?.();
+  // git runs in the (empty) destination: the one place of the workspace it may write to.
+  const run = { cwd: opts.dest, env, signal: opts.signal, onSpawn: opts.onSpawn, spawn: opts.spawn };
+  let r = await runGit([...base, "clone", "--depth", "1", "--single-branch", "--no-tags", ...branchArgs, "--", url, opts.dest], run);
   if (r.code !== 0 && !opts.signal?.aborted && /dumb http transport does not support shallow/i.test(r.stderr)) {
     // A server that only speaks the "dumb" HTTP protocol cannot serve a shallow clone: take it whole.
-    await rm(opts.dest, { recursive: true, force: true });
-    r = await runGit([...base, "clone", "--single-branch", "--no-tags", ...branchArgs, "--", url, opts.dest], {
-      env,
-      signal: opts.signal,
-      onSpawn: opts.onSpawn,
-    });
+    // The directory stays (it may be a sandbox's mount point); only what is in it goes.
+    for (const e of await readdir(opts.dest)) await rm(`${opts.dest}/${e}`, { recursive: true, force: true });
+    r = await runGit([...base, "clone", "--single-branch", "--no-tags", ...branchArgs, "--", url, opts.dest], run);
   }
   if (opts.signal?.aborted) throw new CloneError("clone interrupted");
   if (r.code !== 0) throw new CloneError(explain(r.stderr, repo, shown, helperConfig.length > 0));
 
-  const log = await runGit(["log", "-1", "--format=%H%x1f%an%x1f%ae%x1f%at%x1f%B"], { cwd: opts.dest, env, signal: opts.signal });
+  const log = await runGit(["log", "-1", "--format=%H%x1f%an%x1f%ae%x1f%at%x1f%B"], run);
   if (log.code !== 0) throw new CloneError(`git log in the clone failed: ${gitMessage(log.stderr)}`);
   const [commit = "", author = "", email = "", at = "0", ...msg] = log.stdout.split("\x1f");
   let branch: string | null = repo.branch ?? null;
   if (!branch) {
-    const head = await runGit(["rev-parse", "--abbrev-ref", "HEAD"], { cwd: opts.dest, env });
+    const head = await runGit(["rev-parse", "--abbrev-ref", "HEAD"], run);
     branch = head.code === 0 && head.stdout.trim() !== "HEAD" ? head.stdout.trim() : null;
   }
   return {

@@ -182,3 +182,33 @@ export async function killOrphans(workRoot: string): Promise<number> {
   for (const pid of orphans) signalProcess(pid, "SIGKILL");
   return orphans.length;
 }
+
+/** The real uid of a process, or null. */
+function uidOf(pid: number): number | null {
+  try {
+    const m = /^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Kills every process running as `uid` (a slot user: nothing but one run's processes are ever
+ * that user, so after the run none may be left, whatever it did to its environment or session).
+ * Returns how many were found.
+ */
+export async function killByUid(uid: number): Promise<number> {
+  if (!hasProc || uid === 0) return 0;
+  const find = () => pids().filter((p) => uidOf(p) === uid && procInfo(p)?.state !== "Z");
+  let found = find();
+  const count = found.length;
+  // No grace: they had theirs with the run's own process group; SIGKILL until none is left
+  // (one may fork between the scan and the kill).
+  for (let i = 0; found.length && i < 50; i++) {
+    for (const pid of found) signalProcess(pid, "SIGKILL");
+    await sleep(20);
+    found = find();
+  }
+  return count;
+}

@@ -2,6 +2,11 @@
 // A secret is matched in the forms it can take in Ansible output: as given, trimmed, base64
 // encoded or decoded (keys arrive as base64 of PEM text), line by line (a key printed by `cat`),
 // and JSON-escaped (a PEM inside a JSON string has `\n` escapes).
+//
+// Only text is redacted: output, messages, string values. Never keys, event types, host names or
+// any other field the protocol reads, so that a short secret ("ok") cannot break an upload or a
+// status report; a secret shorter than SHORT is masked only where it stands as a whole word.
+import type { EventInput, StatusReport } from "./types.ts";
 
 export const MASK = "********";
 
@@ -10,6 +15,9 @@ const PEM_ARMOR = /^-----(BEGIN|END) [A-Z0-9 ]+-----$/;
 const MIN_LINE = 8;
 /** Derived forms (base64, decoded) shorter than this are skipped; the value as given never is. */
 const MIN_DERIVED = 4;
+/** Forms shorter than this are masked only as whole words ("ok" in "ok: [web1]", not in "token"). */
+const SHORT = 4;
+const WORD = /[\p{L}\p{N}_]/u;
 
 function decodeBase64Text(s: string): string | null {
   const compact = s.replace(/\s+/g, "");
@@ -108,7 +116,13 @@ export class Redactor {
     if (!this.re || !s || !this.re.test(s)) return [];
     const spans: [number, number][] = [];
     for (const f of this.forms) {
-      for (let i = s.indexOf(f); i !== -1; i = s.indexOf(f, i + 1)) spans.push([i, i + f.length]);
+      const short = f.trim().length < SHORT;
+      for (let i = s.indexOf(f); i !== -1; i = s.indexOf(f, i + 1)) {
+        // The end of the text counts as a word boundary: a stream's next chunk may still continue
+        // the word, so StreamRedactor holds such a tail back until it knows.
+        if (short && ((i > 0 && WORD.test(s[i - 1]!)) || (i + f.length < s.length && WORD.test(s[i + f.length]!)))) continue;
+        spans.push([i, i + f.length]);
+      }
     }
     spans.sort((a, b) => a[0] - b[0] || b[1] - a[1]);
     const out: { start: number; end: number }[] = [];
@@ -121,7 +135,11 @@ export class Redactor {
   }
 
   text(s: string): string {
-    const ms = this.matches(s);
+    return this.mask(s, this.matches(s));
+  }
+
+  /** `s` with the given ranges masked. */
+  mask(s: string, ms: { start: number; end: number }[]): string {
     if (!ms.length) return s;
     let out = "";
     let at = 0;
@@ -132,10 +150,28 @@ export class Redactor {
     return out + s.slice(at);
   }
 
-  /** Redacts every string (keys too) inside a JSON-like value; returns a new value. */
+  /** Redacts every string value inside a JSON-like value (never its keys); returns a new value. */
   value<T>(v: T): T {
     if (!this.re) return v;
     return this.walk(v) as T;
+  }
+
+  /** An event with its text redacted: stdout, play and task names, the values of its data. */
+  event(e: EventInput): EventInput {
+    if (!this.re) return e;
+    return { ...e, stdout: this.text(e.stdout), play: e.play === null ? null : this.text(e.play), task: e.task === null ? null : this.text(e.task), data: this.value(e.data) };
+  }
+
+  /** A status report with its text redacted (detail, the commit's message and author); status, reason, hosts and stats go as they are. */
+  report(r: StatusReport): StatusReport {
+    if (!this.re) return r;
+    const out = { ...r };
+    if (out.detail !== undefined) out.detail = this.text(out.detail);
+    if (out.repositoryLog) {
+      const l = out.repositoryLog;
+      out.repositoryLog = { ...l, message: this.text(l.message), author: this.text(l.author), author_email: this.text(l.author_email) };
+    }
+    return out;
   }
 
   private walk(v: unknown): unknown {
@@ -143,7 +179,7 @@ export class Redactor {
     if (Array.isArray(v)) return v.map((x) => this.walk(x));
     if (v && typeof v === "object") {
       const out: Record<string, unknown> = {};
-      for (const [k, x] of Object.entries(v as Record<string, unknown>)) out[this.text(k)] = this.walk(x);
+      for (const [k, x] of Object.entries(v as Record<string, unknown>)) out[k] = this.walk(x);
       return out;
     }
     return v;
@@ -165,7 +201,8 @@ export class StreamRedactor {
   /** Feeds a chunk; returns the text that is safe to pass on now. */
   push(chunk: string): string {
     const buf = this.pending + chunk;
-    const hold = Math.max(0, this.redactor.maxLength - 1);
+    // One more than the longest form: a short form at the cut needs the character after it.
+    const hold = this.redactor.maxLength + 1;
     let cut = buf.length - hold;
     if (cut <= 0) {
       this.pending = buf;
@@ -173,7 +210,8 @@ export class StreamRedactor {
     }
     // A masked span across the cut is held back whole (a longer secret overlapping it may still
     // be completing); only a span that starts the buffer is passed on, masked, to make progress.
-    for (const m of this.redactor.matches(buf)) {
+    const ms = this.redactor.matches(buf);
+    for (const m of ms) {
       if (m.start < cut && m.end > cut) {
         cut = m.start > 0 ? m.start : m.end;
         break;
@@ -185,7 +223,8 @@ export class StreamRedactor {
       return "";
     }
     this.pending = buf.slice(cut);
-    return this.redactor.text(buf.slice(0, cut));
+    // Masked as matched in the whole buffer, where a short form's next character is known.
+    return this.redactor.mask(buf.slice(0, cut), ms.filter((m) => m.end <= cut));
   }
 
   /** The held-back tail, at the end of the stream. */

@@ -1,12 +1,16 @@
 // A private directory per execution, removed afterwards whatever happened.
 //
-//   <root>/x-<id>-<random>/   0700
+//   <root>/x-<id>-<random>/   the agent's: 0700, or 0711 when the run has a slot user of its own
 //     .owner                  pid of the agent that made it (a restarted agent sweeps dead owners' leftovers)
+//     passwd, group           the slot user's /etc/passwd and /etc/group inside the sandbox
 //     project/                the cloned repository, or the inline playbook
 //     private/                0700: keys, inventory, extra vars, git credential helper (files 0600)
-//     tmp/                    ANSIBLE_LOCAL_TEMP
+//     tmp/                    ANSIBLE_LOCAL_TEMP, TMPDIR
 //     cp/                     ssh ControlPath sockets
-import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+//     home/                   HOME of an isolated run
+// With a slot user, everything below the workspace directory belongs to that user and nothing
+// else does: the run can neither change the agent's own files here nor read another run's.
+import { chmod, chown, lchown, lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Logger } from "./log.ts";
@@ -18,6 +22,9 @@ export interface Workspace {
   private: string;
   tmp: string;
   cp: string;
+  home: string;
+  /** The slot user the run's processes are, when not the agent's own. */
+  owner?: { uid: number; gid: number };
 }
 
 export function defaultWorkRoot(): string {
@@ -29,25 +36,57 @@ export function defaultWorkRoot(): string {
  * Makes sure the work root exists, is a real directory (not a symlink someone planted in /tmp),
  * belongs to us and is private.
  */
-export async function prepareWorkRoot(root: string): Promise<void> {
+export async function prepareWorkRoot(root: string, opts: { traversable?: boolean } = {}): Promise<void> {
   await mkdir(root, { recursive: true, mode: 0o700 });
   const st = await lstat(root);
   if (!st.isDirectory()) throw new Error(`work directory ${root} is not a directory`);
   if (typeof process.getuid === "function" && st.uid !== process.getuid()) {
     throw new Error(`work directory ${root} belongs to uid ${st.uid}, not to this user`);
   }
-  if ((st.mode & 0o077) !== 0) await chmod(root, 0o700);
+  // Slot users pass through to their own workspace (0711: they cannot list the others').
+  const mode = opts.traversable ? 0o711 : 0o700;
+  if ((st.mode & 0o777) !== mode) await chmod(root, mode);
 }
 
-export async function createWorkspace(root: string, executionId: string): Promise<Workspace> {
+export async function createWorkspace(root: string, executionId: string, owner?: { uid: number; gid: number }): Promise<Workspace> {
   const label = executionId.replace(/[^A-Za-z0-9]/g, "").slice(0, 8) || "run";
   // Short names keep ssh ControlPath sockets under the 108-byte limit of Unix socket paths.
   const dir = await mkdtemp(join(root, `x-${label}-`));
-  await chmod(dir, 0o700);
+  await chmod(dir, owner ? 0o711 : 0o700);
   await writeFile(join(dir, ".owner"), String(process.pid), { mode: 0o600 });
-  const ws: Workspace = { dir, project: join(dir, "project"), private: join(dir, "private"), tmp: join(dir, "tmp"), cp: join(dir, "cp") };
-  for (const d of [ws.project, ws.private, ws.tmp, ws.cp]) await mkdir(d, { mode: 0o700 });
+  const ws: Workspace = {
+    dir,
+    project: join(dir, "project"),
+    private: join(dir, "private"),
+    tmp: join(dir, "tmp"),
+    cp: join(dir, "cp"),
+    home: join(dir, "home"),
+    owner,
+  };
+  for (const d of [ws.project, ws.private, ws.tmp, ws.cp, ws.home]) {
+    await mkdir(d, { mode: 0o700 });
+    if (owner) await chown(d, owner.uid, owner.gid);
+  }
   return ws;
+}
+
+/**
+ * Gives the files the agent wrote for the run (keys, inventory, the inline playbook…) to its slot
+ * user, so that it can read them and nobody else can. Called before any of the run's processes
+ * starts; symlinks are never followed.
+ */
+export async function handOver(ws: Workspace, files: string[] = []): Promise<void> {
+  if (!ws.owner) return;
+  const { uid, gid } = ws.owner;
+  const walk = async (dir: string): Promise<void> => {
+    for (const e of await readdir(dir, { withFileTypes: true })) {
+      const p = join(dir, e.name);
+      await lchown(p, uid, gid);
+      if (e.isDirectory()) await walk(p);
+    }
+  };
+  await walk(ws.private);
+  for (const f of files) await lchown(f, uid, gid);
 }
 
 export async function removeWorkspace(dir: string): Promise<void> {

@@ -1,5 +1,5 @@
 // Settings precedence and validation, the config file, the CLI's help and usage errors, log lines.
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -194,6 +194,7 @@ describe("runner-agent run (against a stand-in API)", () => {
       path === "/agent/lease" && n <= 3 ? { status: 503, body: { title: "down for maintenance" } } : { status: 401, body: { title: "Unauthorized", detail: "credential revoked" } },
     );
     const file = join(dir, "run-backoff.json");
+    chmodSync(dir, 0o711); // a root agent's slot users pass through to their workspaces
     writeFileSync(file, JSON.stringify({ url: api.url, agentId: "ag-1", credential: "rac_ag-1_s3cret", pollWaitMs: 1000 }), { mode: 0o600 });
     const c = io();
     let code: number;

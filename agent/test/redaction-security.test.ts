@@ -32,10 +32,38 @@ describe("Redactor", () => {
     expect(r.text("-----BEGIN OPENSSH PRIVATE KEY-----")).toBe("-----BEGIN OPENSSH PRIVATE KEY-----");
   });
 
-  it("masks a password and its base64 in strings, nested values and keys", () => {
+  it("masks a password and its base64 in strings and nested values, never in keys", () => {
     const r = new Redactor(["hunter2-pw"]);
-    expect(r.value({ a: ["x hunter2-pw y", { "hunter2-pw": b64("hunter2-pw") }], n: 3 })).toEqual({ a: [`x ${MASK} y`, { [MASK]: MASK }], n: 3 });
+    // Keys are structure (host names in host stats, result fields): renaming one breaks what reads it.
+    expect(r.value({ a: ["x hunter2-pw y", { "hunter2-pw": b64("hunter2-pw") }], n: 3 })).toEqual({ a: [`x ${MASK} y`, { "hunter2-pw": MASK }], n: 3 });
     expect(secretForms("hunter2-pw")).toContain(b64("hunter2-pw"));
+  });
+
+  it("masks a secret shorter than 4 characters only as a whole word", () => {
+    const r = new Redactor(["ok"]);
+    expect(r.text("ok: [web1]")).toBe(`${MASK}: [web1]`);
+    expect(r.text("the token is ok")).toBe(`the token is ${MASK}`);
+    expect(r.text("token okay broken")).toBe("token okay broken");
+    // Through a stream cut at every place, the same answer.
+    const text = "ok token ok. okay ok";
+    for (let cut = 0; cut <= text.length; cut++) {
+      const s = new StreamRedactor(r);
+      expect(s.push(text.slice(0, cut)) + s.push(text.slice(cut)) + s.end(), `cut at ${cut}`).toBe(`${MASK} token ${MASK}. okay ${MASK}`);
+    }
+  });
+
+  it("redacts an event's text and a status report's detail, never their protocol fields", () => {
+    const r = new Redactor(["ok"]);
+    const e = r.event({ timestamp: 1, event_type: "runner_on_ok", play: "p ok", task: "ok", host: "ok", stdout: "ok: [ok]\n", data: { ok: true, msg: "ok" } });
+    expect(e).toEqual({ timestamp: 1, event_type: "runner_on_ok", play: `p ${MASK}`, task: MASK, host: "ok", stdout: `${MASK}: [${MASK}]\n`, data: { ok: true, msg: MASK } });
+    const stats = { ok: { ok: 1, changed: 0, failed: 0, skipped: 0, unreachable: 0, rescued: 0, ignored: 0 } };
+    expect(r.report({ status: "SUCCESS", reason: "ok", hostStats: stats, failedHosts: ["ok"], detail: "it went ok" })).toEqual({
+      status: "SUCCESS",
+      reason: "ok",
+      hostStats: stats,
+      failedHosts: ["ok"],
+      detail: `it went ${MASK}`,
+    });
   });
 
   it("masks a secret with quotes, backslashes, tabs or non-ASCII letters as printed inside JSON", () => {
@@ -95,6 +123,34 @@ describe("the agent's own settings", () => {
     // Only the agent's plumbing for the run itself: the callback plugin's pipe and the process tracking id.
     expect(transport.allBytes()).toContain("cred=[] vars=[RUNNER_AGENT_TRACKING_ID RUNNER_EVENTS_FD]");
     expect(transport.allBytes()).not.toContain("s3cret");
+  });
+});
+
+describe("a two-character secret", () => {
+  const work = workRoot();
+  afterAll(() => work.remove());
+
+  it("does not break a run: the status report keeps its fields and host stats, the output is masked", async () => {
+    const lease = makeLease(
+      {
+        playbook: b64(`- hosts: all\n  gather_facts: false\n  tasks:\n    - name: say it\n      ansible.builtin.debug:\n        msg: "all is {{ word }}"\n`),
+        hosts: [{ id: "localhost", hostVars: { ansible_connection: "local", ansible_python_interpreter: "/usr/bin/python3" } }],
+        properties: { word: "ok" },
+      },
+      // As a git password "ok" would arrive.
+      { secrets: ["ok"] },
+    );
+    const transport = new RecordingTransport();
+    const result = await new Session(lease, { transport, executor: { workRoot: work.dir } }).run();
+    expect(result.status).toBe("SUCCESS");
+    const final = transport.statusReports.at(-1)!;
+    expect(final).toMatchObject({ status: "SUCCESS", failedHosts: [] });
+    expect(final.hostStats).toEqual({ localhost: { ok: 1, changed: 0, failed: 0, skipped: 0, unreachable: 0, rescued: 0, ignored: 0 } });
+    const events = transport.storedEvents();
+    expect(events.map((e) => e.event_type)).toContain("runner_on_ok");
+    expect(events.find((e) => e.event_type === "runner_on_ok")!.stdout).toContain(`"msg": "all is ${MASK}"`);
+    // "ok: [localhost]" is Ansible's status word, and the same word: masked as text, nothing else.
+    expect(events.find((e) => e.event_type === "playbook_on_stats")!.data).toMatchObject({ hosts: { localhost: { ok: 1 } } });
   });
 });
 

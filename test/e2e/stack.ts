@@ -1,6 +1,7 @@
 // The real stack for end-to-end tests and benchmarks: the API fixture (wrangler dev on a free
 // port with its own state and secrets) plus a shared-pool runner-agent registered against it.
 import { spawn, type ChildProcess } from "node:child_process";
+import { chmodSync } from "node:fs";
 import { basename, join } from "node:path";
 import { processesWithEnv } from "../fixtures/processes.ts";
 import { startStack, type CallResult, type StackHandle } from "../fixtures/stack.ts";
@@ -50,7 +51,11 @@ export class Stack {
 
   /** Registers a shared-pool agent (operator token) into `config`. */
   async registerAgent(config: string, name: string) {
-    const r = await run(process.execPath, [AGENT_BIN, "register", "--url", this.url, "--operator-token", await this.token("*"), "--name", name, "--config", config]);
+    // Secrets and the config path by environment: never on a command line.
+    const r = await run(process.execPath, [AGENT_BIN, "register", "--url", this.url, "--name", name], {
+      RUNNER_OPERATOR_TOKEN: await this.token("*"),
+      RUNNER_CONFIG: config,
+    });
     if (r.code !== 0) throw new Error(`agent register failed: ${r.out}`);
   }
 
@@ -58,7 +63,11 @@ export class Stack {
   startAgent(config = this.agentConfig, extraArgs: string[] = []): ChildProcess {
     // Workspaces under this stack's folder, so a test can tell its own processes from any other's.
     const workDir = join(this.api.dir, `work-${basename(config, ".json")}`);
-    const child = spawn(process.execPath, [AGENT_BIN, "run", "--config", config, "--concurrency", "4", "--work-dir", workDir, ...extraArgs], {
+    // The agent runs each execution as a slot user, who must pass through to its workspace (0711: not list).
+    chmodSync(this.api.dir, 0o711);
+    // The config path by environment, never on the command line (where any process could read it).
+    const child = spawn(process.execPath, [AGENT_BIN, "run", "--concurrency", "4", "--work-dir", workDir, ...extraArgs], {
+      env: { ...process.env, RUNNER_CONFIG: config },
       detached: true,
       stdio: ["ignore", "pipe", "pipe"],
     });
@@ -112,9 +121,9 @@ export class Stack {
   }
 }
 
-export function run(cmd: string, args: string[]): Promise<{ code: number | null; out: string }> {
+export function run(cmd: string, args: string[], env?: NodeJS.ProcessEnv): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve) => {
-    const c = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
+    const c = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"], env: env ? { ...process.env, ...env } : process.env });
     let out = "";
     c.stdout.on("data", (d) => (out += d));
     c.stderr.on("data", (d) => (out += d));
