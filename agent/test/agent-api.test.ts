@@ -1,7 +1,7 @@
 // The agent against the real API (wrangler dev): registration, the run loop, signals and exit
 // codes, hand-back on shutdown, a revoked credential. The agent runs as its real CLI process.
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { createServer, type Server, type Socket } from "node:net";
 import { join } from "node:path";
@@ -61,6 +61,7 @@ interface RunningAgent {
 
 function startAgent(file: string, args: string[] = []): RunningAgent {
   const workDir = join(stack.dir, "work");
+  chmodSync(stack.dir, 0o711); // the slot users pass through to their workspaces
   const child = spawn(process.execPath, [BIN, "run", "--config", file, "--work-dir", workDir, ...args], { stdio: ["ignore", "pipe", "pipe"], detached: true });
   let out = "";
   child.stdout!.on("data", (d) => (out += d));
