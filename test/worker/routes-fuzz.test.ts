@@ -152,6 +152,8 @@ describe("routes fuzz (security)", () => {
   it(`survives ${ROUNDS} random requests (seed ${SEED.toString(16)}) without a 5xx or a change to what was stored`, async () => {
     const viewer = await token([KEEP], "viewer");
     const foreign = await token(["someone-else"], "admin");
+    // Creating and revoking registration tokens and agents needs an admin (worker/lib/roles.ts).
+    const admin = await token([KEEP, SCRATCH], "admin");
     const exec = `/jobs/${KEEP}/${jobId}/executions/${executionId}`;
     const statuses = new Map<number, number>();
 
@@ -197,6 +199,7 @@ describe("routes fuzz (security)", () => {
           path = `/minions/${SCRATCH}/tokens`;
           body = chance(0.5) ? JSON.stringify(randomValue()) : rawBody();
         } else path = `/minions/${KEEP}/${pick(["tokens/", ""])}${pick([crypto.randomUUID(), encodeURIComponent(randomString(10))])}`;
+        if (method !== "GET") headers.authorization = `Bearer ${admin}`;
       } else if (kind === 4) {
         // The agent protocol with the agent's own credential: every body refused.
         method = "POST";
@@ -233,6 +236,7 @@ describe("routes fuzz (security)", () => {
         // Random content types and accept headers on bodies the routes take.
         method = pick(["PUT", "POST"]);
         path = method === "PUT" ? `/inventory/${SCRATCH}` : `/minions/${SCRATCH}/tokens`;
+        if (method === "POST") headers.authorization = `Bearer ${admin}`;
         body = JSON.stringify(method === "PUT" ? { hosts: [{ id: "h1" }] } : { name: "n" });
         headers["content-type"] = pick(CONTENT_TYPES);
         headers.accept = pick(["*/*", "text/html", "text/event-stream", randomString(8).replace(/[^\x20-\x7e]/g, "")]);
