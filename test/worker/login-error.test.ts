@@ -1,4 +1,5 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
+import { PBKDF2_ITERATIONS } from "../../worker/lib/password";
 import { api } from "./helpers";
 import { login, newServiceAccount } from "./service-account-fixtures";
 
@@ -52,13 +53,14 @@ describe("POST /authentication/login (bad input and refusals)", () => {
     const wrong: number[] = [];
     const unknown: number[] = [];
     const ok: number[] = [];
-    // Alternating, and under the throttle's limit of 5 per username.
+    // Alternating, and under the throttle's limit of 5 per username. One unknown username, as one
+    // known one: a username's first attempt also wakes its throttle object, known or not.
     for (let i = 0; i < 4; i++) {
       let t = performance.now();
       await login(sa.username, `wrong password ${i}`);
       wrong.push(performance.now() - t);
       t = performance.now();
-      await login(`nobody-${i}`, `wrong password ${i}`);
+      await login("nobody-timed", `wrong password ${i}`);
       unknown.push(performance.now() - t);
     }
     for (let i = 0; i < 3; i++) {
@@ -68,7 +70,27 @@ describe("POST /authentication/login (bad input and refusals)", () => {
     }
     console.log(`login ms, median of each: wrong password ${median(wrong).toFixed(1)}, unknown user ${median(unknown).toFixed(1)}, success ${median(ok).toFixed(1)}`);
     // Loose bounds (a shared machine): the same order of time, never a fast path for unknown users.
-    expect(median(unknown)).toBeGreaterThan(median(wrong) * 0.5);
-    expect(median(unknown)).toBeLessThan(median(wrong) * 2);
+    expect(median(unknown)).toBeGreaterThan(median(wrong) / 3);
+    expect(median(unknown)).toBeLessThan(median(wrong) * 3);
+  });
+
+  it("does the same work for both: one PBKDF2-SHA256 derivation with the same iteration count", async () => {
+    const sa = await newServiceAccount(A, { alias: "counted" });
+    const calls: unknown[] = [];
+    const original = crypto.subtle.deriveBits.bind(crypto.subtle);
+    // The Worker runs in this isolate: its calls go through the spy.
+    const spy = vi.spyOn(crypto.subtle, "deriveBits").mockImplementation((...args) => (calls.push(args[0]), original(...args)));
+    try {
+      const seen: unknown[][] = [];
+      for (const [username, password] of [[sa.username, "not the password, no"], ["nobody-counted", "not the password, no"]] as const) {
+        calls.length = 0;
+        expect((await login(username, password)).status).toBe(401);
+        seen.push(calls.map((c) => ({ ...(c as object), salt: undefined })));
+      }
+      expect(seen[0]).toEqual([{ name: "PBKDF2", hash: "SHA-256", iterations: PBKDF2_ITERATIONS, salt: undefined }]);
+      expect(seen[1]).toEqual(seen[0]);
+    } finally {
+      spy.mockRestore();
+    }
   });
 });
