@@ -14,6 +14,7 @@ import {
   type HostStats,
   type JsonField,
   type LeaseBody,
+  type LeaseRef,
   type RepositoryLog,
   type StatusEvent,
   type StatusReport,
@@ -118,6 +119,8 @@ interface State {
   repositoryLog: RepositoryLog | null;
   agentId: string | null;
   leaseId: string | null;
+  /** The lease that ended the execution: its retried terminal report is acknowledged, not abandoned. */
+  endedLeaseId?: string | null;
   /** +1 per lease handed out: agent event `seq` numbers are scoped to one lease. */
   leaseGen: number;
   leaseExpiresAt: number | null;
@@ -256,6 +259,7 @@ export class Execution extends DurableObject<Env> {
       repositoryLog: null,
       agentId: null,
       leaseId: null,
+      endedLeaseId: null,
       leaseGen: 0,
       leaseExpiresAt: null,
       started: false,
@@ -436,10 +440,10 @@ export class Execution extends DurableObject<Env> {
     return lease;
   }
 
-  heartbeat(agentId: string, attempt: number): Promise<Outcome<AgentAnswer>> {
+  heartbeat(agentId: string, ref: LeaseRef): Promise<Outcome<AgentAnswer>> {
     return outcome(async () => {
       await this.catchUp();
-      const s = this.holder(agentId, attempt);
+      const s = this.holder(agentId, ref);
       this.renew(s);
       this.save();
       await this.arm();
@@ -455,10 +459,10 @@ export class Execution extends DurableObject<Env> {
     await this.catchUp();
     const s = this.s;
     // A retried terminal report (its answer was lost) is acknowledged, not abandoned.
-    if (s && s.agentId === agentId && s.attempt === body.attempt && body.status && TERMINAL.has(s.status) && s.status === body.status) {
+    if (s && s.agentId === agentId && s.attempt === body.attempt && s.endedLeaseId === body.leaseId && body.status && TERMINAL.has(s.status) && s.status === body.status) {
       return { status: s.status, command: null };
     }
-    const held = this.holder(agentId, body.attempt);
+    const held = this.holder(agentId, body);
     this.renew(held);
     if (body.status) this.allowed(REPORT_CAUSE[body.status], held); // check before touching anything
     if (body.repositoryLog) {
@@ -477,7 +481,7 @@ export class Execution extends DurableObject<Env> {
 
   private async storeEvents(agentId: string, body: EventUpload): Promise<AgentAnswer & { acceptedThrough: number }> {
     await this.catchUp();
-    const s = this.holder(agentId, body.attempt);
+    const s = this.holder(agentId, body);
     this.renew(s);
     const sorted = [...body.events].sort((a, b) => a.seq - b.seq);
     let stats: Record<string, HostStats> | null = null;
@@ -526,10 +530,10 @@ export class Execution extends DurableObject<Env> {
     return { acceptedThrough: s.acceptedThrough, ...this.answer(s) };
   }
 
-  release(agentId: string, attempt: number): Promise<Outcome<AgentAnswer>> {
+  release(agentId: string, ref: LeaseRef): Promise<Outcome<AgentAnswer>> {
     return outcome(async () => {
       await this.catchUp();
-      this.holder(agentId, attempt);
+      this.holder(agentId, ref);
       this.apply("release");
       await this.afterChange();
       return { command: null };
@@ -679,6 +683,7 @@ export class Execution extends DurableObject<Env> {
     if (timer && timer.end === null) timer.end = now;
     if (s.queued) s.outbox.push({ op: "remove", at: now });
     s.queued = false;
+    s.endedLeaseId = s.leaseId;
     this.endLease(s, now);
     s.secrets = null; // per-execution secrets never outlive it
     this.sql.exec("DELETE FROM held");
@@ -738,10 +743,10 @@ export class Execution extends DurableObject<Env> {
     return s;
   }
 
-  /** The caller must hold the current lease and attempt, else it must abandon its run. */
-  private holder(agentId: string, attempt: number): State {
+  /** The caller must hold the current lease (its id and attempt), else it must abandon its run. */
+  private holder(agentId: string, ref: LeaseRef): State {
     const s = this.s;
-    if (!s || !LEASED.has(s.status) || s.agentId !== agentId || s.attempt !== attempt || s.leaseId === null) {
+    if (!s || !LEASED.has(s.status) || s.agentId !== agentId || s.attempt !== ref.attempt || s.leaseId !== ref.leaseId) {
       throw abandon("This agent does not hold the execution's current lease: abandon the run.");
     }
     return s;

@@ -200,7 +200,7 @@ export async function pollForLease(
   // RPC typing maps the lease's `unknown` extra vars to `never`; the value is the object's LeaseBody.
   const lease = (await dispatcherStub(env, agentDispatcherKey(agent)).poll({ agentId: agent.id, alive: () => !signal.aborted }, wait)) as LeaseBody | null;
   if (lease && signal.aborted) {
-    ctx.waitUntil(executionClient(env, lease.executionId).release(agent.id, lease.attempt).catch(() => undefined));
+    ctx.waitUntil(executionClient(env, lease.executionId).release(agent.id, { attempt: lease.attempt, leaseId: lease.leaseId }).catch(() => undefined));
     return null;
   }
   return lease;

@@ -131,13 +131,20 @@ export const StopBody = z
 
 export const AGENT_REPORTABLE = ["INITIALIZING", "RUNNING", "SUCCESS", "FAILURE", "INIT_FAILURE", "STOPPED", "KILLED"] as const;
 
-/** `attempt` names the lease the call belongs to; a stale one is answered 409 "abandon". */
-const attempt = z.number().int().min(1);
+/**
+ * `attempt` and `leaseId` name the lease a call belongs to; a stale one is answered 409 "abandon".
+ * The lease id matters on its own: the same agent may be handed the same attempt twice (a lease
+ * lost before the playbook started goes back to PENDING), and the first lease's calls must not count.
+ */
+const leaseRef = {
+  attempt: z.number().int().min(1),
+  leaseId: z.string().min(1).max(100),
+};
 
 /** Agents send camelCase `repositoryLog` fields as the protocol shows them (snake_case author_email). */
 export const StatusReport = z
   .object({
-    attempt,
+    ...leaseRef,
     status: z.enum(AGENT_REPORTABLE).optional(),
     exitCode: z.number().int().nullable().optional(),
     hostStats: z.record(z.string().max(255), HostStats).optional(),
@@ -179,11 +186,13 @@ export type AgentEvent = z.infer<typeof AgentEvent>;
 
 export const MAX_EVENTS_PER_BATCH = 500;
 export const EventUpload = z
-  .object({ attempt, events: z.array(AgentEvent).max(MAX_EVENTS_PER_BATCH) })
+  .object({ ...leaseRef, events: z.array(AgentEvent).max(MAX_EVENTS_PER_BATCH) })
   .openapi("EventUpload");
 export type EventUpload = z.infer<typeof EventUpload>;
 
-export const AttemptBody = z.object({ attempt }).openapi("AttemptBody");
+/** The body of heartbeat and release: which lease the call belongs to. */
+export const LeaseRef = z.object(leaseRef).openapi("LeaseRef");
+export type LeaseRef = z.infer<typeof LeaseRef>;
 
 /**
  * Any JSON value. Typed `{} | null` rather than `unknown` so that a lease keeps its type across
