@@ -42,7 +42,7 @@ describe("agent protocol (security)", () => {
     const t = await regToken("regsec");
     const list = await api("GET", "/minions/regsec/tokens", { token: await token(["regsec"], "admin") });
     const id = list.json.results[0].id;
-    expect((await api("DELETE", `/minions/regsec/tokens/${id}`, { token: await token(["regsec"], "user") })).status).toBe(204);
+    expect((await api("DELETE", `/minions/regsec/tokens/${id}`, { token: await token(["regsec"], "admin") })).status).toBe(204);
     const unauthenticated: Record<string, unknown>[] = [{ token: t } /* revoked */, { token: "rrt_not-a-token" }, {}];
     for (const body of unauthenticated) expect401(await api("POST", "/agent/register", { token: null, body }));
     // A valid JWT that is not an operator's (accounts "*", role admin) may not join the shared pool.
@@ -105,7 +105,7 @@ describe("agent protocol (security)", () => {
     const open = lease(bad, 20_000);
     await untilWaiting(key, 1);
 
-    const del = await api("DELETE", `/minions/revoke/${bad.agentId}`, { token: await token(["revoke"], "user") });
+    const del = await api("DELETE", `/minions/revoke/${bad.agentId}`, { token: await token(["revoke"], "admin") });
     expect(del.status).toBe(204);
     // The open poll is answered with nothing, and nothing more is handed to it.
     expect((await open).status).toBe(204);

@@ -57,7 +57,7 @@ describe("minions API (happy)", () => {
 
   it("revoking an agent removes it from the list", async () => {
     const a = await newAgent("gone-crew");
-    expect((await api("DELETE", `/minions/gone-crew/${a.agentId}`, { token: await token(["gone-crew"], "user") })).status).toBe(204);
+    expect((await api("DELETE", `/minions/gone-crew/${a.agentId}`, { token: await token(["gone-crew"], "admin") })).status).toBe(204);
     const r = await api("GET", "/minions/gone-crew", { token: await token(["gone-crew"], "viewer") });
     expect(r.json).toMatchObject({ totalSize: 0, results: [] });
     const row = await env.DB.prepare("SELECT revoked_time FROM agents WHERE id = ?").bind(a.agentId).first<{ revoked_time: number }>();
@@ -67,14 +67,14 @@ describe("minions API (happy)", () => {
   it("publishes the minions and agent routes in /openapi.json", async () => {
     const r = await api("GET", "/openapi.json", { token: null });
     expect(r.status).toBe(200);
-    for (const p of ["/minions/{alias}", "/minions/{alias}/tokens", "/minions/{alias}/{agentId}", "/agent/register", "/agent/lease", "/agent/executions/{executionId}/events"]) {
+    for (const p of ["/minions/{alias}", "/minions/{alias}/tokens", "/minions/{alias}/{agentId}", "/minions/~shared", "/minions/~shared/{agentId}", "/agent/register", "/agent/lease", "/agent/executions/{executionId}/events"]) {
       expect(Object.keys(r.json.paths)).toContain(p);
     }
     expect(r.json.components.schemas.Agent.properties.runningExecutions).toBeTruthy();
   });
 
   it("creates a token from an empty body", async () => {
-    const r = await api("POST", "/minions/empty/tokens", { token: await token(["empty"], "user") });
+    const r = await api("POST", "/minions/empty/tokens", { token: await token(["empty"], "admin") });
     expect(r.status).toBe(200);
     expect(r.json).toMatchObject({ name: null, description: null, location: null });
     expect(r.json.token).toMatch(/^rrt_/);

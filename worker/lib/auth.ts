@@ -133,8 +133,27 @@ export type Access = "read" | "write" | "admin";
 export function authorize(p: Principal, alias: string, access: Access): void {
   if (!ALIAS_RE.test(alias)) throw badRequest([{ field: "accountAlias", message: "must be 2-32 characters of A-Z, a-z, 0-9, _ or -" }]);
   if (p.accounts !== "*" && !p.accounts.includes(alias)) throw notFound();
+  requireRole(p, access);
+}
+
+/** A role too weak for the action is 403. */
+function requireRole(p: Principal, access: Access): void {
   const need: Role = access === "read" ? "viewer" : access === "write" ? "user" : "admin";
   if (ROLES.indexOf(p.role) < ROLES.indexOf(need)) throw forbidden(`The role '${p.role}' may not do this; it needs '${need}'.`);
+}
+
+/**
+ * Route middleware for what belongs to no account (the shared pool): only operators (accounts
+ * "*") may see it; to anyone else it does not exist (404), like another account's resources.
+ */
+export function requireOperator(access: Access): MiddlewareHandler<{ Bindings: Env; Variables: AuthVars }> {
+  return async (c, next) => {
+    await requireAuth(c, async () => {
+      if (c.var.principal.accounts !== "*") throw notFound();
+      requireRole(c.var.principal, access);
+      await next();
+    });
+  };
 }
 
 /**
