@@ -19,6 +19,7 @@ import {
   type StatusEvent,
   type StatusReport,
 } from "./schemas/execution";
+import { repositoryUrlSecret } from "./schemas/job";
 
 /**
  * One per execution (idFromName(executionId)): the authority on it. It holds the state machine
@@ -989,6 +990,7 @@ function mergeJob(job: JobForLease, o: PlainOverrides, secret: SecretOverrides):
 function secretValues(job: LeaseBody["job"]): string[] {
   const raw = [
     job.sshPrivateKey,
+    job.repository ? repositoryUrlSecret(job.repository.url) : null,
     job.repository?.credentials?.password,
     job.repository?.credentials?.sshPrivateKey,
     ...job.hosts.map((h) => h.sshPrivateKey),
@@ -1016,7 +1018,8 @@ function statsFrom(data: unknown): Record<string, HostStats> | null {
   if (!data || typeof data !== "object") return null;
   const wrapped = (data as { hosts?: unknown }).hosts;
   const obj = wrapped && typeof wrapped === "object" ? wrapped : data;
-  const out: Record<string, HostStats> = {};
+  // Entries, not `out[host] = …`: a host may be named `__proto__` and must be kept like any other.
+  const out: [string, HostStats][] = [];
   for (const [host, raw] of Object.entries(obj as Record<string, unknown>)) {
     if (!raw || typeof raw !== "object") continue;
     const r = raw as Record<string, unknown>;
@@ -1024,22 +1027,31 @@ function statsFrom(data: unknown): Record<string, HostStats> | null {
       for (const k of keys) if (typeof r[k] === "number" && Number.isFinite(r[k])) return Math.max(0, Math.trunc(r[k] as number));
       return 0;
     };
-    out[host] = {
-      ok: num("ok"),
-      changed: num("changed"),
-      failed: num("failed", "failures"),
-      skipped: num("skipped"),
-      unreachable: num("unreachable", "dark"),
-      rescued: num("rescued"),
-      ignored: num("ignored"),
-    };
+    out.push([
+      host,
+      {
+        ok: num("ok"),
+        changed: num("changed"),
+        failed: num("failed", "failures"),
+        skipped: num("skipped"),
+        unreachable: num("unreachable", "dark"),
+        rescued: num("rescued"),
+        ignored: num("ignored"),
+      },
+    ]);
   }
-  return Object.keys(out).length ? out : null;
+  return out.length ? Object.fromEntries(out) : null;
 }
 
-/** Merges per-host counters (a restart limited to failed hosts keeps the others' counters). */
+/**
+ * Merges per-host counters (a restart limited to failed hosts keeps the others' counters). Built
+ * with a Map and Object.fromEntries, which keep every host name an own property: assigning
+ * `hostStats["__proto__"]` would replace the object's prototype instead of storing the host.
+ */
 function applyStats(s: State, stats: Record<string, HostStats>): void {
-  for (const [host, st] of Object.entries(stats)) s.hostStats[host] = Object.fromEntries(STAT_KEYS.map((k) => [k, st[k] ?? 0])) as HostStats;
+  const merged = new Map(Object.entries(s.hostStats));
+  for (const [host, st] of Object.entries(stats)) merged.set(host, Object.fromEntries(STAT_KEYS.map((k) => [k, st[k] ?? 0])) as HostStats);
+  s.hostStats = Object.fromEntries(merged);
   s.failedHosts = Object.entries(s.hostStats)
     .filter(([, st]) => st.failed > 0 || st.unreachable > 0)
     .map(([h]) => h);
