@@ -10,7 +10,7 @@ const sha256hex = async (s: string) =>
 
 describe("agent protocol (happy)", () => {
   it("registers with a registration token; only hashes are stored", async () => {
-    const created = await api("POST", "/minions/reg/tokens", { token: await token(["reg"], "user"), body: { name: "ci", location: "dc1" } });
+    const created = await api("POST", "/minions/reg/tokens", { token: await token(["reg"], "admin"), body: { name: "ci", location: "dc1" } });
     expect(created.status).toBe(200);
     expect(created.json).toMatchObject({ name: "ci", location: "dc1", description: null });
     expect(created.json.token).toMatch(/^rrt_[A-Za-z0-9_-]{43}$/);
