@@ -74,6 +74,7 @@ const CASES: [string, (db: D1Database) => Promise<unknown>, RegExp[]][] = [
   ["minions: running executions", (db) => leasedExecutionsOf(db, ["a1", "a2"]), [/executions_by_agent/]],
   ["dispatcher reconcile", (db) => stillLeased(db, ["e1", "e2"]), [/sqlite_autoindex_executions_1/]],
   ["minions list", (db) => listLiveAgents(db, "acme", page), [/agents_by_account/, /agents_by_account/]],
+  ["shared-pool agents list", (db) => listLiveAgents(db, null, page), [/agents_by_account/, /agents_by_account/]],
   ["registration tokens list", (db) => listLiveTokens(db, "acme", page), [/agent_tokens_by_account/, /agent_tokens_by_account/]],
   ["routing: a default-location agent?", (db) => hasLiveAgentIn(db, "acme", null), [/agents_by_location/]],
   ["register: token by hash", (db) => findLiveTokenByHash(db, "00ff"), [/sqlite_autoindex_agent_tokens_2|token_hash/]],

@@ -155,6 +155,23 @@ export function authorize(p: Principal, alias: string, need: Role): void {
 }
 
 /**
+ * Route middleware for what belongs to no account (the shared pool): only operators (accounts
+ * "*") may see it; to anyone else it does not exist (404), like another account's resources. The
+ * role is the table's for (family, action), as on the account routes.
+ */
+export function requireOperator(family: Family, action: Action): MiddlewareHandler<{ Bindings: Env; Variables: AuthVars }> {
+  const need = roleNeeded(family, action);
+  return async (c, next) => {
+    await requireAuth(c, async () => {
+      const p = c.var.principal;
+      if (p.accounts !== "*") throw notFound();
+      if (!roleAtLeast(p.role, need)) throw forbidden(`The role '${p.role}' may not do this; it needs '${need}'.`);
+      await next();
+    });
+  };
+}
+
+/**
  * Route middleware: a valid token, then `authorize` for the route's `{alias}` parameter with the
  * role that worker/lib/roles.ts's table names for (family, action). It runs before input
  * validation, so a caller who may not act on the account learns nothing from a 400.
