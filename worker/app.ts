@@ -2,11 +2,13 @@ import { bodyLimit } from "hono/body-limit";
 import { router } from "./lib/hono";
 import { onError, problemResponse } from "./lib/problem";
 import { agent } from "./routes/agent";
+import { authentication } from "./routes/authentication";
 import { executions } from "./routes/executions";
 import { inventory } from "./routes/inventory";
 import { jobs } from "./routes/jobs";
 import { meta } from "./routes/meta";
 import { minions } from "./routes/minions";
+import { serviceAccounts } from "./routes/service-accounts";
 import { status } from "./routes/status";
 
 const MAX_BODY = 1024 * 1024;
@@ -31,6 +33,8 @@ app.route("/status", status);
 app.route("/minions", minions);
 app.route("/agent", agent);
 app.route("/inventory", inventory);
+app.route("/serviceAccounts", serviceAccounts);
+app.route("/authentication", authentication);
 
 app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer", bearerFormat: "JWT" });
 app.doc31("/openapi.json", {

@@ -14,10 +14,12 @@ import {
   type HostStats,
   type JsonField,
   type LeaseBody,
+  type LeaseRef,
   type RepositoryLog,
   type StatusEvent,
   type StatusReport,
 } from "./schemas/execution";
+import { repositoryUrlSecret } from "./schemas/job";
 
 /**
  * One per execution (idFromName(executionId)): the authority on it. It holds the state machine
@@ -118,6 +120,8 @@ interface State {
   repositoryLog: RepositoryLog | null;
   agentId: string | null;
   leaseId: string | null;
+  /** The lease that ended the execution: its retried terminal report is acknowledged, not abandoned. */
+  endedLeaseId?: string | null;
   /** +1 per lease handed out: agent event `seq` numbers are scoped to one lease. */
   leaseGen: number;
   leaseExpiresAt: number | null;
@@ -256,6 +260,7 @@ export class Execution extends DurableObject<Env> {
       repositoryLog: null,
       agentId: null,
       leaseId: null,
+      endedLeaseId: null,
       leaseGen: 0,
       leaseExpiresAt: null,
       started: false,
@@ -436,10 +441,10 @@ export class Execution extends DurableObject<Env> {
     return lease;
   }
 
-  heartbeat(agentId: string, attempt: number): Promise<Outcome<AgentAnswer>> {
+  heartbeat(agentId: string, ref: LeaseRef): Promise<Outcome<AgentAnswer>> {
     return outcome(async () => {
       await this.catchUp();
-      const s = this.holder(agentId, attempt);
+      const s = this.holder(agentId, ref);
       this.renew(s);
       this.save();
       await this.arm();
@@ -455,10 +460,10 @@ export class Execution extends DurableObject<Env> {
     await this.catchUp();
     const s = this.s;
     // A retried terminal report (its answer was lost) is acknowledged, not abandoned.
-    if (s && s.agentId === agentId && s.attempt === body.attempt && body.status && TERMINAL.has(s.status) && s.status === body.status) {
+    if (s && s.agentId === agentId && s.attempt === body.attempt && s.endedLeaseId === body.leaseId && body.status && TERMINAL.has(s.status) && s.status === body.status) {
       return { status: s.status, command: null };
     }
-    const held = this.holder(agentId, body.attempt);
+    const held = this.holder(agentId, body);
     this.renew(held);
     if (body.status) this.allowed(REPORT_CAUSE[body.status], held); // check before touching anything
     if (body.repositoryLog) {
@@ -477,7 +482,7 @@ export class Execution extends DurableObject<Env> {
 
   private async storeEvents(agentId: string, body: EventUpload): Promise<AgentAnswer & { acceptedThrough: number }> {
     await this.catchUp();
-    const s = this.holder(agentId, body.attempt);
+    const s = this.holder(agentId, body);
     this.renew(s);
     const sorted = [...body.events].sort((a, b) => a.seq - b.seq);
     let stats: Record<string, HostStats> | null = null;
@@ -526,10 +531,10 @@ export class Execution extends DurableObject<Env> {
     return { acceptedThrough: s.acceptedThrough, ...this.answer(s) };
   }
 
-  release(agentId: string, attempt: number): Promise<Outcome<AgentAnswer>> {
+  release(agentId: string, ref: LeaseRef): Promise<Outcome<AgentAnswer>> {
     return outcome(async () => {
       await this.catchUp();
-      this.holder(agentId, attempt);
+      this.holder(agentId, ref);
       this.apply("release");
       await this.afterChange();
       return { command: null };
@@ -679,6 +684,7 @@ export class Execution extends DurableObject<Env> {
     if (timer && timer.end === null) timer.end = now;
     if (s.queued) s.outbox.push({ op: "remove", at: now });
     s.queued = false;
+    s.endedLeaseId = s.leaseId;
     this.endLease(s, now);
     s.secrets = null; // per-execution secrets never outlive it
     this.sql.exec("DELETE FROM held");
@@ -738,10 +744,10 @@ export class Execution extends DurableObject<Env> {
     return s;
   }
 
-  /** The caller must hold the current lease and attempt, else it must abandon its run. */
-  private holder(agentId: string, attempt: number): State {
+  /** The caller must hold the current lease (its id and attempt), else it must abandon its run. */
+  private holder(agentId: string, ref: LeaseRef): State {
     const s = this.s;
-    if (!s || !LEASED.has(s.status) || s.agentId !== agentId || s.attempt !== attempt || s.leaseId === null) {
+    if (!s || !LEASED.has(s.status) || s.agentId !== agentId || s.attempt !== ref.attempt || s.leaseId !== ref.leaseId) {
       throw abandon("This agent does not hold the execution's current lease: abandon the run.");
     }
     return s;
@@ -984,6 +990,7 @@ function mergeJob(job: JobForLease, o: PlainOverrides, secret: SecretOverrides):
 function secretValues(job: LeaseBody["job"]): string[] {
   const raw = [
     job.sshPrivateKey,
+    job.repository ? repositoryUrlSecret(job.repository.url) : null,
     job.repository?.credentials?.password,
     job.repository?.credentials?.sshPrivateKey,
     ...job.hosts.map((h) => h.sshPrivateKey),
@@ -1011,7 +1018,8 @@ function statsFrom(data: unknown): Record<string, HostStats> | null {
   if (!data || typeof data !== "object") return null;
   const wrapped = (data as { hosts?: unknown }).hosts;
   const obj = wrapped && typeof wrapped === "object" ? wrapped : data;
-  const out: Record<string, HostStats> = {};
+  // Entries, not `out[host] = …`: a host may be named `__proto__` and must be kept like any other.
+  const out: [string, HostStats][] = [];
   for (const [host, raw] of Object.entries(obj as Record<string, unknown>)) {
     if (!raw || typeof raw !== "object") continue;
     const r = raw as Record<string, unknown>;
@@ -1019,22 +1027,31 @@ function statsFrom(data: unknown): Record<string, HostStats> | null {
       for (const k of keys) if (typeof r[k] === "number" && Number.isFinite(r[k])) return Math.max(0, Math.trunc(r[k] as number));
       return 0;
     };
-    out[host] = {
-      ok: num("ok"),
-      changed: num("changed"),
-      failed: num("failed", "failures"),
-      skipped: num("skipped"),
-      unreachable: num("unreachable", "dark"),
-      rescued: num("rescued"),
-      ignored: num("ignored"),
-    };
+    out.push([
+      host,
+      {
+        ok: num("ok"),
+        changed: num("changed"),
+        failed: num("failed", "failures"),
+        skipped: num("skipped"),
+        unreachable: num("unreachable", "dark"),
+        rescued: num("rescued"),
+        ignored: num("ignored"),
+      },
+    ]);
   }
-  return Object.keys(out).length ? out : null;
+  return out.length ? Object.fromEntries(out) : null;
 }
 
-/** Merges per-host counters (a restart limited to failed hosts keeps the others' counters). */
+/**
+ * Merges per-host counters (a restart limited to failed hosts keeps the others' counters). Built
+ * with a Map and Object.fromEntries, which keep every host name an own property: assigning
+ * `hostStats["__proto__"]` would replace the object's prototype instead of storing the host.
+ */
 function applyStats(s: State, stats: Record<string, HostStats>): void {
-  for (const [host, st] of Object.entries(stats)) s.hostStats[host] = Object.fromEntries(STAT_KEYS.map((k) => [k, st[k] ?? 0])) as HostStats;
+  const merged = new Map(Object.entries(s.hostStats));
+  for (const [host, st] of Object.entries(stats)) merged.set(host, Object.fromEntries(STAT_KEYS.map((k) => [k, st[k] ?? 0])) as HostStats);
+  s.hostStats = Object.fromEntries(merged);
   s.failedHosts = Object.entries(s.hostStats)
     .filter(([, st]) => st.failed > 0 || st.unreachable > 0)
     .map(([h]) => h);

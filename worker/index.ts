@@ -3,6 +3,7 @@ import { sweepExpiredLeases } from "./domain/executions";
 
 export { Execution } from "./execution.do";
 export { Dispatcher } from "./dispatcher.do";
+export { LoginThrottle } from "./login-throttle.do";
 
 export default {
   fetch: app.fetch,

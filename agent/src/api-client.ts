@@ -1,6 +1,6 @@
 // HTTP client for the agent protocol (docs/agent-protocol.md). One method per call; every failure
 // becomes an ApiError that says whether it may be retried.
-import type { AgentCommand, Lease, RegisterAnswer, StatusReport, WireEvent } from "./types.ts";
+import type { AgentCommand, Lease, LeaseRef, RegisterAnswer, StatusReport, WireEvent } from "./types.ts";
 
 export interface Problem {
   type?: string;
@@ -179,19 +179,20 @@ export class ApiClient {
     return json as Lease;
   }
 
-  async heartbeat(executionId: string, attempt: number, signal?: AbortSignal): Promise<HeartbeatAnswer> {
-    const { json } = await this.request("POST", `agent/executions/${encodeURIComponent(executionId)}/heartbeat`, { attempt }, { signal });
+  async heartbeat(executionId: string, ref: LeaseRef, signal?: AbortSignal): Promise<HeartbeatAnswer> {
+    const body: LeaseRef = { attempt: ref.attempt, leaseId: ref.leaseId };
+    const { json } = await this.request("POST", `agent/executions/${encodeURIComponent(executionId)}/heartbeat`, body, { signal });
     const a = (json ?? {}) as { leaseExpiresAt?: number; command?: unknown };
     return { leaseExpiresAt: a.leaseExpiresAt, command: command(a.command) };
   }
 
-  async status(executionId: string, body: StatusReport & { attempt: number }, signal?: AbortSignal): Promise<StatusAnswer> {
+  async status(executionId: string, body: StatusReport & LeaseRef, signal?: AbortSignal): Promise<StatusAnswer> {
     const { json } = await this.request("POST", `agent/executions/${encodeURIComponent(executionId)}/status`, body, { signal });
     const a = (json ?? {}) as { status?: string; command?: unknown };
     return { status: a.status, command: command(a.command) };
   }
 
-  async events(executionId: string, body: { attempt: number; events: WireEvent[] }, signal?: AbortSignal): Promise<EventsAnswer> {
+  async events(executionId: string, body: LeaseRef & { events: WireEvent[] }, signal?: AbortSignal): Promise<EventsAnswer> {
     const { json } = await this.request("POST", `agent/executions/${encodeURIComponent(executionId)}/events`, body, { signal });
     const a = (json ?? {}) as { acceptedThrough?: unknown; command?: unknown };
     const through = typeof a.acceptedThrough === "number" ? a.acceptedThrough : NaN;
@@ -199,8 +200,9 @@ export class ApiClient {
     return { acceptedThrough: through, command: command(a.command) };
   }
 
-  async release(executionId: string, attempt: number, signal?: AbortSignal): Promise<void> {
-    await this.request("POST", `agent/executions/${encodeURIComponent(executionId)}/release`, { attempt }, { signal });
+  async release(executionId: string, ref: LeaseRef, signal?: AbortSignal): Promise<void> {
+    const body: LeaseRef = { attempt: ref.attempt, leaseId: ref.leaseId };
+    await this.request("POST", `agent/executions/${encodeURIComponent(executionId)}/release`, body, { signal });
   }
 }
 

@@ -7,23 +7,26 @@ import { heartbeatLoop } from "./loops/heartbeat.ts";
 import { silentLogger, type Logger } from "./log.ts";
 import { Reporter } from "./reporter.ts";
 import { Backoff, sleep } from "./retry.ts";
-import type { AgentCommand, Lease, StatusReport, WireEvent } from "./types.ts";
+import type { AgentCommand, Lease, LeaseRef, StatusReport, WireEvent } from "./types.ts";
 import { Uploader } from "./uploader.ts";
 
-/** The protocol calls of one execution. ApiClient provides them; tests can record them in-process. */
+/**
+ * The protocol calls of one execution, each naming its lease. ApiClient provides them; tests can
+ * record them in-process.
+ */
 export interface ExecutionTransport {
-  events(body: { attempt: number; events: WireEvent[] }, signal: AbortSignal): Promise<EventsAnswer>;
-  status(body: StatusReport & { attempt: number }, signal: AbortSignal): Promise<StatusAnswer>;
-  heartbeat(body: { attempt: number }, signal: AbortSignal): Promise<HeartbeatAnswer>;
-  release(body: { attempt: number }, signal: AbortSignal): Promise<void>;
+  events(body: LeaseRef & { events: WireEvent[] }, signal: AbortSignal): Promise<EventsAnswer>;
+  status(body: StatusReport & LeaseRef, signal: AbortSignal): Promise<StatusAnswer>;
+  heartbeat(body: LeaseRef, signal: AbortSignal): Promise<HeartbeatAnswer>;
+  release(body: LeaseRef, signal: AbortSignal): Promise<void>;
 }
 
 export function apiTransport(client: ApiClient, executionId: string): ExecutionTransport {
   return {
     events: (b, s) => client.events(executionId, b, s),
     status: (b, s) => client.status(executionId, b, s),
-    heartbeat: (b, s) => client.heartbeat(executionId, b.attempt, s),
-    release: (b, s) => client.release(executionId, b.attempt, s),
+    heartbeat: (b, s) => client.heartbeat(executionId, b, s),
+    release: (b, s) => client.release(executionId, b, s),
   };
 }
 
@@ -51,23 +54,26 @@ export class Session {
   private readonly uploader: Uploader;
   private readonly reporter: Reporter;
   private readonly heartbeatStop = new AbortController();
+  /** Sent with every call of this execution. */
+  private readonly ref: LeaseRef;
 
   constructor(lease: Lease, opts: SessionOptions) {
     this.lease = lease;
     this.opts = opts;
     this.log = (opts.log ?? silentLogger).child({ executionId: lease.executionId, attempt: lease.attempt });
-    const attempt = lease.attempt;
+    const ref: LeaseRef = { attempt: lease.attempt, leaseId: lease.leaseId };
+    this.ref = ref;
     const onCommand = (cmd: Exclude<AgentCommand, null>) => this.execution.command(cmd);
     const onFatal = (err: ApiError) => this.fatal(err);
     this.uploader = new Uploader({
-      send: (events, signal) => opts.transport.events({ attempt, events }, signal),
+      send: (events, signal) => opts.transport.events({ ...ref, events }, signal),
       onCommand,
       onFatal,
       intervalMs: opts.uploadIntervalMs,
       log: this.log,
     });
     this.reporter = new Reporter({
-      send: (r, signal) => opts.transport.status({ attempt, ...r }, signal),
+      send: (r, signal) => opts.transport.status({ ...r, ...ref }, signal),
       onCommand,
       onFatal,
       log: this.log,
@@ -99,7 +105,7 @@ export class Session {
 
   async run(): Promise<SessionResult> {
     const hb = heartbeatLoop({
-      send: (signal) => this.opts.transport.heartbeat({ attempt: this.lease.attempt }, signal),
+      send: (signal) => this.opts.transport.heartbeat(this.ref, signal),
       intervalMs: this.lease.heartbeatIntervalMs ?? this.opts.heartbeatIntervalMs ?? 5000,
       signal: this.heartbeatStop.signal,
       onCommand: (cmd) => this.execution.command(cmd),
@@ -126,7 +132,7 @@ export class Session {
     const signal = AbortSignal.timeout(10_000);
     for (let i = 0; i < 5 && !signal.aborted; i++) {
       try {
-        await this.opts.transport.release({ attempt: this.lease.attempt }, signal);
+        await this.opts.transport.release(this.ref, signal);
         this.log.info("execution handed back");
         return true;
       } catch (err) {

@@ -47,7 +47,7 @@ export interface InventoryHost {
 export interface Lease {
   executionId: string;
   attempt: number;
-  leaseId?: string;
+  leaseId: string;
   accountAlias?: string | null;
   jobId?: string;
   leaseExpiresAt?: number;
@@ -99,7 +99,13 @@ export interface RepositoryLog {
   branch: string | null;
 }
 
-/** A status report without `attempt` (the sink adds it). */
+/** Names the lease a per-execution call belongs to: the server refuses a stale one (409 abandon). */
+export interface LeaseRef {
+  attempt: number;
+  leaseId: string;
+}
+
+/** A status report without `attempt`/`leaseId` (the session adds them). */
 export interface StatusReport {
   status?: ReportedStatus;
   exitCode?: number | null;

@@ -42,7 +42,7 @@ describe("session", () => {
     const events = t.storedEvents();
     expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1));
     expect(events.at(-1)!.event_type).toBe("playbook_on_stats");
-    expect(JSON.parse(t.bodies.find((b) => b.kind === "heartbeat")!.json)).toEqual({ attempt: lease.attempt });
+    expect(JSON.parse(t.bodies.find((b) => b.kind === "heartbeat")!.json)).toEqual({ attempt: lease.attempt, leaseId: lease.leaseId });
   });
 
   it("heartbeats on through a flood of 100,000 events while the API is slow, and stores each event once, in order", async () => {

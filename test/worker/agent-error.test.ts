@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { api } from "./helpers";
-import { call, execution, lease, newAgent, newExecution, newJob, regToken } from "./agent-fixtures";
+import { call, execution, held, lease, newAgent, newExecution, newJob, regToken } from "./agent-fixtures";
 
 const fields = (r: { json: any }) => (r.json.errors as { field: string }[]).map((e) => e.field).sort();
 
@@ -25,27 +25,27 @@ describe("agent protocol (bad input)", () => {
 
     expect((await lease(a)).json.executionId).toBe(id);
     const base = `/agent/executions/${id}`;
-    const hb = await call(a, "POST", `${base}/heartbeat`, { attempt: 0 });
+    const hb = await call(a, "POST", `${base}/heartbeat`, { ...held(id), attempt: 0 });
     expect(hb.status).toBe(400);
     expect(fields(hb)).toEqual(["attempt"]);
-    const st = await call(a, "POST", `${base}/status`, { attempt: 1, status: "DONE" });
+    const st = await call(a, "POST", `${base}/status`, { ...held(id), status: "DONE" });
     expect(st.status).toBe(400);
     expect(fields(st)).toEqual(["status"]);
-    const ev = await call(a, "POST", `${base}/events`, { attempt: 1, events: [{ seq: 0, event_type: "Bad Type" }] });
+    const ev = await call(a, "POST", `${base}/events`, { ...held(id), events: [{ seq: 0, event_type: "Bad Type" }] });
     expect(ev.status).toBe(400);
     expect(fields(ev)).toEqual(["events.0.event_type", "events.0.seq", "events.0.timestamp"]);
-    const many = { attempt: 1, events: Array.from({ length: 501 }, (_, i) => ({ seq: i + 1, timestamp: 1, event_type: "verbose" })) };
+    const many = { ...held(id), events: Array.from({ length: 501 }, (_, i) => ({ seq: i + 1, timestamp: 1, event_type: "verbose" })) };
     const tooMany = await call(a, "POST", `${base}/events`, many);
     expect(tooMany.status).toBe(400);
     expect(fields(tooMany)).toEqual(["events"]);
     // Result data nested beyond what can be stored is refused as input, not a 500.
     const deep = 100_000;
-    const nested = await call(a, "POST", `${base}/events`, `{"attempt":1,"events":[{"seq":1,"timestamp":1,"event_type":"runner_on_ok","data":{"x":${"[".repeat(deep)}${"]".repeat(deep)}}}]}`);
+    const nested = await call(a, "POST", `${base}/events`, `{"attempt":1,"leaseId":"${held(id).leaseId}","events":[{"seq":1,"timestamp":1,"event_type":"runner_on_ok","data":{"x":${"[".repeat(deep)}${"]".repeat(deep)}}}]}`);
     expect(nested.status).toBe(400);
     expect(fields(nested)).toEqual(["events.0.data"]);
     const rel = await call(a, "POST", `${base}/release`, {});
     expect(rel.status).toBe(400);
-    expect(fields(rel)).toEqual(["attempt"]);
+    expect(fields(rel)).toEqual(["attempt", "leaseId"]);
     expect(await execution(id)).toMatchObject({ status: "INITIALIZING", agent_id: a.agentId });
   });
 
@@ -53,7 +53,7 @@ describe("agent protocol (bad input)", () => {
     const a = await newAgent("bad-state");
     const id = await newExecution("bad-state", await newJob("bad-state"));
     expect((await lease(a)).status).toBe(200);
-    const r = await call(a, "POST", `/agent/executions/${id}/status`, { attempt: 1, status: "SUCCESS" });
+    const r = await call(a, "POST", `/agent/executions/${id}/status`, { ...held(id), status: "SUCCESS" });
     expect(r.status).toBe(409);
     expect((await execution(id)).status).toBe("INITIALIZING");
   });

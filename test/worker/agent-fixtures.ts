@@ -38,8 +38,20 @@ export function call(a: TestAgent, method: string, path: string, body?: unknown)
   return api(method, path, { token: a.credential, body });
 }
 
-export function lease(a: TestAgent, waitMs = 5_000) {
-  return call(a, "POST", "/agent/lease", { waitMs, capacity: 1 });
+/** The last lease handed out through `lease()`, by execution: what its agent names on every call. */
+const leases = new Map<string, { attempt: number; leaseId: string }>();
+
+export async function lease(a: TestAgent, waitMs = 5_000) {
+  const r = await call(a, "POST", "/agent/lease", { waitMs, capacity: 1 });
+  if (r.status === 200) leases.set(r.json.executionId, { attempt: r.json.attempt, leaseId: r.json.leaseId });
+  return r;
+}
+
+/** `{attempt, leaseId}` of the last lease of the execution seen by `lease()`. */
+export function held(executionId: string): { attempt: number; leaseId: string } {
+  const l = leases.get(executionId);
+  if (!l) throw new Error(`no lease of ${executionId} was seen`);
+  return l;
 }
 
 export async function newJob(alias: string, extra: Record<string, unknown> = {}): Promise<string> {

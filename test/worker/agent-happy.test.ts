@@ -3,14 +3,14 @@ import { describe, expect, it } from "vitest";
 import { dispatcherKey } from "../../worker/domain/contracts";
 import { executionClient } from "../../worker/domain/execution-client";
 import { api, token } from "./helpers";
-import { call, dispatcher, execution, lease, newAgent, newExecution, newJob, regToken } from "./agent-fixtures";
+import { call, dispatcher, execution, held, lease, newAgent, newExecution, newJob, regToken } from "./agent-fixtures";
 
 const sha256hex = async (s: string) =>
   [...new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(s)))].map((b) => b.toString(16).padStart(2, "0")).join("");
 
 describe("agent protocol (happy)", () => {
   it("registers with a registration token; only hashes are stored", async () => {
-    const created = await api("POST", "/minions/reg/tokens", { token: await token(["reg"], "user"), body: { name: "ci", location: "dc1" } });
+    const created = await api("POST", "/minions/reg/tokens", { token: await token(["reg"], "admin"), body: { name: "ci", location: "dc1" } });
     expect(created.status).toBe(200);
     expect(created.json).toMatchObject({ name: "ci", location: "dc1", description: null });
     expect(created.json.token).toMatch(/^rrt_[A-Za-z0-9_-]{43}$/);
@@ -64,14 +64,14 @@ describe("agent protocol (happy)", () => {
     expect(l.status).toBe(200);
     const base = `/agent/executions/${id}`;
 
-    const hb = await call(a, "POST", `${base}/heartbeat`, { attempt: 1 });
+    const hb = await call(a, "POST", `${base}/heartbeat`, { ...held(id) });
     expect(hb.status).toBe(200);
     expect(hb.json.command).toBeNull();
     expect(hb.json.leaseExpiresAt).toBeGreaterThanOrEqual(l.json.leaseExpiresAt);
 
-    expect((await call(a, "POST", `${base}/status`, { attempt: 1, status: "RUNNING" })).json).toMatchObject({ status: "RUNNING", command: null });
+    expect((await call(a, "POST", `${base}/status`, { ...held(id), status: "RUNNING" })).json).toMatchObject({ status: "RUNNING", command: null });
     const events = {
-      attempt: 1,
+      ...held(id),
       events: [
         { seq: 1, timestamp: Date.now(), event_type: "playbook_on_start", stdout: "PLAY [all]\n" },
         { seq: 2, timestamp: Date.now(), event_type: "runner_on_ok", host: "web1", task: "ping", stdout: "ok: [web1]\n" },
@@ -83,7 +83,7 @@ describe("agent protocol (happy)", () => {
     // A retried batch is acknowledged again.
     expect((await call(a, "POST", `${base}/events`, events)).json.acceptedThrough).toBe(2);
 
-    const done = await call(a, "POST", `${base}/status`, { attempt: 1, status: "SUCCESS" });
+    const done = await call(a, "POST", `${base}/status`, { ...held(id), status: "SUCCESS" });
     expect(done.status).toBe(200);
     expect(done.json.status).toBe("SUCCESS");
     expect((await execution(id)).status).toBe("SUCCESS");
@@ -96,7 +96,7 @@ describe("agent protocol (happy)", () => {
     const id = await newExecution("cmd", await newJob("cmd"));
     expect((await lease(a)).status).toBe(200);
     await executionClient(env, id).stop({ accountAlias: "cmd" });
-    const hb = await call(a, "POST", `/agent/executions/${id}/heartbeat`, { attempt: 1 });
+    const hb = await call(a, "POST", `/agent/executions/${id}/heartbeat`, { ...held(id) });
     expect(hb.status).toBe(200);
     expect(hb.json.command).toBe("stop");
   });
@@ -106,7 +106,7 @@ describe("agent protocol (happy)", () => {
     const b = await newAgent("rel");
     const id = await newExecution("rel", await newJob("rel"));
     expect((await lease(a)).json.executionId).toBe(id);
-    const r = await call(a, "POST", `/agent/executions/${id}/release`, { attempt: 1 });
+    const r = await call(a, "POST", `/agent/executions/${id}/release`, { ...held(id) });
     expect(r.status).toBe(200);
     expect((await execution(id)).status).toBe("PENDING");
     const l = await lease(b);

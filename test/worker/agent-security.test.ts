@@ -3,14 +3,15 @@ import { describe, expect, it } from "vitest";
 import { dispatcherKey } from "../../worker/domain/contracts";
 import { executionClient } from "../../worker/domain/execution-client";
 import { api, token } from "./helpers";
-import { call, dispatcher, execution, lease, newAgent, newExecution, newJob, regToken, untilWaiting } from "./agent-fixtures";
+import { call, dispatcher, execution, held, lease, newAgent, newExecution, newJob, regToken, untilWaiting } from "./agent-fixtures";
 
-const AGENT_CALLS = (id: string) =>
+/** Every per-execution call, naming `ref` (by default a lease nobody holds). */
+const AGENT_CALLS = (id: string, ref = { attempt: 1, leaseId: crypto.randomUUID() }) =>
   [
-    ["heartbeat", { attempt: 1 }],
-    ["status", { attempt: 1, status: "RUNNING" }],
-    ["events", { attempt: 1, events: [{ seq: 1, timestamp: 1, event_type: "verbose", stdout: "injected\n" }] }],
-    ["release", { attempt: 1 }],
+    ["heartbeat", { ...ref }],
+    ["status", { ...ref, status: "RUNNING" }],
+    ["events", { ...ref, events: [{ seq: 1, timestamp: 1, event_type: "verbose", stdout: "injected\n" }] }],
+    ["release", { ...ref }],
   ].map(([what, body]) => [`/agent/executions/${id}/${what}`, body] as const);
 
 function expect401(r: { status: number; headers: Headers; json: any }) {
@@ -41,7 +42,7 @@ describe("agent protocol (security)", () => {
     const t = await regToken("regsec");
     const list = await api("GET", "/minions/regsec/tokens", { token: await token(["regsec"], "admin") });
     const id = list.json.results[0].id;
-    expect((await api("DELETE", `/minions/regsec/tokens/${id}`, { token: await token(["regsec"], "user") })).status).toBe(204);
+    expect((await api("DELETE", `/minions/regsec/tokens/${id}`, { token: await token(["regsec"], "admin") })).status).toBe(204);
     const unauthenticated: Record<string, unknown>[] = [{ token: t } /* revoked */, { token: "rrt_not-a-token" }, {}];
     for (const body of unauthenticated) expect401(await api("POST", "/agent/register", { token: null, body }));
     // A valid JWT that is not an operator's (accounts "*", role admin) may not join the shared pool.
@@ -58,8 +59,9 @@ describe("agent protocol (security)", () => {
     const foreign = await newAgent("iso-other");
     const id = await newExecution("iso", await newJob("iso"));
     expect((await lease(owner)).json.executionId).toBe(id);
+    // Even naming the owner's lease (as if its id had leaked), another agent is refused.
     for (const intruder of [peer, foreign]) {
-      for (const [path, body] of AGENT_CALLS(id)) {
+      for (const [path, body] of AGENT_CALLS(id, held(id))) {
         const r = await call(intruder, "POST", path, body);
         expect(r.status).toBe(409);
         expect(r.json.command).toBe("abandon");
@@ -95,7 +97,7 @@ describe("agent protocol (security)", () => {
     const running = await newExecution("revoke", job);
     const initializing = await newExecution("revoke", job);
     expect((await lease(bad)).json.executionId).toBe(running);
-    expect((await call(bad, "POST", `/agent/executions/${running}/status`, { attempt: 1, status: "RUNNING" })).status).toBe(200);
+    expect((await call(bad, "POST", `/agent/executions/${running}/status`, { ...held(running), status: "RUNNING" })).status).toBe(200);
     expect((await lease(bad)).json.executionId).toBe(initializing);
 
     // One more poll of the agent is open while it is revoked.
@@ -103,7 +105,7 @@ describe("agent protocol (security)", () => {
     const open = lease(bad, 20_000);
     await untilWaiting(key, 1);
 
-    const del = await api("DELETE", `/minions/revoke/${bad.agentId}`, { token: await token(["revoke"], "user") });
+    const del = await api("DELETE", `/minions/revoke/${bad.agentId}`, { token: await token(["revoke"], "admin") });
     expect(del.status).toBe(204);
     // The open poll is answered with nothing, and nothing more is handed to it.
     expect((await open).status).toBe(204);
@@ -116,7 +118,7 @@ describe("agent protocol (security)", () => {
 
     expect401(await lease(bad, 0));
     for (const [path, body] of AGENT_CALLS(running)) expect401(await call(bad, "POST", path, body));
-    expect401(await call(bad, "POST", `/agent/executions/${initializing}/heartbeat`, { attempt: 1 }));
+    expect401(await call(bad, "POST", `/agent/executions/${initializing}/heartbeat`, { ...held(initializing) }));
 
     // The work it held goes to another agent.
     const l = await lease(good);

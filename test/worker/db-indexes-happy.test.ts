@@ -12,6 +12,7 @@ import {
 } from "../../worker/db/executions";
 import { getInventoryHosts } from "../../worker/db/inventory";
 import { deleteJobUnlessActive, getJob, listJobs } from "../../worker/db/jobs";
+import { findServiceAccountByUsername, getServiceAccount, listServiceAccounts, serviceAccountTokenVersion } from "../../worker/db/service-accounts";
 import { claimSlot, slotsHeld } from "../../worker/db/slots";
 import { ACTIVE_STATUSES } from "../../worker/schemas/execution";
 
@@ -55,7 +56,7 @@ async function plan(r: Recorded): Promise<string[]> {
 }
 
 const page = { page: 2, size: 10 };
-const TABLES = /^(?:SCAN|SEARCH) (jobs|executions|agents|agent_tokens|account_slots|inventories)\b/;
+const TABLES = /^(?:SCAN|SEARCH) (jobs|executions|agents|agent_tokens|account_slots|inventories|service_accounts)\b/;
 
 // [what, the call, the index each statement it sends must use (in order)]
 const CASES: [string, (db: D1Database) => Promise<unknown>, RegExp[]][] = [
@@ -73,6 +74,7 @@ const CASES: [string, (db: D1Database) => Promise<unknown>, RegExp[]][] = [
   ["minions: running executions", (db) => leasedExecutionsOf(db, ["a1", "a2"]), [/executions_by_agent/]],
   ["dispatcher reconcile", (db) => stillLeased(db, ["e1", "e2"]), [/sqlite_autoindex_executions_1/]],
   ["minions list", (db) => listLiveAgents(db, "acme", page), [/agents_by_account/, /agents_by_account/]],
+  ["shared-pool agents list", (db) => listLiveAgents(db, null, page), [/agents_by_account/, /agents_by_account/]],
   ["registration tokens list", (db) => listLiveTokens(db, "acme", page), [/agent_tokens_by_account/, /agent_tokens_by_account/]],
   ["routing: a default-location agent?", (db) => hasLiveAgentIn(db, "acme", null), [/agents_by_location/]],
   ["register: token by hash", (db) => findLiveTokenByHash(db, "00ff"), [/sqlite_autoindex_agent_tokens_2|token_hash/]],
@@ -80,6 +82,10 @@ const CASES: [string, (db: D1Database) => Promise<unknown>, RegExp[]][] = [
   ["slots held", (db) => slotsHeld(db, ["acme", "other"], Date.now()), [/account_slots_by_account/]],
   ["slot claim", (db) => claimSlot(db, "e1", "acme", 10, Date.now()), [/sqlite_autoindex_account_slots_1/, /account_slots_by_account/]],
   ["inventory", (db) => getInventoryHosts(db, "acme"), [/sqlite_autoindex_inventories_1/]],
+  ["service accounts list", (db) => listServiceAccounts(db, "acme", page), [/service_accounts_by_\w+ \(account_alias=\?\)/, /service_accounts_by_account\b/]],
+  ["one service account", (db) => getServiceAccount(db, "acme", "deployer"), [/service_accounts_by_alias/]],
+  ["login: by username", (db) => findServiceAccountByUsername(db, "Deploy-Bot"), [/service_accounts_by_username/]],
+  ["every login token's check", (db) => serviceAccountTokenVersion(db, "sa1"), [/sqlite_autoindex_service_accounts_1/]],
 ];
 
 describe("indexes behind every list and cron query", () => {

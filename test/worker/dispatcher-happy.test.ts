@@ -4,7 +4,7 @@ import { dispatcherKey } from "../../worker/domain/contracts";
 import type { Dispatcher } from "../../worker/dispatcher.do";
 import { claimSlot, releaseSlots, SLOT_GRACE_MS, slotsHeld } from "../../worker/db/slots";
 import { executionClient } from "../../worker/domain/execution-client";
-import { call, dispatcher, execution, lease, newAgent, newExecution, newJob, sleep, untilWaiting } from "./agent-fixtures";
+import { call, dispatcher, execution, held, lease, newAgent, newExecution, newJob, sleep, untilWaiting } from "./agent-fixtures";
 
 /** Takes `n` leases one after the other and answers their execution ids in the order granted. */
 async function drain(a: Awaited<ReturnType<typeof newAgent>>, n: number): Promise<string[]> {
@@ -19,8 +19,8 @@ async function drain(a: Awaited<ReturnType<typeof newAgent>>, n: number): Promis
 
 /** Runs a leased execution to SUCCESS through the agent routes (which frees its slot). */
 async function finish(a: Awaited<ReturnType<typeof newAgent>>, executionId: string) {
-  expect((await call(a, "POST", `/agent/executions/${executionId}/status`, { attempt: 1, status: "RUNNING" })).status).toBe(200);
-  expect((await call(a, "POST", `/agent/executions/${executionId}/status`, { attempt: 1, status: "SUCCESS" })).status).toBe(200);
+  expect((await call(a, "POST", `/agent/executions/${executionId}/status`, { ...held(executionId), status: "RUNNING" })).status).toBe(200);
+  expect((await call(a, "POST", `/agent/executions/${executionId}/status`, { ...held(executionId), status: "SUCCESS" })).status).toBe(200);
 }
 
 describe("dispatcher (happy)", () => {

@@ -2,7 +2,7 @@ import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { dispatcherKey } from "../../worker/domain/contracts";
 import type { Dispatcher } from "../../worker/dispatcher.do";
-import { call, dispatcher, lease, newAgent, newExecution, newJob } from "./agent-fixtures";
+import { call, dispatcher, held, lease, newAgent, newExecution, newJob } from "./agent-fixtures";
 
 describe("dispatcher safety nets", () => {
   it("frees a slot whose `finished` never arrived, once the executions index shows it ended", async () => {
@@ -12,8 +12,8 @@ describe("dispatcher safety nets", () => {
     const live = await newExecution("lost", job);
     expect((await lease(a)).json.executionId).toBe(done);
     expect((await lease(a)).json.executionId).toBe(live);
-    await call(a, "POST", `/agent/executions/${done}/status`, { attempt: 1, status: "RUNNING" });
-    await call(a, "POST", `/agent/executions/${done}/status`, { attempt: 1, status: "SUCCESS" });
+    await call(a, "POST", `/agent/executions/${done}/status`, { ...held(done), status: "RUNNING" });
+    await call(a, "POST", `/agent/executions/${done}/status`, { ...held(done), status: "SUCCESS" });
 
     const key = dispatcherKey("lost", null);
     const stub = dispatcher(key);

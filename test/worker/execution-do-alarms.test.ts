@@ -5,7 +5,7 @@ import { dispatcherStub } from "../../worker/domain/dispatch";
 import { dispatcherKey, LEASE_ACK_MS, LEASE_TTL_MS } from "../../worker/domain/contracts";
 import { sweepExpiredLeases } from "../../worker/domain/executions";
 import type { Execution } from "../../worker/execution.do";
-import { AGENT, alarmOf, executionIn, failure, indexRow, newJob, object, report, stub } from "./execution-fixtures";
+import { AGENT, alarmOf, executionIn, failure, indexRow, newJob, object, ref, report, stub } from "./execution-fixtures";
 
 /**
  * The clock: TTL, stop escalation, unconfirmed kills and lost leases, all from the one alarm slot.
@@ -56,23 +56,23 @@ describe("TTL", () => {
     const id = await executionIn(ALIAS, jobId, "RUNNING");
     // The agent keeps heartbeating throughout: only the TTL and the escalations act.
     at(25_000);
-    await stub(id).heartbeat(AGENT, 1);
+    await stub(id).heartbeat(AGENT, await ref(id));
     at(50_000);
-    await stub(id).heartbeat(AGENT, 1);
+    await stub(id).heartbeat(AGENT, await ref(id));
     at(61_000);
     await fire(id);
     expect(await stub(id).view()).toMatchObject({ status: "STOPPING", reason: "ttl_expired" });
-    expect((await stub(id).heartbeat(AGENT, 1)).command).toBe("stop");
+    expect((await stub(id).heartbeat(AGENT, await ref(id))).command).toBe("stop");
     // Next deadline: the escalation, 30 s after the TTL fired (the lease was just renewed to 91 s).
     expect(await alarmOf(id)).toBe(t0 + 91_000);
     at(85_000);
-    await stub(id).heartbeat(AGENT, 1);
+    await stub(id).heartbeat(AGENT, await ref(id));
     at(91_001);
     await fire(id);
     expect(await stub(id).view()).toMatchObject({ status: "KILLING", reason: "ttl_expired" });
-    expect((await stub(id).heartbeat(AGENT, 1)).command).toBe("kill");
+    expect((await stub(id).heartbeat(AGENT, await ref(id))).command).toBe("kill");
     at(110_000);
-    await stub(id).heartbeat(AGENT, 1); // alive, but never confirms the kill
+    await stub(id).heartbeat(AGENT, await ref(id)); // alive, but never confirms the kill
     at(121_002);
     await fire(id);
     expect(await stub(id).view()).toMatchObject({ status: "KILLED", reason: "kill_unconfirmed" });
@@ -82,11 +82,11 @@ describe("TTL", () => {
   it("a late alarm does not matter: the next agent call applies the passed deadline first", async () => {
     const id = await executionIn(ALIAS, jobId, "RUNNING");
     at(25_000);
-    await stub(id).heartbeat(AGENT, 1);
+    await stub(id).heartbeat(AGENT, await ref(id));
     at(50_000);
-    await stub(id).heartbeat(AGENT, 1);
+    await stub(id).heartbeat(AGENT, await ref(id));
     at(61_000);
-    expect(await stub(id).heartbeat(AGENT, 1)).toMatchObject({ command: "stop" });
+    expect(await stub(id).heartbeat(AGENT, await ref(id))).toMatchObject({ command: "stop" });
     expect(await status(id)).toBe("STOPPING");
   });
 });
@@ -111,7 +111,7 @@ describe("stop escalation", () => {
     await stub(id).stop(scope, 0);
     expect(await alarmOf(id)).toBe(t0 + 30_000); // just the lease
     at(20_000);
-    await stub(id).heartbeat(AGENT, 1);
+    await stub(id).heartbeat(AGENT, await ref(id));
     at(45_000);
     await fire(id);
     expect(await status(id)).toBe("STOPPING");
@@ -142,7 +142,7 @@ describe("lease loss", () => {
     const id = await executionIn(ALIAS, jobId, "PENDING");
     await stub(id).grantLease(AGENT);
     at(1_000);
-    await stub(id).heartbeat(AGENT, 1); // the agent's first call acknowledges it
+    await stub(id).heartbeat(AGENT, await ref(id)); // the agent's first call acknowledges it
     expect(await alarmOf(id)).toBe(t0 + 1_000 + LEASE_TTL_MS);
     at(LEASE_ACK_MS + 1);
     await fire(id);
@@ -151,17 +151,18 @@ describe("lease loss", () => {
 
   it("before the playbook started: back to PENDING, re-queued, and leasable by another agent", async () => {
     const id = await executionIn(ALIAS, jobId, "INITIALIZING");
-    await stub(id).uploadEvents(AGENT, { attempt: 1, events: [{ seq: 1, timestamp: t0, event_type: "verbose", stdout: "cloning\n" }] });
+    const first = await ref(id);
+    await stub(id).uploadEvents(AGENT, { ...first, events: [{ seq: 1, timestamp: t0, event_type: "verbose", stdout: "cloning\n" }] });
     expect(await alarmOf(id)).toBe(t0 + 30_000);
     at(30_001);
     await fire(id);
     const v = await stub(id).view();
     expect(v).toMatchObject({ status: "PENDING", agent_id: null, attempt: 1 });
     expect((await dispatcherStub(env, SHARED).snapshot()).queued.map((q) => q.executionId)).toContain(id);
-    expect(await failure(stub(id).heartbeat(AGENT, 1))).toMatchObject({ status: 409, extensions: { command: "abandon" } });
+    expect(await failure(stub(id).heartbeat(AGENT, first))).toMatchObject({ status: 409, extensions: { command: "abandon" } });
     // The next agent's event numbering starts again at 1 and is not mistaken for a duplicate.
     expect(await stub(id).grantLease("agent-2")).not.toBeNull();
-    const up = await stub(id).uploadEvents("agent-2", { attempt: 1, events: [{ seq: 1, timestamp: t0, event_type: "verbose", stdout: "cloning again\n" }] });
+    const up = await stub(id).uploadEvents("agent-2", { ...(await ref(id)), events: [{ seq: 1, timestamp: t0, event_type: "verbose", stdout: "cloning again\n" }] });
     expect(up.acceptedThrough).toBe(1);
     const log = await stub(id).logChunk(undefined, 0);
     expect(log.text).toContain("cloning\n");
@@ -171,7 +172,7 @@ describe("lease loss", () => {
   it("after the playbook started: FAILURE (agent_lost)", async () => {
     const id = await executionIn(ALIAS, jobId, "RUNNING");
     at(20_000);
-    await stub(id).heartbeat(AGENT, 1);
+    await stub(id).heartbeat(AGENT, await ref(id));
     expect(await alarmOf(id)).toBe(t0 + 50_000); // the heartbeat moved the one slot
     at(49_000);
     await fire(id);
@@ -221,7 +222,7 @@ describe("the cron sweep", () => {
     const id = await executionIn(ALIAS, longJob, "RUNNING");
     for (let t = 25_000; t <= 2 * 60_000 + 1_000; t += 24_000) {
       at(t);
-      await stub(id).heartbeat(AGENT, 1); // keeps the lease; heartbeats do not touch the index row
+      await stub(id).heartbeat(AGENT, await ref(id)); // keeps the lease; heartbeats do not touch the index row
     }
     const first = await sweepExpiredLeases(env, Date.now());
     expect(first).toBeGreaterThanOrEqual(1);

@@ -1,7 +1,7 @@
 import { env, runDurableObjectAlarm } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
 import type { AgentEvent } from "../../worker/schemas/execution";
-import { AGENT, alarmOf, executionIn, failure, indexRow, newJob, object, report, stub } from "./execution-fixtures";
+import { AGENT, alarmOf, executionIn, failure, indexRow, newJob, object, ref, report, stub } from "./execution-fixtures";
 
 /** Event uploads (never twice, always in order), the counters they carry, and the index write-through. */
 const ALIAS = "events";
@@ -21,7 +21,7 @@ const ev = (seq: number, extra: Partial<AgentEvent> = {}): AgentEvent => ({
   data: { n: seq },
   ...extra,
 });
-const upload = (id: string, events: AgentEvent[]) => stub(id).uploadEvents(AGENT, { attempt: 1, events });
+const upload = async (id: string, events: AgentEvent[]) => stub(id).uploadEvents(AGENT, { ...(await ref(id)), events });
 /** The agent events stored, as their agent seq numbers (from `data.n`), in sequence order. */
 async function stored(id: string): Promise<number[]> {
   const { results } = await stub(id).events(undefined, 0, 0, 100);
@@ -60,7 +60,7 @@ describe("uploads", () => {
   it("answers the pending command, and refuses other agents with abandon", async () => {
     const id = await executionIn(ALIAS, jobId, "STOPPING");
     expect(await upload(id, [ev(1)])).toMatchObject({ acceptedThrough: 1, command: "stop" });
-    const err = await failure(stub(id).uploadEvents("intruder", { attempt: 1, events: [ev(2)] }));
+    const err = await failure(stub(id).uploadEvents("intruder", { ...(await ref(id)), events: [ev(2)] }));
     expect(err).toMatchObject({ status: 409, extensions: { command: "abandon" } });
     expect(await stored(id)).toEqual([1]);
   });

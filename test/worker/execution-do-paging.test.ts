@@ -2,7 +2,7 @@ import { SELF } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
 import type { AgentEvent } from "../../worker/schemas/execution";
 import { api, token } from "./helpers";
-import { AGENT, executionIn, newJob, report, stub } from "./execution-fixtures";
+import { AGENT, executionIn, newJob, ref, report, stub } from "./execution-fixtures";
 
 /**
  * An execution with 100,000 events stays fast to page through (keyset paging on the object's
@@ -33,7 +33,7 @@ beforeAll(async () => {
       for (let seq = from; seq < from + BATCH; seq++) {
         events.push({ seq, timestamp: seq, event_type: "runner_on_ok", host: `web${seq % 50}`, task: `task ${seq >> 4}`, play: "site", stdout: `ok: [web${seq % 50}] task ${seq}\n`, data: { changed: false, seq } });
       }
-      const r = await stub(id).uploadEvents(AGENT, { attempt: 1, events });
+      const r = await stub(id).uploadEvents(AGENT, { ...(await ref(id)), events });
       if (r.acceptedThrough !== from + BATCH - 1) throw new Error(`accepted ${r.acceptedThrough}`);
     }
   });

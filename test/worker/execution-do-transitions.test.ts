@@ -2,7 +2,7 @@ import { env } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
 import { api, token } from "./helpers";
 import { ProblemError } from "../../worker/lib/problem";
-import { AGENT, executionIn, failure, newJob, object, report, start, stub } from "./execution-fixtures";
+import { AGENT, executionIn, failure, newJob, object, ref, report, start, stub } from "./execution-fixtures";
 
 /**
  * The state machine, cell by cell: every (state, action) pair the design allows leads where
@@ -106,7 +106,7 @@ describe("release", () => {
     const to = RELEASE[from];
     it(`release in ${from}${from === "STOPPING" ? " (playbook started)" : ""} → ${to ?? "409"}`, async () => {
       const id = await executionIn(ALIAS, jobId, from);
-      const call = stub(id).release(AGENT, 1);
+      const call = stub(id).release(AGENT, await ref(id));
       if (to) {
         await call;
         const v = await stub(id).view();
@@ -119,18 +119,19 @@ describe("release", () => {
   it("release in STOPPING before the playbook started ends it STOPPED", async () => {
     const id = await executionIn(ALIAS, jobId, "INITIALIZING");
     await stub(id).stop({ accountAlias: ALIAS }, 0);
-    await stub(id).release(AGENT, 1);
+    await stub(id).release(AGENT, await ref(id));
     expect((await stub(id).view()).status).toBe("STOPPED");
   });
 
   it("a released execution can be leased again, by another agent", async () => {
     const id = await executionIn(ALIAS, jobId, "INITIALIZING");
-    await stub(id).release(AGENT, 1);
+    const first = await ref(id);
+    await stub(id).release(AGENT, first);
     const lease = await stub(id).grantLease("agent-2");
     expect(lease).toMatchObject({ executionId: id, attempt: 1 });
     expect((await stub(id).view()).agent_id).toBe("agent-2");
     // The first agent no longer holds it.
-    expect(await failure(stub(id).heartbeat(AGENT, 1))).toMatchObject({ status: 409, extensions: { command: "abandon" } });
+    expect(await failure(stub(id).heartbeat(AGENT, first))).toMatchObject({ status: 409, extensions: { command: "abandon" } });
   });
 });
 
@@ -165,9 +166,9 @@ describe("calls from an agent that does not hold the lease answer 409 abandon", 
     it(`in ${from}`, async () => {
       const id = await executionIn(ALIAS, jobId, from);
       const abandon = { status: 409, extensions: { command: "abandon" } };
-      expect(await failure(stub(id).heartbeat(AGENT, 1))).toMatchObject(abandon);
-      expect(await failure(stub(id).uploadEvents(AGENT, { attempt: 1, events: [] }))).toMatchObject(abandon);
-      expect(await failure(stub(id).release(AGENT, 1))).toMatchObject(abandon);
+      expect(await failure(stub(id).heartbeat(AGENT, await ref(id)))).toMatchObject(abandon);
+      expect(await failure(stub(id).uploadEvents(AGENT, { ...(await ref(id)), events: [] }))).toMatchObject(abandon);
+      expect(await failure(stub(id).release(AGENT, await ref(id)))).toMatchObject(abandon);
       expect(await failure(report(id, { status: "RUNNING" }))).toMatchObject(abandon);
     });
   }
@@ -175,11 +176,11 @@ describe("calls from an agent that does not hold the lease answer 409 abandon", 
   it("another agent, or the right agent with another attempt", async () => {
     const id = await executionIn(ALIAS, jobId, "RUNNING");
     const abandon = { status: 409, extensions: { command: "abandon" } };
-    expect(await failure(stub(id).heartbeat("someone-else", 1))).toMatchObject(abandon);
-    expect(await failure(stub(id).heartbeat(AGENT, 2))).toMatchObject(abandon);
+    expect(await failure(stub(id).heartbeat("someone-else", await ref(id)))).toMatchObject(abandon);
+    expect(await failure(stub(id).heartbeat(AGENT, { ...(await ref(id)), attempt: 2 }))).toMatchObject(abandon);
     expect(await failure(report(id, { status: "SUCCESS" }, "someone-else"))).toMatchObject(abandon);
     expect((await stub(id).view()).status).toBe("RUNNING");
-    expect(await stub(id).heartbeat(AGENT, 1)).toMatchObject({ command: null });
+    expect(await stub(id).heartbeat(AGENT, await ref(id))).toMatchObject({ command: null });
   });
 
   it("a retried terminal report (its answer was lost) is acknowledged, not abandoned", async () => {
@@ -200,6 +201,7 @@ describe("restart", () => {
       },
       failedHosts: ["web2"],
     });
+    const old = await ref(id);
     const failed = await stub(id).view();
     expect(failed.timers).toHaveLength(1);
     expect(failed.timers[0]!.end).not.toBeNull();
@@ -210,10 +212,10 @@ describe("restart", () => {
     expect(r.json.timers[1].end).toBeNull();
     const lease = await stub(id).grantLease("agent-2");
     expect(lease).toMatchObject({ attempt: 2, limit: ["web2"] });
-    expect(await failure(stub(id).heartbeat(AGENT, 1))).toMatchObject({ status: 409, extensions: { command: "abandon" } });
-    await stub(id).report("agent-2", { attempt: 2, status: "RUNNING" });
+    expect(await failure(stub(id).heartbeat(AGENT, old))).toMatchObject({ status: 409, extensions: { command: "abandon" } });
+    await stub(id).report("agent-2", { ...(await ref(id)), status: "RUNNING" });
     await stub(id).report("agent-2", {
-      attempt: 2,
+      ...(await ref(id)),
       status: "SUCCESS",
       hostStats: { web2: { ok: 1, changed: 1, failed: 0, skipped: 0, unreachable: 0, rescued: 0, ignored: 0 } },
       failedHosts: [],
@@ -249,7 +251,7 @@ describe("refusals over RPC", () => {
     const id = await executionIn(ALIAS, jobId, "SUCCESS");
     const raw = await object(id).kill({ accountAlias: ALIAS });
     expect(raw).toMatchObject({ ok: false, problem: { status: 409, title: "Conflict" } });
-    expect(await object(id).heartbeat(AGENT, 1)).toMatchObject({ ok: false, problem: { status: 409, extensions: { command: "abandon" } } });
+    expect(await object(id).heartbeat(AGENT, await ref(id))).toMatchObject({ ok: false, problem: { status: 409, extensions: { command: "abandon" } } });
     expect(await object(id).view({ accountAlias: "someone-else" })).toMatchObject({ ok: false, problem: { status: 404 } });
     expect(await object(id).view({ accountAlias: ALIAS })).toMatchObject({ ok: true, value: { execution_id: id, status: "SUCCESS" } });
     const thrown = await failure(stub(id).kill({ accountAlias: ALIAS }));

@@ -3,7 +3,7 @@ import { env, runInDurableObject } from "cloudflare:test";
 import { expect } from "vitest";
 import { executionClient } from "../../worker/domain/execution-client";
 import type { Execution } from "../../worker/execution.do";
-import type { StatusReport } from "../../worker/schemas/execution";
+import type { LeaseRef, StatusReport } from "../../worker/schemas/execution";
 import { api, token } from "./helpers";
 import { playbookJob } from "./jobs-fixtures";
 
@@ -35,8 +35,21 @@ export async function start(alias: string, jobId: string, body?: unknown): Promi
 
 export const AGENT = "agent-1";
 
-export function report(id: string, body: Omit<StatusReport, "attempt"> & { attempt?: number }, agentId = AGENT) {
-  return stub(id).report(agentId, { attempt: 1, ...body } as StatusReport);
+/**
+ * The lease the object holds now, as its agent names it on every call (after the lease ended: the
+ * one that ended it, so a retried terminal report can be tried).
+ */
+export function ref(id: string): Promise<LeaseRef> {
+  return runInDurableObject(object(id), (_obj: Execution, state) => {
+    const row = state.storage.sql.exec<{ json: string }>("SELECT json FROM state").toArray()[0];
+    const s = JSON.parse(row!.json) as { attempt: number; leaseId: string | null; endedLeaseId?: string | null };
+    return { attempt: s.attempt, leaseId: s.leaseId ?? s.endedLeaseId ?? "no-lease" };
+  });
+}
+
+/** A status report from `agentId` naming the current lease (unless the body names another). */
+export async function report(id: string, body: Omit<StatusReport, "attempt" | "leaseId"> & { attempt?: number; leaseId?: string }, agentId = AGENT) {
+  return stub(id).report(agentId, { ...(await ref(id)), ...body } as StatusReport);
 }
 
 /** Brings a fresh execution of `jobId` into `status` through the same calls an agent and a user make. */

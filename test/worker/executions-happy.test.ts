@@ -4,7 +4,7 @@ import { dispatcherKey } from "../../worker/domain/contracts";
 import { dispatcherStub } from "../../worker/domain/dispatch";
 import { newAgent } from "./agent-fixtures";
 import { api, token } from "./helpers";
-import { AGENT, executionIn, newJob, report, sleep, start, stub } from "./execution-fixtures";
+import { AGENT, executionIn, newJob, ref, report, sleep, start, stub } from "./execution-fixtures";
 
 /** The Executions API in the original's wire format, driven end to end. */
 const ALIAS = "happy";
@@ -149,7 +149,7 @@ describe("a run seen through the API", () => {
   beforeAll(async () => {
     id = await executionIn(ALIAS, jobId, "RUNNING");
     await stub(id).uploadEvents(AGENT, {
-      attempt: 1,
+      ...(await ref(id)),
       events: [
         { seq: 1, timestamp: 1, event_type: "playbook_on_start", stdout: "" },
         { seq: 2, timestamp: 2, event_type: "playbook_on_task_start", play: "site", task: "ping", stdout: "\nTASK [ping] ***\n" },
@@ -301,7 +301,7 @@ describe("log follow (Server-Sent Events)", () => {
     const sse = sseReader(res);
     expect(await sse.until((m) => m.data.includes("[runner] execution RUNNING"))).toBe(true);
     await sleep(50); // the follower is waiting on the object by now
-    await stub(id).uploadEvents(AGENT, { attempt: 1, events: [{ seq: 1, timestamp: 1, event_type: "runner_on_ok", host: "web1", stdout: "ok: [web1]\n" }] });
+    await stub(id).uploadEvents(AGENT, { ...(await ref(id)), events: [{ seq: 1, timestamp: 1, event_type: "runner_on_ok", host: "web1", stdout: "ok: [web1]\n" }] });
     // Delivered live (well before the follower's 15 s wait would run out), before the execution ends.
     expect(await sse.until((m) => m.data.includes("ok: [web1]"))).toBe(true);
     await report(id, { status: "FAILURE", reason: "playbook_failed" });

@@ -1,7 +1,7 @@
 import { env, SELF } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
 import { api, token } from "./helpers";
-import { AGENT, executionIn, newJob, report, start, storedState, stub } from "./execution-fixtures";
+import { AGENT, executionIn, newJob, ref, report, start, storedState, stub } from "./execution-fixtures";
 
 /** Who may see and act on executions, and where per-execution secrets may (not) go. */
 const ALIAS = "sec";
@@ -83,7 +83,7 @@ describe("per-execution secrets", () => {
     expect(lease.secrets).toEqual(expect.arrayContaining([btoa(KEY), btoa(HOST_KEY)]));
     // The agent redacts before upload; even if a value slipped through, the lease itself is never stored.
     await report(exec, { status: "RUNNING" });
-    await stub(exec).uploadEvents(AGENT, { attempt: 1, events: [{ seq: 1, timestamp: 1, event_type: "runner_on_ok", host: "web1", stdout: "ok: [web1]\n", data: { key: "********" } }] });
+    await stub(exec).uploadEvents(AGENT, { ...(await ref(exec)), events: [{ seq: 1, timestamp: 1, event_type: "runner_on_ok", host: "web1", stdout: "ok: [web1]\n", data: { key: "********" } }] });
     await report(exec, { status: "FAILURE", failedHosts: ["web1"] });
     const base = `/jobs/${ALIAS}/${jobId}/executions/${exec}`;
     for (const p of [base, `${base}/events`, `${base}/log`, `/jobs/${ALIAS}/executions`, `/jobs/${ALIAS}/${jobId}/executions`, `/status/${ALIAS}/job/${jobId}`]) {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { api, token } from "./helpers";
-import { call, lease, newAgent, newJob } from "./agent-fixtures";
+import { call, held, lease, newAgent, newJob } from "./agent-fixtures";
 
 /** The account inventory: stored whole, answered whole, and handed to dynamic-inventory jobs in their lease. */
 const HOSTS = [
@@ -116,7 +116,7 @@ describe("the lease of a job (agent protocol)", () => {
     const job = await newJob(alias, { useDynamicInventory: true, hosts: [] });
     const id = (await api("POST", `/jobs/${alias}/${job}/start`, { token: user })).json.execution_id;
     expect((await lease(agent)).json.executionId).toBe(id);
-    const status = (body: Record<string, unknown>) => call(agent, "POST", `/agent/executions/${id}/status`, { attempt: 1, ...body });
+    const status = (body: Record<string, unknown>) => call(agent, "POST", `/agent/executions/${id}/status`, { ...held(id), ...body });
     expect((await status({ status: "RUNNING" })).status).toBe(200);
     expect((await status({ status: "FAILURE", failedHosts: ["db1", "web2"] })).status).toBe(200);
 

@@ -1,7 +1,7 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { api, token } from "./helpers";
-import { call, lease, newAgent, newExecution, newJob } from "./agent-fixtures";
+import { call, held, lease, newAgent, newExecution, newJob } from "./agent-fixtures";
 
 describe("minions API (happy)", () => {
   it("lists the account's agents with online, lastSeen and running executions", async () => {
@@ -23,8 +23,8 @@ describe("minions API (happy)", () => {
     expect(JSON.stringify(r.json)).not.toMatch(/rac_|credential/);
 
     // A finished execution is no longer running there.
-    await call(b, "POST", `/agent/executions/${e1}/status`, { attempt: 1, status: "RUNNING" });
-    await call(b, "POST", `/agent/executions/${e1}/status`, { attempt: 1, status: "FAILURE" });
+    await call(b, "POST", `/agent/executions/${e1}/status`, { ...held(e1), status: "RUNNING" });
+    await call(b, "POST", `/agent/executions/${e1}/status`, { ...held(e1), status: "FAILURE" });
     const one = await api("GET", `/minions/crew/${b.agentId}`, { token: await token(["crew"], "viewer") });
     expect(one.status).toBe(200);
     expect(one.json.runningExecutions).toEqual([]);
@@ -57,7 +57,7 @@ describe("minions API (happy)", () => {
 
   it("revoking an agent removes it from the list", async () => {
     const a = await newAgent("gone-crew");
-    expect((await api("DELETE", `/minions/gone-crew/${a.agentId}`, { token: await token(["gone-crew"], "user") })).status).toBe(204);
+    expect((await api("DELETE", `/minions/gone-crew/${a.agentId}`, { token: await token(["gone-crew"], "admin") })).status).toBe(204);
     const r = await api("GET", "/minions/gone-crew", { token: await token(["gone-crew"], "viewer") });
     expect(r.json).toMatchObject({ totalSize: 0, results: [] });
     const row = await env.DB.prepare("SELECT revoked_time FROM agents WHERE id = ?").bind(a.agentId).first<{ revoked_time: number }>();
@@ -67,14 +67,14 @@ describe("minions API (happy)", () => {
   it("publishes the minions and agent routes in /openapi.json", async () => {
     const r = await api("GET", "/openapi.json", { token: null });
     expect(r.status).toBe(200);
-    for (const p of ["/minions/{alias}", "/minions/{alias}/tokens", "/minions/{alias}/{agentId}", "/agent/register", "/agent/lease", "/agent/executions/{executionId}/events"]) {
+    for (const p of ["/minions/{alias}", "/minions/{alias}/tokens", "/minions/{alias}/{agentId}", "/minions/~shared", "/minions/~shared/{agentId}", "/agent/register", "/agent/lease", "/agent/executions/{executionId}/events"]) {
       expect(Object.keys(r.json.paths)).toContain(p);
     }
     expect(r.json.components.schemas.Agent.properties.runningExecutions).toBeTruthy();
   });
 
   it("creates a token from an empty body", async () => {
-    const r = await api("POST", "/minions/empty/tokens", { token: await token(["empty"], "user") });
+    const r = await api("POST", "/minions/empty/tokens", { token: await token(["empty"], "admin") });
     expect(r.status).toBe(200);
     expect(r.json).toMatchObject({ name: null, description: null, location: null });
     expect(r.json.token).toMatch(/^rrt_/);

@@ -23,6 +23,25 @@ describe("minions API (security and bad input)", () => {
     expect((await api("GET", "/minions/own/tokens", { token: await token(["own"], "admin") })).json.totalSize).toBe(2);
   });
 
+  it("only an admin adds agents: a user may not create or revoke tokens, nor revoke agents (403), and nothing changes", async () => {
+    const a = await newAgent("usr");
+    await regToken("usr");
+    const admin = await token(["usr"], "admin");
+    const user = await token(["usr"], "user");
+    const tokensBefore = await api("GET", "/minions/usr/tokens", { token: admin });
+    const tokenId = tokensBefore.json.results[0].id;
+    const minted = await api("POST", "/minions/usr/tokens", { token: user, body: { name: "rogue" } });
+    expect(minted.status).toBe(403);
+    expect(minted.text).not.toContain("rrt_");
+    // An empty POST is refused the same way (access is checked before the body).
+    expect((await api("POST", "/minions/usr/tokens", { token: user })).status).toBe(403);
+    expect((await api("DELETE", `/minions/usr/tokens/${tokenId}`, { token: user })).status).toBe(403);
+    expect((await api("DELETE", `/minions/usr/${a.agentId}`, { token: user })).status).toBe(403);
+    expect((await api("GET", "/minions/usr/tokens", { token: admin })).json).toEqual(tokensBefore.json);
+    expect((await api("GET", `/minions/usr/${a.agentId}`, { token: user })).status).toBe(200);
+    expect((await lease(a, 0)).status).toBe(204);
+  });
+
   it("a viewer may list but not create tokens or revoke agents", async () => {
     const a = await newAgent("ro");
     const viewer = await token(["ro"], "viewer");

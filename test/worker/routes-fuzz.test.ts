@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { api, token } from "./helpers";
-import { call, lease, newAgent, newJob, regToken, type TestAgent } from "./agent-fixtures";
+import { call, held, lease, newAgent, newJob, regToken, type TestAgent } from "./agent-fixtures";
 import { send, seeded } from "./fuzz-fixtures";
 
 /**
@@ -142,16 +142,18 @@ describe("routes fuzz (security)", () => {
     executionId = started.json.execution_id;
     expect((await lease(agent)).json.executionId).toBe(executionId);
     const base = `/agent/executions/${executionId}`;
-    expect((await call(agent, "POST", `${base}/status`, { attempt: 1, status: "RUNNING" })).status).toBe(200);
+    expect((await call(agent, "POST", `${base}/status`, { ...held(executionId), status: "RUNNING" })).status).toBe(200);
     const events = [1, 2, 3].map((seq) => ({ seq, timestamp: Date.now(), event_type: "runner_on_ok", host: "web1", stdout: `ok ${seq}\n` }));
-    expect((await call(agent, "POST", `${base}/events`, { attempt: 1, events })).json.acceptedThrough).toBe(3);
-    expect((await call(agent, "POST", `${base}/status`, { attempt: 1, status: "SUCCESS" })).status).toBe(200);
+    expect((await call(agent, "POST", `${base}/events`, { ...held(executionId), events })).json.acceptedThrough).toBe(3);
+    expect((await call(agent, "POST", `${base}/status`, { ...held(executionId), status: "SUCCESS" })).status).toBe(200);
     snapshot = await readState();
   });
 
   it(`survives ${ROUNDS} random requests (seed ${SEED.toString(16)}) without a 5xx or a change to what was stored`, async () => {
     const viewer = await token([KEEP], "viewer");
     const foreign = await token(["someone-else"], "admin");
+    // Creating and revoking registration tokens and agents needs an admin (worker/lib/roles.ts).
+    const admin = await token([KEEP, SCRATCH], "admin");
     const exec = `/jobs/${KEEP}/${jobId}/executions/${executionId}`;
     const statuses = new Map<number, number>();
 
@@ -197,6 +199,7 @@ describe("routes fuzz (security)", () => {
           path = `/minions/${SCRATCH}/tokens`;
           body = chance(0.5) ? JSON.stringify(randomValue()) : rawBody();
         } else path = `/minions/${KEEP}/${pick(["tokens/", ""])}${pick([crypto.randomUUID(), encodeURIComponent(randomString(10))])}`;
+        if (method !== "GET") headers.authorization = `Bearer ${admin}`;
       } else if (kind === 4) {
         // The agent protocol with the agent's own credential: every body refused.
         method = "POST";
@@ -233,6 +236,7 @@ describe("routes fuzz (security)", () => {
         // Random content types and accept headers on bodies the routes take.
         method = pick(["PUT", "POST"]);
         path = method === "PUT" ? `/inventory/${SCRATCH}` : `/minions/${SCRATCH}/tokens`;
+        if (method === "POST") headers.authorization = `Bearer ${admin}`;
         body = JSON.stringify(method === "PUT" ? { hosts: [{ id: "h1" }] } : { name: "n" });
         headers["content-type"] = pick(CONTENT_TYPES);
         headers.accept = pick(["*/*", "text/html", "text/event-stream", randomString(8).replace(/[^\x20-\x7e]/g, "")]);
@@ -322,8 +326,8 @@ describe("routes fuzz (security)", () => {
         [`/jobs/${SCRATCH}`, `{"playbook":"LSBob3N0czogYWxsCg==","hosts":[{"id":"h"}],"properties":{"x":${x}}}`, userAuth],
         [`/jobs/${SCRATCH}/${scratchJob}`, `{"playbook":"LSBob3N0czogYWxsCg==","hosts":[{"id":"h","hostVars":{"x":${x}}}]}`, userAuth],
         [`/inventory/${SCRATCH}`, `{"hosts":[{"id":"h","hostVars":{"x":${x}}}]}`, userAuth],
-        [`/agent/executions/${executionId}/events`, `{"attempt":1,"events":[{"seq":1,"timestamp":1,"event_type":"runner_on_ok","data":{"x":${x}}}]}`, agentAuth],
-        [`/agent/executions/${executionId}/status`, `{"attempt":1,"status":"FAILURE","hostStats":{"h":{"ok":1,"changed":0,"failed":0,"skipped":0,"unreachable":0,"rescued":0,"ignored":0,"x":${x}}}}`, agentAuth],
+        [`/agent/executions/${executionId}/events`, `{"attempt":1,"leaseId":"${held(executionId).leaseId}","events":[{"seq":1,"timestamp":1,"event_type":"runner_on_ok","data":{"x":${x}}}]}`, agentAuth],
+        [`/agent/executions/${executionId}/status`, `{"attempt":1,"leaseId":"${held(executionId).leaseId}","status":"FAILURE","hostStats":{"h":{"ok":1,"changed":0,"failed":0,"skipped":0,"unreachable":0,"rescued":0,"ignored":0,"x":${x}}}}`, agentAuth],
         [`/minions/${SCRATCH}/tokens`, `{"name":${x}}`, userAuth],
       ];
       for (const [j, [path, body, headers]] of cases.entries()) {
@@ -362,7 +366,7 @@ describe("routes fuzz (security)", () => {
           "{}",
           JSON.stringify({ hosts: [{ id: "h" }] }),
           `{"properties":{"x":${"[".repeat(60_000)}${"]".repeat(60_000)}}}`,
-          `{"attempt":1,"events":[{"seq":1,"timestamp":1,"event_type":"runner_on_ok","data":${"[".repeat(60_000)}${"]".repeat(60_000)}}]}`,
+          `{"attempt":1,"leaseId":"${held(executionId).leaseId}","events":[{"seq":1,"timestamp":1,"event_type":"runner_on_ok","data":${"[".repeat(60_000)}${"]".repeat(60_000)}}]}`,
           Uint8Array.from({ length: 64 }, () => r.int(256)),
         ]);
         // The agent may call on the ended execution: it refuses everything (400, else 409 abandon).

@@ -4,6 +4,8 @@ import { selectPage } from "./page";
 
 /** Served by agent_tokens_by_account / agents_by_account. */
 const LIVE_OF_ACCOUNT = "account_alias = ? AND revoked_time IS NULL";
+/** The shared pool's agents are those of no account (agents_by_account too). */
+const LIVE_SHARED = "account_alias IS NULL AND revoked_time IS NULL";
 
 export interface AgentRow {
   id: string;
@@ -50,9 +52,10 @@ export function listLiveTokens(db: D1Database, alias: string, p: PageParams): Pr
   return selectPage<TokenRow>(db, { select: "*", from: "agent_tokens", where: LIVE_OF_ACCOUNT, args: [alias], orderBy: "created_time DESC, id DESC" }, p);
 }
 
-/** Sets `revoked_time` on a live row of the account; false when there is none. */
-async function revoke(db: D1Database, table: "agents" | "agent_tokens", alias: string, id: string, now: number): Promise<boolean> {
-  const r = await db.prepare(`UPDATE ${table} SET revoked_time = ? WHERE id = ? AND account_alias = ? AND revoked_time IS NULL`).bind(now, id, alias).run();
+/** Sets `revoked_time` on a live row of the account (null: the shared pool); false when there is none. */
+async function revoke(db: D1Database, table: "agents" | "agent_tokens", alias: string | null, id: string, now: number): Promise<boolean> {
+  // `IS` so that null names the shared pool (and never matches an account's row).
+  const r = await db.prepare(`UPDATE ${table} SET revoked_time = ? WHERE id = ? AND account_alias IS ? AND revoked_time IS NULL`).bind(now, id, alias).run();
   return r.meta.changes > 0;
 }
 
@@ -73,9 +76,10 @@ export async function getAgent(db: D1Database, id: string): Promise<AgentRow | n
   return db.prepare(`SELECT * FROM agents WHERE id = ?`).bind(id).first<AgentRow>();
 }
 
-/** Live agents of the account, newest first. */
-export function listLiveAgents(db: D1Database, alias: string, p: PageParams): Promise<Page<AgentRow>> {
-  return selectPage<AgentRow>(db, { select: "*", from: "agents", where: LIVE_OF_ACCOUNT, args: [alias], orderBy: "created_time DESC, id DESC" }, p);
+/** Live agents of the account (null: of the shared pool), newest first. */
+export function listLiveAgents(db: D1Database, alias: string | null, p: PageParams): Promise<Page<AgentRow>> {
+  const [where, args] = alias === null ? [LIVE_SHARED, []] : [LIVE_OF_ACCOUNT, [alias]];
+  return selectPage<AgentRow>(db, { select: "*", from: "agents", where, args, orderBy: "created_time DESC, id DESC" }, p);
 }
 
 /** Does the account have a live agent in this location (null: the default location)? `IS` matches NULL too. */
@@ -84,8 +88,8 @@ export async function hasLiveAgentIn(db: D1Database, alias: string, location: st
   return row !== null;
 }
 
-/** Revokes a live agent of the account; false when there is none. */
-export const revokeAgent = (db: D1Database, alias: string, agentId: string, now: number) => revoke(db, "agents", alias, agentId, now);
+/** Revokes a live agent of the account (null: of the shared pool); false when there is none. */
+export const revokeAgent = (db: D1Database, alias: string | null, agentId: string, now: number) => revoke(db, "agents", alias, agentId, now);
 
 /** Records that the agent was seen, unless a newer sighting is already stored (racing isolates). */
 export async function touchAgent(db: D1Database, agentId: string, now: number): Promise<void> {

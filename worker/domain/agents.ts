@@ -200,7 +200,7 @@ export async function pollForLease(
   // RPC typing maps the lease's `unknown` extra vars to `never`; the value is the object's LeaseBody.
   const lease = (await dispatcherStub(env, agentDispatcherKey(agent)).poll({ agentId: agent.id, alive: () => !signal.aborted }, wait)) as LeaseBody | null;
   if (lease && signal.aborted) {
-    ctx.waitUntil(executionClient(env, lease.executionId).release(agent.id, lease.attempt).catch(() => undefined));
+    ctx.waitUntil(executionClient(env, lease.executionId).release(agent.id, { attempt: lease.attempt, leaseId: lease.leaseId }).catch(() => undefined));
     return null;
   }
   return lease;
@@ -223,28 +223,33 @@ function agentView(a: AgentRow, running: string[], now: number): AgentView {
   };
 }
 
-export async function listAgents(env: Env, alias: string, p: PageParams): Promise<Page<AgentView>> {
-  const page = await listLiveAgents(env.DB, alias, p);
+/** Whose agents: an account alias, or null for the shared pool (the operator's). */
+export type AgentPool = string | null;
+
+export async function listAgents(env: Env, pool: AgentPool, p: PageParams): Promise<Page<AgentView>> {
+  const page = await listLiveAgents(env.DB, pool, p);
   const running = await leasedExecutionsOf(env.DB, page.results.map((r) => r.id));
   const now = Date.now();
   return { ...page, results: page.results.map((r) => agentView(r, running.get(r.id) ?? [], now)) };
 }
 
-export async function getAgentView(env: Env, alias: string, agentId: string): Promise<AgentView> {
+export async function getAgentView(env: Env, pool: AgentPool, agentId: string): Promise<AgentView> {
   const a = await getAgent(env.DB, agentId);
-  if (!a || a.account_alias !== alias || a.revoked_time !== null) throw notFound();
+  // A shared agent is no account's (its alias is null), so no account's route finds it.
+  if (!a || a.account_alias !== pool || a.revoked_time !== null) throw notFound();
   const running = await leasedExecutionsOf(env.DB, [a.id]);
   return agentView(a, running.get(a.id) ?? [], Date.now());
 }
 
 /**
- * Revokes an agent: its credential stops working at once (the D1 row is what every call checks),
- * its waiting polls are dropped, and every lease it holds is lost at once.
+ * Revokes an agent of the pool: its credential stops working at once (the D1 row is what every
+ * call checks), its waiting polls are dropped, and every lease it holds is lost at once (a run
+ * that started ends FAILURE agent_revoked; one that had not goes back to PENDING).
  */
-export async function revokeAgentAndLeases(env: Env, alias: string, agentId: string): Promise<void> {
+export async function revokeAgentAndLeases(env: Env, pool: AgentPool, agentId: string): Promise<void> {
   const a = await getAgent(env.DB, agentId);
-  if (!a || a.account_alias !== alias) throw notFound();
-  if (!(await revokeAgent(env.DB, alias, agentId, Date.now()))) throw notFound();
+  if (!a || a.account_alias !== pool) throw notFound();
+  if (!(await revokeAgent(env.DB, pool, agentId, Date.now()))) throw notFound();
   // First the dispatcher (no new lease can reach the agent), then the leases it already holds.
   await dispatcherStub(env, agentDispatcherKey(a)).agentRevoked(agentId);
   const held = (await leasedExecutionsOf(env.DB, [agentId])).get(agentId) ?? [];

@@ -9,7 +9,7 @@ import { conflict, notFound } from "../lib/problem";
 import { decryptJson, encryptJson } from "../lib/secrets";
 import type { Page, PageParams } from "../schemas/common";
 import { ACTIVE_STATUSES } from "../schemas/execution";
-import { DEFAULT_EXECUTION_TTL, hasContent, type Job, type JobInput, type JobReplace } from "../schemas/job";
+import { DEFAULT_EXECUTION_TTL, displayRepositoryUrl, hasContent, type Job, type JobInput, type JobReplace } from "../schemas/job";
 import type { JobForLease } from "./contracts";
 import { hasActiveExecution, startExecution } from "./executions";
 
@@ -148,7 +148,8 @@ export function jobView(row: JobRow): Job {
     executionTtl: d.executionTtl,
     callbacks: d.callbacks,
     playbook: d.playbook,
-    repository: d.repository,
+    // A job stored before credentialed URLs were refused still never shows them.
+    repository: d.repository ? { ...d.repository, url: displayRepositoryUrl(d.repository.url) } : null,
     playbookTags: d.playbookTags,
     hosts: d.hosts,
     properties: d.properties,

@@ -1,8 +1,10 @@
 import { createLocalJWKSet, createRemoteJWKSet, decodeJwt, importJWK, jwtVerify, SignJWT, type JSONWebKeySet, type JWK, type JWTPayload } from "jose";
 import type { MiddlewareHandler } from "hono";
+import { serviceAccountTokenVersion } from "../db/service-accounts";
 import { forbidden, notFound, unauthorized, badRequest, ProblemError } from "./problem";
+import { ROLES, roleAtLeast, roleNeeded, type Action, type Family, type Role } from "./roles";
 
-export type Role = "admin" | "user" | "viewer";
+export type { Role } from "./roles";
 export interface Principal {
   sub: string;
   /** Aliases this principal may act on, or "*" for an operator. */
@@ -11,7 +13,6 @@ export interface Principal {
 }
 export type AuthVars = { principal: Principal };
 
-const ROLES: readonly Role[] = ["viewer", "user", "admin"];
 export const ALIAS_RE = /^[A-Za-z0-9_-]{2,32}$/;
 
 /** The public half of a JWK (drops private members). */
@@ -27,11 +28,17 @@ export function ownJwks(env: Env): JSONWebKeySet {
   return { keys };
 }
 
+/**
+ * The claim that marks a token the login issued: the service account's token version, checked
+ * against D1 on every request (see `verifyToken`). Its `sub` is the service account's id.
+ */
+export const TOKEN_VERSION_CLAIM = "tv";
+
 /** Signs a Runner token (used by login and by tests/scripts through the same code path). */
-export async function signToken(env: Env, p: Principal, ttlSeconds = 3600): Promise<string> {
+export async function signToken(env: Env, p: Principal, ttlSeconds = 3600, extraClaims: JWTPayload = {}): Promise<string> {
   const jwk = JSON.parse(env.JWT_PRIVATE_KEY) as JWK;
   const key = await importJWK(jwk, "ES256");
-  return new SignJWT({ accounts: p.accounts, role: p.role })
+  return new SignJWT({ ...extraClaims, accounts: p.accounts, role: p.role })
     .setProtectedHeader({ alg: "ES256", kid: jwk.kid })
     .setSubject(p.sub)
     .setIssuer(env.RUNNER_ISSUER || "runner")
@@ -80,7 +87,10 @@ export async function verifyToken(env: Env, token: string): Promise<Principal> {
         requiredClaims: ["exp"],
         clockTolerance: CLOCK_TOLERANCE_S,
       });
-      return principalFrom(payload, "accounts");
+      const principal = principalFrom(payload, "accounts");
+      // Only login tokens carry the claim, so every other token costs no storage read here.
+      if (TOKEN_VERSION_CLAIM in payload) await checkTokenVersion(env, principal.sub, payload[TOKEN_VERSION_CLAIM]);
+      return principal;
     }
     // External tokens need an audience: without one, any token the issuer minted for any other
     // application would be accepted here (fail closed on a half-configured issuer).
@@ -115,6 +125,16 @@ export async function verifyToken(env: Env, token: string): Promise<Principal> {
   throw unauthorized("The token's issuer is not trusted.");
 }
 
+/**
+ * A service account's token is good while the account exists at the version the token names:
+ * deleting it, or changing its password, username or role (which bumps the version), refuses the
+ * tokens issued before at once rather than at their expiry.
+ */
+async function checkTokenVersion(env: Env, serviceAccountId: string, version: unknown): Promise<void> {
+  const current = await serviceAccountTokenVersion(env.DB, serviceAccountId);
+  if (current === null || current !== version) throw unauthorized("The token has been revoked.");
+}
+
 /** Requires a valid bearer token; the principal lands in `c.var.principal`. */
 export const requireAuth: MiddlewareHandler<{ Bindings: Env; Variables: AuthVars }> = async (c, next) => {
   const header = c.req.header("authorization") ?? "";
@@ -124,27 +144,43 @@ export const requireAuth: MiddlewareHandler<{ Bindings: Env; Variables: AuthVars
   await next();
 };
 
-export type Access = "read" | "write" | "admin";
-
 /**
  * The authorization rule for every account-scoped route: a bad alias is 400, a foreign account
- * is 404 (indistinguishable from a missing resource), a role too weak for the action is 403.
+ * is 404 (indistinguishable from a missing resource), a role weaker than `need` is 403.
  */
-export function authorize(p: Principal, alias: string, access: Access): void {
+export function authorize(p: Principal, alias: string, need: Role): void {
   if (!ALIAS_RE.test(alias)) throw badRequest([{ field: "accountAlias", message: "must be 2-32 characters of A-Z, a-z, 0-9, _ or -" }]);
   if (p.accounts !== "*" && !p.accounts.includes(alias)) throw notFound();
-  const need: Role = access === "read" ? "viewer" : access === "write" ? "user" : "admin";
-  if (ROLES.indexOf(p.role) < ROLES.indexOf(need)) throw forbidden(`The role '${p.role}' may not do this; it needs '${need}'.`);
+  if (!roleAtLeast(p.role, need)) throw forbidden(`The role '${p.role}' may not do this; it needs '${need}'.`);
 }
 
 /**
- * Route middleware: a valid token, then `authorize` for the route's `{alias}` parameter. It runs
- * before input validation, so a caller who may not act on the account learns nothing from a 400.
+ * Route middleware for what belongs to no account (the shared pool): only operators (accounts
+ * "*") may see it; to anyone else it does not exist (404), like another account's resources. The
+ * role is the table's for (family, action), as on the account routes.
  */
-export function requireAccess(access: Access): MiddlewareHandler<{ Bindings: Env; Variables: AuthVars }> {
+export function requireOperator(family: Family, action: Action): MiddlewareHandler<{ Bindings: Env; Variables: AuthVars }> {
+  const need = roleNeeded(family, action);
   return async (c, next) => {
     await requireAuth(c, async () => {
-      authorize(c.var.principal, c.req.param("alias") ?? "", access);
+      const p = c.var.principal;
+      if (p.accounts !== "*") throw notFound();
+      if (!roleAtLeast(p.role, need)) throw forbidden(`The role '${p.role}' may not do this; it needs '${need}'.`);
+      await next();
+    });
+  };
+}
+
+/**
+ * Route middleware: a valid token, then `authorize` for the route's `{alias}` parameter with the
+ * role that worker/lib/roles.ts's table names for (family, action). It runs before input
+ * validation, so a caller who may not act on the account learns nothing from a 400.
+ */
+export function requireAccess(family: Family, action: Action): MiddlewareHandler<{ Bindings: Env; Variables: AuthVars }> {
+  const need = roleNeeded(family, action);
+  return async (c, next) => {
+    await requireAuth(c, async () => {
+      authorize(c.var.principal, c.req.param("alias") ?? "", need);
       await next();
     });
   };

@@ -76,7 +76,10 @@ export const unauthorized = (detail: string, missingToken = false) =>
   });
 export const forbidden = (detail: string) => new ProblemError(403, "Forbidden", detail);
 export const notFound = (detail = "Not found.") => new ProblemError(404, "Not Found", detail);
-export const conflict = (detail: string) => new ProblemError(409, "Conflict", detail);
+export const conflict = (detail: string, errors?: FieldError[]) => new ProblemError(409, "Conflict", detail, errors);
+/** 429 with `Retry-After` in whole seconds (at least 1). */
+export const tooManyRequests = (detail: string, retryAfterSeconds: number) =>
+  new ProblemError(429, "Too Many Requests", detail, undefined, { "Retry-After": String(Math.max(1, Math.ceil(retryAfterSeconds))) });
 
 /** The RFC 9457 body, for /openapi.json. */
 export const ProblemSchema = z
@@ -99,6 +102,7 @@ export function problemResponses(...statuses: number[]) {
     409: "The resource's state forbids this",
     413: "The body is larger than 1 MiB",
     415: "The body is not application/json",
+    429: "Too many attempts: wait for the seconds `Retry-After` names",
   };
   return Object.fromEntries(
     statuses.map((s) => [s, { description: text[s] ?? "Error", content: { "application/problem+json": { schema: ProblemSchema } } }]),

@@ -6,7 +6,7 @@ import { abandon } from "../execution.do";
 import { jsonAnswer, jsonBody, router } from "../lib/hono";
 import { problemResponses } from "../lib/problem";
 import { LeaseRequest, RegisterAnswer, RegisterBody } from "../schemas/agent";
-import { AgentAnswerSchema, AttemptBody, EventUpload, LeaseBody, StatusReport } from "../schemas/execution";
+import { AgentAnswerSchema, EventUpload, LeaseBody, LeaseRef, StatusReport } from "../schemas/execution";
 
 /**
  * The agent protocol (docs/agent-protocol.md). Routes only parse and hand over: the Dispatcher
@@ -61,7 +61,7 @@ agent.openapi(
 const ExecParam = z.object({ executionId: z.string().min(1).max(100) });
 const execResponses = { ...problemResponses(400, 401, 404, 409) };
 
-// The Execution object checks that the calling agent holds the lease (else 409 with command "abandon").
+// The Execution object checks that the calling agent holds the lease the body names (else 409 with command "abandon").
 // An id Runner cannot have made is answered the same way without minting an object for it.
 const held = (env: Env, executionId: string) => {
   if (!isExecutionId(executionId)) throw abandon("This agent does not hold the execution's current lease: abandon the run.");
@@ -75,12 +75,12 @@ agent.openapi(
     tags: ["Agent protocol"],
     summary: "Renew the lease; the answer carries a pending stop/kill",
     security,
-    request: { params: ExecParam, body: jsonBody(AttemptBody) },
+    request: { params: ExecParam, body: jsonBody(LeaseRef) },
     responses: { 200: jsonAnswer(AgentAnswerSchema, "Renewed"), ...execResponses },
   }),
   async (c) => {
     const { executionId } = c.req.valid("param");
-    const answer = await held(c.env, executionId).heartbeat(c.var.agent.id, c.req.valid("json").attempt);
+    const answer = await held(c.env, executionId).heartbeat(c.var.agent.id, c.req.valid("json"));
     return c.json(answer, 200);
   },
 );
@@ -130,11 +130,11 @@ agent.openapi(
     tags: ["Agent protocol"],
     summary: "Hand back an execution whose playbook has not started (it goes back to PENDING)",
     security,
-    request: { params: ExecParam, body: jsonBody(AttemptBody) },
+    request: { params: ExecParam, body: jsonBody(LeaseRef) },
     responses: { 200: jsonAnswer(AgentAnswerSchema, "Released"), ...execResponses },
   }),
   async (c) => {
     const { executionId } = c.req.valid("param");
-    return c.json(await held(c.env, executionId).release(c.var.agent.id, c.req.valid("json").attempt), 200);
+    return c.json(await held(c.env, executionId).release(c.var.agent.id, c.req.valid("json")), 200);
   },
 );

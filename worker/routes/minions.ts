@@ -1,4 +1,4 @@
-import { createRoute } from "@hono/zod-openapi";
+import { createRoute, z } from "@hono/zod-openapi";
 import {
   createRegistrationToken,
   getAgentView,
@@ -7,19 +7,70 @@ import {
   revokeAgentAndLeases,
   revokeRegistrationToken,
 } from "../domain/agents";
-import { requireAccess } from "../lib/auth";
+import { requireAccess, requireOperator } from "../lib/auth";
 import { emptyJsonIsNoBody, jsonAnswer, jsonBody, router } from "../lib/hono";
 import { problemResponses } from "../lib/problem";
 import { AgentPage, AgentView, CreatedTokenView, TokenCreateBody, TokenPage } from "../schemas/agent";
 import { AliasOnly, PageQuery, pathParam } from "../schemas/common";
 
-/** Agents ("minions") of an account and the registration tokens they join with. */
+/**
+ * Agents ("minions") of an account and the registration tokens they join with; and the shared
+ * pool's agents, which belong to no account, under `~shared` (a `~` is never in an alias, so the
+ * segment cannot be taken for one, and an account aliased "shared" keeps its own routes).
+ */
 export const minions = router();
 
 const tags = ["Agents"];
 const AgentParams = AliasOnly.extend({ agentId: pathParam("agentId") });
 const TokenParams = AliasOnly.extend({ tokenId: pathParam("tokenId") });
+const SharedAgentParams = z.object({ agentId: pathParam("agentId") });
 const errors = problemResponses(400, 401, 403, 404);
+
+// ---- the shared pool (operators only; registered before `/{alias}…`)
+
+minions.openapi(
+  createRoute({
+    method: "get",
+    path: "/~shared",
+    tags,
+    middleware: [requireOperator("agents", "read")] as const,
+    summary: "Operators: the shared pool's agents (404 to anyone else)",
+    request: { query: PageQuery },
+    responses: { 200: jsonAnswer(AgentPage, "A page"), ...errors },
+  }),
+  async (c) => c.json(await listAgents(c.env, null, c.req.valid("query")), 200),
+);
+
+minions.openapi(
+  createRoute({
+    method: "get",
+    path: "/~shared/{agentId}",
+    tags,
+    middleware: [requireOperator("agents", "read")] as const,
+    summary: "Operators: one shared-pool agent",
+    request: { params: SharedAgentParams },
+    responses: { 200: jsonAnswer(AgentView, "The agent"), ...errors },
+  }),
+  async (c) => c.json(await getAgentView(c.env, null, c.req.valid("param").agentId), 200),
+);
+
+minions.openapi(
+  createRoute({
+    method: "delete",
+    path: "/~shared/{agentId}",
+    tags,
+    middleware: [requireOperator("agents", "write")] as const,
+    summary: "Operators: revoke a shared-pool agent; its leases are lost at once",
+    request: { params: SharedAgentParams },
+    responses: { 204: { description: "Revoked" }, ...errors },
+  }),
+  async (c) => {
+    await revokeAgentAndLeases(c.env, null, c.req.valid("param").agentId);
+    return c.body(null, 204);
+  },
+);
+
+// ---- an account's agents and registration tokens
 
 // Registered before `/{alias}/{agentId}` so that `tokens` is never taken for an agent id.
 minions.openapi(
@@ -28,8 +79,9 @@ minions.openapi(
     path: "/{alias}/tokens",
     tags,
     // Access is checked before the input, so a foreign caller learns nothing from a 400.
-    middleware: [requireAccess("write"), emptyJsonIsNoBody] as const,
-    summary: "Create a registration token (answered once, never again)",
+    // Admins only: a registration token lets an agent in, and agents receive every job's secrets.
+    middleware: [requireAccess("agents", "write"), emptyJsonIsNoBody] as const,
+    summary: "Admins: create a registration token (answered once, never again)",
     request: { params: AliasOnly, body: jsonBody(TokenCreateBody, false) },
     responses: { 200: jsonAnswer(CreatedTokenView, "The token"), ...problemResponses(400, 401, 403, 404, 415) },
   }),
@@ -45,7 +97,7 @@ minions.openapi(
     method: "get",
     path: "/{alias}/tokens",
     tags,
-    middleware: [requireAccess("read")] as const,
+    middleware: [requireAccess("agents", "read")] as const,
     summary: "Registration tokens that are not revoked (without the token values)",
     request: { params: AliasOnly, query: PageQuery },
     responses: { 200: jsonAnswer(TokenPage, "A page"), ...errors },
@@ -58,8 +110,8 @@ minions.openapi(
     method: "delete",
     path: "/{alias}/tokens/{tokenId}",
     tags,
-    middleware: [requireAccess("write")] as const,
-    summary: "Revoke a registration token (agents already registered keep working)",
+    middleware: [requireAccess("agents", "write")] as const,
+    summary: "Admins: revoke a registration token (agents already registered keep working)",
     request: { params: TokenParams },
     responses: { 204: { description: "Revoked" }, ...errors },
   }),
@@ -75,7 +127,7 @@ minions.openapi(
     method: "get",
     path: "/{alias}",
     tags,
-    middleware: [requireAccess("read")] as const,
+    middleware: [requireAccess("agents", "read")] as const,
     summary: "The account's agents: location, version, online, lastSeen, running executions",
     request: { params: AliasOnly, query: PageQuery },
     responses: { 200: jsonAnswer(AgentPage, "A page"), ...errors },
@@ -88,7 +140,7 @@ minions.openapi(
     method: "get",
     path: "/{alias}/{agentId}",
     tags,
-    middleware: [requireAccess("read")] as const,
+    middleware: [requireAccess("agents", "read")] as const,
     summary: "One agent",
     request: { params: AgentParams },
     responses: { 200: jsonAnswer(AgentView, "The agent"), ...errors },
@@ -104,8 +156,8 @@ minions.openapi(
     method: "delete",
     path: "/{alias}/{agentId}",
     tags,
-    middleware: [requireAccess("write")] as const,
-    summary: "Revoke an agent: its credential stops working and its leases are lost at once",
+    middleware: [requireAccess("agents", "write")] as const,
+    summary: "Admins: revoke an agent: its credential stops working and its leases are lost at once",
     request: { params: AgentParams },
     responses: { 204: { description: "Revoked" }, ...errors },
   }),

@@ -1,6 +1,6 @@
 import { z } from "@hono/zod-openapi";
 import { jsonDepth, jsonObject, pageSchema, pathParam } from "./common";
-import { JobParams } from "./job";
+import { HostId, isObject, JobParams, MAX_PLAYBOOK_TAGS, PlaybookTag } from "./job";
 
 /**
  * The execution entity and the agent-facing bodies around it. Executions and status events are
@@ -53,6 +53,32 @@ export const RepositoryLog = z
   .openapi("RepositoryLog");
 export type RepositoryLog = z.infer<typeof RepositoryLog>;
 
+/** Text cut to `max` characters (a long commit message is shortened, not refused). */
+const clipped = (max: number) => z.string().transform((v) => (v.length > max ? `${v.slice(0, max - 1)}…` : v));
+
+/** The repository log as an agent reports it: the same fields, cut to the sizes above. */
+const RepositoryLogReport = z
+  .object({
+    commit: clipped(200),
+    author: clipped(500).nullable().optional(),
+    author_email: clipped(500).nullable().optional(),
+    date: z.number().int().nullable().optional(),
+    message: clipped(10_000).nullable().optional(),
+    branch: clipped(500).nullable().optional(),
+  })
+  .openapi("RepositoryLogReport");
+
+/** A reason as a lower_snake_case code of at most 64 characters; undefined when nothing is left of it. */
+function reasonCode(v: string): string | undefined {
+  const code = v
+    .toLowerCase()
+    .replace(/[^a-z0-9_]+/g, "_")
+    .replace(/^[^a-z]+/, "")
+    .slice(0, 64)
+    .replace(/_+$/, "");
+  return code || undefined;
+}
+
 export const ExecutionView = z
   .object({
     execution_id: z.string(),
@@ -104,14 +130,24 @@ export const StatusEventPage = pageSchema(StatusEvent, "StatusEventPage");
 // ---- user bodies --------------------------------------------------------------------------
 
 const secretText = z.string().min(1).max(64 * 1024);
-const hostId = z.string().min(1).max(255);
 
+/** Host ids and tags follow the job's own rules: what reaches the agent at start is as safe as what was saved. */
 export const StartBody = z
   .object({
-    hosts: z.array(z.object({ id: hostId, sshPrivateKey: secretText.nullable().optional() })).max(10_000).optional(),
+    hosts: z
+      .array(z.object({ id: HostId, sshPrivateKey: secretText.nullable().optional() }))
+      .max(10_000)
+      .superRefine((hosts, ctx) => {
+        const seen = new Set<string>();
+        hosts.forEach((h, i) => {
+          if (seen.has(h.id)) ctx.addIssue({ code: "custom", path: [i, "id"], message: "duplicates an earlier host id" });
+          seen.add(h.id);
+        });
+      })
+      .optional(),
     sshPrivateKey: secretText.nullable().optional(),
     properties: jsonObject("properties").optional(),
-    playbookTags: z.array(z.string().min(1).max(255)).max(1000).optional(),
+    playbookTags: z.array(PlaybookTag).max(MAX_PLAYBOOK_TAGS, { message: `must have at most ${MAX_PLAYBOOK_TAGS} tags` }).optional(),
     check: z.boolean().optional(),
     diff: z.boolean().optional(),
   })
@@ -131,24 +167,59 @@ export const StopBody = z
 
 export const AGENT_REPORTABLE = ["INITIALIZING", "RUNNING", "SUCCESS", "FAILURE", "INIT_FAILURE", "STOPPED", "KILLED"] as const;
 
-/** `attempt` names the lease the call belongs to; a stale one is answered 409 "abandon". */
-const attempt = z.number().int().min(1);
+/**
+ * `attempt` and `leaseId` name the lease a call belongs to; a stale one is answered 409 "abandon".
+ * The lease id matters on its own: the same agent may be handed the same attempt twice (a lease
+ * lost before the playbook started goes back to PENDING), and the first lease's calls must not count.
+ */
+const leaseRef = {
+  attempt: z.number().int().min(1),
+  leaseId: z.string().min(1).max(100),
+};
 
-/** Agents send camelCase `repositoryLog` fields as the protocol shows them (snake_case author_email). */
+/**
+ * Per-host values keyed by host name. Not z.record: it assigns keys onto a plain object, so a host
+ * named `__proto__` would silently vanish (or worse); every key here stays an own property.
+ */
+function byHost<T extends z.ZodType>(value: T) {
+  return z
+    .unknown()
+    .transform((v, ctx) => {
+      if (!isObject(v)) {
+        ctx.addIssue({ code: "custom", message: "must be an object keyed by host name" });
+        return z.NEVER;
+      }
+      const out: [string, z.output<T>][] = [];
+      for (const [host, x] of Object.entries(v)) {
+        const r = value.safeParse(x);
+        if (r.success) out.push([host, r.data]);
+        else for (const i of r.error.issues) ctx.addIssue({ code: "custom", path: [host, ...i.path], message: i.message });
+      }
+      return Object.fromEntries(out) as Record<string, z.output<T>>;
+    })
+    .openapi({ type: "object", additionalProperties: { $ref: "#/components/schemas/HostStats" } });
+}
+
+/**
+ * A status report is refused (400) only when it is structurally wrong. Its values come from the
+ * playbook (host names added at run time, commit messages, error text), and a refused terminal
+ * report would lose the run's outcome: unusual values are kept, or cut down, never refused.
+ */
 export const StatusReport = z
   .object({
-    attempt,
+    ...leaseRef,
     status: z.enum(AGENT_REPORTABLE).optional(),
     exitCode: z.number().int().nullable().optional(),
-    hostStats: z.record(z.string().max(255), HostStats).optional(),
-    failedHosts: z.array(z.string().max(255)).max(10_000).optional(),
+    hostStats: byHost(HostStats).optional(),
+    failedHosts: z.array(z.string()).optional(),
+    /** A lower_snake_case code; anything else is made one (or dropped), not refused. */
     reason: z
       .string()
-      .regex(/^[a-z][a-z0-9_]{0,63}$/, "must be a lower_snake_case code")
+      .transform((v) => reasonCode(v))
       .optional(),
-    /** Shown in the status event (cut to 4000 characters there); generous so a terminal report is never refused for it. */
-    detail: z.string().max(64 * 1024).optional(),
-    repositoryLog: RepositoryLog.optional(),
+    /** Shown in the status event (cut to 4000 characters there). */
+    detail: z.string().optional(),
+    repositoryLog: RepositoryLogReport.optional(),
   })
   .refine((b) => b.status !== undefined || b.repositoryLog !== undefined, {
     message: "a report carries a status, a repositoryLog, or both",
@@ -179,11 +250,13 @@ export type AgentEvent = z.infer<typeof AgentEvent>;
 
 export const MAX_EVENTS_PER_BATCH = 500;
 export const EventUpload = z
-  .object({ attempt, events: z.array(AgentEvent).max(MAX_EVENTS_PER_BATCH) })
+  .object({ ...leaseRef, events: z.array(AgentEvent).max(MAX_EVENTS_PER_BATCH) })
   .openapi("EventUpload");
 export type EventUpload = z.infer<typeof EventUpload>;
 
-export const AttemptBody = z.object({ attempt }).openapi("AttemptBody");
+/** The body of heartbeat and release: which lease the call belongs to. */
+export const LeaseRef = z.object(leaseRef).openapi("LeaseRef");
+export type LeaseRef = z.infer<typeof LeaseRef>;
 
 /**
  * Any JSON value. Typed `{} | null` rather than `unknown` so that a lease keeps its type across

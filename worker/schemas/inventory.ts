@@ -1,5 +1,5 @@
 import { z } from "@hono/zod-openapi";
-import { HostId, hostVars, isObject } from "./job";
+import { HostId, hostVars, IMPLICIT_GROUPS, isObject } from "./job";
 
 /**
  * The account inventory: every host an account's dynamic-inventory jobs run on, with its groups
@@ -9,8 +9,6 @@ import { HostId, hostVars, isObject } from "./job";
 
 export const MAX_INVENTORY_HOSTS = 10_000;
 export const MAX_GROUPS_PER_HOST = 100;
-/** Names Ansible gives its implicit groups: a host cannot be put in them by hand. */
-const IMPLICIT_GROUPS = new Set(["all", "ungrouped"]);
 
 const GroupName = z
   .string()

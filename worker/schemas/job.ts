@@ -104,6 +104,47 @@ export function jobEnvProblems(body: unknown, allowLoopbackHttp: boolean): { fie
 
 const NO_CONTROL = /^[^\u0000-\u001f\u007f]*$/;
 
+/**
+ * Why a repository URL is unacceptable because it carries credentials, or null. They would be
+ * stored in plain text and answered to every viewer: they belong in `repository.credentials`
+ * (stored encrypted, never answered). An ssh user (`ssh://git@host/…`, scp-like `git@host:path`)
+ * is not a secret; an ssh password is.
+ */
+export function repositoryUrlCredentialsProblem(url: string): string | null {
+  const m = /^([A-Za-z][A-Za-z0-9+.-]*):\/\/([^/?#\\]*)@/.exec(url);
+  if (!m) return null;
+  const scheme = m[1]!.toLowerCase();
+  if (scheme === "ssh" && !m[2]!.includes(":")) return null;
+  return scheme === "ssh"
+    ? "must not carry a password: give it in repository.credentials"
+    : "must not carry credentials (user:password@): give them in repository.credentials (username, password)";
+}
+
+/** The URL as shown: a credentialed URL stored before they were refused is answered without them. */
+export function displayRepositoryUrl(url: string): string {
+  if (!repositoryUrlCredentialsProblem(url)) return url;
+  return url.replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/)[^/?#\\]*@/, "$1");
+}
+
+/**
+ * The secret in a credentialed URL stored before they were refused (its password, or a lone
+ * https user, which is how tokens are often given), for the agent to redact; else null.
+ */
+export function repositoryUrlSecret(url: string): string | null {
+  if (!repositoryUrlCredentialsProblem(url)) return null;
+  const userinfo = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/([^/?#\\]*)@/.exec(url)![1]!;
+  const colon = userinfo.indexOf(":");
+  const raw = colon >= 0 ? userinfo.slice(colon + 1) : userinfo;
+  try {
+    return decodeURIComponent(raw) || null;
+  } catch {
+    return raw || null;
+  }
+}
+
+/** Names Ansible gives its implicit groups: never a host id, nor a group a host is put in. */
+export const IMPLICIT_GROUPS: ReadonlySet<string> = new Set(["all", "ungrouped"]);
+
 // ---------------------------------------------------------------- field schemas
 
 const text = (max: number) => z.string().max(max, { message: `must be at most ${max} characters` });
@@ -141,12 +182,27 @@ export const hostVars = jsonObject("hostVars").superRefine((v, ctx) => {
   }
 });
 
-/** A host's id: its Ansible inventory name (also what a restart's `--limit` names). Shared with the inventory. */
+/**
+ * A host's id: its Ansible inventory name (also what a restart's `--limit` names). Shared with the
+ * inventory and the start/restart bodies. Ansible would read `[`…`]` as a range (`web[0:299999]`
+ * is 300,000 hosts) and `all`/`ungrouped` as every host.
+ */
 export const HostId = z
   .string()
   .min(1, { message: "must not be empty" })
   .max(255, { message: "must be at most 255 characters" })
-  .regex(/^[^\s,]*$/, { message: "must not contain whitespace or commas" });
+  .regex(/^[^\s,]*$/, { message: "must not contain whitespace or commas" })
+  .regex(NO_CONTROL, { message: "must not contain control characters" })
+  .regex(/^[^[\]]*$/, { message: "must not contain [ or ] (Ansible expands them as a host range)" })
+  .refine((id) => !IMPLICIT_GROUPS.has(id), { message: "must not be all or ungrouped (Ansible's implicit groups)" });
+
+/** One `--tags` value: a comma or whitespace would split it into others. Shared with the start body. */
+export const PlaybookTag = z
+  .string()
+  .min(1, { message: "must not be empty" })
+  .max(100, { message: "must be at most 100 characters" })
+  .regex(/^[^,\s]*$/, { message: "must not contain commas or whitespace" });
+export const MAX_PLAYBOOK_TAGS = 100;
 
 const HostInput = z
   .object({
@@ -171,6 +227,10 @@ const RepositoryInput = z
       .max(2048, { message: "must be at most 2048 characters" })
       .regex(/^(?:(?:https?|ssh|git):\/\/[^\s/]+\/?[^\s]*|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s]+)$/, {
         message: "must be an https://, http://, ssh://, git:// or user@host:path git URL",
+      })
+      .superRefine((v, ctx) => {
+        const p = repositoryUrlCredentialsProblem(v);
+        if (p) ctx.addIssue({ code: "custom", message: p });
       })
       .optional(),
     branch: z
@@ -224,16 +284,7 @@ const fields = {
     .nullish()
     .openapi({ description: "Base64 of one playbook file. Exactly one of playbook or repository." }),
   repository: RepositoryInput.nullish(),
-  playbookTags: z
-    .array(
-      z
-        .string()
-        .min(1, { message: "must not be empty" })
-        .max(100, { message: "must be at most 100 characters" })
-        .regex(/^[^,\s]*$/, { message: "must not contain commas or whitespace" }),
-    )
-    .max(100, { message: "must have at most 100 tags" })
-    .nullish(),
+  playbookTags: z.array(PlaybookTag).max(MAX_PLAYBOOK_TAGS, { message: `must have at most ${MAX_PLAYBOOK_TAGS} tags` }).nullish(),
   hosts: z.array(HostInput).max(1000, { message: "must have at most 1000 hosts" }).nullish(),
   properties: jsonObject("properties").nullish().openapi({ description: "Extra variables (ansible-playbook --extra-vars)." }),
   sshPrivateKey: secretField,

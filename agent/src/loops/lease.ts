@@ -23,7 +23,7 @@ export interface LeaseLoopOptions {
 
 export function isLease(v: unknown): v is Lease {
   const l = v as Lease | null;
-  return !!l && typeof l.executionId === "string" && typeof l.attempt === "number" && !!l.job && typeof l.job === "object";
+  return !!l && typeof l.executionId === "string" && typeof l.attempt === "number" && typeof l.leaseId === "string" && !!l.job && typeof l.job === "object";
 }
 
 export async function leaseLoop(opts: LeaseLoopOptions): Promise<void> {
@@ -42,7 +42,7 @@ export async function leaseLoop(opts: LeaseLoopOptions): Promise<void> {
       backoff.reset();
       if (!lease) continue;
       if (!isLease(lease)) {
-        log.error("the API answered a lease without executionId/attempt/job; ignoring it", { lease: JSON.stringify(lease).slice(0, 200) });
+        log.error("the API answered a lease without executionId/attempt/leaseId/job; ignoring it", { lease: JSON.stringify(lease).slice(0, 200) });
         continue;
       }
       opts.onLease(lease);

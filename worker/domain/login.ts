@@ -1,0 +1,57 @@
+/**
+ * POST /authentication/login: a service account's username and password for a Runner token.
+ *
+ * An unknown username and a wrong password answer the same 401 after the same work (a PBKDF2
+ * derivation either way), and both count against the username's throttle (worker/login-throttle.do.ts),
+ * which exists for every username, known or not. Nothing here logs the body.
+ */
+import { findServiceAccountByUsername, rehashServiceAccountPassword } from "../db/service-accounts";
+import { signToken, TOKEN_VERSION_CLAIM } from "../lib/auth";
+import { dummyVerifyPassword, hashPassword, needsRehash, verifyPassword } from "../lib/password";
+import { ProblemError, tooManyRequests } from "../lib/problem";
+import type { LoginAnswer, LoginInput } from "../schemas/login";
+
+export const DEFAULT_TOKEN_TTL_S = 3600;
+const MAX_TOKEN_TTL_S = 7 * 24 * 3600;
+
+/** TOKEN_TTL_SECONDS: whole seconds, 1 to a week; anything else is the default (an hour). */
+export function tokenTtlSeconds(env: Env): number {
+  const raw = String(env.TOKEN_TTL_SECONDS ?? "").trim();
+  const n = /^\d{1,7}$/.test(raw) ? Number(raw) : NaN;
+  return n >= 1 && n <= MAX_TOKEN_TTL_S ? n : DEFAULT_TOKEN_TTL_S;
+}
+
+/** One throttle per username, however it is spelt: usernames are unique whatever the case. */
+export function loginThrottle(env: Env, username: string) {
+  return env.LOGIN_THROTTLE.get(env.LOGIN_THROTTLE.idFromName(username.toLowerCase()));
+}
+
+// One answer for every wrong pair: which half was wrong is not said.
+const refused = () =>
+  new ProblemError(401, "Unauthorized", "The username or password is not right.", undefined, { "WWW-Authenticate": `Bearer realm="runner"` });
+
+export async function login(env: Env, input: LoginInput): Promise<LoginAnswer> {
+  const throttle = loginThrottle(env, input.username);
+  const gate = await throttle.attempt(Date.now());
+  if (!gate.ok) throw tooManyRequests("Too many failed logins for this username; try again later.", gate.retryAfterMs / 1000);
+
+  const row = await findServiceAccountByUsername(env.DB, input.username);
+  const stored = row && { hash: row.password_hash, salt: row.password_salt, iterations: row.password_iterations };
+  const ok = stored ? await verifyPassword(input.password, stored) : await dummyVerifyPassword(input.password);
+  if (!row || !stored || !ok) throw refused();
+  await throttle.succeeded();
+
+  if (needsRehash(stored)) await rehashServiceAccountPassword(env.DB, row, await hashPassword(input.password));
+
+  const ttl = tokenTtlSeconds(env);
+  const token = await signToken(env, { sub: row.id, accounts: [row.account_alias], role: row.role }, ttl, { [TOKEN_VERSION_CLAIM]: row.token_version });
+  return {
+    userName: row.username,
+    accountAlias: row.account_alias,
+    roles: [row.role],
+    bearerToken: token,
+    accessToken: token,
+    tokenType: "Bearer",
+    expiresIn: ttl,
+  };
+}
