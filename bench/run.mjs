@@ -127,20 +127,20 @@ const sections = {
       if (r.status === 200) lease = await r.json();
     }
     if (!lease || lease.executionId !== id) throw new Error("bench agent got no lease");
-    await agentCall(`/agent/executions/${id}/status`, { attempt: lease.attempt, status: "RUNNING" });
+    await agentCall(`/agent/executions/${id}/status`, { attempt: lease.attempt, leaseId: lease.leaseId, status: "RUNNING" });
     const N = 100_000, B = 500;
     const line = "ok: [localhost] => {\n    \"msg\": \"an event of typical size for a debug task\"\n}\n";
     const t0 = performance.now();
     for (let seq = 1; seq <= N; seq += B) {
       const batch = [];
       for (let k = seq; k < seq + B; k++) batch.push({ seq: k, timestamp: Date.now(), event_type: "runner_on_ok", host: "localhost", task: `task ${k}`, play: "bench", stdout: line, data: { changed: false, msg: "x" } });
-      const r = await agentCall(`/agent/executions/${id}/events`, { attempt: lease.attempt, events: batch });
+      const r = await agentCall(`/agent/executions/${id}/events`, { attempt: lease.attempt, leaseId: lease.leaseId, events: batch });
       if (r.status !== 200) throw new Error(`upload ${r.status} ${await r.text()}`);
       await r.arrayBuffer();
     }
     const secs = (performance.now() - t0) / 1000;
     record("ingest", "events/s into one execution", N / secs, "events/s", "target ≥ 5000");
-    await agentCall(`/agent/executions/${id}/status`, { attempt: lease.attempt, status: "SUCCESS", hostStats: {}, failedHosts: [] });
+    await agentCall(`/agent/executions/${id}/status`, { attempt: lease.attempt, leaseId: lease.leaseId, status: "SUCCESS", hostStats: {}, failedHosts: [] });
     const pageTimes = [];
     for (const page of [0, 10, 500, 999]) {
       const t = performance.now();
