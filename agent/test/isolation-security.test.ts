@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Execution } from "../src/executor.ts";
-import { defaultUidBase, probeIsolation, type Isolation, type IsolationLevel } from "../src/sandbox.ts";
+import { defaultUidBase, probeIsolation, type Isolation } from "../src/sandbox.ts";
 import { listProcesses } from "../../test/fixtures/processes.ts";
 import { b64, makeLease, MemorySink, workRoot } from "./helpers.ts";
 
@@ -62,7 +62,7 @@ function outputOf(sink: MemorySink, name: string): string {
 
 const support = probeIsolation(tmpdir());
 
-describe.each<IsolationLevel>(["sandbox", "uid"])("isolation %s: a tenant's playbook against the agent and another tenant", (level) => {
+describe.each<"sandbox" | "uid">(["sandbox", "uid"])("isolation %s: a tenant's playbook against the agent and another tenant", (level) => {
   const work = workRoot();
   const agentDir = mkdtempSync(join(tmpdir(), "rnr-agentcfg-"));
   const config = join(agentDir, "config.json");

@@ -48,7 +48,7 @@ describe("POST /authentication/login (bad input and refusals)", () => {
     expect(visible(await login("no spaces/allowed!", "not the password at all"))).toEqual(visible(unknown));
   });
 
-  it("an unknown username takes as long as a wrong password (both derive a PBKDF2 key)", async () => {
+  it("prints how long an unknown username, a wrong password and a success take (figures, not asserted)", async () => {
     const sa = await newServiceAccount(A, { alias: "timed" });
     const wrong: number[] = [];
     const unknown: number[] = [];
@@ -57,21 +57,19 @@ describe("POST /authentication/login (bad input and refusals)", () => {
     // known one: a username's first attempt also wakes its throttle object, known or not.
     for (let i = 0; i < 4; i++) {
       let t = performance.now();
-      await login(sa.username, `wrong password ${i}`);
+      expect((await login(sa.username, `wrong password ${i}`)).status).toBe(401);
       wrong.push(performance.now() - t);
       t = performance.now();
-      await login("nobody-timed", `wrong password ${i}`);
+      expect((await login("nobody-timed", `wrong password ${i}`)).status).toBe(401);
       unknown.push(performance.now() - t);
     }
     for (let i = 0; i < 3; i++) {
       const t = performance.now();
-      await login(sa.username);
+      expect((await login(sa.username)).status).toBe(200);
       ok.push(performance.now() - t);
     }
     console.log(`login ms, median of each: wrong password ${median(wrong).toFixed(1)}, unknown user ${median(unknown).toFixed(1)}, success ${median(ok).toFixed(1)}`);
-    // Loose bounds (a shared machine): the same order of time, never a fast path for unknown users.
-    expect(median(unknown)).toBeGreaterThan(median(wrong) / 3);
-    expect(median(unknown)).toBeLessThan(median(wrong) * 3);
+    // Speed is measured, not asserted: that both paths do the same work is the next test's (counted).
   });
 
   it("does the same work for both: one PBKDF2-SHA256 derivation with the same iteration count", async () => {
