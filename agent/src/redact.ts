@@ -202,6 +202,11 @@ export class StreamRedactor {
   push(chunk: string): string {
     const buf = this.pending + chunk;
     // One more than the longest form: a short form at the cut needs the character after it.
+    if (this.redactor.empty) {
+      // Nothing to look for: nothing to hold back (a held tail would reorder output and events).
+      this.pending = "";
+      return buf;
+    }
     const hold = this.redactor.maxLength + 1;
     let cut = buf.length - hold;
     if (cut <= 0) {

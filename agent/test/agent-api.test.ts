@@ -205,10 +205,12 @@ describe("runner-agent run", () => {
     await stack.call("POST", `/jobs/${A}/${ids.jobId}/executions/${ids.executionId}/stop`, admin, {});
   });
 
-  it("a restarted agent ends what a SIGKILLed one left running and removes its workspace", async () => {
+  it("a restarted agent ends what a SIGKILLed one left running and removes its workspace (without the sandbox)", async () => {
+    // In the sandbox the run dies with its agent (see the e2e suite); without it, the next agent
+    // is what ends the orphans.
     const file = join(stack.dir, "run7.json");
     await register(file, "t7");
-    const first = startAgent(file);
+    const first = startAgent(file, ["--isolation", "none"]);
     const ids = await startJob(sshJob("t7", sleepPlaybook(36.5)));
     await untilStatus(ids, ["RUNNING"]);
     const workDir = join(stack.dir, "work");
@@ -221,7 +223,7 @@ describe("runner-agent run", () => {
     await new Promise((r) => setTimeout(r, 300));
     expect(left().some((p) => /ansible-playbook/.test(p.cmdline))).toBe(true); // orphaned, still running
 
-    const second = startAgent(file);
+    const second = startAgent(file, ["--isolation", "none"]);
     try {
       // "agent started" is logged before the sweep runs: wait for the sweep's own lines.
       await waitFor("the sweep", async () => (second.output().includes("removed workspaces left by an earlier agent") ? true : undefined));
