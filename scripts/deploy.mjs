@@ -2,6 +2,10 @@
 // Needs CLOUDFLARE_API_TOKEN (or `wrangler login`), a real database_id in wrangler.toml, and the
 // secrets set once with `wrangler secret put JWT_PRIVATE_KEY` / `RUNNER_SECRETS_KEY`.
 import { spawnSync } from "node:child_process";
+import { buildDownloads } from "./lib/downloads.mjs";
+
+// The packed agent and CLI go up with the Worker's static assets (public/downloads/).
+buildDownloads({ force: true });
 
 for (const args of [["d1", "migrations", "apply", "DB", "--remote"], ["deploy"]]) {
   const r = spawnSync("npx", ["wrangler", ...args], { stdio: "inherit" });

@@ -4,6 +4,7 @@
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync } from "node:fs";
 import { ensureDevVars } from "./lib/dev-vars.mjs";
+import { buildDownloads } from "./lib/downloads.mjs";
 import { applyLocalMigrations, killGroup, startWranglerDev } from "./lib/wrangler-dev.mjs";
 
 const port = Number(process.env.PORT ?? 8787);
@@ -27,6 +28,8 @@ try {
     say("warning: ansible-playbook is not on PATH; the agent cannot run playbooks (apt-get install ansible-core)");
   }
   await ensureDevVars();
+  // The packed agent and CLI the API serves at /downloads/ (npm install -g <URL>/downloads/runner-agent.tgz).
+  buildDownloads();
   say("applying local D1 migrations");
   applyLocalMigrations();
   say(`starting the API on http://127.0.0.1:${port}`);

@@ -4,6 +4,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { buildDownloads } from "./lib/downloads.mjs";
 
 const suites = [
   { name: "worker", config: "vitest.config.ts" },
@@ -11,6 +12,8 @@ const suites = [
   { name: "e2e", config: "test/e2e/vitest.config.ts" },
 ];
 const extra = process.argv.slice(2);
+// The end-to-end suite installs the agent and the CLI from the tarballs the API serves.
+buildDownloads();
 const out = mkdtempSync(join(tmpdir(), "runner-test-"));
 const failedSuites = [];
 let passed = 0, failed = 0, skipped = 0;

@@ -3,9 +3,11 @@ import { router } from "./lib/hono";
 import { onError, problemResponse } from "./lib/problem";
 import { agent } from "./routes/agent";
 import { authentication } from "./routes/authentication";
+import { downloads } from "./routes/downloads";
 import { executions } from "./routes/executions";
 import { inventory } from "./routes/inventory";
 import { jobs } from "./routes/jobs";
+import { metrics } from "./routes/metrics";
 import { meta } from "./routes/meta";
 import { minions } from "./routes/minions";
 import { serviceAccounts } from "./routes/service-accounts";
@@ -35,6 +37,8 @@ app.route("/agent", agent);
 app.route("/inventory", inventory);
 app.route("/serviceAccounts", serviceAccounts);
 app.route("/authentication", authentication);
+app.route("/", downloads);
+app.route("/", metrics);
 
 app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer", bearerFormat: "JWT" });
 app.doc31("/openapi.json", {

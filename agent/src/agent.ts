@@ -77,6 +77,13 @@ export class Agent {
     return [...this.sessions.keys()];
   }
 
+  /** Events produced and not yet accepted by the API, over every execution held (metrics). */
+  get uploadBacklog(): number {
+    let n = 0;
+    for (const { session } of this.sessions.values()) n += session.uploadBacklog;
+    return n;
+  }
+
   /** Runs until a signal (see the file comment), a rejected credential, or --once is done. Answers the exit code. */
   async run(): Promise<number> {
     const uidBase = this.opts.isolation?.level !== "none" ? this.opts.isolation?.uidBase : undefined;

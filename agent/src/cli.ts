@@ -10,6 +10,11 @@ import { Backoff, sleep } from "./retry.ts";
 import { VERSION } from "./version.ts";
 import { chooseIsolation, defaultUidBase, probeIsolation, untraversableAncestors, type IsolationSupport } from "./sandbox.ts";
 import { prepareWorkRoot } from "./workspace.ts";
+import { AgentMetrics } from "./metrics.ts";
+import { STATE_DIR, systemdUnit } from "./service.ts";
+import { spawnSync } from "node:child_process";
+import { statSync, writeFileSync } from "node:fs";
+import { resolve } from "node:path";
 
 export interface CliIO {
   out(text: string): void;
@@ -102,6 +107,7 @@ ${EXIT_CODES}`,
     .addOption(opt("once", "--once", ", e.g. for ephemeral agents"))
     .addOption(opt("isolation", "--isolation <level>", " (default: sandbox where available, else uid with a warning)"))
     .addOption(opt("uidBase", "--uid-base <uid>", " (default: derived from --work-dir)"))
+    .addOption(opt("metricsListen", "--metrics-listen <host:port>", ""))
     .addOption(opt("logFormat", "--log-format <format>", ": text or json"))
     .addOption(opt("logLevel", "--log-level <level>", ": debug, info, warn or error"))
     .addHelpText(
@@ -137,7 +143,74 @@ ${EXIT_CODES}
     .addOption(opt("ansiblePlaybook", "--ansible-playbook <path>", ""))
     .action(async (flags: Record<string, unknown>) => setExit(await doctorCommand(flags, io)));
 
+  program
+    .command("install-service")
+    .description("write a systemd unit that keeps `runner-agent run` running (to stdout, or to --output)")
+    .option("--output <file>", "write the unit here (e.g. /etc/systemd/system/runner-agent.service) instead of stdout")
+    .option("--user <name>", "run the agent as this unprivileged user (an account's agent); default: root (needed by a shared-pool agent, and gives each slot a user of its own)")
+    .addOption(opt("config", "--config <file>", ` (default: RUNNER_CONFIG, else ${defaultConfigPath(io.env)})`))
+    .addOption(opt("workDir", "--work-dir <dir>", ` (default: ${STATE_DIR}/work)`))
+    .addOption(opt("isolation", "--isolation <level>", " (default: sandbox)"))
+    .addOption(opt("concurrency", "--concurrency <n>", " (default: as registered)"))
+    .addOption(opt("metricsListen", "--metrics-listen <host:port>", ""))
+    .addOption(opt("shutdownGrace", "--shutdown-grace <seconds>", " (default 60; the unit's stop timeout is this plus 60)"))
+    .addHelpText(
+      "after",
+      `
+Register first, with the config file where the service will read it, then install the unit:
+  export RUNNER_CONFIG=${STATE_DIR}/config.json
+  RUNNER_TOKEN=rrt_... runner-agent register --url https://runner.example.com
+  runner-agent install-service --output /etc/systemd/system/runner-agent.service
+  systemctl daemon-reload && systemctl enable --now runner-agent
+
+The unit runs "runner-agent run --isolation sandbox" with RUNNER_CONFIG by environment, its
+workspaces under ${STATE_DIR}/work (StateDirectory, owned by --user when given), restarts it on
+failure (not on exit codes 2, 3 and 6, which a restart does not fix), and stops it with SIGTERM
+to the agent alone so running executions can finish (--shutdown-grace).
+`,
+    )
+    .action(async (flags: Record<string, unknown>) => setExit(await installServiceCommand(flags, io)));
+
   return program;
+}
+
+/** `runner-agent install-service`: the unit on stdout, or written to --output. */
+export async function installServiceCommand(flags: Record<string, unknown>, io: CliIO): Promise<number> {
+  let file, s;
+  const problems: string[] = [];
+  try {
+    file = await loadFile(flags, io);
+    s = resolveSettings(["workDir", "isolation", "concurrency", "metricsListen", "shutdownGrace"], flags, io.env, {}, [], problems);
+    const user = flags.user === undefined ? undefined : String(flags.user).trim();
+    if (user !== undefined && !/^[a-z_][a-z0-9_-]{0,31}\$?$/i.test(user)) problems.push(`--user must be a user name (got ${JSON.stringify(user)})`);
+    if (user && user !== "root" && file.data.shared) problems.push(`${file.path} holds a shared-pool agent, which must run as root (it runs every account's playbooks, each as a user of its own): leave out --user`);
+    if (problems.length) throw new ConfigError(problems);
+    const workDir = s.sources.workDir === "default" ? `${STATE_DIR}/work` : s.workDir!;
+    const unit = systemdUnit({
+      config: resolve(file.path),
+      workDir,
+      user: user && user !== "root" ? user : undefined,
+      isolation: s.isolation ?? "sandbox",
+      concurrency: s.sources.concurrency === "default" ? undefined : s.concurrency,
+      metricsListen: s.metricsListen ?? undefined,
+      shutdownGrace: s.shutdownGrace ?? 60,
+    });
+    if (!file.exists) io.err(`runner-agent: note: there is no config file at ${file.path} yet: register there first (RUNNER_CONFIG=${file.path} runner-agent register …)\n`);
+    else if (user && user !== "root") {
+      const uid = spawnSync("id", ["-u", user], { encoding: "utf8" });
+      if (uid.status !== 0) io.err(`runner-agent: note: there is no user ${user} yet: useradd --system --home-dir ${STATE_DIR} --shell /usr/sbin/nologin ${user}\n`);
+      else if (statSync(file.path).uid !== Number(uid.stdout.trim()) && !file.path.startsWith(`${STATE_DIR}/`)) {
+        io.err(`runner-agent: note: ${file.path} must belong to ${user} (chown ${user} ${file.path}), who runs the agent\n`);
+      }
+    }
+    if (typeof flags.output === "string" && flags.output) {
+      writeFileSync(flags.output, unit, { mode: 0o644 });
+      io.err(`Wrote ${flags.output}. Now: systemctl daemon-reload && systemctl enable --now ${flags.output.split("/").pop()!.replace(/\.service$/, "")}\n`);
+    } else io.out(unit);
+    return EXIT.OK;
+  } catch (err) {
+    return configProblem(err, io, flags, file?.data);
+  }
 }
 
 /** Runs the CLI; answers the exit code. */
@@ -272,7 +345,7 @@ export async function runCommand(flags: Record<string, unknown>, io: CliIO): Pro
     file = await loadFile(flags, io);
     const problems: string[] = [];
     s = resolveSettings(
-      ["url", "credential", "concurrency", "workDir", "shutdownGrace", "hostKeyChecking", "knownHosts", "ansiblePlaybook", "once", "isolation", "uidBase", "logFormat", "logLevel"],
+      ["url", "credential", "concurrency", "workDir", "shutdownGrace", "hostKeyChecking", "knownHosts", "ansiblePlaybook", "once", "isolation", "uidBase", "metricsListen", "logFormat", "logLevel"],
       flags,
       io.env,
       file.data,
@@ -313,8 +386,12 @@ export async function runCommand(flags: Record<string, unknown>, io: CliIO): Pro
     for (const p of problems) log.error(p);
     return EXIT.CONFIG;
   }
-  const client = new ApiClient({ url: s.url!, credential: s.credential!, version: VERSION });
-  const agent = new Agent({
+  // Opt-in metrics: the protocol counters come from the client's fetch, the gauges from the agent.
+  // eslint-disable-next-line prefer-const
+  let agent: Agent | undefined;
+  const metrics = s.metricsListen ? new AgentMetrics({ running: () => agent?.running.length ?? 0, uploadBacklog: () => agent?.uploadBacklog ?? 0 }) : undefined;
+  const client = new ApiClient({ url: s.url!, credential: s.credential!, version: VERSION, fetch: metrics?.instrument() });
+  agent = new Agent({
     client,
     concurrency: s.concurrency ?? 1,
     pollWaitMs: Math.min(25_000, file.data.pollWaitMs ?? 25_000),
@@ -343,6 +420,14 @@ export async function runCommand(flags: Record<string, unknown>, io: CliIO): Pro
     slotUids: uidBase !== undefined ? `${uidBase}-${uidBase + (s.concurrency ?? 1) - 1}` : undefined,
     pid: process.pid,
   });
+  if (metrics) {
+    try {
+      const a = await metrics.listen(s.metricsListen!);
+      log.info("serving metrics", { url: `http://${a.host.includes(":") ? `[${a.host}]` : a.host}:${a.port}/metrics` });
+    } catch (err) {
+      return configProblem(new ConfigError([`--metrics-listen ${s.metricsListen}: cannot listen there: ${(err as Error).message}`]), io, flags, file.data);
+    }
+  }
   const removeHandlers = agent.installSignalHandlers();
   try {
     const code = await agent.run();
@@ -353,6 +438,7 @@ export async function runCommand(flags: Record<string, unknown>, io: CliIO): Pro
     return EXIT.ERROR;
   } finally {
     removeHandlers();
+    await metrics?.close();
   }
 }
 

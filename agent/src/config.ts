@@ -31,6 +31,7 @@ export interface ConfigFile {
   once?: boolean;
   isolation?: string;
   uidBase?: number;
+  metricsListen?: string;
 }
 
 export type Source = "flag" | "env" | "file" | "default";
@@ -110,6 +111,21 @@ const name = (raw: unknown): string => {
   return s;
 };
 
+/** "127.0.0.1:9464", "[::1]:9464" or ":9464" (every address). */
+export function parseListen(raw: string): { host: string | undefined; port: number } {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(raw.trim());
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || !Number.isInteger(port) || port < 1 || port > 65_535) throw new Error("must be HOST:PORT, e.g. 127.0.0.1:9464");
+  const host = m[1] ?? m[2];
+  return { host: host || undefined, port };
+}
+
+const listen = (raw: unknown): string => {
+  const s = str(raw);
+  parseListen(s);
+  return s;
+};
+
 // ---- the settings ----
 
 export function defaultConfigPath(env: NodeJS.ProcessEnv = process.env): string {
@@ -142,6 +158,13 @@ export const SETTINGS = {
     describe: "how executions are isolated from the agent and each other: sandbox, uid or none",
   },
   uidBase: { flag: "uid-base", env: "RUNNER_UID_BASE", file: "uidBase", parse: int(1000, 2_000_000_000), describe: "first uid/gid of the slot users (a root agent runs slot i as uid-base+i)" },
+  metricsListen: {
+    flag: "metrics-listen",
+    env: "RUNNER_METRICS_LISTEN",
+    file: "metricsListen",
+    parse: listen,
+    describe: "serve Prometheus metrics at http://HOST:PORT/metrics, e.g. 127.0.0.1:9464 (default: off)",
+  },
   force: { flag: "force", env: "RUNNER_FORCE", parse: bool, default: () => false, describe: "replace the registration" },
 } satisfies Record<string, Setting<unknown>>;
 

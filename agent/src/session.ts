@@ -90,6 +90,11 @@ export class Session {
     return this.lease.executionId;
   }
 
+  /** Events produced and not yet accepted by the API (metrics). */
+  get uploadBacklog(): number {
+    return this.uploader.pending;
+  }
+
   private fatal(err: ApiError): void {
     if (err.unauthorized) {
       this.execution.abandon();

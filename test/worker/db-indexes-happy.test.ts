@@ -11,6 +11,7 @@ import {
   stillLeased,
 } from "../../worker/db/executions";
 import { getInventoryHosts } from "../../worker/db/inventory";
+import { executionsByStatus, liveAgentCounts, pendingQueues } from "../../worker/db/metrics";
 import { deleteJobUnlessActive, getJob, listJobs } from "../../worker/db/jobs";
 import { findServiceAccountByUsername, getServiceAccount, listServiceAccounts, serviceAccountTokenVersion } from "../../worker/db/service-accounts";
 import { claimSlot, slotsHeld } from "../../worker/db/slots";
@@ -85,6 +86,9 @@ const CASES: [string, (db: D1Database) => Promise<unknown>, RegExp[]][] = [
   ["service accounts list", (db) => listServiceAccounts(db, "acme", page), [/service_accounts_by_\w+ \(account_alias=\?\)/, /service_accounts_by_account\b/]],
   ["one service account", (db) => getServiceAccount(db, "acme", "deployer"), [/service_accounts_by_alias/]],
   ["login: by username", (db) => findServiceAccountByUsername(db, "Deploy-Bot"), [/service_accounts_by_username/]],
+  ["metrics: executions by status", (db) => executionsByStatus(db), [/COVERING INDEX executions_by_status_updated \(status=\?\)/]],
+  ["metrics: pending by account and location", (db) => pendingQueues(db), [/executions_by_status_updated \(status=\?\)[\s\S]*sqlite_autoindex_jobs_1/]],
+  ["metrics: live agents online and offline", (db) => liveAgentCounts(db, Date.now()), [/INDEX agents_live \(revoked_time=\?\)/]],
   ["every login token's check", (db) => serviceAccountTokenVersion(db, "sa1"), [/sqlite_autoindex_service_accounts_1/]],
 ];
 

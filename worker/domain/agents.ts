@@ -17,7 +17,7 @@ import { verifyToken, type AuthVars } from "../lib/auth";
 import { forbidden, notFound, unauthorized } from "../lib/problem";
 import type { Page, PageParams } from "../schemas/common";
 import type { LeaseBody } from "../schemas/execution";
-import { MAX_POLL_WAIT_MS, type AgentView, type CreatedTokenView, type RegisterAnswer, type RegisterBody, type TokenView } from "../schemas/agent";
+import { MAX_POLL_WAIT_MS, type AgentView, type RegisterAnswer, type RegisterBody, type TokenView } from "../schemas/agent";
 import { HEARTBEAT_INTERVAL_MS, LEASE_TTL_MS } from "./contracts";
 import { agentDispatcherKey, dispatcherStub } from "./dispatch";
 import { executionClient } from "./execution-client";
@@ -69,7 +69,7 @@ export async function createRegistrationToken(
   env: Env,
   alias: string,
   input: { name?: string | null; description?: string | null; location?: string | null },
-): Promise<CreatedTokenView> {
+): Promise<TokenView & { token: string }> {
   const token = `rrt_${randomSecret()}`;
   const row: TokenRow = {
     id: crypto.randomUUID(),

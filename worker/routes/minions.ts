@@ -10,6 +10,7 @@ import {
 import { requireAccess, requireOperator } from "../lib/auth";
 import { emptyJsonIsNoBody, jsonAnswer, jsonBody, router } from "../lib/hono";
 import { problemResponses } from "../lib/problem";
+import { agentInstallCommands } from "./downloads";
 import { AgentPage, AgentView, CreatedTokenView, TokenCreateBody, TokenPage } from "../schemas/agent";
 import { AliasOnly, PageQuery, pathParam } from "../schemas/common";
 
@@ -88,7 +89,8 @@ minions.openapi(
   async (c) => {
     const { alias } = c.req.valid("param");
     // The body is optional: an empty POST makes a token with no name or location.
-    return c.json(await createRegistrationToken(c.env, alias, c.req.valid("json") ?? {}), 200, { "cache-control": "no-store" });
+    const created = await createRegistrationToken(c.env, alias, c.req.valid("json") ?? {});
+    return c.json({ ...created, ...agentInstallCommands(new URL(c.req.url).origin, created.token) }, 200, { "cache-control": "no-store" });
   },
 );
 

@@ -33,7 +33,12 @@ export const TokenView = z
 export type TokenView = z.infer<typeof TokenView>;
 
 /** Only the answer to the create carries the token itself: it is never shown again. */
-export const CreatedTokenView = TokenView.extend({ token: z.string() }).openapi("CreatedRegistrationToken");
+export const CreatedTokenView = TokenView.extend({
+  token: z.string(),
+  /** What to run on the agent's host: install the agent from this API, then register it (the token by environment). */
+  installCommand: z.string().openapi({ example: "npm install -g https://runner.example.com/downloads/runner-agent.tgz" }),
+  registerCommand: z.string().openapi({ example: "RUNNER_TOKEN=rrt_… runner-agent register --url https://runner.example.com" }),
+}).openapi("CreatedRegistrationToken");
 export type CreatedTokenView = z.infer<typeof CreatedTokenView>;
 
 export const AgentView = z
