@@ -115,7 +115,7 @@ const name = (raw: unknown): string => {
 export function parseListen(raw: string): { host: string | undefined; port: number } {
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(raw.trim());
   const port = m ? Number(m[3]) : NaN;
-  if (!m || !Number.isInteger(port) || port < 1 || port > 65_535) throw new Error("must be HOST:PORT, e.g. 127.0.0.1:9464");
+  if (!m || !Number.isInteger(port) || port < 0 || port > 65_535) throw new Error("must be HOST:PORT, e.g. 127.0.0.1:9464");
   const host = m[1] ?? m[2];
   return { host: host || undefined, port };
 }

@@ -47,11 +47,20 @@ describe("packaging", () => {
     // The agent's dependencies are packed from the workspace's node_modules and installed beside
     // it, with a cache of its own: nothing depends on the registry, the network or on what the
     // machine's npm cache holds (a stale one makes --prefer-offline miss a newer version).
-    const deps = Object.keys(JSON.parse(readFileSync(join(AGENT, "package.json"), "utf8")).dependencies ?? {});
+    // Their own dependencies too (prom-client brings some), all hoisted into the root node_modules.
+    const depsOf = (dir: string) => Object.keys(JSON.parse(readFileSync(join(dir, "package.json"), "utf8")).dependencies ?? {});
+    const deps: string[] = [];
+    for (const queue = depsOf(AGENT); queue.length; ) {
+      const d = queue.shift()!;
+      if (deps.includes(d)) continue;
+      deps.push(d);
+      queue.push(...depsOf(join(ROOT, "node_modules", d)));
+    }
     const depDir = join(tmp, "deps");
     mkdirSync(depDir);
     for (const d of deps) {
-      const p = await run("npm", ["pack", join(ROOT, "node_modules", d), "--pack-destination", depDir, "--loglevel=error"], tmp);
+      // --ignore-scripts: a dependency's own `prepare` (prom-client's runs husky) is for its developers.
+      const p = await run("npm", ["pack", join(ROOT, "node_modules", d), "--pack-destination", depDir, "--ignore-scripts", "--loglevel=error"], tmp);
       expect(p.code, p.out).toBe(0);
     }
     const depTarballs = readdirSync(depDir).map((f) => join(depDir, f));
