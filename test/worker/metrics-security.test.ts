@@ -4,7 +4,7 @@ import { api, token } from "./helpers";
 /** GET /metrics names every account: only operators (a token for "*") may read it. */
 describe("GET /metrics (security)", () => {
   it("answers 401 without a token or with a bad one", async () => {
-    for (const headers of [{}, { authorization: "Bearer not-a-jwt" }]) {
+    for (const headers of [{}, { authorization: "Bearer not-a-jwt" }] as Record<string, string>[]) {
       const r = await api("GET", "/metrics", { token: null, headers });
       expect(r.status).toBe(401);
       expect(r.headers.get("content-type")).toContain("application/problem+json");
