@@ -10,7 +10,7 @@ import { createLogger, type LogFormat, type Logger, type LogLevel } from "./log.
 import { checkTools } from "./preflight.ts";
 import { Backoff, sleep } from "./retry.ts";
 import { VERSION } from "./version.ts";
-import { chooseIsolation, defaultUidBase, probeIsolation, untraversableAncestors, type IsolationSupport } from "./sandbox.ts";
+import { chooseIsolation, defaultUidBase, ensureSlotUsers, probeIsolation, untraversableAncestors, type IsolationSupport } from "./sandbox.ts";
 import { agentIdOf, claimWorkDir, defaultStateDir } from "./state.ts";
 import { prepareWorkRoot } from "./workspace.ts";
 
@@ -310,6 +310,9 @@ export async function runCommand(flags: Record<string, unknown>, io: CliIO): Pro
   }
   if (choice.warning) log.warn(choice.warning);
   const uidBase = choice.perSlotUid ? (s.uidBase ?? defaultUidBase(s.workDir!)) : undefined;
+  if (choice.level === "uid" && uidBase !== undefined) {
+    for (const p of ensureSlotUsers(uidBase, s.concurrency ?? 1)) log.warn(`could not make the slot users system users (ssh needs them): ${p}`);
+  }
   try {
     // With slot users the state directory is passed through (0711) on the way to the workspaces.
     await mkdir(stateDir, { recursive: true, mode: uidBase !== undefined ? 0o711 : 0o700 });
