@@ -6,13 +6,16 @@
 // Both sides run the same real playbook over real SSH (the test sshd on 127.0.0.1, pipelining
 // on) or with connection local. The agent side is the executor with an in-process sink: workspace,
 // key and inventory files, the callback plugin, event parsing and redaction, process sweep,
-// workspace removal. Network time to the API is not included.
+// workspace removal. Network time to the API is not included. The agent side runs without
+// isolation and in the sandbox with a slot user (when the machine can: root and bubblewrap), so
+// the sandbox's own cost shows beside the rest.
 import { spawn } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { Execution, childEnv } from "../agent/src/executor.ts";
+import { defaultUidBase, probeIsolation } from "../agent/src/sandbox.ts";
 import { startSshd } from "../test/fixtures/sshd.ts";
 
 const RUNS = Number(process.argv[2] ?? 3);
@@ -58,11 +61,13 @@ function bare(dir, inventory, playbook) {
   });
 }
 
-async function agent(workRoot, lease) {
+async function agent(workRoot, lease, level) {
   let events = 0;
   const sink = { event: () => void events++, report: async () => {}, flush: async () => {} };
+  const uid = defaultUidBase(workRoot);
+  const isolation = level === "none" ? { level } : { level, uid, gid: uid };
   const t0 = performance.now();
-  const r = await new Execution(lease, sink, { workRoot, receivedAt: t0 }).run();
+  const r = await new Execution(lease, sink, { workRoot, receivedAt: t0, isolation }).run();
   if (r.status !== "SUCCESS") throw new Error(`agent run ended ${r.status}: ${r.detail}`);
   return { total: performance.now() - t0, toSpawn: r.timings.leaseToSpawnMs, toStart: r.timings.leaseToStartMs, events };
 }
@@ -72,6 +77,10 @@ const f = (ms) => `${ms.toFixed(0).padStart(6)} ms`;
 
 const sshd = await startSshd();
 const work = mkdtempSync(join(tmpdir(), "rnr-bench-"));
+chmodSync(work, 0o711); // slot users pass through to their workspaces
+const support = probeIsolation(work);
+// uid alone costs nothing measurable over none (a setuid at spawn); the sandbox is what to watch.
+const levels = ["none", ...(support.sandbox.ok && support.uid.ok ? ["sandbox"] : [])];
 try {
   const tasks = (n, body) => Array.from({ length: n }, (_, i) => `    - name: task ${i + 1}\n${body}`).join("");
   const cases = [
@@ -107,21 +116,25 @@ try {
     // One warm-up each (page cache, ssh), not counted.
     const bareDir = mkdtempSync(join(work, "bare-"));
     await bare(bareDir, inventory, c.playbook);
-    await agent(work, lease(0));
+    for (const level of levels) await agent(work, lease(0), level);
     const bares = [];
-    const agents = [];
+    const agents = Object.fromEntries(levels.map((l) => [l, []]));
+    // Interleaved, so that a slower stretch of the machine weighs on every side alike.
     for (let i = 1; i <= RUNS; i++) {
       bares.push(await bare(bareDir, inventory, c.playbook));
-      agents.push(await agent(work, lease(i)));
+      for (const level of levels) agents[level].push(await agent(work, lease(i), level));
     }
     const b = median(bares);
-    const a = median(agents.map((x) => x.total));
     console.log(c.name);
-    console.log(`  bare ansible-playbook         ${f(b)}`);
-    console.log(`  agent, lease → reported done  ${f(a)}   overhead ${f(a - b)} (${(((a - b) / b) * 100).toFixed(1)} %)`);
-    console.log(`  lease → ansible-playbook spawn${f(median(agents.map((x) => x.toSpawn)))}`);
-    console.log(`  lease → playbook_on_start     ${f(median(agents.map((x) => x.toStart)))}   (mostly ansible-playbook's own start-up)`);
-    console.log(`  events per run                ${String(agents[0].events).padStart(6)}\n`);
+    console.log(`  bare ansible-playbook                 ${f(b)}`);
+    for (const level of levels) {
+      const runs = agents[level];
+      const a = median(runs.map((x) => x.total));
+      console.log(`  agent (${level.padEnd(7)}) lease → done     ${f(a)}   overhead ${f(a - b)} (${(((a - b) / b) * 100).toFixed(1)} %, ${(a / b).toFixed(2)}x)`);
+      console.log(`  agent (${level.padEnd(7)}) lease → spawn    ${f(median(runs.map((x) => x.toSpawn)))}`);
+      console.log(`  agent (${level.padEnd(7)}) lease → started  ${f(median(runs.map((x) => x.toStart)))}   (mostly ansible-playbook's own start-up)`);
+    }
+    console.log(`  events per run                        ${String(agents.none[0].events).padStart(6)}\n`);
   }
 } finally {
   await sshd.stop();

@@ -8,6 +8,9 @@ import { buildDownloads } from "./lib/downloads.mjs";
 import { applyLocalMigrations, killGroup, startWranglerDev } from "./lib/wrangler-dev.mjs";
 
 const port = Number(process.env.PORT ?? 8787);
+// Where the state lives (D1, Durable Objects, the agent's registration); tests point it elsewhere.
+const stateDir = process.env.RUNNER_DEV_STATE || ".wrangler/state";
+const persistTo = process.env.RUNNER_DEV_STATE ? stateDir : undefined;
 const demo = process.env.RUNNER_DEMO_ACCOUNT ?? "demo";
 const say = (m) => console.log(`runner: ${m}`);
 const children = [];
@@ -31,9 +34,9 @@ try {
   // The packed agent and CLI the API serves at /downloads/ (npm install -g <URL>/downloads/runner-agent.tgz).
   buildDownloads();
   say("applying local D1 migrations");
-  applyLocalMigrations();
+  applyLocalMigrations({ persistTo });
   say(`starting the API on http://127.0.0.1:${port}`);
-  const api = await startWranglerDev({ port });
+  const api = await startWranglerDev({ port, persistTo });
   children.push(api);
   const url = api.url;
 
@@ -42,8 +45,8 @@ try {
     spawnSync(process.execPath, ["scripts/token.mjs", alias, "--role", role], { encoding: "utf8" }).stdout.trim();
   const userToken = token(demo, "admin");
 
-  mkdirSync(".wrangler/state", { recursive: true });
-  const agentConfig = ".wrangler/state/agent.json";
+  mkdirSync(stateDir, { recursive: true });
+  const agentConfig = `${stateDir}/agent.json`;
   const agentBin = "agent/bin/runner-agent.mjs";
   // The agent's registration lives beside the state it belongs to: `npm run reset` clears both.
   if (!existsSync(agentConfig)) {
@@ -79,8 +82,18 @@ try {
   });
   children.push({
     async stop() {
+      if (agent.exitCode !== null || agent.signalCode !== null) return;
+      const exited = new Promise((r) => agent.once("exit", r));
+      const within = (ms) => Promise.race([exited.then(() => true), new Promise((r) => setTimeout(() => r(false), ms))]);
+      // A first signal: no new work, executions not started yet go back to the queue, running ones
+      // get a short grace to finish…
       killGroup(agent, "SIGTERM");
-      await Promise.race([new Promise((r) => agent.once("exit", r)), new Promise((r) => setTimeout(r, 10_000))]);
+      if (await within(5000)) return;
+      // …then a second: the agent kills them and reports them KILLED before it exits, so nothing is
+      // left running and nothing ends agent_lost on the next start.
+      say("killing the executions still running");
+      killGroup(agent, "SIGTERM");
+      if (await within(15_000)) return;
       killGroup(agent, "SIGKILL");
     },
   });

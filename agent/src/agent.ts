@@ -9,6 +9,7 @@ import { leaseLoop } from "./loops/lease.ts";
 import { silentLogger, type Logger } from "./log.ts";
 import { killByUid, killOrphans } from "./process-group.ts";
 import type { Isolation, IsolationLevel } from "./sandbox.ts";
+import { HeldStore, type HeldExecution } from "./state.ts";
 import { apiTransport, Session, type SessionResult } from "./session.ts";
 import type { Lease } from "./types.ts";
 import { prepareWorkRoot, sweepStaleWorkspaces } from "./workspace.ts";
@@ -43,6 +44,8 @@ export interface AgentOptions {
    * `hide` lists the agent's own files to mask inside a sandbox. Default: none.
    */
   isolation?: { level: IsolationLevel; uidBase?: number; hide?: string[] };
+  /** Where the agent keeps what it holds (state.ts), so that after a crash the next one reports it. */
+  stateDir?: string;
 }
 
 export class Agent {
@@ -51,6 +54,7 @@ export class Agent {
   private readonly sessions = new Map<string, { session: Session; done: Promise<void> }>();
   /** Which execution holds each concurrency slot (and so each slot user). */
   private readonly slots: (string | null)[];
+  private readonly held: HeldStore | null;
   private readonly leaseStop = new AbortController();
   private slotWaiters: (() => void)[] = [];
   private shuttingDown = false;
@@ -63,6 +67,41 @@ export class Agent {
     this.opts = opts;
     this.log = opts.log ?? silentLogger;
     this.slots = Array.from({ length: opts.concurrency }, () => null);
+    this.held = opts.stateDir ? new HeldStore(opts.stateDir) : null;
+  }
+
+  /**
+   * Executions an earlier process of this agent held when it died: their runs died with it (the
+   * sandbox dies with its parent; the orphan sweep ends the rest), so say so at once instead of
+   * letting the server wait out the lease: one not started goes back to the queue, a running one
+   * ends FAILURE agent_lost.
+   */
+  private async reportLost(lost: HeldExecution[]): Promise<void> {
+    for (const h of lost) {
+      const ref = { attempt: h.attempt, leaseId: h.leaseId };
+      try {
+        await this.opts.client.release(h.executionId, ref);
+        this.log.warn("handed back an execution an earlier agent process held before it started", { executionId: h.executionId });
+        continue;
+      } catch (err) {
+        if ((err as ApiError).status !== 409) {
+          this.log.warn("could not report an execution an earlier agent process held", { executionId: h.executionId, error: err });
+          continue;
+        }
+      }
+      try {
+        await this.opts.client.status(h.executionId, {
+          ...ref,
+          status: "FAILURE",
+          reason: "agent_lost",
+          detail: "the agent stopped (killed or crashed) while this execution ran; its run ended with it",
+        });
+        this.log.warn("reported an execution an earlier agent process held as lost", { executionId: h.executionId });
+      } catch (err) {
+        // 409: the server had already ended it (or given it to another agent).
+        if ((err as ApiError).status !== 409) this.log.warn("could not report an execution an earlier agent process held", { executionId: h.executionId, error: err });
+      }
+    }
   }
 
   private isolationFor(slot: number): Isolation {
@@ -94,6 +133,10 @@ export class Agent {
     if (uidBase !== undefined) for (let i = 0; i < this.slots.length; i++) orphans += await killByUid(uidBase + i);
     if (orphans) this.log.warn("killed processes left by an earlier agent that did not exit cleanly", { count: orphans });
     await sweepStaleWorkspaces(this.opts.executor.workRoot, this.log);
+    if (this.held) {
+      await this.reportLost(await this.held.previous());
+      await this.held.save();
+    }
 
     await leaseLoop({
       lease: (body, signal) => this.opts.client.lease(body, signal),
@@ -141,6 +184,7 @@ export class Agent {
       return;
     }
     this.slots[slot] = lease.executionId;
+    void this.held?.add({ executionId: lease.executionId, attempt: lease.attempt, leaseId: lease.leaseId });
     this.leased++;
     const client = this.opts.client;
     const session = new Session(lease, {
@@ -158,6 +202,7 @@ export class Agent {
       .finally(() => {
         this.sessions.delete(lease.executionId);
         this.slots[slot] = null;
+        void this.held?.remove(lease.executionId);
         this.freeSlot();
         if (this.opts.once && this.sessions.size === 0) this.leaseStop.abort();
       });

@@ -1,6 +1,8 @@
 // The `runner-agent` command: register, run.
 import { Command, CommanderError, Option } from "commander";
+import { chmod, mkdir } from "node:fs/promises";
 import { hostname } from "node:os";
+import { join } from "node:path";
 import { Agent, EXIT } from "./agent.ts";
 import { ApiClient, ApiError } from "./api-client.ts";
 import { ConfigError, defaultConfigPath, readConfigFile, resolveSettings, SETTINGS, writeConfigFile, type ConfigFile, type SettingName } from "./config.ts";
@@ -8,7 +10,8 @@ import { createLogger, type LogFormat, type Logger, type LogLevel } from "./log.
 import { checkTools } from "./preflight.ts";
 import { Backoff, sleep } from "./retry.ts";
 import { VERSION } from "./version.ts";
-import { chooseIsolation, defaultUidBase, probeIsolation, untraversableAncestors, type IsolationSupport } from "./sandbox.ts";
+import { chooseIsolation, defaultUidBase, ensureSlotUsers, probeIsolation, untraversableAncestors, type IsolationSupport } from "./sandbox.ts";
+import { agentIdOf, claimWorkDir, defaultStateDir } from "./state.ts";
 import { prepareWorkRoot } from "./workspace.ts";
 import { AgentMetrics } from "./metrics.ts";
 import { STATE_DIR, systemdUnit } from "./service.ts";
@@ -99,7 +102,8 @@ ${EXIT_CODES}`,
     .addOption(opt("config", "--config <file>", configHelp))
     .addOption(opt("url", "--url <url>", " (default: the registered one)"))
     .addOption(opt("concurrency", "--concurrency <n>", " (default: as registered, else 1)"))
-    .addOption(opt("workDir", "--work-dir <dir>", " (default: $TMPDIR/runner-agent-<uid>)"))
+    .addOption(opt("workDir", "--work-dir <dir>", " (default: <state dir>/work)"))
+    .addOption(opt("stateDir", "--state-dir <dir>", " (default: /var/lib/runner-agent/<agent id> as root, else $XDG_STATE_HOME/runner-agent/<agent id>)"))
     .addOption(opt("shutdownGrace", "--shutdown-grace <seconds>", " before they are stopped (default 60)"))
     .addOption(opt("hostKeyChecking", "--host-key-checking <mode>", ": off (default) or strict (known hosts only)"))
     .addOption(opt("knownHosts", "--known-hosts <file>", " (default: ~/.ssh/known_hosts)"))
@@ -136,7 +140,8 @@ ${EXIT_CODES}
     .command("doctor")
     .description("say which isolation this host supports (and why not), and what `run` would use")
     .addOption(opt("config", "--config <file>", configHelp))
-    .addOption(opt("workDir", "--work-dir <dir>", " (default: $TMPDIR/runner-agent-<uid>)"))
+    .addOption(opt("workDir", "--work-dir <dir>", " (default: <state dir>/work)"))
+    .addOption(opt("stateDir", "--state-dir <dir>", " (default: /var/lib/runner-agent/<agent id> as root, else $XDG_STATE_HOME/runner-agent/<agent id>)"))
     .addOption(opt("isolation", "--isolation <level>", ""))
     .addOption(opt("uidBase", "--uid-base <uid>", ""))
     .addOption(opt("concurrency", "--concurrency <n>", ""))
@@ -185,7 +190,7 @@ export async function installServiceCommand(flags: Record<string, unknown>, io: 
     if (user !== undefined && !/^[a-z_][a-z0-9_-]{0,31}\$?$/i.test(user)) problems.push(`--user must be a user name (got ${JSON.stringify(user)})`);
     if (user && user !== "root" && file.data.shared) problems.push(`${file.path} holds a shared-pool agent, which must run as root (it runs every account's playbooks, each as a user of its own): leave out --user`);
     if (problems.length) throw new ConfigError(problems);
-    const workDir = s.sources.workDir === "default" ? `${STATE_DIR}/work` : s.workDir!;
+    const workDir = s.workDir ?? undefined;
     const unit = systemdUnit({
       config: resolve(file.path),
       workDir,
@@ -345,7 +350,7 @@ export async function runCommand(flags: Record<string, unknown>, io: CliIO): Pro
     file = await loadFile(flags, io);
     const problems: string[] = [];
     s = resolveSettings(
-      ["url", "credential", "concurrency", "workDir", "shutdownGrace", "hostKeyChecking", "knownHosts", "ansiblePlaybook", "once", "isolation", "uidBase", "metricsListen", "logFormat", "logLevel"],
+      ["url", "credential", "concurrency", "workDir", "stateDir", "shutdownGrace", "hostKeyChecking", "knownHosts", "ansiblePlaybook", "once", "isolation", "uidBase", "metricsListen", "logFormat", "logLevel"],
       flags,
       io.env,
       file.data,
@@ -367,6 +372,10 @@ export async function runCommand(flags: Record<string, unknown>, io: CliIO): Pro
   }
   const log = loggerFor(s, io);
   for (const w of file.warnings) log.warn(w);
+  // Everything this agent keeps on disk is its own: a state directory per registration.
+  const agentId = file.data.agentId ?? agentIdOf(s.credential) ?? "default";
+  const { stateDir, workDir } = dirsFor(s, agentId, io.env);
+  s.workDir = workDir;
   const choice = chooseIsolation(s.isolation ?? undefined, probeIsolation(s.workDir!), !!file.data.shared);
   if (!choice.ok) {
     log.error(`runner-agent will not run: ${choice.problem}`);
@@ -374,10 +383,18 @@ export async function runCommand(flags: Record<string, unknown>, io: CliIO): Pro
   }
   if (choice.warning) log.warn(choice.warning);
   const uidBase = choice.perSlotUid ? (s.uidBase ?? defaultUidBase(s.workDir!)) : undefined;
+  if (choice.level === "uid" && uidBase !== undefined) {
+    for (const p of ensureSlotUsers(uidBase, s.concurrency ?? 1)) log.warn(`could not make the slot users system users (ssh needs them): ${p}`);
+  }
   try {
+    // With slot users the state directory is passed through (0711) on the way to the workspaces.
+    await mkdir(stateDir, { recursive: true, mode: uidBase !== undefined ? 0o711 : 0o700 });
+    if (uidBase !== undefined) await chmod(stateDir, 0o711);
     await prepareWorkRoot(s.workDir!, { traversable: uidBase !== undefined });
     const blocked = uidBase !== undefined ? untraversableAncestors(s.workDir!) : [];
     if (blocked.length) throw new Error(`the slot users cannot reach it through ${blocked.join(", ")} (chmod o+x, or choose another directory)`);
+    const other = await claimWorkDir(s.workDir!, agentId);
+    if (other) throw new Error(`it is in use by ${other}: give each agent its own (--work-dir or --state-dir)`);
   } catch (err) {
     return configProblem(new ConfigError([`--work-dir ${s.workDir} cannot hold workspaces: ${(err as Error).message}`]), io, flags, file.data);
   }
@@ -400,6 +417,7 @@ export async function runCommand(flags: Record<string, unknown>, io: CliIO): Pro
     once: !!s.once,
     // The config file holds the credential: masked inside the sandbox even where a bound tree holds it.
     isolation: { level: choice.level, uidBase, hide: file.exists ? [file.path] : [] },
+    stateDir,
     executor: {
       workRoot: s.workDir!,
       ansiblePlaybook: s.ansiblePlaybook!,
@@ -447,7 +465,8 @@ export async function doctorCommand(flags: Record<string, unknown>, io: CliIO): 
   let file, s;
   try {
     file = await loadFile(flags, io);
-    s = resolveSettings(["workDir", "isolation", "uidBase", "concurrency", "ansiblePlaybook"], flags, io.env, file.data);
+    s = resolveSettings(["workDir", "stateDir", "isolation", "uidBase", "concurrency", "ansiblePlaybook"], flags, io.env, file.data);
+    s.workDir = dirsFor(s, file.data.agentId ?? agentIdOf(io.env.RUNNER_CREDENTIAL) ?? "default", io.env).workDir;
   } catch (err) {
     return configProblem(err, io, flags, file?.data);
   }
@@ -471,4 +490,10 @@ export async function doctorCommand(flags: Record<string, unknown>, io: CliIO): 
   } else out += `${who} would not run: ${choice.problem}\n`;
   io.out(out);
   return choice.ok && tools ? EXIT.OK : choice.ok ? EXIT.CONFIG : EXIT.ISOLATION;
+}
+
+/** The state directory (per agent id) and the work directory, defaulting to <state dir>/work. */
+function dirsFor(s: { workDir?: string | null; stateDir?: string | null }, agentId: string, env: NodeJS.ProcessEnv) {
+  const stateDir = s.stateDir ?? defaultStateDir(agentId, env);
+  return { stateDir, workDir: s.workDir ?? join(stateDir, "work") };
 }

@@ -5,7 +5,6 @@ import { homedir, hostname } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import type { LogFormat, LogLevel } from "./log.ts";
 import type { IsolationLevel } from "./sandbox.ts";
-import { defaultWorkRoot } from "./workspace.ts";
 
 /** What `register` stores (and the file may also carry any of the run settings below). */
 export interface ConfigFile {
@@ -22,6 +21,7 @@ export interface ConfigFile {
   pollWaitMs?: number;
   registeredAt?: number;
   workDir?: string;
+  stateDir?: string;
   logFormat?: string;
   logLevel?: string;
   shutdownGrace?: number;
@@ -142,7 +142,9 @@ export const SETTINGS = {
   name: { flag: "name", env: "RUNNER_NAME", file: "name", parse: name, default: () => hostname(), describe: "agent name" },
   location: { flag: "location", env: "RUNNER_LOCATION", file: "location", parse: location, default: () => null, describe: "location" },
   concurrency: { flag: "concurrency", env: "RUNNER_CONCURRENCY", file: "concurrency", parse: int(1, 64), default: () => 1, describe: "executions at once" },
-  workDir: { flag: "work-dir", env: "RUNNER_WORK_DIR", file: "workDir", parse: path, default: () => defaultWorkRoot(), describe: "workspaces directory" },
+  // No default here: it is <state dir>/work, and the state dir depends on the agent id.
+  workDir: { flag: "work-dir", env: "RUNNER_WORK_DIR", file: "workDir", parse: path, describe: "workspaces directory" },
+  stateDir: { flag: "state-dir", env: "RUNNER_STATE_DIR", file: "stateDir", parse: path, describe: "the agent's state directory (what it holds, its workspaces)" },
   logFormat: { flag: "log-format", env: "RUNNER_LOG_FORMAT", file: "logFormat", parse: oneOf<LogFormat>("text", "json"), default: () => "text" as LogFormat, describe: "log format" },
   logLevel: { flag: "log-level", env: "RUNNER_LOG_LEVEL", file: "logLevel", parse: oneOf<LogLevel>("debug", "info", "warn", "error"), default: () => "info" as LogLevel, describe: "log level" },
   shutdownGrace: { flag: "shutdown-grace", env: "RUNNER_SHUTDOWN_GRACE", file: "shutdownGrace", parse: int(0, 86_400), default: () => 60, describe: "seconds running executions get on SIGTERM" },

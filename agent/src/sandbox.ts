@@ -250,3 +250,34 @@ export function chooseIsolation(requested: IsolationLevel | undefined, support: 
       "Install bubblewrap, or run the agent as root, or accept the risk with --isolation none (playbooks could then read the agent's credential)",
   };
 }
+
+/**
+ * uid isolation without the sandbox's own passwd file: ssh refuses to run as a uid that has no
+ * passwd entry, so a root agent makes its slot users system users (once; `runner-<uid>`, no home,
+ * no shell). Answers what it could not do.
+ */
+export function ensureSlotUsers(uidBase: number, count: number): string[] {
+  const problems: string[] = [];
+  for (let uid = uidBase; uid < uidBase + count; uid++) {
+    const name = `runner-${uid}`;
+    if (spawnSync("getent", ["group", String(uid)]).status !== 0) {
+      const g = spawnSync("groupadd", ["--system", "--gid", String(uid), name], { encoding: "utf8" });
+      if (g.status !== 0) problems.push(`groupadd ${name}: ${(g.stderr || g.error?.message || "").trim()}`);
+    }
+    if (spawnSync("getent", ["passwd", String(uid)]).status !== 0) {
+      const u = spawnSync("useradd", ["--system", "--uid", String(uid), "--gid", String(uid), "--no-create-home", "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", name], {
+        encoding: "utf8",
+      });
+      if (u.status !== 0) problems.push(`useradd ${name}: ${(u.stderr || u.error?.message || "").trim()}`);
+    }
+  }
+  return problems;
+}
+
+/** Removes the slot users ensureSlotUsers made (tests; an operator uninstalling). */
+export function removeSlotUsers(uidBase: number, count: number): void {
+  for (let uid = uidBase; uid < uidBase + count; uid++) {
+    spawnSync("userdel", [`runner-${uid}`]);
+    spawnSync("groupdel", [`runner-${uid}`]);
+  }
+}

@@ -5,7 +5,8 @@ import { VERSION } from "./version.ts";
 export interface ServiceOptions {
   /** Absolute path of the config file (given to the agent by environment, RUNNER_CONFIG). */
   config: string;
-  workDir: string;
+  /** Default: <state dir>/work. */
+  workDir?: string;
   /** Run as this (unprivileged) user; undefined: root, which gives each slot a user of its own. */
   user?: string;
   isolation: string;
@@ -34,10 +35,11 @@ export function agentBinPath(): string {
 export function systemdUnit(o: ServiceOptions): string {
   const node = o.node ?? process.execPath;
   const bin = o.bin ?? agentBinPath();
-  const args = [node, bin, "run", "--isolation", o.isolation, "--work-dir", o.workDir];
+  // The state directory (what the agent holds; the workspaces under work/) is the service's own.
+  const args = [node, bin, "run", "--isolation", o.isolation, "--state-dir", STATE_DIR];
+  if (o.workDir) args.push("--work-dir", o.workDir);
   if (o.concurrency) args.push("--concurrency", String(o.concurrency));
   if (o.metricsListen) args.push("--metrics-listen", o.metricsListen);
-  const inState = o.workDir === STATE_DIR || o.workDir.startsWith(`${STATE_DIR}/`) || o.config.startsWith(`${STATE_DIR}/`);
   const lines = [
     `# Written by \`runner-agent install-service\` (runner-agent ${VERSION}). Install it with:`,
     `#   runner-agent install-service --output /etc/systemd/system/runner-agent.service`,
@@ -63,10 +65,8 @@ export function systemdUnit(o: ServiceOptions): string {
     `Environment=${word(`RUNNER_CONFIG=${o.config}`)}`,
     `ExecStart=${args.map(word).join(" ")}`,
   );
-  if (inState) {
-    // Made (and owned by User=) by systemd; slot users pass through to their workspaces (0711).
-    lines.push(`StateDirectory=runner-agent`, `StateDirectoryMode=0711`);
-  }
+  // Made (and owned by User=) by systemd; slot users pass through to their workspaces (0711).
+  lines.push(`StateDirectory=runner-agent`, `StateDirectoryMode=0711`);
   lines.push(
     `Restart=on-failure`,
     `RestartSec=5s`,

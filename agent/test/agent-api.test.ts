@@ -62,7 +62,12 @@ interface RunningAgent {
 function startAgent(file: string, args: string[] = []): RunningAgent {
   const workDir = join(stack.dir, "work");
   chmodSync(stack.dir, 0o711); // the slot users pass through to their workspaces
-  const child = spawn(process.execPath, [BIN, "run", "--config", file, "--work-dir", workDir, ...args], { stdio: ["ignore", "pipe", "pipe"], detached: true });
+  // The state directory (what the agent holds) beside its config, inside the stack's folder.
+  const stateDir = file.replace(/\.json$/, ".state");
+  const child = spawn(process.execPath, [BIN, "run", "--config", file, "--work-dir", workDir, "--state-dir", stateDir, ...args], {
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
+  });
   let out = "";
   child.stdout!.on("data", (d) => (out += d));
   child.stderr!.on("data", (d) => (out += d));
@@ -231,6 +236,9 @@ describe("runner-agent run", () => {
       expect(second.output()).toContain("removed workspaces left by an earlier agent");
       expect(await waitUntilGone(left, 3000)).toEqual([]);
       expect(ownedBy(first.child.pid!)).toEqual([]);
+      // It also says at once what the dead agent held, instead of the server waiting out the lease.
+      await waitFor("the report", async () => (second.output().includes("reported an execution an earlier agent process held as lost") ? true : undefined));
+      expect(await execution(ids)).toMatchObject({ status: "FAILURE", reason: "agent_lost" });
     } finally {
       second.signal("SIGTERM");
     }

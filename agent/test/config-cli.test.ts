@@ -9,6 +9,7 @@ import { ConfigError, defaultConfigPath, resolveSettings, writeConfigFile } from
 import { createLogger } from "../src/log.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "rnr-cfg-"));
+chmodSync(dir, 0o711); // a root agent's slot users pass through to their workspaces
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 function io(env: NodeJS.ProcessEnv = {}) {
@@ -110,12 +111,12 @@ describe("runner-agent command", () => {
     const file = join(dir, "ok.json");
     writeFileSync(file, JSON.stringify({ url: "http://127.0.0.1:9", agentId: "a1", credential: "rac_x" }), { mode: 0o600 });
     const c = io({ RUNNER_ANSIBLE_PLAYBOOK: "/nonexistent/ansible-playbook" });
-    expect(await main(["run", "--config", file], c.io)).toBe(2);
+    expect(await main(["run", "--config", file, "--state-dir", join(dir, "state-ok")], c.io)).toBe(2);
     expect(c.text()).toContain("install ansible-core >= 2.14");
     const blocked = join(dir, "a-file");
     writeFileSync(blocked, "");
     const w = io();
-    expect(await main(["run", "--config", file, "--work-dir", join(blocked, "work")], w.io)).toBe(2);
+    expect(await main(["run", "--config", file, "--work-dir", join(blocked, "work"), "--state-dir", join(dir, "state-blocked")], w.io)).toBe(2);
     expect(w.text()).toMatch(/--work-dir .*a-file\/work cannot hold workspaces: ENOTDIR/);
   });
 });
@@ -194,12 +195,11 @@ describe("runner-agent run (against a stand-in API)", () => {
       path === "/agent/lease" && n <= 3 ? { status: 503, body: { title: "down for maintenance" } } : { status: 401, body: { title: "Unauthorized", detail: "credential revoked" } },
     );
     const file = join(dir, "run-backoff.json");
-    chmodSync(dir, 0o711); // a root agent's slot users pass through to their workspaces
     writeFileSync(file, JSON.stringify({ url: api.url, agentId: "ag-1", credential: "rac_ag-1_s3cret", pollWaitMs: 1000 }), { mode: 0o600 });
     const c = io();
     let code: number;
     try {
-      code = await main(["run", "--config", file, "--work-dir", join(dir, "work"), "--log-format", "json"], c.io);
+      code = await main(["run", "--config", file, "--work-dir", join(dir, "work"), "--state-dir", join(dir, "state"), "--log-format", "json"], c.io);
     } finally {
       await api.close();
     }

@@ -4,7 +4,7 @@
 import { readFileSync } from "node:fs";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { Execution } from "../src/executor.ts";
-import { defaultUidBase, type Isolation } from "../src/sandbox.ts";
+import { defaultUidBase, ensureSlotUsers, removeSlotUsers, type Isolation } from "../src/sandbox.ts";
 import { startGitServer, type GitServer } from "../../test/fixtures/git-server.ts";
 import { listProcesses } from "../../test/fixtures/processes.ts";
 import { startSshd, type SshServer } from "../../test/fixtures/sshd.ts";
@@ -102,5 +102,19 @@ describe("in the sandbox", () => {
     expect(result.status).toBe("KILLED");
     // The 30 s task never finished: it was killed, not waited for.
     expect(sink.events.some((e) => e.event_type === "runner_on_ok")).toBe(false);
+  });
+});
+
+describe("with --isolation uid", () => {
+  // Not the sandbox's slot: this one becomes a system user for the test's length.
+  const uidOnly = defaultUidBase(work.dir) + 200;
+  afterAll(() => removeSlotUsers(uidOnly, 1));
+
+  it("runs over ssh as the slot user, once the agent made it a system user (ssh needs a passwd entry)", async () => {
+    expect(ensureSlotUsers(uidOnly, 1)).toEqual([]);
+    const lease = makeLease({ playbook: b64(steps(0.1, 2)), sshPrivateKey: sshd.clientKey.base64, hosts: hosts(1) });
+    const sink = new MemorySink();
+    const result = await new Execution(lease, sink, { workRoot: work.dir, isolation: { level: "uid", uid: uidOnly, gid: uidOnly } }).run();
+    expect(result.status, sink.log()).toBe("SUCCESS");
   });
 });

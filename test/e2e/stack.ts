@@ -67,7 +67,8 @@ export class Stack {
     chmodSync(this.api.dir, 0o711);
     // The config path by environment, never on the command line (where any process could read it).
     const child = spawn(process.execPath, [AGENT_BIN, "run", "--concurrency", "4", "--work-dir", workDir, ...extraArgs], {
-      env: { ...process.env, RUNNER_CONFIG: config },
+      // Its state directory (what it holds) inside this stack's folder, removed with it.
+      env: { ...process.env, RUNNER_CONFIG: config, RUNNER_STATE_DIR: join(this.api.dir, `state-${basename(config, ".json")}`) },
       detached: true,
       stdio: ["ignore", "pipe", "pipe"],
     });
