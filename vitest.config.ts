@@ -25,5 +25,8 @@ export default defineConfig(async () => ({
     // a file's time is workerd start-up and waiting, so at least two at once (a third less time).
     maxWorkers: Math.max(2, availableParallelism() - 1),
     setupFiles: ["./test/worker/setup.ts"],
+    // Long polls, alarms and several workerd instances at once: a busy machine stretches them, and
+    // no test here asserts a duration, so the limit is only a backstop against a hang.
+    testTimeout: 30_000,
   },
 }));

@@ -154,7 +154,7 @@ ${EXIT_CODES}
     .option("--output <file>", "write the unit here (e.g. /etc/systemd/system/runner-agent.service) instead of stdout")
     .option("--user <name>", "run the agent as this unprivileged user (an account's agent); default: root (needed by a shared-pool agent, and gives each slot a user of its own)")
     .addOption(opt("config", "--config <file>", ` (default: RUNNER_CONFIG, else ${defaultConfigPath(io.env)})`))
-    .addOption(opt("workDir", "--work-dir <dir>", ` (default: ${STATE_DIR}/work)`))
+    .addOption(opt("workDir", "--work-dir <dir>", ` (default: ${STATE_DIR}/work, under the state directory)`))
     .addOption(opt("isolation", "--isolation <level>", " (default: sandbox)"))
     .addOption(opt("concurrency", "--concurrency <n>", " (default: as registered)"))
     .addOption(opt("metricsListen", "--metrics-listen <host:port>", ""))

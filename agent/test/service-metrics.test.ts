@@ -28,7 +28,7 @@ describe("runner-agent install-service", () => {
     expect(await main(["install-service"], t.io)).toBe(0);
     const unit = t.out();
     expect(unit).toContain(`Environment=RUNNER_CONFIG=${config}`);
-    expect(unit).toMatch(new RegExp(`^ExecStart=${process.execPath.replace(/[/.]/g, "\\$&")} /\\S+/bin/runner-agent\\.mjs run --isolation sandbox --work-dir /var/lib/runner-agent/work$`, "m"));
+    expect(unit).toMatch(new RegExp(`^ExecStart=${process.execPath.replace(/[/.]/g, "\\$&")} /\\S+/bin/runner-agent\\.mjs run --isolation sandbox --state-dir /var/lib/runner-agent$`, "m"));
     expect(unit).toContain("StateDirectory=runner-agent");
     expect(unit).toContain("Restart=on-failure");
     expect(unit).toContain("RestartPreventExitStatus=2 3 6");
@@ -46,7 +46,7 @@ describe("runner-agent install-service", () => {
     expect(await main(["install-service", "--user", "nobody", "--metrics-listen", "127.0.0.1:9464", "--concurrency", "2", "--shutdown-grace", "30", "--output", path], t.io)).toBe(0);
     const unit = readFileSync(path, "utf8");
     expect(unit).toContain("User=nobody");
-    expect(unit).toMatch(/run --isolation sandbox --work-dir \/var\/lib\/runner-agent\/work --concurrency 2 --metrics-listen 127\.0\.0\.1:9464$/m);
+    expect(unit).toMatch(/run --isolation sandbox --state-dir \/var\/lib\/runner-agent --concurrency 2 --metrics-listen 127\.0\.0\.1:9464$/m);
     expect(unit).toContain("TimeoutStopSec=90");
     expect(t.err()).toContain("systemctl daemon-reload && systemctl enable --now runner-agent");
     if (!hasSystemdAnalyze) return; // CI installs systemd (.ci/run); elsewhere the content checks above stand

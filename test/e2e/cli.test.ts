@@ -226,7 +226,7 @@ describe("installed from the API: npm install -g of the served tarballs", () => 
     expect(unit.code, unit.stderr).toBe(0);
     const text = readFileSync(unitPath, "utf8");
     expect(text).toContain(`Environment=RUNNER_CONFIG=${agentConfig}`);
-    expect(text).toMatch(/^ExecStart=\/\S+ \S+\/lib\/node_modules\/runner-agent\/bin\/runner-agent\.mjs run --isolation sandbox --work-dir \/var\/lib\/runner-agent\/work$/m);
+    expect(text).toMatch(/^ExecStart=\/\S+ \S+\/lib\/node_modules\/runner-agent\/bin\/runner-agent\.mjs run --isolation sandbox --state-dir \/var\/lib\/runner-agent$/m);
     expect(text).toContain("Restart=on-failure");
     const analyze = await exec("sh", ["-c", "command -v systemd-analyze"]);
     if (analyze.code === 0) {
@@ -240,7 +240,7 @@ describe("installed from the API: npm install -g of the served tarballs", () => 
     const port: number = await freePort();
     const workDir = join(stack.dir, "work-installed");
     mkdirSync(workDir, { recursive: true });
-    agent = spawn(join(prefix, "bin", "runner-agent"), ["run", "--isolation", "sandbox", "--work-dir", workDir, "--metrics-listen", `127.0.0.1:${port}`], {
+    agent = spawn(join(prefix, "bin", "runner-agent"), ["run", "--isolation", "sandbox", "--work-dir", workDir, "--state-dir", join(stack.dir, "state-installed"), "--metrics-listen", `127.0.0.1:${port}`], {
       env: { ...process.env, RUNNER_CONFIG: agentConfig },
       detached: true,
       stdio: ["ignore", "pipe", "pipe"],
