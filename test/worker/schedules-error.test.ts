@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { newJob } from "./execution-fixtures";
+import { send, seeded } from "./fuzz-fixtures";
 import { api, token } from "./helpers";
 import { newSchedule, runAs, scheduleBody } from "./schedule-fixtures";
 
@@ -120,5 +121,33 @@ describe("schedule bodies (error)", () => {
     const s = await newSchedule(ALIAS, jobId, body);
     const otherJob = await newJob(ALIAS);
     expect((await api("GET", `/jobs/${ALIAS}/${otherJob}/schedules/${s.id}`, { token: t })).status).toBe(404);
+  });
+});
+
+describe("schedule bodies (fuzz)", () => {
+  // Seeded, so a failure replays: random values in the fields a schedule has, under both trigger keys.
+  const { int, pick, chance, randomString } = seeded(0x5c4e_d011);
+  const EXPRESSIONS = ["* * * * *", "@hourly", "@HOURLY", "0 0 30 2 *", "*/7 1-5 * JAN-MAR MON#2", "L * * * *", "0 0 L * *", "5L", "2030-01-01T00:00:00", "2030-01-01T00:00:00Z", "2031-02-29T00:00:00Z", "99999-01-01T00:00:00Z", "0 0 1 1 1-0", "1,2,,3 * * * *"];
+  const value = (): unknown =>
+    pick([null, true, 0, -1, 1e308, [], {}, randomString(), pick(EXPRESSIONS), pick(["UTC", "Europe/Berlin", "Etc/GMT+14", "America/Argentina/ComodRivadavia", "../etc", "\u0000"])]);
+  const trigger = () => (chance(0.7) ? { type: pick(["cron", "date", "CRON", value()]), expression: chance(0.8) ? pick(EXPRESSIONS) : value() } : value());
+
+  it("300 random bodies: never a 5xx, every error problem+json, only valid ones stored", async () => {
+    const seen = new Map<number, number>();
+    const headers = { authorization: `Bearer ${t}`, "content-type": "application/json" };
+    const s = await newSchedule(ALIAS, jobId, scheduleBody(sa, { enabled: false }));
+    for (let i = 0; i < 300; i++) {
+      const body: Record<string, unknown> = {};
+      if (chance(0.9)) body.description = chance(0.8) ? "fuzz" : value();
+      if (chance(0.9)) body.serviceAccountAlias = chance(0.8) ? sa : value();
+      if (chance(0.8)) body[chance(0.5) ? "trigger" : "type"] = trigger();
+      if (chance(0.5)) body.timezone = value();
+      if (chance(0.5)) body.enabled = chance(0.8) ? false : value();
+      const put = chance(0.3);
+      await send(i, put ? "PUT" : "POST", put ? s.links.self : `/jobs/${ALIAS}/${jobId}/schedules`, { headers, body: JSON.stringify(body) }, seen);
+      if (int(50) === 0) await send(i, "GET", `/jobs/${ALIAS}/${jobId}/schedules?size=${int(120)}`, { headers }, seen);
+    }
+    expect(seen.get(400)).toBeGreaterThan(50);
+    expect(seen.get(200)).toBeGreaterThan(5);
   });
 });
