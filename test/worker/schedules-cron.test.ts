@@ -115,6 +115,33 @@ describe("at most once per (schedule, slot)", () => {
   });
 });
 
+describe("the tick's cost", () => {
+  it("grows with the schedules due, not with those held: D1 reads the same rows with 10 or 10,010 held", async () => {
+    const jobId = await newJob(ALIAS);
+    const now = Date.now();
+    const seed = (n: number, prefix: string, nextRun: number) =>
+      env.DB.prepare(
+        `WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < ?)
+         INSERT INTO schedules (id, account_alias, job_id, description, service_account_alias, trigger_type, expression, timezone, enabled, next_run_time, created_time, last_updated_time)
+         SELECT ? || i, ?, ?, 'seeded', ?, 'cron', '* * * * *', 'UTC', 1, ? + i, ?, ? FROM k`,
+      )
+        .bind(n, prefix, ALIAS, jobId, sa, nextRun, now, now)
+        .run();
+    const tickOnce = async () => {
+      await seed(10, `due-${crypto.randomUUID()}-`, now - 60_000);
+      const report = await fireDueSchedules(env, now);
+      expect(report).toMatchObject({ due: 10, fired: 10 });
+      return report.rowsRead;
+    };
+    const few = await tickOnce();
+    await seed(10_000, "held-", now + 365 * 24 * 3_600_000); // a year ahead
+    const many = await tickOnce();
+    // The range stops at the first row past `now`: one more read once there is such a row, whatever their number.
+    expect(many - few).toBeLessThanOrEqual(1);
+    expect(few).toBeLessThanOrEqual(2 * 10 + 2); // each due row and its service account, about
+  });
+});
+
 describe("downtime", () => {
   it("slots missed while the service was down fire once, late, and the delay is recorded", async () => {
     const jobId = await newJob(ALIAS);
