@@ -100,9 +100,10 @@ try {
   agent.once("exit", (code) => !stopping && (say(`the agent exited (${code}); stopping`), shutdown(1)));
   api.child.once("exit", (code) => !stopping && (say(`wrangler dev exited (${code}); stopping`), shutdown(1)));
 
-  // Cron Triggers don't fire by themselves under wrangler dev: fire the minute cron ourselves.
+  // Cron Triggers don't fire by themselves under wrangler dev: fire the minute cron ourselves, a
+  // second into each minute, so that the tick is surely past the slots due at that minute.
   const tick = () => fetch(`${url}/__scheduled?cron=${encodeURIComponent("* * * * *")}`).catch(() => {});
-  const untilNextMinute = 60_000 - (Date.now() % 60_000);
+  const untilNextMinute = 60_000 - (Date.now() % 60_000) + 1_000;
   setTimeout(() => (tick(), setInterval(tick, 60_000)), untilNextMinute);
 
   const playbook = Buffer.from(

@@ -10,6 +10,7 @@ import { jobs } from "./routes/jobs";
 import { metrics } from "./routes/metrics";
 import { meta } from "./routes/meta";
 import { minions } from "./routes/minions";
+import { schedules } from "./routes/schedules";
 import { serviceAccounts } from "./routes/service-accounts";
 import { status } from "./routes/status";
 
@@ -31,6 +32,7 @@ app.route("/", meta);
 // executions must be mounted before jobs (GET /jobs/{alias}/executions must win over /jobs/{alias}/{jobId}).
 app.route("/jobs", executions);
 app.route("/jobs", jobs);
+app.route("/jobs", schedules);
 app.route("/status", status);
 app.route("/minions", minions);
 app.route("/agent", agent);

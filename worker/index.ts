@@ -1,5 +1,5 @@
 import { app } from "./app";
-import { sweepExpiredLeases } from "./domain/executions";
+import { onCron } from "./cron";
 
 export { Execution } from "./execution.do";
 export { Dispatcher } from "./dispatcher.do";
@@ -7,10 +7,8 @@ export { LoginThrottle } from "./login-throttle.do";
 
 export default {
   fetch: app.fetch,
-  async scheduled(_controller, env, ctx) {
-    // Filled by the schedules issue: fire due schedules. Missed lease/TTL alarms are swept here.
-    ctx.waitUntil(sweepExpiredLeases(env));
-  },
+  // Every minute: fire due schedules and sweep missed lease alarms (worker/cron.ts).
+  scheduled: onCron,
   async queue(batch, _env) {
     // Filled by the callbacks issue: deliver webhooks.
     batch.ackAll();

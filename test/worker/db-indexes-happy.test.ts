@@ -13,6 +13,7 @@ import {
 import { getInventoryHosts } from "../../worker/db/inventory";
 import { executionsByStatus, liveAgentCounts, pendingQueues } from "../../worker/db/metrics";
 import { deleteJobUnlessActive, getJob, listJobs } from "../../worker/db/jobs";
+import { dueSchedules, getSchedule, listSchedules } from "../../worker/db/schedules";
 import { findServiceAccountByUsername, getServiceAccount, listServiceAccounts, serviceAccountTokenVersion } from "../../worker/db/service-accounts";
 import { claimSlot, slotsHeld } from "../../worker/db/slots";
 import { ACTIVE_STATUSES } from "../../worker/schemas/execution";
@@ -57,7 +58,7 @@ async function plan(r: Recorded): Promise<string[]> {
 }
 
 const page = { page: 2, size: 10 };
-const TABLES = /^(?:SCAN|SEARCH) (jobs|executions|agents|agent_tokens|account_slots|inventories|service_accounts)\b/;
+const TABLES = /^(?:SCAN|SEARCH) (jobs|executions|agents|agent_tokens|account_slots|inventories|service_accounts|schedules|s|sa)\b/;
 
 // [what, the call, the index each statement it sends must use (in order)]
 const CASES: [string, (db: D1Database) => Promise<unknown>, RegExp[]][] = [
@@ -70,7 +71,11 @@ const CASES: [string, (db: D1Database) => Promise<unknown>, RegExp[]][] = [
   ["status service: a job's executions", (db) => jobExecutionsOldestFirst(db, "acme", "j1"), [/executions_by_job/]],
   ["is the job id known", (db) => jobKnown(db, "acme", "j1"), [/sqlite_autoindex_jobs_1|executions_by_job/]],
   ["delete guard: an active execution?", (db) => hasActiveExecution(db, "acme", "j1"), [/executions_by_job/]],
-  ["delete unless active", (db) => deleteJobUnlessActive(db, "acme", "nope", ACTIVE_STATUSES), [/sqlite_autoindex_jobs_1|executions_by_job/]],
+  ["delete unless active (and its schedules)", (db) => deleteJobUnlessActive(db, "acme", "nope", ACTIVE_STATUSES), [/sqlite_autoindex_jobs_1|executions_by_job/, /schedules_by_job/]],
+  // A range of the due index in slot order (no sort): the tick reads what is due, not what is held.
+  ["cron tick: due schedules and their service accounts", (db) => dueSchedules(db, Date.now(), 100), [/^(?![\s\S]*TEMP B-TREE)SEARCH s USING INDEX schedules_due \(next_run_time>\? AND next_run_time<\?\)\nSEARCH sa USING INDEX service_accounts_by_alias/]],
+  ["a job's schedules (count, page)", (db) => listSchedules(db, "acme", "j1", page), [/schedules_by_job/, /schedules_by_job/]],
+  ["one schedule", (db) => getSchedule(db, "acme", "j1", "s1"), [/sqlite_autoindex_schedules_1/]],
   ["cron sweep", (db) => staleActiveExecutions(db, Date.now(), 200), [/executions_by_status_updated/]],
   ["minions: running executions", (db) => leasedExecutionsOf(db, ["a1", "a2"]), [/executions_by_agent/]],
   ["dispatcher reconcile", (db) => stillLeased(db, ["e1", "e2"]), [/sqlite_autoindex_executions_1/]],

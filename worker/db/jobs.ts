@@ -44,8 +44,8 @@ export async function updateJob(db: D1Database, row: JobRow, expectedVersion: nu
 /**
  * Deletes a job unless an execution of it is in one of `activeStatuses`, in one statement so that
  * an execution started between the caller's check and this delete still blocks it.
- * Answers whether a row went. A batch so that the schedules issue can add "delete its schedules"
- * to the same atomic write.
+ * Answers whether a row went. Its schedules go in the same batch (one transaction), and only if
+ * the job went: a schedule is never left without its job, nor removed from a job that stays.
  */
 export async function deleteJobUnlessActive(db: D1Database, accountAlias: string, id: string, activeStatuses: readonly string[]): Promise<boolean> {
   const marks = activeStatuses.map(() => "?").join(", ");
@@ -56,6 +56,9 @@ export async function deleteJobUnlessActive(db: D1Database, accountAlias: string
            SELECT 1 FROM executions WHERE account_alias = ? AND job_id = ? AND status IN (${marks}))`,
       )
       .bind(id, accountAlias, accountAlias, id, ...activeStatuses),
+    db
+      .prepare(`DELETE FROM schedules WHERE account_alias = ? AND job_id = ? AND NOT EXISTS (SELECT 1 FROM jobs WHERE id = ? AND account_alias = ?)`)
+      .bind(accountAlias, id, id, accountAlias),
   ]);
   return (del?.meta.changes ?? 0) > 0;
 }

@@ -24,16 +24,20 @@ function execution(env: Env, executionId: string) {
   return executionClient(env, executionId);
 }
 
-/** A new PENDING execution of the job (404 when the account has no such job), queued for an agent. */
+/**
+ * A new PENDING execution of the job (404 when the account has no such job), queued for an agent.
+ * A schedule names the execution id itself (one per slot, see `slotExecutionId`): starting the
+ * same id again answers the execution that id already is.
+ */
 export async function startExecution(
   env: Env,
   accountAlias: string,
   jobId: string,
-  opts: { trigger: "api" | "schedule"; scheduleId?: string; overrides?: StartOverrides },
+  opts: { trigger: "api" | "schedule"; scheduleId?: string; executionId?: string; overrides?: StartOverrides },
 ): Promise<ExecutionView> {
   const job = await getJobSummary(env, accountAlias, jobId);
   if (!job) throw notFound("No such job.");
-  const executionId = newId();
+  const executionId = opts.executionId ?? newId();
   const input: InitInput = {
     executionId,
     accountAlias,

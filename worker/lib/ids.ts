@@ -25,3 +25,23 @@ export function newId(now = Date.now()): string {
   const h = [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
+
+/**
+ * The id of the execution a schedule starts for one slot: the same (schedule, slot) always gives
+ * the same id, so a retried, overlapping or crashed-and-repeated tick reaches the same Execution
+ * object, whose `init` is idempotent: each slot fires at most once. Laid out as a UUIDv7 whose
+ * time is the slot's (the id says which slot it ran for); the rest is SHA-256 of schedule and slot.
+ */
+export async function slotExecutionId(scheduleId: string, slot: number): Promise<string> {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(`schedule\u0000${scheduleId}\u0000${slot}`)));
+  const b = digest.slice(0, 16);
+  let ms = slot;
+  for (let i = 5; i >= 0; i--) {
+    b[i] = ms % 256;
+    ms = Math.floor(ms / 256);
+  }
+  b[6] = 0x70 | (b[6]! & 0x0f);
+  b[8] = 0x80 | (b[8]! & 0x3f);
+  const h = [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}

@@ -5,7 +5,7 @@
  *
  * From DESIGN.md "Authentication and roles": admin has everything in its account (service
  * accounts, agents and their registration tokens, and later webhook secrets and the audit log);
- * user works with jobs, executions (and later schedules); viewer reads. The inventory is what
+ * user works with jobs, executions and schedules; viewer reads. The inventory is what
  * dynamic-inventory jobs run on, so a user who may define a job's hosts may define it too.
  * Service accounts are admin-only even to read: a username is half of a login.
  */
@@ -21,6 +21,8 @@ export const ROLE_TABLE = {
   jobs: { read: "viewer", write: "user" },
   /** /jobs/{alias}/…/executions…, /status/{alias}/… (write: start, restart, stop, kill) */
   executions: { read: "viewer", write: "user" },
+  /** /jobs/{alias}/{jobId}/schedules… (a schedule fires as a service account, checked on its own) */
+  schedules: { read: "viewer", write: "user" },
   /** /inventory/{alias} */
   inventory: { read: "viewer", write: "user" },
   /** /minions/{alias}… (write: create or revoke a registration token, revoke an agent) */
