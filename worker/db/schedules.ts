@@ -1,4 +1,4 @@
-/** Storage of schedules: plain functions over D1, bound parameters only (migrations/0008_schedules.sql). */
+/** Storage of schedules: plain functions over D1, bound parameters only (migrations/0009_schedules.sql). */
 import type { Page, PageParams } from "../schemas/common";
 import { selectPage } from "./page";
 
