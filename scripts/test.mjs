@@ -4,6 +4,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { buildUi } from "./build-ui.mjs";
 
 const suites = [
   { name: "worker", config: "vitest.config.ts" },
@@ -11,6 +12,8 @@ const suites = [
   { name: "e2e", config: "test/e2e/vitest.config.ts" },
 ];
 const extra = process.argv.slice(2);
+// The Worker serves the dashboard from public/ (built, not committed); the worker and e2e suites need it.
+await buildUi();
 const out = mkdtempSync(join(tmpdir(), "runner-test-"));
 const failedSuites = [];
 let passed = 0, failed = 0, skipped = 0;

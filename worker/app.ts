@@ -10,6 +10,7 @@ import { meta } from "./routes/meta";
 import { minions } from "./routes/minions";
 import { serviceAccounts } from "./routes/service-accounts";
 import { status } from "./routes/status";
+import { ui } from "./routes/ui";
 
 const MAX_BODY = 1024 * 1024;
 
@@ -35,6 +36,8 @@ app.route("/agent", agent);
 app.route("/inventory", inventory);
 app.route("/serviceAccounts", serviceAccounts);
 app.route("/authentication", authentication);
+// The dashboard (/ui) and the API reference (/docs), from Workers Static Assets.
+app.route("/", ui);
 
 app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer", bearerFormat: "JWT" });
 app.doc31("/openapi.json", {
