@@ -26,7 +26,8 @@ export function gzippedSize(relPath) {
 /** Builds public/ui and public/docs; answers the dashboard's JavaScript size (raw and gzipped). */
 export async function buildUi({ quiet = false } = {}) {
   const esbuild = await import("esbuild");
-  rmSync(PUBLIC, { recursive: true, force: true });
+  // Files are overwritten in place, never the folder removed: a running `wrangler dev` keeps watching it.
+  rmSync(join(PUBLIC, ".built"), { force: true });
   mkdirSync(join(PUBLIC, "ui"), { recursive: true });
   mkdirSync(join(PUBLIC, "docs"), { recursive: true });
 

@@ -55,7 +55,7 @@ export function Execution({ jobId, executionId }: { jobId: string; executionId: 
     ${e.timers.length > 1
       ? html`<details><summary>Runs (${e.timers.length})</summary><ol>${e.timers.map((t) => html`<li>${formatTime(t.start)} → ${t.end ? formatTime(t.end) : "running"} (${duration((t.end ?? now) - t.start)})</li>`)}</ol></details>`
       : null}
-    ${can("user") ? html`<${Actions} path=${path} exec=${e} onDone=${x.reload} />` : null}
+    ${can("user") ? html`<${Actions} path=${path} exec=${e} onDone=${(answer: Exec) => (x.set(answer), x.reload())} />` : null}
     <${Log} key=${`${e.execution_id}:${e.attempt}`} path=${`${path}/log`} onEnd=${x.reload} />
     <div class="grid2">
       <${Hosts} exec=${e} />
@@ -65,7 +65,7 @@ export function Execution({ jobId, executionId }: { jobId: string; executionId: 
   </section>`;
 }
 
-function Actions({ path, exec, onDone }: { path: string; exec: Exec; onDone: () => void }) {
+function Actions({ path, exec, onDone }: { path: string; exec: Exec; onDone: (answer: Exec) => void }) {
   const [expiry, setExpiry] = useState("30");
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState<string | null>(null);
@@ -74,8 +74,7 @@ function Actions({ path, exec, onDone }: { path: string; exec: Exec; onDone: () 
     setError(null);
     setBusy(what);
     try {
-      await api("POST", `${path}/${what}`, body);
-      onDone();
+      onDone(await api<Exec>("POST", `${path}/${what}`, body));
     } catch (e) {
       setError(e);
     } finally {
@@ -108,10 +107,18 @@ function Log({ path, onEnd }: { path: string; onEnd: () => void }) {
     const out = new AnsiAppender(pre.current!);
     const stop = followLog(path, {
       text(t) {
+        // Whether the reader is at the end is read from the box itself, before the text goes in: a
+        // scroll up that its scroll event has not yet reported still pauses the auto-scroll.
+        const b = box.current!;
+        const atEnd = b.scrollHeight - b.scrollTop - b.clientHeight < 24;
         out.append(t);
         setEmpty(false);
         setState("live");
-        if (follow.current && box.current) box.current.scrollTop = box.current.scrollHeight;
+        if (follow.current && atEnd) b.scrollTop = b.scrollHeight;
+        else if (follow.current) {
+          follow.current = false;
+          setFollowing(false);
+        }
       },
       end() {
         setState("ended");
@@ -189,8 +196,13 @@ function Tasks({ path, live, status, endTime }: { path: string; live: boolean; s
   const after = useRef(0);
   const acc = useRef<Task[]>([]);
   const busy = useRef(false);
-  const pull = async () => {
-    if (busy.current) return;
+  const again = useRef(false);
+  const pull = async (): Promise<void> => {
+    // One pull at a time; one asked for meanwhile runs right after (the last one after the end counts).
+    if (busy.current) {
+      again.current = true;
+      return;
+    }
     busy.current = true;
     try {
       for (;;) {
@@ -220,6 +232,10 @@ function Tasks({ path, live, status, endTime }: { path: string; live: boolean; s
       setError(e);
     } finally {
       busy.current = false;
+    }
+    if (again.current) {
+      again.current = false;
+      return pull();
     }
   };
   useEffect(() => {
