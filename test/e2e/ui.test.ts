@@ -130,6 +130,7 @@ describe("the dashboard in a browser", () => {
   }, 60_000);
 
   let jobId = "";
+  let executionPath = "";
   const description = `Deploys things <script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2"> & more`;
 
   it("creates a job with an inline playbook; its <script> description renders as text", async () => {
@@ -201,10 +202,24 @@ describe("the dashboard in a browser", () => {
     expect(await text(page, "[data-testid=log] pre")).toContain("PLAY RECAP");
     // Ended: Stop and Kill are disabled, Restart only for FAILURE.
     for (const b of ["stop", "kill", "restart"]) expect(await page.$eval(`[data-testid=${b}]`, (el) => (el as HTMLButtonElement).disabled), b).toBe(true);
+    executionPath = new URL(page.url()).hash.slice(1); // /jobs/{jobId}/executions/{executionId}
     await page.evaluate(() => document.querySelector("[data-testid=log]")?.scrollTo(0, 0));
     await shot(page, "execution");
     await page.screenshot({ path: README_SHOT as `${string}.png`, fullPage: false });
   }, 120_000);
+
+  it("the same log for a terminal: ?follow=true answers plain text unless text/event-stream is asked for", async () => {
+    const [, , job, , exec] = executionPath.split("/");
+    const url = `${stack.url}/jobs/${A}/${job}/executions/${exec}/log?follow=true`;
+    const plain = await fetch(url, { headers: { authorization: `Bearer ${admin}`, accept: "*/*" } });
+    expect(plain.headers.get("content-type")).toContain("text/plain");
+    const body = await plain.text();
+    expect(body).toContain("hello from the dashboard");
+    expect(body).not.toMatch(/^data:/m);
+    const sse = await fetch(url, { headers: { authorization: `Bearer ${admin}`, accept: "text/event-stream" } });
+    expect(sse.headers.get("content-type")).toContain("text/event-stream");
+    expect(await sse.text()).toMatch(/^event: end\ndata: SUCCESS$/m);
+  });
 
   it("pauses auto-scroll when the reader scrolls up", async () => {
     const long = await stack.call("POST", `/jobs/${A}`, admin, {
@@ -238,7 +253,8 @@ describe("the dashboard in a browser", () => {
     await go(page, `#/jobs/${r.json.id}`, "[data-testid=start]");
     await page.click("[data-testid=start]");
     await page.waitForFunction(() => (document.querySelector("[data-testid=log] pre")?.textContent ?? "").includes("step 1"), { timeout: 60_000 });
-    expect(await statusOf(page)).toBe("RUNNING");
+    // The status is polled (1.5 s), the log streamed: the status may follow the log a little.
+    await page.waitForFunction(() => document.querySelector("[data-testid=execution-status] [data-status]")?.getAttribute("data-status") === "RUNNING", { timeout: 10_000 });
     expect(await page.$eval("[data-testid=restart]", (el) => (el as HTMLButtonElement).disabled)).toBe(true);
     const seen: string[] = [];
     const watch = (async () => {
@@ -357,6 +373,31 @@ describe("the dashboard in a browser", () => {
     await shot(docs, "docs");
     await docs.close();
   }, 60_000);
+
+  it("renders a log's ANSI colours as classed spans of text, escapes cut between chunks included, never as HTML", async () => {
+    // The dashboard's own ANSI code (ui/src/ansi.ts), bundled for a blank page.
+    const { build } = await import("esbuild");
+    const out = await build({ entryPoints: [join(import.meta.dirname, "..", "..", "ui", "src", "ansi.ts")], bundle: true, write: false, format: "iife", globalName: "Ansi" });
+    const p = await newPage();
+    await p.goto("about:blank");
+    await p.addScriptTag({ content: out.outputFiles[0]!.text });
+    const result = await p.evaluate(() => {
+      const pre = document.createElement("pre");
+      document.body.appendChild(pre);
+      const a = new (window as any).Ansi.AnsiAppender(pre);
+      for (const chunk of ["ok: \x1b[0;32mgreen", " still\x1b[", "0m plain \x1b[1;31mbold red <script>window.__x=1</script>\x1b[0m", "\x1b[K end"]) a.append(chunk);
+      return { text: pre.textContent, spans: [...pre.querySelectorAll("span")].map((s) => [s.className, s.textContent]), scripts: pre.querySelectorAll("script").length, x: (window as any).__x };
+    });
+    expect(result.text).toBe("ok: green still plain bold red <script>window.__x=1</script> end");
+    expect(result.spans).toEqual([
+      ["a-f32", "green"],
+      ["a-f32", " still"],
+      ["a-f31 a-bold", "bold red <script>window.__x=1</script>"],
+    ]);
+    expect(result.scripts).toBe(0);
+    expect(result.x).toBeUndefined();
+    await p.close();
+  });
 
   it("logged no console error and no Content-Security-Policy violation", () => {
     expect(consoleErrors).toEqual([]);
