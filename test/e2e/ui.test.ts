@@ -274,6 +274,39 @@ describe("the dashboard in a browser", () => {
     await shot(page, "execution-stopped");
   }, 120_000);
 
+  it("edits a job: a secret is shown only as set / not set, kept when untouched, replaced or removed", async () => {
+    const r = await stack.call("POST", `/jobs/${A}`, admin, { name: "edit me", playbook: b64(playbook("    - ansible.builtin.ping:\n")), hosts: [{ id: "web1" }] });
+    const key = "-----BEGIN OPENSSH PRIVATE KEY-----\nnot-a-real-key\n-----END OPENSSH PRIVATE KEY-----\n";
+    await go(page, `#/jobs/${r.json.id}/edit`, "#host-0-id");
+    expect(await text(page, "[data-testid=job-key-state]")).toBe("not set");
+    await clickText(page, "button", "Set"); // the first "Set": host 1's key
+    await fill(page, "#host-0-key", key);
+    await fill(page, "#job-name", "edited");
+    await clickText(page, "button", "Save");
+    await page.waitForFunction(() => document.querySelector("[data-testid=job-name]")?.textContent === "edited");
+    expect(await text(page, "main")).toContain("key set");
+    expect(await text(page, "main")).not.toContain("not-a-real-key");
+    const stored = await stack.call("GET", `/jobs/${A}/${r.json.id}`, admin);
+    expect(stored.json.hosts[0].hasSshPrivateKey).toBe(true);
+    expect(stored.text).not.toContain("not-a-real-key");
+    // Saved again untouched: the key stays; then removed.
+    await go(page, `#/jobs/${r.json.id}/edit`, "#host-0-id");
+    expect(await text(page, "[data-testid=host-0-key-state]")).toBe("set");
+    await clickText(page, "button", "Save");
+    await page.waitForSelector("[data-testid=job-name]");
+    expect((await stack.call("GET", `/jobs/${A}/${r.json.id}`, admin)).json.hosts[0].hasSshPrivateKey).toBe(true);
+    await go(page, `#/jobs/${r.json.id}/edit`, "#host-0-id");
+    await clickText(page, "button", "Remove");
+    expect(await text(page, "[data-testid=host-0-key-state]")).toBe("will be removed");
+    await clickText(page, "button", "Save");
+    await page.waitForSelector("[data-testid=job-name]");
+    expect((await stack.call("GET", `/jobs/${A}/${r.json.id}`, admin)).json.hosts[0].hasSshPrivateKey).toBe(false);
+    // Deleted from its page (the confirmation is accepted).
+    await clickText(page, "button", "Delete");
+    await page.waitForSelector("#job-search");
+    expect((await stack.call("GET", `/jobs/${A}/${r.json.id}`, admin)).status).toBe(404);
+  }, 60_000);
+
   it("shows agents with the concurrency they run with, and registration tokens shown once", async () => {
     // The e2e agent registered without --concurrency (1) and runs with --concurrency 4.
     const shared = await stack.call("GET", "/minions/~shared", await stack.token("*"));
