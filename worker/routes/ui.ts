@@ -41,7 +41,7 @@ async function fromAssets(env: Env, request: Request, path: string, csp: string)
   res.headers.set("x-frame-options", "DENY");
   res.headers.set("cross-origin-opener-policy", "same-origin");
   // Revalidate every time (the ETag makes it cheap): a deploy is seen at once.
-  if (!res.headers.has("cache-control") || res.status === 200) res.headers.set("cache-control", "no-cache");
+  res.headers.set("cache-control", "no-cache");
   return res;
 }
 
