@@ -2,9 +2,14 @@ import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { availableParallelism } from "node:os";
 import { defineConfig } from "vitest/config";
 // @ts-expect-error plain ESM helper shared with the scripts
+import { ensureUiBuilt } from "./scripts/build-ui.mjs";
+// @ts-expect-error plain ESM helper shared with the scripts
 import { freshSecrets } from "./scripts/lib/keys.mjs";
 
 // Worker tests: run inside workerd with real D1, Durable Objects, alarms and queues.
+// The Worker serves the dashboard's built files ([assets] in wrangler.toml): built here if missing.
+await ensureUiBuilt();
+
 export default defineConfig(async () => ({
   plugins: [
     cloudflareTest({

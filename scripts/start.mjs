@@ -3,6 +3,7 @@
 // Ctrl-C stops every process it started. State persists in .wrangler/state (`npm run reset` clears it).
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync } from "node:fs";
+import { buildUi } from "./build-ui.mjs";
 import { ensureDevVars } from "./lib/dev-vars.mjs";
 import { buildDownloads } from "./lib/downloads.mjs";
 import { applyLocalMigrations, killGroup, startWranglerDev } from "./lib/wrangler-dev.mjs";
@@ -11,7 +12,8 @@ const port = Number(process.env.PORT ?? 8787);
 // Where the state lives (D1, Durable Objects, the agent's registration); tests point it elsewhere.
 const stateDir = process.env.RUNNER_DEV_STATE || ".wrangler/state";
 const persistTo = process.env.RUNNER_DEV_STATE ? stateDir : undefined;
-const demo = process.env.RUNNER_DEMO_ACCOUNT ?? "demo";
+// The README's curl session and the dashboard's examples use account "acme": the banner's token is for it too.
+const demo = process.env.RUNNER_DEMO_ACCOUNT ?? "acme";
 const say = (m) => console.log(`runner: ${m}`);
 const children = [];
 let stopping = false;
@@ -33,6 +35,7 @@ try {
   await ensureDevVars();
   // The packed agent and CLI the API serves at /downloads/ (npm install -g <URL>/downloads/runner-agent.tgz).
   buildDownloads();
+  await buildUi(); // the dashboard (/ui) and the API reference (/docs), served from public/
   say("applying local D1 migrations");
   applyLocalMigrations({ persistTo });
   say(`starting the API on http://127.0.0.1:${port}`);
@@ -117,9 +120,10 @@ try {
   console.log(`
 Runner is up.
 
-  API:    ${url}          (docs: ${url}/docs)
-  Token:  ${userToken}
-          (account "${demo}", role admin; another: npm run --silent token -- <account>)
+  Dashboard: ${url}/ui/   (sign in with the token below, or a service account's username and password)
+  API:       ${url}          (docs: ${url}/docs)
+  Token:     ${userToken}
+             (account "${demo}", role admin; the same as: npm run --silent token -- ${demo})
 
 Create and start a sample job against localhost:
 
@@ -127,7 +131,9 @@ Create and start a sample job against localhost:
     -H "Authorization: Bearer ${userToken}" -H 'Content-Type: application/json' \\
     -d '${body}'
 
-Then follow its log:  curl -N -H "Authorization: Bearer <token>" '${url}/jobs/${demo}/<jobId>/executions/<executionId>/log?follow=true'
+Then follow its log live (plain text), or open the execution in the dashboard:
+
+  curl -N -H "Authorization: Bearer <token>" '${url}/jobs/${demo}/<jobId>/executions/<executionId>/log?follow=true'
 
 Ctrl-C stops everything.
 `);

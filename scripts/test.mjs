@@ -5,6 +5,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildDownloads } from "./lib/downloads.mjs";
+import { buildUi } from "./build-ui.mjs";
 
 const suites = [
   { name: "worker", config: "vitest.config.ts" },
@@ -14,6 +15,8 @@ const suites = [
 const extra = process.argv.slice(2);
 // The end-to-end suite installs the agent and the CLI from the tarballs the API serves.
 buildDownloads();
+// The Worker serves the dashboard from public/ (built, not committed); the worker and e2e suites need it.
+await buildUi();
 const out = mkdtempSync(join(tmpdir(), "runner-test-"));
 const failedSuites = [];
 let passed = 0, failed = 0, skipped = 0;

@@ -13,6 +13,7 @@ import { minions } from "./routes/minions";
 import { schedules } from "./routes/schedules";
 import { serviceAccounts } from "./routes/service-accounts";
 import { status } from "./routes/status";
+import { ui } from "./routes/ui";
 
 const MAX_BODY = 1024 * 1024;
 
@@ -41,6 +42,8 @@ app.route("/serviceAccounts", serviceAccounts);
 app.route("/authentication", authentication);
 app.route("/", downloads);
 app.route("/", metrics);
+// The dashboard (/ui) and the API reference (/docs), from Workers Static Assets.
+app.route("/", ui);
 
 app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer", bearerFormat: "JWT" });
 app.doc31("/openapi.json", {

@@ -139,7 +139,8 @@ export class Agent {
     }
 
     await leaseLoop({
-      lease: (body, signal) => this.opts.client.lease(body, signal),
+      // Every poll says how many executions this agent runs at once (GET /minions shows it).
+      lease: (body, signal) => this.opts.client.lease({ ...body, concurrency: this.opts.concurrency }, signal),
       running: () => this.running,
       capacity: () => (this.opts.once && this.leased > 0 ? 0 : this.opts.concurrency - this.sessions.size),
       waitForSlot: (signal) => this.waitForSlot(signal),

@@ -173,7 +173,7 @@ export class ApiClient {
   }
 
   /** Long poll: a lease, or null when no work came within `waitMs`. */
-  async lease(body: { running: string[]; capacity: number; waitMs: number }, signal?: AbortSignal): Promise<Lease | null> {
+  async lease(body: { running: string[]; capacity: number; concurrency?: number; waitMs: number }, signal?: AbortSignal): Promise<Lease | null> {
     const { status, json } = await this.request("POST", "agent/lease", body, { signal, timeoutMs: body.waitMs + 15_000 });
     if (status === 204 || !json) return null;
     return json as Lease;

@@ -295,7 +295,9 @@ async function readSse(res: Response, deadlineMs = 10_000): Promise<Sse[]> {
 describe("log follow (Server-Sent Events)", () => {
   it("streams live output and ends with the execution", async () => {
     const id = await executionIn(ALIAS, jobId, "RUNNING");
-    const res = await SELF.fetch(`http://runner.test${base()}/executions/${id}/log?follow=true`, { headers: { authorization: `Bearer ${t}` } });
+    const res = await SELF.fetch(`http://runner.test${base()}/executions/${id}/log?follow=true`, {
+      headers: { authorization: `Bearer ${t}`, accept: "text/event-stream" },
+    });
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toContain("text/event-stream");
     const sse = sseReader(res);
@@ -323,13 +325,47 @@ describe("log follow (Server-Sent Events)", () => {
   it("resumes after Last-Event-ID, and ends at once for an ended execution", async () => {
     const id = await executionIn(ALIAS, jobId, "KILLED"); // events: PENDING (1), KILLED (2)
     const res = await SELF.fetch(`http://runner.test${base()}/executions/${id}/log?follow=true`, {
-      headers: { authorization: `Bearer ${t}`, "last-event-id": "1" },
+      headers: { authorization: `Bearer ${t}`, accept: "text/event-stream", "last-event-id": "1" },
     });
     const msgs = await readSse(res, 5_000);
     expect(msgs).toEqual([
       { id: "2", data: "[runner] execution KILLED (killed)\n" },
       { id: "2", event: "end", data: "KILLED" },
     ]);
+  });
+});
+
+describe("log follow (plain text, for terminals)", () => {
+  it("answers the plain log live to a client that does not ask for text/event-stream (curl -N), until the execution ends", async () => {
+    const id = await executionIn(ALIAS, jobId, "RUNNING");
+    const res = await SELF.fetch(`http://runner.test${base()}/executions/${id}/log?follow=true`, { headers: { authorization: `Bearer ${t}`, accept: "*/*" } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toContain("text/plain");
+    const reader = res.body!.getReader();
+    const decoder = new TextDecoder();
+    let text = "";
+    let done = false;
+    const until = async (pred: () => boolean, deadlineMs = 3_000) => {
+      const end = Date.now() + deadlineMs;
+      while (!pred() && !done && Date.now() < end) {
+        const next = await Promise.race([reader.read(), sleep(end - Date.now()).then(() => "timeout" as const)]);
+        if (next === "timeout") break;
+        if (next.done) done = true;
+        else text += decoder.decode(next.value, { stream: true });
+      }
+      return pred();
+    };
+    expect(await until(() => text.includes("[runner] execution RUNNING\n"))).toBe(true);
+    await sleep(50);
+    await stub(id).uploadEvents(AGENT, { ...(await ref(id)), events: [{ seq: 1, timestamp: 1, event_type: "runner_on_ok", host: "web1", stdout: "ok: [web1]\n" }] });
+    // Delivered live, before the execution ends, as bare text (no SSE framing).
+    expect(await until(() => text.includes("ok: [web1]\n"))).toBe(true);
+    expect(done).toBe(false);
+    await report(id, { status: "SUCCESS" });
+    await until(() => done, 10_000);
+    expect(done).toBe(true);
+    expect(text).not.toMatch(/^(data|id|event):/m);
+    expect(text.endsWith("[runner] execution SUCCESS\n")).toBe(true);
   });
 });
 

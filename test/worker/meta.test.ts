@@ -1,3 +1,4 @@
+import { SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { app } from "../../worker/app";
 import { onError } from "../../worker/lib/problem";
@@ -18,21 +19,50 @@ describe("meta endpoints (happy)", () => {
     expect(r.json.keys[0].d).toBeUndefined();
   });
 
-  it("serves /openapi.json and renders it at /docs", async () => {
+  it("serves /openapi.json and renders it at /docs with files of its own (no CDN, no inline script)", async () => {
     const o = await api("GET", "/openapi.json", { token: null });
     expect(o.status).toBe(200);
     expect(o.json.openapi).toBe("3.1.0");
     const d = await api("GET", "/docs", { token: null });
     expect(d.status).toBe(200);
     expect(d.headers.get("content-type")).toContain("text/html");
-    expect(d.text).toContain("SwaggerUIBundle");
+    expect(d.headers.get("content-security-policy")).toContain("script-src 'self'");
+    expect(d.text).toContain("/docs/swagger-ui-bundle.js");
     expect(d.text).toContain("/openapi.json");
+    expect(d.text).not.toMatch(/(src|href)="(https?:)?\/\//);
+    expect(d.text).not.toMatch(/<script>/);
+    const bundle = await api("GET", "/docs/swagger-ui-bundle.js", { token: null });
+    expect(bundle.status).toBe(200);
+    expect(bundle.text).toContain("SwaggerUIBundle");
+  });
+
+  it("serves the dashboard at /ui/ (and / and /ui redirect there) with a strict Content-Security-Policy", async () => {
+    for (const from of ["/", "/ui"]) {
+      const r = await SELF.fetch(`http://runner.test${from}`, { redirect: "manual" });
+      expect(r.status, from).toBe(302);
+      expect(r.headers.get("location")).toBe("/ui/");
+    }
+    const page = await api("GET", "/ui/", { token: null });
+    expect(page.status).toBe(200);
+    expect(page.headers.get("content-type")).toContain("text/html");
+    const csp = page.headers.get("content-security-policy")!;
+    expect(csp).toContain("default-src 'none'");
+    expect(csp).toContain("script-src 'self'");
+    expect(csp).not.toContain("unsafe-inline");
+    expect(csp).toContain("frame-ancestors 'none'");
+    expect(page.text).toContain('src="/ui/app.js"');
+    expect(page.text).not.toMatch(/<script>/);
+    const js = await api("GET", "/ui/app.js", { token: null });
+    expect(js.status).toBe(200);
+    expect(js.headers.get("content-type")).toContain("javascript");
+    expect((await api("GET", "/ui/nope.js", { token: null })).status).toBe(404);
   });
 
   it("/openapi.json lists every route the app serves, with its method", async () => {
     const doc = (await api("GET", "/openapi.json", { token: null })).json as { paths: Record<string, Record<string, unknown>> };
     const served = app.routes
-      .filter((r) => r.method !== "ALL" && !["/docs", "/openapi.json"].includes(r.path))
+      // Pages, not API routes: the dashboard and the rendered reference (worker/routes/ui.ts).
+      .filter((r) => r.method !== "ALL" && !["/", "/ui", "/ui/*", "/docs", "/docs/*", "/openapi.json"].includes(r.path))
       .map((r) => `${r.method.toLowerCase()} ${r.path.replace(/:(\w+)/g, "{$1}")}`);
     const documented = Object.entries(doc.paths).flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m} ${path}`));
     expect(served.length).toBeGreaterThan(25);

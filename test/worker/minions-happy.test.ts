@@ -80,3 +80,22 @@ describe("minions API (happy)", () => {
     expect(r.json.token).toMatch(/^rrt_/);
   });
 });
+
+describe("the concurrency an agent runs with", () => {
+  it("is what its lease polls report, whatever it registered with (run --concurrency may differ)", async () => {
+    const alias = "conc";
+    const a = await newAgent(alias); // registered without a concurrency: 1
+    const t = await token([alias], "viewer");
+    const shown = async () => (await api("GET", `/minions/${alias}`, { token: t })).json.results[0].concurrency;
+    expect(await shown()).toBe(1);
+    expect((await call(a, "POST", "/agent/lease", { capacity: 0, concurrency: 3, waitMs: 0 })).status).toBe(204);
+    // Written in the background of the poll (waitUntil): give it a moment.
+    for (let i = 0; i < 50 && (await shown()) !== 3; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(await shown()).toBe(3);
+    // A poll without it (an older agent) leaves it as it is.
+    expect((await call(a, "POST", "/agent/lease", { capacity: 0, waitMs: 0 })).status).toBe(204);
+    expect(await shown()).toBe(3);
+    const bad = await call(a, "POST", "/agent/lease", { capacity: 0, concurrency: 0 });
+    expect(bad.status).toBe(400);
+  });
+});

@@ -95,3 +95,8 @@ export const revokeAgent = (db: D1Database, alias: string | null, agentId: strin
 export async function touchAgent(db: D1Database, agentId: string, now: number): Promise<void> {
   await db.prepare(`UPDATE agents SET last_seen = ? WHERE id = ? AND (last_seen IS NULL OR last_seen < ?)`).bind(now, agentId, now).run();
 }
+
+/** The concurrency the agent runs with, as its lease polls report it. */
+export async function setAgentConcurrency(db: D1Database, agentId: string, concurrency: number): Promise<void> {
+  await db.prepare(`UPDATE agents SET concurrency = ? WHERE id = ?`).bind(concurrency, agentId).run();
+}

@@ -7,6 +7,7 @@ import {
   listLiveTokens,
   revokeAgent,
   revokeToken,
+  setAgentConcurrency,
   touchAgent,
   findLiveTokenByHash,
   type AgentRow,
@@ -191,10 +192,14 @@ export const requireAgent: MiddlewareHandler<AgentEnv> = async (c, next) => {
 export async function pollForLease(
   env: Env,
   agent: AgentRow,
-  ask: { capacity?: number; waitMs?: number },
+  ask: { capacity?: number; concurrency?: number; waitMs?: number },
   signal: AbortSignal,
   ctx: { waitUntil(p: Promise<unknown>): void },
 ): Promise<LeaseBody | null> {
+  // The concurrency given at registration may not be the one the agent runs with (`run --concurrency`).
+  if (ask.concurrency !== undefined && ask.concurrency !== agent.concurrency) {
+    ctx.waitUntil(setAgentConcurrency(env.DB, agent.id, ask.concurrency).catch((e) => console.error("concurrency update failed", e)));
+  }
   if (ask.capacity === 0) return null;
   const wait = Math.min(ask.waitMs ?? MAX_POLL_WAIT_MS, MAX_POLL_WAIT_MS);
   // RPC typing maps the lease's `unknown` extra vars to `never`; the value is the object's LeaseBody.

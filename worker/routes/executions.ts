@@ -31,7 +31,7 @@ const LogQuery = z.object({
   follow: z
     .enum(["true", "false", ""], { message: "must be true or false" })
     .optional()
-    .openapi({ param: { name: "follow", in: "query" }, description: "Stream live as Server-Sent Events until the execution ends." }),
+    .openapi({ param: { name: "follow", in: "query" }, description: "Stream live until the execution ends: plain text, or Server-Sent Events when the client accepts text/event-stream." }),
   after: afterParam("Resume after this event sequence (as Last-Event-ID does)."),
 });
 
@@ -176,9 +176,10 @@ executions.openapi(
     method: "get",
     path: "/{alias}/{jobId}/executions/{executionId}/log",
     tags,
-    summary: "The plain-text log; ?follow=true streams it live (Server-Sent Events) until the execution ends",
+    summary: "The plain-text log; ?follow=true streams it live until the execution ends (Server-Sent Events when the client accepts text/event-stream)",
     description:
-      "With follow, each SSE message carries the next piece of the log as `data` and the sequence of its last event as `id`; " +
+      "With follow, the answer is the plain-text log streamed live until the execution ends (what `curl -N` shows), or, when the " +
+      "request's Accept names text/event-stream, Server-Sent Events: each SSE message carries the next piece of the log as `data` and the sequence of its last event as `id`; " +
       "a reconnect with Last-Event-ID resumes after it. A final `event: end` message carries the terminal status.",
     middleware: [requireAccess("executions", "read")] as const,
     request: { params: ExecutionParams, query: LogQuery },
@@ -198,7 +199,9 @@ executions.openapi(
     const after = lastEventId && /^\d{1,15}$/.test(lastEventId) ? Number(lastEventId) : q.after;
     await getExecution(c.env, scope, p.executionId); // a 404 before any stream starts
 
-    if (q.follow === "true") {
+    // Server-Sent Events for a client that asks for them (the dashboard); plain text otherwise (`curl -N`).
+    const wantsSse = /(^|,)\s*text\/event-stream\s*(;|,|$)/i.test(c.req.header("accept") ?? "");
+    if (q.follow === "true" && wantsSse) {
       return streamSSE(c, async (stream) => {
         let aborted = false;
         stream.onAbort(() => {
@@ -213,14 +216,20 @@ executions.openapi(
       });
     }
 
-    // Plain text, pulled piece by piece so that a big log never sits in memory whole.
-    const pieces = readLog(c.env, scope, p.executionId, after, { followMs: 0 });
+    // Plain text, pulled piece by piece so that a big log never sits in memory whole; with follow,
+    // live until the execution ends (a wait with nothing new writes nothing).
+    const pieces = readLog(c.env, scope, p.executionId, after, { followMs: q.follow === "true" ? FOLLOW_WAIT_MS : 0 });
     const encoder = new TextEncoder();
     const body = new ReadableStream<Uint8Array>({
       async pull(controller) {
-        const next = await pieces.next();
-        if (next.done) controller.close();
-        else controller.enqueue(encoder.encode(next.value.text));
+        for (;;) {
+          const next = await pieces.next();
+          if (next.done) return controller.close();
+          if (next.value.text) return controller.enqueue(encoder.encode(next.value.text));
+        }
+      },
+      async cancel() {
+        await pieces.return(undefined);
       },
     });
     return new Response(body, { status: 200, headers: { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" } });

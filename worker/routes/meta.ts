@@ -1,9 +1,8 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { swaggerUI } from "@hono/swagger-ui";
 import { ownJwks } from "../lib/auth";
 import { jsonAnswer, router } from "../lib/hono";
 
-/** Unauthenticated endpoints: health, keys and docs. `/openapi.json` is added in app.ts. */
+/** Unauthenticated endpoints: health and keys. `/openapi.json` is added in app.ts; `/docs` is in routes/ui.ts. */
 export const meta = router();
 
 const tags = ["Service"];
@@ -34,6 +33,3 @@ meta.openapi(
   }),
   (c) => c.json(ownJwks(c.env) as z.infer<typeof Jwks>, 200, { "cache-control": "public, max-age=300" }),
 );
-
-// The rendered documentation of /openapi.json (not itself an API route).
-meta.get("/docs", swaggerUI({ url: "/openapi.json" }));

@@ -93,6 +93,8 @@ export const LeaseRequest = z
     /** Executions the agent is running now (informational). */
     running: z.array(z.string().max(200)).max(1000).optional(),
     capacity: z.number().int().min(0).max(1000).optional(),
+    /** The most executions the agent runs at once (`run --concurrency`): kept as the agent's `concurrency` when it differs from the registered one. */
+    concurrency: z.number().int().min(1).max(1000).optional(),
     /** How long to hold the poll; longer than MAX_POLL_WAIT_MS is held MAX_POLL_WAIT_MS. */
     waitMs: z.number().int().min(0).optional(),
   })
