@@ -1,10 +1,9 @@
 import { hasActiveExecution as activeInIndex, jobExecutionsOldestFirst, jobKnown, listExecutionViews, markChecked, staleActiveExecutions } from "../db/executions";
-import { parseStatusEvent, type InitInput, type LogChunk, type Scope } from "../execution.do";
 import { newId } from "../lib/ids";
 import { notFound } from "../lib/problem";
 import { pageOf, type Page, type PageParams } from "../schemas/common";
 import { ACTIVE_STATUSES, type ExecutionStatus, type ExecutionView, type StatusEvent } from "../schemas/execution";
-import type { StartOverrides } from "./contracts";
+import { parseStatusEvent, type InitInput, type LogChunk, type Scope, type StartOverrides } from "./contracts";
 import { routeExecution } from "./dispatch";
 import { executionClient } from "./execution-client";
 import { getJobSummary } from "./jobs";

@@ -2,7 +2,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { pollForLease, registerAgent, requireAgent, type AgentEnv } from "../domain/agents";
 import { executionClient } from "../domain/execution-client";
 import { isExecutionId } from "../domain/executions";
-import { abandon } from "../execution.do";
+import { abandon } from "../domain/contracts";
 import { jsonAnswer, jsonBody, router } from "../lib/hono";
 import { problemResponses } from "../lib/problem";
 import { LeaseRequest, RegisterAnswer, RegisterBody } from "../schemas/agent";

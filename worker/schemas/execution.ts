@@ -326,3 +326,4 @@ export type LeaseBody = z.infer<typeof LeaseBody>;
 export const AgentAnswerSchema = z
   .object({ leaseExpiresAt: z.number().int().optional(), command: z.enum(["stop", "kill"]).nullable() })
   .openapi("AgentAnswer");
+export type AgentAnswer = z.infer<typeof AgentAnswerSchema>;
