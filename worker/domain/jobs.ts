@@ -3,6 +3,7 @@
  * views the executions side needs (a lease's job with secrets decrypted, and a summary).
  * Secrets live only in the encrypted `secrets` column; the stored definition carries `has…` flags.
  */
+import { hasActiveExecution } from "../db/executions";
 import { deleteJobUnlessActive, getJob, insertJob, listJobs, updateJob, type JobRow } from "../db/jobs";
 import { newId } from "../lib/ids";
 import { conflict, notFound } from "../lib/problem";
@@ -11,7 +12,6 @@ import type { Page, PageParams } from "../schemas/common";
 import { ACTIVE_STATUSES } from "../schemas/execution";
 import { DEFAULT_EXECUTION_TTL, displayRepositoryUrl, hasContent, type Job, type JobInput, type JobReplace } from "../schemas/job";
 import type { JobForLease } from "./contracts";
-import { hasActiveExecution, startExecution } from "./executions";
 
 type CallbackLevel = "DEBUG" | "ERROR" | "RESULT";
 
@@ -165,15 +165,7 @@ export function jobView(row: JobRow): Job {
 
 // ---------------------------------------------------------------- rules
 
-export type JobWithExecution = Job & { execution?: Record<string, unknown> };
-
-async function maybeStart(env: Env, job: Job, immediate: boolean): Promise<JobWithExecution> {
-  if (!immediate) return job;
-  const execution = await startExecution(env, job.accountAlias, job.id, { trigger: "api" });
-  return { ...job, execution: execution as Record<string, unknown> };
-}
-
-export async function createJob(env: Env, accountAlias: string, input: JobInput, opts: { immediate: boolean }): Promise<JobWithExecution> {
+export async function createJob(env: Env, accountAlias: string, input: JobInput): Promise<Job> {
   const { definition, secrets } = split(input);
   const now = Date.now();
   const row: JobRow = {
@@ -186,7 +178,7 @@ export async function createJob(env: Env, accountAlias: string, input: JobInput,
     version: 1,
   };
   await insertJob(env.DB, row);
-  return maybeStart(env, jobView(row), opts.immediate);
+  return jobView(row);
 }
 
 export async function replaceJob(
@@ -194,8 +186,7 @@ export async function replaceJob(
   accountAlias: string,
   jobId: string,
   input: JobReplace,
-  opts: { immediate: boolean },
-): Promise<JobWithExecution> {
+): Promise<Job> {
   // Optimistic: the secrets merge is computed from the version read, and only lands on it.
   for (let attempt = 0; attempt < 3; attempt++) {
     const current = await getJob(env.DB, accountAlias, jobId);
@@ -208,7 +199,7 @@ export async function replaceJob(
       last_updated_time: Math.max(Date.now(), current.last_updated_time),
       version: current.version + 1,
     };
-    if (await updateJob(env.DB, row, current.version)) return maybeStart(env, jobView(row), opts.immediate);
+    if (await updateJob(env.DB, row, current.version)) return jobView(row);
   }
   throw conflict("The job was changed by another request while this one replaced it; try again.");
 }
@@ -216,7 +207,7 @@ export async function replaceJob(
 export async function deleteJob(env: Env, accountAlias: string, jobId: string): Promise<void> {
   if (!(await getJob(env.DB, accountAlias, jobId))) throw notFound();
   const busy = () => conflict("The job has an active execution; stop or kill it first.");
-  if (await hasActiveExecution(env, accountAlias, jobId)) throw busy();
+  if (await hasActiveExecution(env.DB, accountAlias, jobId)) throw busy();
   if (await deleteJobUnlessActive(env.DB, accountAlias, jobId, ACTIVE_STATUSES)) return;
   // Nothing went: either someone deleted it meanwhile, or an execution started meanwhile.
   if (!(await getJob(env.DB, accountAlias, jobId))) throw notFound();
