@@ -26,6 +26,15 @@ export class ApiError extends Error {
     this.retryAfterMs = retryAfterMs;
   }
 
+  /**
+   * Any error as an ApiError: an ApiError as it is, anything else (a bug, a transport failure
+   * outside `request`) as status 0, which is retried like a network error.
+   */
+  static from(err: unknown): ApiError {
+    if (err instanceof ApiError) return err;
+    return new ApiError(String((err as Error | undefined)?.message ?? err), 0);
+  }
+
   /** Network errors, timeouts, 5xx and 429 are worth retrying; other 4xx are not. */
   get retryable(): boolean {
     return this.status === 0 || this.status === 429 || this.status === 408 || this.status >= 500;

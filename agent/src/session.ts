@@ -1,7 +1,7 @@
 // One leased execution, wired to the API: the executor, its uploader, status reporter and
 // heartbeat loop, with commands from any answer routed to the executor.
 import { performance } from "node:perf_hooks";
-import type { ApiClient, ApiError, EventsAnswer, HeartbeatAnswer, StatusAnswer } from "./api-client.ts";
+import { ApiError, type ApiClient, type EventsAnswer, type HeartbeatAnswer, type StatusAnswer } from "./api-client.ts";
 import { Execution, type ExecutionResult, type ExecutorOptions } from "./executor.ts";
 import { heartbeatLoop } from "./loops/heartbeat.ts";
 import { silentLogger, type Logger } from "./log.ts";
@@ -136,7 +136,7 @@ export class Session {
         this.log.info("execution handed back");
         return true;
       } catch (err) {
-        const e = err as ApiError;
+        const e = ApiError.from(err);
         if (!e.retryable) {
           this.log.warn("the API refused the release", { error: e.message });
           return false;

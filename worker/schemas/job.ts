@@ -1,4 +1,5 @@
 import { z } from "@hono/zod-openapi";
+import { base64ToBytes } from "../lib/encoding";
 import { AliasOnly, jsonObject, pageSchema, pathParam } from "./common";
 
 /**
@@ -28,10 +29,7 @@ export function decodeBase64(text: string): Uint8Array | null {
   if (bare.length % 4 === 1) return null;
   if (s.length !== bare.length && s.length % 4 !== 0) return null;
   try {
-    const bin = atob(bare + "=".repeat((4 - (bare.length % 4)) % 4));
-    const out = new Uint8Array(bin.length);
-    for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-    return out;
+    return base64ToBytes(bare);
   } catch {
     return null;
   }
