@@ -15,25 +15,16 @@ import type { AgentAnswer as AgentAnswerBody, EventUpload, ExecutionStatus, Exec
  *   client throws a refusal again as the ProblemError it was.
  */
 
-/** The job definition with secrets decrypted: what a lease carries (docs/agent-protocol.md). */
-export interface JobForLease {
-  name?: string | null;
-  executionTtl: number;
-  playbook?: string;
-  repository?: {
-    url: string;
-    branch?: string | null;
-    defaultPlaybook: string;
-    credentials?: { username?: string | null; password?: string | null; sshPrivateKey?: string | null } | null;
-  };
-  hosts: { id: string; hostVars?: Record<string, unknown>; sshPrivateKey?: string | null }[];
-  sshPrivateKey?: string | null;
+type LeaseJob = LeaseBody["job"];
+/**
+ * The job definition with secrets decrypted: what a lease carries (the lease schema's `job`, with
+ * JSON values as the store holds them), plus the job's `location` (routing, never sent).
+ */
+export type JobForLease = Omit<LeaseJob, "hosts" | "properties"> & {
+  hosts: (Omit<LeaseJob["hosts"][number], "hostVars"> & { hostVars?: Record<string, unknown> })[];
   properties: Record<string, unknown>;
-  playbookTags: string[];
-  useDynamicInventory: boolean;
-  /** The job's `location` field, if any (routing). */
   location?: string | null;
-}
+};
 
 /** Per-execution overrides given to start/restart; the secrets in it are never stored beyond the execution. */
 export interface StartOverrides {
