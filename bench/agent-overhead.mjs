@@ -12,7 +12,8 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "n
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
-import { Execution, childEnv } from "../agent/src/executor.ts";
+import { childEnv } from "../agent/src/ansible-env.ts";
+import { Run } from "../agent/src/run.ts";
 import { startSshd } from "../test/fixtures/sshd.ts";
 
 const RUNS = Number(process.argv[2] ?? 3);
@@ -62,7 +63,7 @@ async function agent(workRoot, lease) {
   let events = 0;
   const sink = { event: () => void events++, report: async () => {}, flush: async () => {} };
   const t0 = performance.now();
-  const r = await new Execution(lease, sink, { workRoot, receivedAt: t0 }).run();
+  const r = await new Run(lease, sink, { workRoot, receivedAt: t0 }).run();
   if (r.status !== "SUCCESS") throw new Error(`agent run ended ${r.status}: ${r.detail}`);
   return { total: performance.now() - t0, toSpawn: r.timings.leaseToSpawnMs, toStart: r.timings.leaseToStartMs, events };
 }
