@@ -190,5 +190,5 @@ export async function revokeAgentAndLeases(env: Env, pool: AgentPool, agentId: s
   const held = (await leasedExecutionsOf(env.DB, [agentId])).get(agentId) ?? [];
   const results = await Promise.allSettled(held.map((id) => executionClient(env, id).agentRevoked(agentId)));
   // A lease that could not be dropped here still expires: the agent can no longer heartbeat.
-  results.forEach((r, i) => r.status === "rejected" && log.error("agent: agentRevoked failed", { executionId: held[i], error: r.reason }));
+  for (const [i, r] of results.entries()) if (r.status === "rejected") log.error("agent: agentRevoked failed", { executionId: held[i], error: r.reason });
 }

@@ -133,7 +133,7 @@ export class Execution extends DurableObject<Env> implements ExecutionRpc {
    */
   async grantLease(agentId: string): Promise<LeaseBody | null> {
     const before = this.s;
-    if (!before || before.status !== "PENDING") return null;
+    if (before?.status !== "PENDING") return null;
     let job: JobForLease | null = null;
     let secret: SecretOverrides = {};
     let inventory: LeaseBody["inventory"] = null;
