@@ -173,7 +173,7 @@ const Callback = z
   })
   .openapi("Callback");
 
-/** A host's variables (Ansible host vars); `rnr_location` routes work (see DESIGN.md). Shared with the inventory. */
+/** A host's variables (Ansible host vars); `rnr_location` routes work (docs/agent-protocol.md, "Lease"). Shared with the inventory. */
 export const hostVars = jsonObject("hostVars").superRefine((v, ctx) => {
   if ("rnr_location" in v && v.rnr_location !== null && (typeof v.rnr_location !== "string" || !v.rnr_location.trim() || v.rnr_location.length > 64)) {
     ctx.addIssue({ code: "custom", path: ["rnr_location"], message: "must be a location name (1-64 characters)" });
