@@ -1,7 +1,8 @@
 // One run of a lease, its lifecycle: workspace → playbook (prepare.ts) → inventory → ansible-playbook
-// (environment: ansible-env.ts) → outcome (outcome.ts) → report → cleanup; and the commands that
-// reach it meanwhile (stop, kill, abandon, hand back). The split follows buildkite-agent's job
-// runner: this file is the lifecycle, the pieces beside it are the phases and the pure rules.
+// (environment: ansible-env.ts; what it says: ansible-output.ts) → outcome (outcome.ts) → report →
+// cleanup; and the commands that reach it meanwhile (stop, kill, abandon, hand back). The split
+// follows buildkite-agent's job runner: this file is the lifecycle, the pieces beside it are the
+// phases and the pure rules.
 //
 // A run knows nothing of HTTP: it gets a lease and a sink (events, status reports, flush) and is
 // told of commands through command()/abandon()/handBack(). Everything it hands the sink is
@@ -12,16 +13,15 @@ import { dirname, join, resolve } from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { ansibleEnv, runEnv, type HostKeyChecking } from "./ansible-env.ts";
-import { limitEvent, parsePluginLine, verboseEvent } from "./events.ts";
+import { AnsibleOutput } from "./ansible-output.ts";
 import { InventoryError, writeRunFiles } from "./inventory.ts";
-import { LineSplitter } from "./lines.ts";
 import { silentLogger, type Logger } from "./log.ts";
 import { ansibleError, exitOutcome, finalReport, overrideByRequest, unexpectedOutcome, type Requested, type RunOutcome } from "./outcome.ts";
 import { InitFailure, preparePlaybook, prepareIsolation } from "./prepare.ts";
 import { killByUid, killTracked, signalGroup, signalProcess, terminateGroup, trackingId } from "./process-group.ts";
-import { Redactor, StreamRedactor } from "./redact.ts";
+import { Redactor } from "./redact.ts";
 import { NO_ISOLATION, sandboxedCommandPid, spawnIsolated, type Isolation, type SandboxMounts } from "./sandbox.ts";
-import type { EventInput, HostStats, Lease, StatusReport } from "./types.ts";
+import type { EventInput, Lease, StatusReport } from "./types.ts";
 import { createWorkspace, handOver, prepareWorkRoot, removeWorkspace, type Workspace } from "./workspace.ts";
 
 export interface RunSink {
@@ -72,8 +72,6 @@ type Timings = RunResult["timings"];
 
 export const CALLBACK_DIR = resolve(dirname(fileURLToPath(import.meta.url)), "..", "ansible", "callback_plugins");
 
-/** Ansible's stderr kept for the error message of a run that fails before its playbook starts. */
-const INIT_ERROR_TAIL = 8 * 1024;
 /** The API keeps 4000 characters of a status detail. */
 const MAX_DETAIL = 3900;
 
@@ -94,10 +92,9 @@ export class Run {
   private ansible: ChildProcess | null = null;
   private ws: Workspace | null = null;
   private _phase: Phase = "init";
-  private started = false;
-  private stats: Record<string, HostStats> | null = null;
-  private readonly failedSeen = new Set<string>();
-  private stderrTail = "";
+  /** What ansible-playbook says: events for the sink, and whether the playbook started. */
+  private readonly output: AnsibleOutput;
+  private readonly timings: Timings = { totalMs: 0 };
   private readonly receivedAt: number;
   private readonly iso: Isolation;
   private mounts: SandboxMounts = { rw: [], ro: [] };
@@ -115,6 +112,15 @@ export class Run {
     this.receivedAt = opts.receivedAt ?? performance.now();
     this.iso = opts.isolation ?? NO_ISOLATION;
     this.callbackDir = opts.callbackDir ?? CALLBACK_DIR;
+    this.output = new AnsibleOutput(
+      this.redactor,
+      (e) => this.emit(e),
+      () => {
+        this.timings.leaseToStartMs = performance.now() - this.receivedAt;
+        this.log.info("playbook started");
+        if (!this.requested) void this.report({ status: "RUNNING" });
+      },
+    );
   }
 
   get phase(): Phase {
@@ -123,7 +129,7 @@ export class Run {
 
   /** True once the playbook has started (the playbook_on_start event). */
   get playbookStarted(): boolean {
-    return this.started;
+    return this.output.started;
   }
 
   // ---- commands ---------------------------------------------------------------------------------
@@ -155,7 +161,7 @@ export class Run {
 
   /** Shutting down: give the execution back if its playbook has not started. True if it was. */
   handBack(): boolean {
-    if (this._phase === "done" || this.started || this.requested) return false;
+    if (this._phase === "done" || this.output.started || this.requested) return false;
     this.requested = { kind: "handback" };
     this.killNow();
     return true;
@@ -205,9 +211,10 @@ export class Run {
 
   // ---- what goes to the sink ----------------------------------------------------------------------
 
+  /** An event (already redacted) to the sink, unless the run was abandoned. */
   private emit(e: EventInput): void {
     if (this.requested?.kind === "abandon") return;
-    this.sink.event(limitEvent(this.redactor.event(e)));
+    this.sink.event(e);
   }
 
   private report(r: StatusReport): Promise<void> {
@@ -221,14 +228,14 @@ export class Run {
   // ---- the lifecycle ------------------------------------------------------------------------------
 
   async run(): Promise<RunResult> {
-    const timings: Timings = { totalMs: 0 };
+    const timings = this.timings;
     let result: RunOutcome;
     this.armDeadline();
     try {
       result = await this.runPhases(timings);
     } catch (err) {
       this.log.error("execution failed unexpectedly", { error: err });
-      result = unexpectedOutcome(err, this.started);
+      result = unexpectedOutcome(err, this.output.started);
     } finally {
       for (const t of this.timers) clearTimeout(t);
       this._phase = "finishing";
@@ -334,9 +341,9 @@ export class Run {
     if (this.requested?.kind === "stop") this.interruptAnsible();
     if (this.requested && this.requested.kind !== "stop") signalGroup(child.pid, "SIGKILL");
 
-    const eventsDone = this.readEvents(child.stdio[3] as NodeJS.ReadableStream, timings);
-    const stdoutDone = this.readOutput(child.stdout!, "stdout");
-    const stderrDone = this.readOutput(child.stderr!, "stderr");
+    const eventsDone = this.output.readEvents(child.stdio[3] as NodeJS.ReadableStream);
+    const stdoutDone = this.output.readOutput(child.stdout!, "stdout");
+    const stderrDone = this.output.readOutput(child.stderr!, "stderr");
 
     const exit = await new Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }>((res) => {
       child.once("error", (error) => res({ code: null, signal: null, error }));
@@ -357,78 +364,10 @@ export class Run {
     return exitOutcome({
       code: exit.code,
       signal: exit.signal,
-      started: this.started,
-      stats: this.stats,
-      failedSeen: this.failedSeen,
-      ansibleError: ansibleError(this.stderrTail, ws),
-    });
-  }
-
-  private readEvents(stream: NodeJS.ReadableStream, timings: Timings): Promise<void> {
-    const splitter = new LineSplitter((lines) => {
-      for (const line of lines) {
-        if (!line) continue;
-        const e = parsePluginLine(line);
-        if (!e) {
-          this.emit(verboseEvent([line], "events"));
-          continue;
-        }
-        this.onPluginEvent(e, timings);
-        this.emit(e);
-      }
-    });
-    return new Promise((res) => {
-      stream.setEncoding("utf8");
-      stream.on("data", (d: string) => splitter.push(d));
-      stream.on("error", () => res());
-      stream.on("close", () => {
-        splitter.end();
-        res();
-      });
-    });
-  }
-
-  private onPluginEvent(e: EventInput, timings: Timings): void {
-    switch (e.event_type) {
-      case "playbook_on_start":
-        if (!this.started) {
-          this.started = true;
-          timings.leaseToStartMs = performance.now() - this.receivedAt;
-          this.log.info("playbook started");
-          if (!this.requested) void this.report({ status: "RUNNING" });
-        }
-        break;
-      case "playbook_on_stats": {
-        const hosts = (e.data as { hosts?: Record<string, HostStats> }).hosts;
-        // Host names and counts: protocol fields, never redacted (a short secret must not rename a host).
-        if (hosts && typeof hosts === "object") this.stats = hosts;
-        break;
-      }
-      case "runner_on_failed":
-        if (e.host && !(e.data as { ignore_errors?: boolean }).ignore_errors) this.failedSeen.add(e.host);
-        break;
-      case "runner_on_unreachable":
-        if (e.host) this.failedSeen.add(e.host);
-        break;
-    }
-  }
-
-  private readOutput(stream: NodeJS.ReadableStream, name: "stdout" | "stderr"): Promise<void> {
-    const redact = new StreamRedactor(this.redactor);
-    const splitter = new LineSplitter((lines) => {
-      const text = `${lines.join("\n")}\n`;
-      if (name === "stderr") this.stderrTail = (this.stderrTail + text).slice(-INIT_ERROR_TAIL);
-      this.emit(verboseEvent(lines, name));
-    });
-    return new Promise((res) => {
-      stream.setEncoding("utf8");
-      stream.on("data", (d: string) => splitter.push(redact.push(d)));
-      stream.on("error", () => res());
-      stream.on("close", () => {
-        splitter.push(redact.end());
-        splitter.end();
-        res();
-      });
+      started: this.output.started,
+      stats: this.output.stats,
+      failedSeen: this.output.failedSeen,
+      ansibleError: ansibleError(this.output.stderrTail, ws),
     });
   }
 
