@@ -14,7 +14,8 @@ import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
-import { Execution, childEnv } from "../agent/src/executor.ts";
+import { childEnv } from "../agent/src/ansible-env.ts";
+import { Run } from "../agent/src/run.ts";
 import { defaultUidBase, probeIsolation } from "../agent/src/sandbox.ts";
 import { startSshd } from "../test/fixtures/sshd.ts";
 
@@ -67,7 +68,7 @@ async function agent(workRoot, lease, level) {
   const uid = defaultUidBase(workRoot);
   const isolation = level === "none" ? { level } : { level, uid, gid: uid };
   const t0 = performance.now();
-  const r = await new Execution(lease, sink, { workRoot, receivedAt: t0, isolation }).run();
+  const r = await new Run(lease, sink, { workRoot, receivedAt: t0, isolation }).run();
   if (r.status !== "SUCCESS") throw new Error(`agent run ended ${r.status}: ${r.detail}`);
   return { total: performance.now() - t0, toSpawn: r.timings.leaseToSpawnMs, toStart: r.timings.leaseToStartMs, events };
 }

@@ -1,4 +1,5 @@
-// `npm test`: every suite, in order: worker (inside workerd), agent (real ansible/sshd/git), end-to-end.
+// `npm test`: every suite, in order: static (lint, type checks, import graph, protocol types),
+// worker (inside workerd), agent (real ansible/sshd/git), end-to-end.
 // Ends with one "N passed, N failed" line summed over the suites.
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -7,7 +8,24 @@ import { join } from "node:path";
 import { buildDownloads } from "./lib/downloads.mjs";
 import { buildUi } from "./build-ui.mjs";
 
+/**
+ * The format check joins the static checks once the tree is formatted: the lead runs
+ * `npx biome format --write .` after merging everyone's branches and flips this in that commit
+ * (formatting the tree on a branch would make every other branch's merge a conflict).
+ */
+const CHECK_FORMAT = false;
+
+/** Static checks: each counts as one test of the "static" suite; any failure fails `npm test`. */
+const checks = [
+  { name: CHECK_FORMAT ? "biome check (lint and format)" : "biome lint", cmd: ["biome", CHECK_FORMAT ? "check" : "lint", "--error-on-warnings", "."] },
+  { name: "tsc: worker and its tests", cmd: ["tsc", "-p", "tsconfig.json", "--noEmit"] },
+  { name: "tsc: agent and its tests", cmd: ["tsc", "-p", "agent/tsconfig.json", "--noEmit"] },
+  { name: "tsc: end-to-end tests", cmd: ["tsc", "-p", "test/e2e/tsconfig.json", "--noEmit"] },
+  { name: "tsc: static tests", cmd: ["tsc", "-p", "test/static/tsconfig.json", "--noEmit"] },
+];
+
 const suites = [
+  { name: "static", config: "test/static/vitest.config.ts", checks },
   { name: "worker", config: "vitest.config.ts" },
   { name: "agent", config: "agent/vitest.config.ts" },
   { name: "e2e", config: "test/e2e/vitest.config.ts" },
@@ -23,9 +41,20 @@ let passed = 0, failed = 0, skipped = 0;
 for (const s of suites) {
   if (!existsSync(s.config)) continue;
   console.log(`\n=== ${s.name} tests ===`);
+  let checksFailed = false;
+  for (const c of s.checks ?? []) {
+    console.log(`--- ${c.name}`);
+    const r = spawnSync("npx", c.cmd, { stdio: "inherit" });
+    if (r.status === 0) passed += 1;
+    else {
+      failed += 1;
+      checksFailed = true;
+      console.log(`✗ ${c.name} failed`);
+    }
+  }
   const json = join(out, `${s.name}.json`);
   const r = spawnSync("npx", ["vitest", "run", "--config", s.config, "--reporter=default", "--reporter=json", `--outputFile.json=${json}`, ...extra], { stdio: "inherit" });
-  if (r.status !== 0) failedSuites.push(s.name);
+  if (r.status !== 0 || checksFailed) failedSuites.push(s.name);
   try {
     const j = JSON.parse(readFileSync(json, "utf8"));
     passed += j.numPassedTests; failed += j.numFailedTests; skipped += j.numPendingTests + (j.numTodoTests ?? 0);

@@ -23,7 +23,7 @@ app.use(
   "*",
   bodyLimit({
     maxSize: MAX_BODY,
-    onError: () => problemResponse(413, "Payload Too Large", `The body is larger than ${MAX_BODY} bytes.`),
+    onError: () => problemResponse({ status: 413, title: "Payload Too Large", detail: `The body is larger than ${MAX_BODY} bytes.` }),
   }),
 );
 
@@ -52,5 +52,5 @@ app.doc31("/openapi.json", {
   security: [{ bearer: [] }],
 });
 
-app.notFound(() => problemResponse(404, "Not Found", "No such resource."));
+app.notFound(() => problemResponse({ status: 404, title: "Not Found", detail: "No such resource." }));
 app.onError(onError);

@@ -1,8 +1,8 @@
 import { app } from "./app";
 import { onCron } from "./cron";
 
-export { Execution } from "./execution.do";
-export { Dispatcher } from "./dispatcher.do";
+export { Execution } from "./execution/execution.do";
+export { Dispatcher } from "./dispatcher/dispatcher.do";
 export { LoginThrottle } from "./login-throttle.do";
 
 export default {

@@ -1,15 +1,5 @@
 import { DurableObject } from "cloudflare:workers";
-
-/** Failed logins allowed for one username within WINDOW_MS before it is locked. */
-export const MAX_FAILURES = 5;
-export const WINDOW_MS = 60_000;
-/** The first lock; each lock that follows soon after another doubles it, up to MAX_LOCK_MS. */
-export const FIRST_LOCK_MS = 60_000;
-export const MAX_LOCK_MS = 15 * 60_000;
-/** A lock that starts this long after the previous one ended starts again from FIRST_LOCK_MS. */
-const STRIKES_FORGOTTEN_MS = MAX_LOCK_MS;
-/** The object forgets everything this long after its last attempt (so unknown names leave nothing behind). */
-const FORGET_AFTER_MS = 60 * 60_000;
+import { FORGET_AFTER_MS, lockMs, MAX_FAILURES, STRIKES_FORGOTTEN_MS, WINDOW_MS, type Gate } from "./domain/login-policy";
 
 interface State {
   /** Attempts not yet known to have succeeded, within the window. */
@@ -18,8 +8,6 @@ interface State {
   /** Locks so far, for the growing lock length. */
   strikes: number;
 }
-
-export type Gate = { ok: true } | { ok: false; retryAfterMs: number };
 
 /**
  * One per username (lower-cased; `idFromName`), whether or not the username exists, so that the
@@ -44,7 +32,7 @@ export class LoginThrottle extends DurableObject<Env> {
     if (s.attempts.length >= MAX_FAILURES) {
       // This attempt still runs; the ones after it wait (unless it succeeds, which clears the lock).
       if (now - s.lockedUntil > STRIKES_FORGOTTEN_MS) s.strikes = 0;
-      s.lockedUntil = now + Math.min(FIRST_LOCK_MS * 2 ** s.strikes, MAX_LOCK_MS);
+      s.lockedUntil = now + lockMs(s.strikes);
       s.strikes++;
       s.attempts = [];
     }

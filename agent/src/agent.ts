@@ -4,7 +4,7 @@
 // let the running ones finish for the grace period, then stop them (they end STOPPED), then, if
 // they are still there after the stop timeout, kill them. A second signal kills them at once.
 import type { ApiClient, ApiError } from "./api-client.ts";
-import type { ExecutorOptions } from "./executor.ts";
+
 import { leaseLoop } from "./loops/lease.ts";
 import { silentLogger, type Logger } from "./log.ts";
 import { killByUid, killOrphans } from "./process-group.ts";
@@ -12,6 +12,7 @@ import type { Isolation, IsolationLevel } from "./sandbox.ts";
 import { HeldStore, type HeldExecution } from "./state.ts";
 import { apiTransport, Session, type SessionResult } from "./session.ts";
 import type { Lease } from "./types.ts";
+import type { RunOptions } from "./run.ts";
 import { prepareWorkRoot, sweepStaleWorkspaces } from "./workspace.ts";
 
 export const EXIT = {
@@ -29,7 +30,7 @@ export interface AgentOptions {
   concurrency: number;
   pollWaitMs: number;
   heartbeatIntervalMs: number;
-  executor: Omit<ExecutorOptions, "receivedAt" | "log" | "toLocalTime">;
+  executor: Omit<RunOptions, "receivedAt" | "log" | "toLocalTime">;
   /** How long running executions may go on after the first signal before they are stopped. */
   shutdownGraceMs: number;
   /** After the stop, how long before they are killed. */

@@ -1,5 +1,6 @@
 // HTTP client for the agent protocol (docs/agent-protocol.md). One method per call; every failure
 // becomes an ApiError that says whether it may be retried.
+import type * as P from "./protocol.ts";
 import type { AgentCommand, Lease, LeaseRef, RegisterAnswer, StatusReport, WireEvent } from "./types.ts";
 
 export interface Problem {
@@ -24,6 +25,15 @@ export class ApiError extends Error {
     this.status = status;
     this.problem = problem;
     this.retryAfterMs = retryAfterMs;
+  }
+
+  /**
+   * Any error as an ApiError: an ApiError as it is, anything else (a bug, a transport failure
+   * outside `request`) as status 0, which is retried like a network error.
+   */
+  static from(err: unknown): ApiError {
+    if (err instanceof ApiError) return err;
+    return new ApiError(String((err as Error | undefined)?.message ?? err), 0);
   }
 
   /** Network errors, timeouts, 5xx and 429 are worth retrying; other 4xx are not. */
@@ -54,27 +64,12 @@ export interface ApiClientOptions {
   fetch?: typeof fetch;
 }
 
-export interface RegisterBody {
-  token?: string;
-  name?: string;
-  location?: string | null;
-  version: string;
-  hostname: string;
-  concurrency: number;
-}
+/** What the agent registers with: the protocol's body, with what it always sends required. */
+export type RegisterBody = Omit<P.AgentRegister, "version" | "hostname" | "concurrency"> & Required<Pick<P.AgentRegister, "concurrency">> & { version: string; hostname: string };
 
-export interface EventsAnswer {
-  acceptedThrough: number;
-  command: AgentCommand;
-}
-export interface HeartbeatAnswer {
-  leaseExpiresAt?: number;
-  command: AgentCommand;
-}
-export interface StatusAnswer {
-  status?: string;
-  command: AgentCommand;
-}
+export type HeartbeatAnswer = P.AgentAnswer;
+export type EventsAnswer = P.AgentAnswer & { acceptedThrough: number };
+export type StatusAnswer = Omit<P.AgentAnswer, "leaseExpiresAt"> & { status?: string };
 
 function command(v: unknown): AgentCommand {
   return v === "stop" || v === "kill" ? v : null;
@@ -173,7 +168,7 @@ export class ApiClient {
   }
 
   /** Long poll: a lease, or null when no work came within `waitMs`. */
-  async lease(body: { running: string[]; capacity: number; concurrency?: number; waitMs: number }, signal?: AbortSignal): Promise<Lease | null> {
+  async lease(body: Required<P.LeaseRequest>, signal?: AbortSignal): Promise<Lease | null> {
     const { status, json } = await this.request("POST", "agent/lease", body, { signal, timeoutMs: body.waitMs + 15_000 });
     if (status === 204 || !json) return null;
     return json as Lease;

@@ -322,7 +322,7 @@ export async function registerCommand(flags: Record<string, unknown>, io: CliIO)
       io.out(`Registered agent ${data.name} (${a.agentId}) for ${scope}${where}.\nCredential saved in ${file.path}.\nStart it with: runner-agent run${flags.config ? ` --config ${file.path}` : ""}\n`);
       return EXIT.OK;
     } catch (err) {
-      const e = err instanceof ApiError ? err : new ApiError((err as Error).message, 0);
+      const e = ApiError.from(err);
       if (!e.retryable) {
         const why =
           e.status === 401 || e.status === 403

@@ -29,7 +29,7 @@ export interface CloneOptions {
   onSpawn?: (child: ChildProcess) => void;
   /** Secret values found while preparing (a password that was in the URL): to redact. */
   onSecret?: (value: string) => void;
-  /** Starts git (the executor's isolated spawn); default: as the agent, in its own process group. */
+  /** Starts git (the run's isolated spawn); default: as the agent, in its own process group. */
   spawn?: GitSpawn;
   /** Called once the credential files are written, before git starts (to hand them to its user). */
   beforeGit?: () => Promise<void>;

@@ -103,7 +103,7 @@ export async function writeRunFiles(lease: Lease, privateDir: string): Promise<R
   }
   for (const tag of job.playbookTags ?? []) if (tag) args.push("--tags", tag);
   // A restart runs the failed hosts only. A file: no length limit, and no "," or ":" splitting.
-  if (lease.limit && lease.limit.length) {
+  if (lease.limit?.length) {
     const limitPath = join(privateDir, "limit.txt");
     await writePrivateFile(limitPath, lease.limit.map(limitPattern).join("\n") + "\n");
     args.push("--limit", `@${limitPath}`);

@@ -1,6 +1,6 @@
 // What the agent needs on its machine, checked once at start: ansible-core >= 2.14 and git.
 import { spawnSync } from "node:child_process";
-import { childEnv } from "./executor.ts";
+import { childEnv } from "./ansible-env.ts";
 
 export interface Tools {
   ansibleVersion: string;

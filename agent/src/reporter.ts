@@ -47,7 +47,7 @@ export class Reporter {
         return;
       } catch (err) {
         if (signal.aborted) return;
-        const e = err instanceof ApiError ? err : new ApiError(String((err as Error)?.message ?? err), 0);
+        const e = ApiError.from(err);
         if (e.unauthorized || e.abandon) {
           this.opts.onFatal?.(e);
           return;

@@ -1,8 +1,8 @@
-// One leased execution, wired to the API: the executor, its uploader, status reporter and
-// heartbeat loop, with commands from any answer routed to the executor.
+// One leased execution, wired to the API: its run (run.ts), its uploader, status reporter and
+// heartbeat loop, with commands from any answer routed to the run.
 import { performance } from "node:perf_hooks";
-import type { ApiClient, ApiError, EventsAnswer, HeartbeatAnswer, StatusAnswer } from "./api-client.ts";
-import { Execution, type ExecutionResult, type ExecutorOptions } from "./executor.ts";
+import { ApiError, type ApiClient, type EventsAnswer, type HeartbeatAnswer, type StatusAnswer } from "./api-client.ts";
+import { Run, type RunOptions, type RunResult } from "./run.ts";
 import { heartbeatLoop } from "./loops/heartbeat.ts";
 import { silentLogger, type Logger } from "./log.ts";
 import { Reporter } from "./reporter.ts";
@@ -32,7 +32,7 @@ export function apiTransport(client: ApiClient, executionId: string): ExecutionT
 
 export interface SessionOptions {
   transport: ExecutionTransport;
-  executor: ExecutorOptions;
+  executor: RunOptions;
   heartbeatIntervalMs?: number;
   uploadIntervalMs?: number;
   /** 401 from any call: the agent's credential is gone. */
@@ -40,7 +40,7 @@ export interface SessionOptions {
   log?: Logger;
 }
 
-export interface SessionResult extends ExecutionResult {
+export interface SessionResult extends RunResult {
   executionId: string;
   attempt: number;
   released?: boolean;
@@ -48,7 +48,8 @@ export interface SessionResult extends ExecutionResult {
 
 export class Session {
   readonly lease: Lease;
-  readonly execution: Execution;
+  /** The run of the lease (run.ts). */
+  readonly execution: Run;
   private readonly opts: SessionOptions;
   private readonly log: Logger;
   private readonly uploader: Uploader;
@@ -83,7 +84,7 @@ export class Session {
       report: (r: StatusReport) => this.reporter.report(r),
       flush: () => this.uploader.flush(),
     };
-    this.execution = new Execution(lease, sink, { receivedAt: performance.now(), ...opts.executor, log: opts.log });
+    this.execution = new Run(lease, sink, { receivedAt: performance.now(), ...opts.executor, log: opts.log });
   }
 
   get executionId(): string {
@@ -117,7 +118,7 @@ export class Session {
       onFatal: (err) => this.fatal(err),
       log: this.log,
     });
-    let result: ExecutionResult;
+    let result: RunResult;
     try {
       result = await this.execution.run();
     } finally {
@@ -141,7 +142,7 @@ export class Session {
         this.log.info("execution handed back");
         return true;
       } catch (err) {
-        const e = err as ApiError;
+        const e = ApiError.from(err);
         if (!e.retryable) {
           this.log.warn("the API refused the release", { error: e.message });
           return false;

@@ -20,7 +20,7 @@ export function agentIdOf(credential: string | undefined | null): string | null 
 export function defaultStateDir(agentId: string, env: NodeJS.ProcessEnv = process.env): string {
   const id = agentId.replace(/[^A-Za-z0-9-]/g, "") || "default";
   if (typeof process.getuid === "function" && process.getuid() === 0) return join("/var/lib/runner-agent", id);
-  const base = env.XDG_STATE_HOME && env.XDG_STATE_HOME.startsWith("/") ? env.XDG_STATE_HOME : join(homedir(), ".local", "state");
+  const base = env.XDG_STATE_HOME?.startsWith("/") ? env.XDG_STATE_HOME : join(homedir(), ".local", "state");
   return join(base, "runner-agent", id);
 }
 

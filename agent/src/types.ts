@@ -1,119 +1,33 @@
-// Shapes of the agent protocol (docs/agent-protocol.md), as the agent sees them.
+// Shapes of the agent protocol (docs/agent-protocol.md), as the agent uses them: named from the
+// types generated from the worker's schemas (protocol.ts), never written again here.
+import type * as P from "./protocol.ts";
 
-export type AgentCommand = null | "stop" | "kill";
+export type AgentCommand = P.AgentAnswer["command"];
+export type RegisterAnswer = P.AgentRegistration;
 
-export interface RegisterAnswer {
-  agentId: string;
-  credential: string;
-  accountAlias: string | null;
-  location: string | null;
-  shared: boolean;
-  leaseTtlMs: number;
-  heartbeatIntervalMs: number;
-  pollWaitMs: number;
-}
+export type Lease = P.Lease;
+export type LeaseJob = Lease["job"];
+export type LeaseHost = LeaseJob["hosts"][number];
+export type LeaseRepository = NonNullable<LeaseJob["repository"]>;
+export type InventoryHost = NonNullable<Lease["inventory"]>["hosts"][number];
 
-export interface LeaseHost {
-  id: string;
-  hostVars?: Record<string, unknown> | null;
-  sshPrivateKey?: string | null;
-}
-
-export interface LeaseRepository {
-  url: string;
-  branch?: string | null;
-  defaultPlaybook: string;
-  credentials?: { username?: string | null; password?: string | null; sshPrivateKey?: string | null } | null;
-}
-
-export interface LeaseJob {
-  name?: string | null;
-  executionTtl?: number;
-  playbook?: string | null;
-  repository?: LeaseRepository | null;
-  hosts?: LeaseHost[] | null;
-  sshPrivateKey?: string | null;
-  properties?: Record<string, unknown> | null;
-  playbookTags?: string[] | null;
-  useDynamicInventory?: boolean | null;
-}
-
-export interface InventoryHost {
-  id: string;
-  groups?: string[] | null;
-  hostVars?: Record<string, unknown> | null;
-}
-
-export interface Lease {
-  executionId: string;
-  attempt: number;
-  leaseId: string;
-  accountAlias?: string | null;
-  jobId?: string;
-  leaseExpiresAt?: number;
-  heartbeatIntervalMs?: number;
-  /** When the execution's TTL runs out (server clock). */
-  deadline?: number | null;
-  job: LeaseJob;
-  inventory?: { hosts: InventoryHost[] } | null;
-  limit?: string[] | null;
-  check?: boolean;
-  diff?: boolean;
-  secrets?: string[] | null;
-}
-
-/** One event as uploaded. */
-export interface WireEvent {
-  seq: number;
-  timestamp: number;
-  event_type: string;
-  play: string | null;
-  task: string | null;
-  host: string | null;
-  stdout: string;
-  data: Record<string, unknown>;
-}
+/** One event as uploaded: the protocol's AgentEvent with every field the agent always sends. */
+export type WireEvent = { [K in keyof P.AgentEvent]-?: Exclude<P.AgentEvent[K], undefined> } & { data: Record<string, unknown> };
 
 /** An event before the sink numbers it. */
 export type EventInput = Omit<WireEvent, "seq">;
 
-export type TerminalStatus = "SUCCESS" | "FAILURE" | "INIT_FAILURE" | "STOPPED" | "KILLED";
-export type ReportedStatus = "INITIALIZING" | "RUNNING" | TerminalStatus;
+export type ReportedStatus = NonNullable<P.StatusReport["status"]>;
+export type TerminalStatus = Exclude<ReportedStatus, "INITIALIZING" | "RUNNING">;
 
-export interface HostStats {
-  ok: number;
-  changed: number;
-  failed: number;
-  skipped: number;
-  unreachable: number;
-  rescued: number;
-  ignored: number;
-}
-
-export interface RepositoryLog {
-  commit: string;
-  author: string;
-  author_email: string;
-  date: number;
-  message: string;
-  branch: string | null;
-}
+export type HostStats = P.HostStats;
+/** The repository log as the agent reads it from git: every field there, only the branch may be null (a detached commit). */
+export type RepositoryLog = { [K in keyof P.RepositoryLogReport]-?: K extends "branch" ? string | null : NonNullable<P.RepositoryLogReport[K]> };
 
 /** Names the lease a per-execution call belongs to: the server refuses a stale one (409 abandon). */
-export interface LeaseRef {
-  attempt: number;
-  leaseId: string;
-}
+export type LeaseRef = P.LeaseRef;
 
 /** A status report without `attempt`/`leaseId` (the session adds them). */
-export interface StatusReport {
-  status?: ReportedStatus;
-  exitCode?: number | null;
-  hostStats?: Record<string, HostStats>;
-  failedHosts?: string[];
-  reason?: string;
-  detail?: string;
-  repositoryLog?: RepositoryLog;
-}
+export type StatusReport = Omit<P.StatusReport, keyof LeaseRef | "repositoryLog"> & { repositoryLog?: RepositoryLog };
 
 export const TERMINAL: ReadonlySet<string> = new Set(["SUCCESS", "FAILURE", "INIT_FAILURE", "STOPPED", "KILLED"]);

@@ -207,7 +207,7 @@ export class Uploader {
         }
       } catch (err) {
         if (signal.aborted) break;
-        const e = err instanceof ApiError ? err : new ApiError(String((err as Error)?.message ?? err), 0);
+        const e = ApiError.from(err);
         if (e.unauthorized || e.abandon) {
           this.gaveUp = true;
           this.opts.onFatal?.(e);

@@ -6,7 +6,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { CALLBACK_DIR, childEnv, Execution } from "../src/executor.ts";
+import { childEnv } from "../src/ansible-env.ts";
+import { CALLBACK_DIR, Run } from "../src/run.ts";
 import { b64, makeLease, MemorySink, workRoot } from "./helpers.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "rnr-plugin-"));
@@ -159,7 +160,7 @@ describe("runner_events callback plugin", () => {
     const lease = makeLease({ playbook: b64(PLAYBOOK), hosts: [{ id: "h1", hostVars: local }, { id: "h2", hostVars: local }] });
     const sink = new MemorySink();
     const env = { ...process.env, ANSIBLE_FORKS: "1" };
-    const result = await new Execution(lease, sink, { workRoot: work.dir, env }).run();
+    const result = await new Run(lease, sink, { workRoot: work.dir, env }).run();
     expect(result.status).toBe("FAILURE");
     expect(sink.events.filter((e) => e.event_type === "verbose")).toEqual([]); // nothing printed outside a callback
     expect(normalise(sink.log())).toBe(normalise(reference.stdout));

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Execution } from "../src/executor.ts";
+import { Run } from "../src/run.ts";
 import { freePort, startSshd, type SshServer } from "../../test/fixtures/sshd.ts";
 import { b64, makeLease, MemorySink, trackedLeftovers, workRoot } from "./helpers.ts";
 
@@ -45,7 +45,7 @@ describe("executor, failures", () => {
     const job = { playbook: b64(FAILS_ON_HOST2), sshPrivateKey: sshd.clientKey.base64, hosts };
 
     const sink = new MemorySink();
-    const first = await new Execution(makeLease(job), sink, { workRoot: work.dir }).run();
+    const first = await new Run(makeLease(job), sink, { workRoot: work.dir }).run();
     expect(first.status).toBe("FAILURE");
     const report = sink.reports.at(-1)!;
     expect(report).toMatchObject({ status: "FAILURE", reason: "playbook_failed", exitCode: 2, failedHosts: ["host2"] });
@@ -60,7 +60,7 @@ describe("executor, failures", () => {
     // The restart: same job, the lease limited to the failed hosts, host2 now ready.
     writeFileSync(join(flags, "host2.ready"), "");
     const sink2 = new MemorySink();
-    const second = await new Execution(makeLease(job, { attempt: 2, limit: report.failedHosts }), sink2, { workRoot: work.dir }).run();
+    const second = await new Run(makeLease(job, { attempt: 2, limit: report.failedHosts }), sink2, { workRoot: work.dir }).run();
     expect(second.status).toBe("SUCCESS");
     const ran = new Set(sink2.events.filter((e) => e.host).map((e) => e.host));
     expect([...ran]).toEqual(["host2"]);
@@ -79,7 +79,7 @@ describe("executor, failures", () => {
       ],
     });
     const sink = new MemorySink();
-    const result = await new Execution(lease, sink, { workRoot: work.dir }).run();
+    const result = await new Run(lease, sink, { workRoot: work.dir }).run();
     expect(result.status).toBe("FAILURE");
     const unreachable = sink.events.filter((e) => e.event_type === "runner_on_unreachable");
     expect(unreachable.map((e) => e.host)).toEqual(["gone"]);

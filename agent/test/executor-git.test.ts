@@ -4,7 +4,7 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { Execution } from "../src/executor.ts";
+import { Run } from "../src/run.ts";
 import { startGitServer, TEST_AUTHOR, type GitServer } from "../../test/fixtures/git-server.ts";
 import { startSshd, type SshServer } from "../../test/fixtures/sshd.ts";
 import { listProcesses } from "../../test/fixtures/processes.ts";
@@ -58,7 +58,7 @@ afterAll(async () => {
 async function runRepo(repository: Record<string, unknown>, extra: { env?: NodeJS.ProcessEnv; secrets?: string[] } = {}) {
   const lease = makeLease({ repository: repository as never, hosts: localHost }, { secrets: extra.secrets ?? [] });
   const sink = new MemorySink();
-  const result = await new Execution(lease, sink, { workRoot: work.dir, env: extra.env }).run();
+  const result = await new Run(lease, sink, { workRoot: work.dir, env: extra.env }).run();
   const repositoryLog = sink.reports.find((r) => r.repositoryLog)?.repositoryLog;
   return { result, sink, repositoryLog, final: sink.reports.at(-1)! };
 }
@@ -258,7 +258,7 @@ describe("repositories over ssh", () => {
     const sink = new MemorySink();
     const empty = join(shimDir, "known_hosts");
     writeFileSync(empty, "");
-    await new Execution(lease, sink, { workRoot: work.dir, hostKeyChecking: "strict", knownHosts: empty }).run();
+    await new Run(lease, sink, { workRoot: work.dir, hostKeyChecking: "strict", knownHosts: empty }).run();
     expect(sink.reports.at(-1)).toMatchObject({ status: "INIT_FAILURE", reason: "clone_failed" });
     expect(sink.reports.at(-1)!.detail).toContain("host key is not known");
   });
@@ -276,15 +276,15 @@ describe("repositories over ssh", () => {
     });
     // other.yml runs with connection: local; this play reaches web1 over ssh.
     const sink = new MemorySink();
-    const r = await new Execution(lease, sink, strict).run();
+    const r = await new Run(lease, sink, strict).run();
     expect(r.status, r.detail).toBe("SUCCESS");
     const ssh = makeLease({ playbook: Buffer.from("- hosts: all\n  gather_facts: false\n  tasks:\n    - ansible.builtin.ping:\n").toString("base64"), sshPrivateKey: sshd.clientKey.base64, hosts: [overSsh] });
     const ok = new MemorySink();
-    expect((await new Execution(ssh, ok, strict).run()).status).toBe("SUCCESS");
+    expect((await new Run(ssh, ok, strict).run()).status).toBe("SUCCESS");
     const empty = join(shimDir, "known_hosts_empty");
     writeFileSync(empty, "");
     const refused = new MemorySink();
-    expect((await new Execution(ssh, refused, { ...strict, knownHosts: empty }).run()).status).toBe("FAILURE");
+    expect((await new Run(ssh, refused, { ...strict, knownHosts: empty }).run()).status).toBe("FAILURE");
     expect(refused.events.find((e) => e.event_type === "runner_on_unreachable")!.stdout).toMatch(/Host key verification failed/);
   });
 });

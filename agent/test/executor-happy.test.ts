@@ -1,6 +1,6 @@
 // The executor against real ansible-playbook over real SSH (test sshd on 127.0.0.1).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Execution } from "../src/executor.ts";
+import { Run } from "../src/run.ts";
 import { startSshd, type SshServer } from "../../test/fixtures/sshd.ts";
 import { b64, makeLease, MemorySink, trackedLeftovers, workRoot } from "./helpers.ts";
 
@@ -41,7 +41,7 @@ describe("executor, happy path", () => {
       properties: { prop: "from-properties" },
     });
     const sink = new MemorySink();
-    const result = await new Execution(lease, sink, { workRoot: work.dir }).run();
+    const result = await new Run(lease, sink, { workRoot: work.dir }).run();
 
     expect(result.status).toBe("SUCCESS");
     expect(sink.statuses()).toEqual(["RUNNING", "SUCCESS"]);

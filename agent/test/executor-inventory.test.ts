@@ -5,7 +5,7 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Execution } from "../src/executor.ts";
+import { Run } from "../src/run.ts";
 import { startSshd, type SshServer } from "../../test/fixtures/sshd.ts";
 import { b64, makeLease, MemorySink, workRoot } from "./helpers.ts";
 
@@ -37,7 +37,7 @@ afterAll(async () => {
 
 async function run(job: Parameters<typeof makeLease>[0], extra: Parameters<typeof makeLease>[1] = {}) {
   const sink = new MemorySink();
-  const result = await new Execution(makeLease(job, extra), sink, { workRoot: work.dir, ansiblePlaybook: wrapper }).run();
+  const result = await new Run(makeLease(job, extra), sink, { workRoot: work.dir, ansiblePlaybook: wrapper }).run();
   return { result, sink, final: sink.reports.at(-1)!, recorded: readFileSync(record, "utf8") };
 }
 

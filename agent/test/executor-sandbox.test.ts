@@ -3,7 +3,7 @@
 // inside) and kill; and nothing of the run is left afterwards.
 import { readFileSync } from "node:fs";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { Execution } from "../src/executor.ts";
+import { Run } from "../src/run.ts";
 import { defaultUidBase, ensureSlotUsers, removeSlotUsers, type Isolation } from "../src/sandbox.ts";
 import { startGitServer, type GitServer } from "../../test/fixtures/git-server.ts";
 import { listProcesses } from "../../test/fixtures/processes.ts";
@@ -55,7 +55,7 @@ describe("in the sandbox", () => {
   it("runs over ssh on remote hosts, reusing one ControlPersist connection per host, and leaves no master behind", async () => {
     const lease = makeLease({ playbook: b64(steps(0.1, 3)), sshPrivateKey: sshd.clientKey.base64, hosts: hosts(2) });
     const sink = new MemorySink();
-    const exec = new Execution(lease, sink, { workRoot: work.dir, isolation: iso });
+    const exec = new Run(lease, sink, { workRoot: work.dir, isolation: iso });
     const done = exec.run();
     await sink.waitFor((e) => e.event_type === "runner_on_ok" && e.task === "step 1");
     // The masters ssh left for the next tasks run as the slot user, inside the sandbox.
@@ -68,20 +68,20 @@ describe("in the sandbox", () => {
   it("clones over HTTP with credentials and over ssh with a key", async () => {
     const http = makeLease({ repository: { url: git.url("private"), defaultPlaybook: "site.yml", credentials: { username: "deployer", password: PASSWORD } }, hosts: localHost }, { secrets: [PASSWORD] });
     const s1 = new MemorySink();
-    expect((await new Execution(http, s1, { workRoot: work.dir, isolation: iso }).run()).status, s1.log()).toBe("SUCCESS");
+    expect((await new Run(http, s1, { workRoot: work.dir, isolation: iso }).run()).status, s1.log()).toBe("SUCCESS");
     expect(s1.log()).toContain("private repo in the sandbox");
     expect(s1.reports.find((r) => r.repositoryLog)?.repositoryLog?.commit).toBe(git.commit("private", "main"));
 
     const ssh = makeLease({ repository: { url: sshd.gitUrl(git.path("public")), defaultPlaybook: "site.yml", credentials: { sshPrivateKey: sshd.clientKey.base64 } }, hosts: localHost });
     const s2 = new MemorySink();
-    expect((await new Execution(ssh, s2, { workRoot: work.dir, isolation: iso }).run()).status, s2.log()).toBe("SUCCESS");
+    expect((await new Run(ssh, s2, { workRoot: work.dir, isolation: iso }).run()).status, s2.log()).toBe("SUCCESS");
     expect(s2.log()).toContain("over ssh in the sandbox");
   });
 
   it("stop reaches ansible-playbook inside: the running task ends, no other starts, STOPPED", async () => {
     const lease = makeLease({ playbook: b64(steps(1.5)), sshPrivateKey: sshd.clientKey.base64, hosts: hosts(2) });
     const sink = new MemorySink();
-    const exec = new Execution(lease, sink, { workRoot: work.dir, isolation: iso });
+    const exec = new Run(lease, sink, { workRoot: work.dir, isolation: iso });
     const done = exec.run();
     await sink.waitFor((e) => e.event_type === "runner_on_start" && e.task === "step 1");
     exec.command("stop");
@@ -94,7 +94,7 @@ describe("in the sandbox", () => {
   it("kill ends everything in the sandbox at once: KILLED", async () => {
     const lease = makeLease({ playbook: b64(steps(30)), sshPrivateKey: sshd.clientKey.base64, hosts: hosts(2) });
     const sink = new MemorySink();
-    const exec = new Execution(lease, sink, { workRoot: work.dir, isolation: iso });
+    const exec = new Run(lease, sink, { workRoot: work.dir, isolation: iso });
     const done = exec.run();
     await sink.waitFor((e) => e.event_type === "runner_on_start" && e.task === "step 1");
     exec.command("kill");
@@ -114,7 +114,7 @@ describe("with --isolation uid", () => {
     expect(ensureSlotUsers(uidOnly, 1)).toEqual([]);
     const lease = makeLease({ playbook: b64(steps(0.1, 2)), sshPrivateKey: sshd.clientKey.base64, hosts: hosts(1) });
     const sink = new MemorySink();
-    const result = await new Execution(lease, sink, { workRoot: work.dir, isolation: { level: "uid", uid: uidOnly, gid: uidOnly } }).run();
+    const result = await new Run(lease, sink, { workRoot: work.dir, isolation: { level: "uid", uid: uidOnly, gid: uidOnly } }).run();
     expect(result.status, sink.log()).toBe("SUCCESS");
   });
 });

@@ -2,7 +2,7 @@
 // and that no process of the execution is left afterwards (checked in /proc).
 import { createServer, type Server, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Execution } from "../src/executor.ts";
+import { Run } from "../src/run.ts";
 import { processesMatching, waitUntilGone } from "../../test/fixtures/processes.ts";
 import { startSshd, type SshServer } from "../../test/fixtures/sshd.ts";
 import { b64, makeLease, MemorySink, trackedLeftovers, workRoot } from "./helpers.ts";
@@ -32,7 +32,7 @@ describe("stop and kill", () => {
   it("stop lets the running task finish, starts no other, ends STOPPED and leaves no process", async () => {
     const lease = makeLease({ playbook: b64(longPlaybook(1.5)), sshPrivateKey: sshd.clientKey.base64, hosts: hosts(2) });
     const sink = new MemorySink();
-    const exec = new Execution(lease, sink, { workRoot: work.dir });
+    const exec = new Run(lease, sink, { workRoot: work.dir });
     const done = exec.run();
     await sink.waitFor((e) => e.event_type === "runner_on_start" && e.task === "step 1");
     exec.command("stop");
@@ -50,7 +50,7 @@ describe("stop and kill", () => {
   it("kill ends ansible-playbook and every ssh child at once, ends KILLED", async () => {
     const lease = makeLease({ playbook: b64(longPlaybook(31.5, 1)), sshPrivateKey: sshd.clientKey.base64, hosts: hosts(2) });
     const sink = new MemorySink();
-    const exec = new Execution(lease, sink, { workRoot: work.dir });
+    const exec = new Run(lease, sink, { workRoot: work.dir });
     const done = exec.run();
     await sink.waitFor((e) => e.event_type === "runner_on_start" && e.host === "h2");
     await new Promise((r) => setTimeout(r, 500)); // let the ssh connections open
@@ -73,7 +73,7 @@ describe("stop and kill", () => {
   it("when ansible-playbook itself dies (killed from outside), ends FAILURE and still leaves no process or file", async () => {
     const lease = makeLease({ playbook: b64(longPlaybook(30.5, 1)), sshPrivateKey: sshd.clientKey.base64, hosts: hosts(2) });
     const sink = new MemorySink();
-    const exec = new Execution(lease, sink, { workRoot: work.dir });
+    const exec = new Run(lease, sink, { workRoot: work.dir });
     const done = exec.run();
     await sink.waitFor((e) => e.event_type === "runner_on_start" && e.host === "h2");
     await new Promise((r) => setTimeout(r, 500));
@@ -98,7 +98,7 @@ describe("stop and kill", () => {
       { deadline: Date.now() + 4000 },
     );
     const sink = new MemorySink();
-    const result = await new Execution(lease, sink, { workRoot: work.dir, deadlineKillAfterMs: 1000 }).run();
+    const result = await new Run(lease, sink, { workRoot: work.dir, deadlineKillAfterMs: 1000 }).run();
     expect(result.status).toBe("KILLED");
     expect(sink.reports.at(-1)).toMatchObject({ status: "KILLED", reason: "ttl_expired" });
     expect(trackedLeftovers()).toEqual([]);
@@ -110,7 +110,7 @@ describe("stop and kill", () => {
       { deadline: Date.now() + 1000 },
     );
     const sink = new MemorySink();
-    const result = await new Execution(lease, sink, { workRoot: work.dir }).run();
+    const result = await new Run(lease, sink, { workRoot: work.dir }).run();
     expect(result.status).toBe("STOPPED");
     expect(sink.reports.at(-1)).toMatchObject({ status: "STOPPED", reason: "ttl_expired" });
     expect(sink.events.some((e) => e.task === "step 4")).toBe(false);
@@ -119,7 +119,7 @@ describe("stop and kill", () => {
   it("abandon kills the run and reports nothing more", async () => {
     const lease = makeLease({ playbook: b64(longPlaybook(33.5, 1)), sshPrivateKey: sshd.clientKey.base64, hosts: hosts(1) });
     const sink = new MemorySink();
-    const exec = new Execution(lease, sink, { workRoot: work.dir });
+    const exec = new Run(lease, sink, { workRoot: work.dir });
     const done = exec.run();
     await sink.waitFor((e) => e.event_type === "runner_on_start");
     exec.abandon();
@@ -150,7 +150,7 @@ describe("before the playbook starts", () => {
 
   it("hands back an execution still cloning: git killed, nothing reported, workspace gone", async () => {
     const sink = new MemorySink();
-    const exec = new Execution(makeLease(hangingRepo()), sink, { workRoot: work.dir });
+    const exec = new Run(makeLease(hangingRepo()), sink, { workRoot: work.dir });
     const done = exec.run();
     await new Promise((r) => setTimeout(r, 700));
     expect(trackedLeftovers().some((p) => /git/.test(p.cmdline))).toBe(true);
@@ -164,7 +164,7 @@ describe("before the playbook starts", () => {
 
   it("a stop during the clone ends STOPPED at once", async () => {
     const sink = new MemorySink();
-    const exec = new Execution(makeLease(hangingRepo()), sink, { workRoot: work.dir });
+    const exec = new Run(makeLease(hangingRepo()), sink, { workRoot: work.dir });
     const done = exec.run();
     await new Promise((r) => setTimeout(r, 500));
     exec.command("stop");
@@ -177,7 +177,7 @@ describe("before the playbook starts", () => {
   it("will not hand back an execution whose playbook has started", async () => {
     const lease = makeLease({ playbook: b64(longPlaybook(1, 1)), sshPrivateKey: sshd.clientKey.base64, hosts: hosts(1) });
     const sink = new MemorySink();
-    const exec = new Execution(lease, sink, { workRoot: work.dir });
+    const exec = new Run(lease, sink, { workRoot: work.dir });
     const done = exec.run();
     await sink.waitFor((e) => e.event_type === "playbook_on_start");
     expect(exec.handBack()).toBe(false);

@@ -3,7 +3,7 @@ import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ApiError, type EventsAnswer, type HeartbeatAnswer, type StatusAnswer } from "../src/api-client.ts";
-import type { ExecutionSink } from "../src/executor.ts";
+import type { RunSink } from "../src/run.ts";
 import { TRACKING_ENV } from "../src/process-group.ts";
 import { processesWithEnv, type ProcessInfo } from "../../test/fixtures/processes.ts";
 import type { AgentCommand, EventInput, Lease, LeaseJob, StatusReport, WireEvent } from "../src/types.ts";
@@ -40,7 +40,7 @@ export function workRoot(): { dir: string; leftovers(): string[]; remove(): void
 }
 
 /** Collects what the executor hands over, numbered as the uploader would. */
-export class MemorySink implements ExecutionSink {
+export class MemorySink implements RunSink {
   events: WireEvent[] = [];
   reports: StatusReport[] = [];
   private listeners: ((e: WireEvent) => void)[] = [];

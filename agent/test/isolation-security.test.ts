@@ -7,7 +7,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSyn
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Execution } from "../src/executor.ts";
+import { Run } from "../src/run.ts";
 import { defaultUidBase, probeIsolation, type Isolation } from "../src/sandbox.ts";
 import { listProcesses } from "../../test/fixtures/processes.ts";
 import { b64, makeLease, MemorySink, workRoot } from "./helpers.ts";
@@ -96,7 +96,7 @@ describe.each<"sandbox" | "uid">(["sandbox", "uid"])("isolation %s: a tenant's p
       hosts: [{ id: "localhost", hostVars: local, sshPrivateKey: b64(victimKey) }],
     });
     const victimSink = new MemorySink();
-    const victim = new Execution(victimLease, victimSink, { workRoot: work.dir, isolation: iso(1) });
+    const victim = new Run(victimLease, victimSink, { workRoot: work.dir, isolation: iso(1) });
     const victimDone = victim.run();
     await victimSink.waitFor((e) => e.event_type === "runner_on_start");
     const victimWs = readdirSync(work.dir)
@@ -115,7 +115,7 @@ describe.each<"sandbox" | "uid">(["sandbox", "uid"])("isolation %s: a tenant's p
       hosts: [{ id: "localhost", hostVars: local }],
     });
     const sink = new MemorySink();
-    const attacker = new Execution(attackerLease, sink, { workRoot: work.dir, isolation: iso(0), env: { ...process.env, RUNNER_CREDENTIAL: ENV_SECRET } });
+    const attacker = new Run(attackerLease, sink, { workRoot: work.dir, isolation: iso(0), env: { ...process.env, RUNNER_CREDENTIAL: ENV_SECRET } });
     const result = await attacker.run();
     expect(result.status, sink.log()).toBe("SUCCESS");
 
@@ -168,7 +168,7 @@ describe("the sandbox", () => {
     - { name: "try: write home", ansible.builtin.shell: "touch $HOME/x && echo rc=$?", changed_when: false }
 `;
     const sink = new MemorySink();
-    const exec = new Execution(makeLease({ playbook: b64(pb), hosts: [{ id: "localhost", hostVars: local }] }), sink, {
+    const exec = new Run(makeLease({ playbook: b64(pb), hosts: [{ id: "localhost", hostVars: local }] }), sink, {
       workRoot: work.dir,
       isolation: { level: "sandbox", uid: base + 7, gid: base + 7 },
     });

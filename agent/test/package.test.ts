@@ -79,10 +79,10 @@ describe("packaging", () => {
     // The installed executor finds its callback plugin and runs a playbook.
     writeFileSync(
       join(app, "try.mjs"),
-      `import { Execution } from "runner-agent/dist/executor.js";
+      `import { Run } from "runner-agent/dist/run.js";
 const playbook = Buffer.from("- hosts: all\\n  gather_facts: false\\n  tasks:\\n    - debug: msg=from-the-tarball\\n").toString("base64");
 const out = [];
-const r = await new Execution({ executionId: "pkg-1", attempt: 1, job: { playbook, hosts: [{ id: "localhost", hostVars: { ansible_connection: "local", ansible_python_interpreter: "/usr/bin/python3" } }] } },
+const r = await new Run({ executionId: "pkg-1", attempt: 1, job: { playbook, hosts: [{ id: "localhost", hostVars: { ansible_connection: "local", ansible_python_interpreter: "/usr/bin/python3" } }] } },
   { event: (e) => out.push(e.stdout), report: async () => {}, flush: async () => {} }, { workRoot: ${JSON.stringify(join(tmp, "work"))} }).run();
 console.log(r.status, out.join("").includes("from-the-tarball"));
 `,

@@ -1,7 +1,7 @@
 // End-to-end resilience: the API restarts under a running execution; the agent dies mid-run.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { waitUntilGone } from "../fixtures/processes";
-import { b64, isTerminal, sleep, Stack } from "./stack";
+import { b64, isTerminal, Stack } from "./stack";
 
 const A = "e2e-res";
 let stack: Stack;

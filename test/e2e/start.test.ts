@@ -6,6 +6,7 @@ import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+// @ts-expect-error plain ESM helpers shared with npm start
 import { freePort, killGroup, startWranglerDev } from "../../scripts/lib/wrangler-dev.mjs";
 import { processesMatching, waitUntilGone } from "../fixtures/processes";
 import { b64, sleep } from "./stack";

@@ -19,7 +19,7 @@ import { claimSlot, slotsHeld } from "../../worker/db/slots";
 import { ACTIVE_STATUSES } from "../../worker/schemas/execution";
 
 /**
- * "Every query that a list or the cron tick runs is served by an index" (DESIGN.md), checked on the
+ * "Every query that a list or the cron tick runs is served by an index" (docs/DESIGN.md), checked on the
  * SQL the storage functions really send: each is recorded with its bound values and explained by
  * SQLite. Dropping or narrowing an index in a migration fails here.
  */

@@ -1,7 +1,7 @@
 import { env, runInDurableObject, SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { dispatcherKey } from "../../worker/domain/contracts";
-import type { Dispatcher } from "../../worker/dispatcher.do";
+import type { Dispatcher } from "../../worker/index";
 import { claimSlot, releaseSlots, SLOT_GRACE_MS, slotsHeld } from "../../worker/db/slots";
 import { executionClient } from "../../worker/domain/execution-client";
 import { call, dispatcher, execution, held, lease, newAgent, newExecution, newJob, sleep, untilWaiting } from "./agent-fixtures";

@@ -1,7 +1,7 @@
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { dispatcherKey } from "../../worker/domain/contracts";
-import type { Dispatcher } from "../../worker/dispatcher.do";
+import type { Dispatcher } from "../../worker/index";
 import { call, dispatcher, held, lease, newAgent, newExecution, newJob } from "./agent-fixtures";
 
 describe("dispatcher safety nets", () => {

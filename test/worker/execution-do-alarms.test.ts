@@ -4,7 +4,7 @@ import worker from "../../worker/index";
 import { dispatcherStub } from "../../worker/domain/dispatch";
 import { dispatcherKey, LEASE_ACK_MS, LEASE_TTL_MS } from "../../worker/domain/contracts";
 import { sweepExpiredLeases } from "../../worker/domain/executions";
-import type { Execution } from "../../worker/execution.do";
+import type { Execution } from "../../worker/index";
 import { AGENT, alarmOf, executionIn, failure, indexRow, newJob, object, ref, report, stub } from "./execution-fixtures";
 
 /**

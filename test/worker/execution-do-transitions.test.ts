@@ -6,7 +6,7 @@ import { AGENT, executionIn, failure, newJob, object, ref, report, start, stub }
 
 /**
  * The state machine, cell by cell: every (state, action) pair the design allows leads where
- * DESIGN.md says, and every other pair is refused (409) without changing anything. The expected
+ * docs/DESIGN.md says, and every other pair is refused (409) without changing anything. The expected
  * tables are written out here from the design, not read from the implementation.
  */
 const ALIAS = "trans";

@@ -2,7 +2,7 @@
 import { env, runInDurableObject } from "cloudflare:test";
 import { expect } from "vitest";
 import { executionClient } from "../../worker/domain/execution-client";
-import type { Execution } from "../../worker/execution.do";
+import type { Execution } from "../../worker/index";
 import type { LeaseRef, StatusReport } from "../../worker/schemas/execution";
 import { api, token } from "./helpers";
 import { playbookJob } from "./jobs-fixtures";

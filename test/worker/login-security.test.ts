@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { app } from "../../worker/app";
 import { loginThrottle } from "../../worker/domain/login";
 import { publicJwk } from "../../worker/lib/auth";
-import { FIRST_LOCK_MS, MAX_FAILURES, MAX_LOCK_MS, WINDOW_MS } from "../../worker/login-throttle.do";
+import { FIRST_LOCK_MS, MAX_FAILURES, MAX_LOCK_MS, WINDOW_MS } from "../../worker/domain/login-policy";
 import { api } from "./helpers";
 import { login, newServiceAccount, PASSWORD } from "./service-account-fixtures";
 

@@ -1,4 +1,3 @@
-import type { MiddlewareHandler } from "hono";
 import {
   getAgent,
   insertAgent,
@@ -8,13 +7,14 @@ import {
   revokeAgent,
   revokeToken,
   setAgentConcurrency,
-  touchAgent,
   findLiveTokenByHash,
   type AgentRow,
   type TokenRow,
 } from "../db/agents";
 import { leasedExecutionsOf } from "../db/executions";
-import { verifyToken, type AuthVars } from "../lib/auth";
+import { verifyToken } from "../lib/auth";
+import { hashSecret, randomSecret } from "../lib/hash";
+import { log } from "../lib/log";
 import { forbidden, notFound, unauthorized } from "../lib/problem";
 import type { Page, PageParams } from "../schemas/common";
 import type { LeaseBody } from "../schemas/execution";
@@ -25,40 +25,6 @@ import { executionClient } from "./execution-client";
 
 /** An agent is online when it was seen this recently (a long poll renews it at least every 25 s). */
 export const ONLINE_WINDOW_MS = 60_000;
-/** lastSeen is written at most this often per agent, so polls and uploads don't turn into D1 writes. */
-export const SEEN_THROTTLE_MS = 10_000;
-
-export type AgentEnv = { Bindings: Env; Variables: AuthVars & { agent: AgentRow } };
-
-// ---- secrets ------------------------------------------------------------------------------
-
-function base64url(bytes: Uint8Array): string {
-  let s = "";
-  for (const b of bytes) s += String.fromCharCode(b);
-  return btoa(s).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-}
-
-/** 32 random bytes (256 bits) from the platform CSPRNG, base64url. */
-function randomSecret(): string {
-  return base64url(crypto.getRandomValues(new Uint8Array(32)));
-}
-
-async function sha256(text: string): Promise<Uint8Array> {
-  return new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));
-}
-
-/** SHA-256 hex: what is stored of a token or credential. High-entropy secrets need no slow hash. */
-export async function hashSecret(text: string): Promise<string> {
-  return [...(await sha256(text))].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-function hexBytes(hex: string): Uint8Array {
-  const out = new Uint8Array(hex.length >> 1);
-  for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.slice(i * 2, i * 2 + 2), 16);
-  return out;
-}
-
-const CREDENTIAL_RE = /^rac_([0-9a-f-]{36})_([A-Za-z0-9_-]{43})$/;
 
 // ---- registration tokens ------------------------------------------------------------------
 
@@ -151,37 +117,6 @@ export async function registerAgent(env: Env, body: RegisterBody, bearer: string
   };
 }
 
-// ---- authentication -----------------------------------------------------------------------
-
-/** The agent a `rac_…` credential belongs to; unknown, malformed or revoked → 401. */
-export async function authenticateAgent(env: Env, credential: string): Promise<AgentRow> {
-  const m = CREDENTIAL_RE.exec(credential);
-  if (!m) throw unauthorized("The agent credential is malformed (expected rac_<agentId>_<secret>).");
-  const agent = await getAgent(env.DB, m[1]!);
-  // Hash and compare even for an unknown id so the answer takes the same time either way.
-  const presented = await sha256(credential);
-  const stored = agent ? hexBytes(agent.credential_hash) : new Uint8Array(presented.length);
-  const same = stored.length === presented.length && crypto.subtle.timingSafeEqual(stored, presented);
-  if (!agent || !same) throw unauthorized("The agent credential is not valid.");
-  if (agent.revoked_time !== null) throw unauthorized("This agent was revoked.");
-  return agent;
-}
-
-/** `/agent/*` middleware: Bearer rac_… → `c.var.agent`; records the sighting (throttled). */
-export const requireAgent: MiddlewareHandler<AgentEnv> = async (c, next) => {
-  const header = c.req.header("authorization") ?? "";
-  const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
-  if (!m) throw unauthorized("An agent credential (Bearer rac_...) is required.", !header);
-  const agent = await authenticateAgent(c.env, m[1]!);
-  const now = Date.now();
-  if (agent.last_seen === null || now - agent.last_seen >= SEEN_THROTTLE_MS) {
-    const write = touchAgent(c.env.DB, agent.id, now).catch((e) => console.error("lastSeen update failed", e));
-    c.executionCtx.waitUntil(write);
-  }
-  c.set("agent", agent);
-  await next();
-};
-
 // ---- work --------------------------------------------------------------------------------
 
 /**
@@ -198,7 +133,7 @@ export async function pollForLease(
 ): Promise<LeaseBody | null> {
   // The concurrency given at registration may not be the one the agent runs with (`run --concurrency`).
   if (ask.concurrency !== undefined && ask.concurrency !== agent.concurrency) {
-    ctx.waitUntil(setAgentConcurrency(env.DB, agent.id, ask.concurrency).catch((e) => console.error("concurrency update failed", e)));
+    ctx.waitUntil(setAgentConcurrency(env.DB, agent.id, ask.concurrency).catch((e) => log.error("agent: concurrency update failed", { agentId: agent.id, error: e })));
   }
   if (ask.capacity === 0) return null;
   const wait = Math.min(ask.waitMs ?? MAX_POLL_WAIT_MS, MAX_POLL_WAIT_MS);
@@ -260,5 +195,5 @@ export async function revokeAgentAndLeases(env: Env, pool: AgentPool, agentId: s
   const held = (await leasedExecutionsOf(env.DB, [agentId])).get(agentId) ?? [];
   const results = await Promise.allSettled(held.map((id) => executionClient(env, id).agentRevoked(agentId)));
   // A lease that could not be dropped here still expires: the agent can no longer heartbeat.
-  results.forEach((r, i) => r.status === "rejected" && console.error("agentRevoked failed", held[i], r.reason));
+  for (const [i, r] of results.entries()) if (r.status === "rejected") log.error("agent: agentRevoked failed", { executionId: held[i], error: r.reason });
 }

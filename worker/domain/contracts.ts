@@ -1,6 +1,10 @@
+import { ProblemError, type Outcome } from "../lib/problem";
+import type { AgentAnswer as AgentAnswerBody, EventUpload, ExecutionStatus, ExecutionView, LeaseBody, LeaseRef, StatusEvent, StatusReport } from "../schemas/execution";
+
 /**
  * Types and constants shared by the Jobs domain, the Execution object, the Dispatcher object and
- * the agent routes. How they call each other:
+ * the agent routes: the one module both sides of a Durable Object call import (nothing but
+ * worker/index.ts imports a `.do.ts` file; see docs/DESIGN.md). How they call each other:
  * - an execution is created by `startExecution` (domain/executions.ts); its `Execution` object
  *   enqueues it on the dispatcher that `routeExecution` (domain/dispatch.ts) picks;
  * - an agent's long poll (`pollForLease`, domain/agents.ts) waits on its `Dispatcher`, which
@@ -11,25 +15,16 @@
  *   client throws a refusal again as the ProblemError it was.
  */
 
-/** The job definition with secrets decrypted: what a lease carries (docs/agent-protocol.md). */
-export interface JobForLease {
-  name?: string | null;
-  executionTtl: number;
-  playbook?: string;
-  repository?: {
-    url: string;
-    branch?: string | null;
-    defaultPlaybook: string;
-    credentials?: { username?: string | null; password?: string | null; sshPrivateKey?: string | null } | null;
-  };
-  hosts: { id: string; hostVars?: Record<string, unknown>; sshPrivateKey?: string | null }[];
-  sshPrivateKey?: string | null;
+type LeaseJob = LeaseBody["job"];
+/**
+ * The job definition with secrets decrypted: what a lease carries (the lease schema's `job`, with
+ * JSON values as the store holds them), plus the job's `location` (routing, never sent).
+ */
+export type JobForLease = Omit<LeaseJob, "hosts" | "properties"> & {
+  hosts: (Omit<LeaseJob["hosts"][number], "hostVars"> & { hostVars?: Record<string, unknown> })[];
   properties: Record<string, unknown>;
-  playbookTags: string[];
-  useDynamicInventory: boolean;
-  /** The job's `location` field, if any (routing). */
   location?: string | null;
-}
+};
 
 /** Per-execution overrides given to start/restart; the secrets in it are never stored beyond the execution. */
 export interface StartOverrides {
@@ -40,6 +35,10 @@ export interface StartOverrides {
   check?: boolean;
   diff?: boolean;
 }
+/** Per-execution overrides without secrets (kept in plain text). */
+export type PlainOverrides = Pick<StartOverrides, "properties" | "playbookTags" | "check" | "diff">;
+/** The secret part of the overrides (stored encrypted, dropped when the execution ends); what a restart may give. */
+export type SecretOverrides = Pick<StartOverrides, "hosts" | "sshPrivateKey">;
 
 export interface DispatchItem {
   executionId: string;
@@ -48,10 +47,12 @@ export interface DispatchItem {
   enqueuedAt: number;
 }
 
-export type AgentCommand = null | "stop" | "kill";
-export interface AgentAnswer {
-  leaseExpiresAt?: number;
-  command: AgentCommand;
+export type AgentCommand = AgentAnswerBody["command"];
+export type AgentAnswer = AgentAnswerBody;
+
+/** The refusal of a call from an agent that does not hold the lease it names (docs/agent-protocol.md). */
+export function abandon(detail: string): ProblemError {
+  return new ProblemError({ status: 409, title: "Conflict", detail, extensions: { command: "abandon" } });
 }
 
 /** Key of the dispatcher that serves an execution or an agent: "shared", or "acct:{alias}:{location|''}". */
@@ -70,3 +71,74 @@ export const LEASE_ACK_MS = 10_000;
 export const HEARTBEAT_INTERVAL_MS = 5_000;
 // The lease and agent body schemas live with the execution entity.
 export type { LeaseBody, StatusReport, EventUpload } from "../schemas/execution";
+
+// ---- the Execution object's RPC surface ------------------------------------------------------
+
+export interface InitInput {
+  executionId: string;
+  accountAlias: string;
+  jobId: string;
+  trigger: "api" | "schedule";
+  scheduleId?: string | null;
+  executionTtl: number;
+  dispatcherKey: string;
+  overrides?: StartOverrides;
+}
+
+/** Which execution a user route is asking about: anything else is a 404. */
+export interface Scope {
+  accountAlias: string;
+  jobId?: string | null;
+}
+
+/** A StatusEvent as it crosses RPC: `data` still JSON text (parsed by `parseStatusEvent`). */
+export type StatusEventWire = Omit<StatusEvent, "data"> & { data: string | null };
+export function parseStatusEvent(e: StatusEventWire): StatusEvent {
+  return { ...e, data: e.data === null ? null : (JSON.parse(e.data) as unknown) };
+}
+
+export interface EventPage {
+  totalSize: number;
+  results: StatusEventWire[];
+}
+
+export interface LogChunk {
+  text: string;
+  /** The sequence of the last event included (resume after it). */
+  through: number;
+  /** The execution has ended and nothing after `through` remains. */
+  ended: boolean;
+  status: ExecutionStatus;
+}
+
+/**
+ * What the `Execution` object answers over RPC (it `implements` this; execution-client.ts calls
+ * it). Methods that may refuse (404 scope, 409 state, 409 abandon) answer an Outcome.
+ */
+export interface ExecutionRpc {
+  /** Creates the execution (PENDING) and queues it. Idempotent for the same id. */
+  init(input: InitInput): Promise<ExecutionView>;
+  view(scope?: Scope): Promise<Outcome<ExecutionView>>;
+  stop(scope: Scope, expiryDuration?: number): Promise<Outcome<ExecutionView>>;
+  kill(scope: Scope): Promise<Outcome<ExecutionView>>;
+  /** `dispatcherKey`: where the job routes now (agents may have appeared since the first run). */
+  restart(scope: Scope, overrides?: SecretOverrides, dispatcherKey?: string): Promise<Outcome<ExecutionView>>;
+  /** Status events in sequence order: page `page` of `size` after sequence `after` (keyset). */
+  events(scope: Scope | undefined, after: number, page: number, size: number): Promise<Outcome<EventPage>>;
+  eventCount(): Promise<number>;
+  /**
+   * The log after sequence `after`, at most about `maxBytes` (at least one event). With `waitMs`,
+   * waits that long for something new when nothing is there yet and the execution is live.
+   */
+  logChunk(scope: Scope | undefined, after: number, maxBytes?: number, waitMs?: number): Promise<Outcome<LogChunk>>;
+  /** PENDING → INITIALIZING for `agentId`; null when it is no longer PENDING (or cannot run). */
+  grantLease(agentId: string): Promise<LeaseBody | null>;
+  heartbeat(agentId: string, ref: LeaseRef): Promise<Outcome<AgentAnswer>>;
+  report(agentId: string, body: StatusReport): Promise<Outcome<AgentAnswer & { status: string }>>;
+  uploadEvents(agentId: string, body: EventUpload): Promise<Outcome<AgentAnswer & { acceptedThrough: number }>>;
+  release(agentId: string, ref: LeaseRef): Promise<Outcome<AgentAnswer>>;
+  /** The agent's credential was revoked: its lease is lost at once. */
+  agentRevoked(agentId: string): Promise<void>;
+  /** The cron sweep's poke: run what a missed alarm would have, and re-arm. */
+  sweep(): Promise<ExecutionStatus | null>;
+}

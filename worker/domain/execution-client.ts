@@ -1,32 +1,12 @@
-import type { Execution } from "../execution.do";
 import { settle } from "../lib/problem";
-
-/** The Execution object's RPC surface the Worker uses. */
-type ExecutionRpc = Pick<
-  Execution,
-  | "init"
-  | "view"
-  | "stop"
-  | "kill"
-  | "restart"
-  | "events"
-  | "logChunk"
-  | "eventCount"
-  | "grantLease"
-  | "heartbeat"
-  | "report"
-  | "uploadEvents"
-  | "release"
-  | "agentRevoked"
-  | "sweep"
->;
+import type { ExecutionRpc } from "./contracts";
 
 /**
  * The Execution object of `executionId`, as the Worker calls it: a refusal it answers (an
  * Outcome) comes back as the ProblemError it was, so `onError` maps it like any other.
  */
-export function executionClient(env: Env, executionId: string) {
-  // An RPC answer is a structured clone of what the method returned: the class's own signatures
+export function executionClient(env: Pick<Env, "EXECUTION">, executionId: string) {
+  // An RPC answer is a structured clone of what the method returned: the interface's signatures
   // describe it better than the stub's mapped types (which turn `unknown` fields into `never`).
   const s = env.EXECUTION.get(env.EXECUTION.idFromName(executionId)) as unknown as ExecutionRpc;
   return {

@@ -1,10 +1,11 @@
-import { hasActiveExecution as activeInIndex, jobExecutionsOldestFirst, jobKnown, listExecutionViews, markChecked, staleActiveExecutions } from "../db/executions";
-import { parseStatusEvent, type InitInput, type LogChunk, type Scope } from "../execution.do";
+import { jobExecutionsOldestFirst, jobKnown, listExecutionViews, markChecked, staleActiveExecutions } from "../db/executions";
 import { newId } from "../lib/ids";
+import { log } from "../lib/log";
 import { notFound } from "../lib/problem";
 import { pageOf, type Page, type PageParams } from "../schemas/common";
 import { ACTIVE_STATUSES, type ExecutionStatus, type ExecutionView, type StatusEvent } from "../schemas/execution";
-import type { StartOverrides } from "./contracts";
+import type { Job } from "../schemas/job";
+import { parseStatusEvent, type InitInput, type LogChunk, type Scope, type StartOverrides } from "./contracts";
 import { routeExecution } from "./dispatch";
 import { executionClient } from "./execution-client";
 import { getJobSummary } from "./jobs";
@@ -51,9 +52,13 @@ export async function startExecution(
   return execution(env, executionId).init(input);
 }
 
-/** Served by the D1 index (the jobs routes ask it before a delete). */
-export function hasActiveExecution(env: Env, accountAlias: string, jobId: string): Promise<boolean> {
-  return activeInIndex(env.DB, accountAlias, jobId);
+export type JobWithExecution = Job & { execution?: Record<string, unknown> };
+
+/** The job as stored, and with `immediate` also its new execution (`POST /jobs?immediate=true`, PUT likewise). */
+export async function startIfAsked(env: Env, job: Job, immediate: boolean): Promise<JobWithExecution> {
+  if (!immediate) return job;
+  const execution = await startExecution(env, job.accountAlias, job.id, { trigger: "api" });
+  return { ...job, execution: execution as Record<string, unknown> };
 }
 
 export function getExecution(env: Env, scope: Scope, executionId: string): Promise<ExecutionView> {
@@ -158,7 +163,7 @@ export async function sweepExpiredLeases(env: Env, now = Date.now(), opts: { sta
         await markChecked(env.DB, id, now);
         poked++;
       } catch (e) {
-        console.error("sweep: execution poke failed", id, e instanceof Error ? e.message : "error");
+        log.error("sweep: execution poke failed", { executionId: id, error: e });
       }
     }),
   );

@@ -3,45 +3,16 @@
  * views the executions side needs (a lease's job with secrets decrypted, and a summary).
  * Secrets live only in the encrypted `secrets` column; the stored definition carries `has…` flags.
  */
+import { hasActiveExecution } from "../db/executions";
 import { deleteJobUnlessActive, getJob, insertJob, listJobs, updateJob, type JobRow } from "../db/jobs";
 import { newId } from "../lib/ids";
 import { conflict, notFound } from "../lib/problem";
 import { decryptJson, encryptJson } from "../lib/secrets";
 import type { Page, PageParams } from "../schemas/common";
 import { ACTIVE_STATUSES } from "../schemas/execution";
-import { DEFAULT_EXECUTION_TTL, displayRepositoryUrl, hasContent, type Job, type JobInput, type JobReplace } from "../schemas/job";
+import { displayRepositoryUrl, type Job, type JobInput, type JobReplace } from "../schemas/job";
 import type { JobForLease } from "./contracts";
-import { hasActiveExecution, startExecution } from "./executions";
-
-type CallbackLevel = "DEBUG" | "ERROR" | "RESULT";
-
-/** The non-secret definition as stored (JSON) and answered. */
-interface StoredDefinition {
-  name: string | null;
-  description: string | null;
-  executionTtl: number;
-  callbacks: { url: string; level: CallbackLevel }[];
-  playbook: string | null;
-  repository: {
-    url: string;
-    branch: string | null;
-    defaultPlaybook: string;
-    credentials: { username: string | null; hasPassword: boolean; hasSshPrivateKey: boolean } | null;
-  } | null;
-  playbookTags: string[];
-  hosts: { id: string; hostVars: Record<string, unknown>; hasSshPrivateKey: boolean }[];
-  properties: Record<string, unknown>;
-  hasSshPrivateKey: boolean;
-  useDynamicInventory: boolean;
-  location: string | null;
-}
-
-/** Every secret of a job; encrypted as one JSON document. Hosts as a list (ids are user text). */
-interface JobSecrets {
-  sshPrivateKey?: string;
-  repository?: { password?: string; sshPrivateKey?: string };
-  hosts?: { id: string; sshPrivateKey: string }[];
-}
+import { isEmpty, split, type CallbackLevel, type JobSecrets, type StoredDefinition } from "./job-split";
 
 export interface JobSummary {
   id: string;
@@ -51,79 +22,7 @@ export interface JobSummary {
   callbacks: { url: string; level: CallbackLevel }[];
 }
 
-// ---------------------------------------------------------------- shaping
-
-/** A secret as the body gives it: a value, `null` (remove), or undefined (omitted: keep on replace). */
-function merged(given: string | null | undefined, stored: string | undefined, keepOmitted: boolean): string | undefined {
-  if (given === undefined) return keepOmitted ? stored : undefined;
-  return given ?? undefined;
-}
-
-/**
- * Splits a validated body into the stored definition and the secrets. On replace (`stored` given),
- * an omitted secret keeps its stored value and an explicit null removes it.
- */
-function split(input: JobInput | JobReplace, stored?: JobSecrets): { definition: StoredDefinition; secrets: JobSecrets } {
-  const keep = stored !== undefined;
-  const secrets: JobSecrets = {};
-
-  const jobKey = merged(input.sshPrivateKey, stored?.sshPrivateKey, keep);
-  if (jobKey !== undefined) secrets.sshPrivateKey = jobKey;
-
-  let repository: StoredDefinition["repository"] = null;
-  const repo = input.repository;
-  if (repo && hasContent(repo) && repo.url !== undefined && repo.defaultPlaybook !== undefined) {
-    const creds = repo.credentials;
-    // `credentials` omitted keeps the stored secrets; `credentials: null` removes them all.
-    const keepCreds = keep && creds !== null;
-    const password = merged(creds?.password, stored?.repository?.password, keepCreds);
-    const repoKey = merged(creds?.sshPrivateKey, stored?.repository?.sshPrivateKey, keepCreds);
-    if (password !== undefined || repoKey !== undefined) {
-      secrets.repository = {};
-      if (password !== undefined) secrets.repository.password = password;
-      if (repoKey !== undefined) secrets.repository.sshPrivateKey = repoKey;
-    }
-    const username = creds?.username ?? null;
-    repository = {
-      url: repo.url,
-      branch: repo.branch ?? null,
-      defaultPlaybook: repo.defaultPlaybook,
-      credentials:
-        username !== null || password !== undefined || repoKey !== undefined
-          ? { username, hasPassword: password !== undefined, hasSshPrivateKey: repoKey !== undefined }
-          : null,
-    };
-  }
-
-  const storedHostKeys = new Map((stored?.hosts ?? []).map((h) => [h.id, h.sshPrivateKey]));
-  const hostSecrets: { id: string; sshPrivateKey: string }[] = [];
-  const hosts = (input.hosts ?? []).map((h) => {
-    const key = merged(h.sshPrivateKey, storedHostKeys.get(h.id), keep);
-    if (key !== undefined) hostSecrets.push({ id: h.id, sshPrivateKey: key });
-    return { id: h.id, hostVars: h.hostVars ?? {}, hasSshPrivateKey: key !== undefined };
-  });
-  if (hostSecrets.length) secrets.hosts = hostSecrets;
-
-  const definition: StoredDefinition = {
-    name: input.name ?? null,
-    description: input.description ?? null,
-    executionTtl: input.executionTtl ?? DEFAULT_EXECUTION_TTL,
-    callbacks: (input.callbacks ?? []).map((c) => ({ url: c.url, level: c.level ?? "DEBUG" })),
-    playbook: repository ? null : (input.playbook ?? null),
-    repository,
-    playbookTags: input.playbookTags ?? [],
-    hosts,
-    properties: input.properties ?? {},
-    hasSshPrivateKey: jobKey !== undefined,
-    useDynamicInventory: input.useDynamicInventory ?? false,
-    location: input.location ?? null,
-  };
-  return { definition, secrets };
-}
-
-function isEmpty(s: JobSecrets): boolean {
-  return s.sshPrivateKey === undefined && s.repository === undefined && s.hosts === undefined;
-}
+// ---------------------------------------------------------------- storage
 
 async function sealSecrets(env: Env, s: JobSecrets): Promise<string | null> {
   return isEmpty(s) ? null : encryptJson(env, s);
@@ -165,15 +64,7 @@ export function jobView(row: JobRow): Job {
 
 // ---------------------------------------------------------------- rules
 
-export type JobWithExecution = Job & { execution?: Record<string, unknown> };
-
-async function maybeStart(env: Env, job: Job, immediate: boolean): Promise<JobWithExecution> {
-  if (!immediate) return job;
-  const execution = await startExecution(env, job.accountAlias, job.id, { trigger: "api" });
-  return { ...job, execution: execution as Record<string, unknown> };
-}
-
-export async function createJob(env: Env, accountAlias: string, input: JobInput, opts: { immediate: boolean }): Promise<JobWithExecution> {
+export async function createJob(env: Env, accountAlias: string, input: JobInput): Promise<Job> {
   const { definition, secrets } = split(input);
   const now = Date.now();
   const row: JobRow = {
@@ -186,7 +77,7 @@ export async function createJob(env: Env, accountAlias: string, input: JobInput,
     version: 1,
   };
   await insertJob(env.DB, row);
-  return maybeStart(env, jobView(row), opts.immediate);
+  return jobView(row);
 }
 
 export async function replaceJob(
@@ -194,8 +85,7 @@ export async function replaceJob(
   accountAlias: string,
   jobId: string,
   input: JobReplace,
-  opts: { immediate: boolean },
-): Promise<JobWithExecution> {
+): Promise<Job> {
   // Optimistic: the secrets merge is computed from the version read, and only lands on it.
   for (let attempt = 0; attempt < 3; attempt++) {
     const current = await getJob(env.DB, accountAlias, jobId);
@@ -208,7 +98,7 @@ export async function replaceJob(
       last_updated_time: Math.max(Date.now(), current.last_updated_time),
       version: current.version + 1,
     };
-    if (await updateJob(env.DB, row, current.version)) return maybeStart(env, jobView(row), opts.immediate);
+    if (await updateJob(env.DB, row, current.version)) return jobView(row);
   }
   throw conflict("The job was changed by another request while this one replaced it; try again.");
 }
@@ -216,7 +106,7 @@ export async function replaceJob(
 export async function deleteJob(env: Env, accountAlias: string, jobId: string): Promise<void> {
   if (!(await getJob(env.DB, accountAlias, jobId))) throw notFound();
   const busy = () => conflict("The job has an active execution; stop or kill it first.");
-  if (await hasActiveExecution(env, accountAlias, jobId)) throw busy();
+  if (await hasActiveExecution(env.DB, accountAlias, jobId)) throw busy();
   if (await deleteJobUnlessActive(env.DB, accountAlias, jobId, ACTIVE_STATUSES)) return;
   // Nothing went: either someone deleted it meanwhile, or an execution started meanwhile.
   if (!(await getJob(env.DB, accountAlias, jobId))) throw notFound();

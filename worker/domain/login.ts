@@ -28,7 +28,7 @@ export function loginThrottle(env: Env, username: string) {
 
 // One answer for every wrong pair: which half was wrong is not said.
 const refused = () =>
-  new ProblemError(401, "Unauthorized", "The username or password is not right.", undefined, { "WWW-Authenticate": `Bearer realm="runner"` });
+  new ProblemError({ status: 401, title: "Unauthorized", detail: "The username or password is not right.", headers: { "WWW-Authenticate": `Bearer realm="runner"` } });
 
 export async function login(env: Env, input: LoginInput): Promise<LoginAnswer> {
   const throttle = loginThrottle(env, input.username);

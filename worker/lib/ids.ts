@@ -1,3 +1,5 @@
+import { bytesToHex } from "./encoding";
+
 let lastMs = 0;
 let seq = 0;
 
@@ -22,7 +24,7 @@ export function newId(now = Date.now()): string {
   b[6] = 0x70 | (seq >> 8);
   b[7] = seq & 0xff;
   b[8] = 0x80 | (b[8]! & 0x3f);
-  const h = [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
+  const h = bytesToHex(b);
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
 

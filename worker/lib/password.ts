@@ -3,6 +3,8 @@
  * count kept beside each hash (so it can be raised: `needsRehash`), compared in constant time.
  */
 
+import { base64ToBytes, bytesToBase64 } from "./encoding";
+
 /**
  * Deployed Workers refuse PBKDF2 above 100,000 iterations (the call fails; local workerd accepts
  * more), so this is both the count new hashes use and the most any stored hash may ask for.
@@ -19,13 +21,8 @@ export interface PasswordHash {
   iterations: number;
 }
 
-const b64 = (bytes: Uint8Array) => btoa(String.fromCharCode(...bytes));
-function unb64(text: string): Uint8Array {
-  const bin = atob(text);
-  const out = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-  return out;
-}
+const b64 = bytesToBase64;
+const unb64 = base64ToBytes;
 
 async function derive(password: string, salt: Uint8Array, iterations: number): Promise<Uint8Array> {
   if (!Number.isInteger(iterations) || iterations < 1 || iterations > PBKDF2_ITERATIONS) {

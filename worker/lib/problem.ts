@@ -1,6 +1,8 @@
 import { z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
+import { log } from "./log";
+import { SecretsError } from "./secrets";
 
 /** One offending input: `field` is a dotted path into the body/query (e.g. `hosts.1.id`). */
 export interface FieldError {
@@ -11,29 +13,41 @@ export interface FieldError {
 /** Extra problem members (RFC 9457 extensions): plain values, so they cross RPC as they are. */
 export type Extensions = Record<string, string | number | boolean | null>;
 
-/** The one error type of the API; `onError` turns it into RFC 9457 problem+json. */
-export class ProblemError extends Error {
-  constructor(
-    readonly status: number,
-    readonly title: string,
-    readonly detail?: string,
-    readonly errors?: FieldError[],
-    readonly headers?: Record<string, string>,
-    /** Extra problem members (RFC 9457 extensions), e.g. `command: "abandon"` for agents. */
-    readonly extensions?: Extensions,
-  ) {
-    super(detail ?? title);
-  }
-}
-
-/** A ProblemError as plain data, the form in which it crosses Durable Object RPC (see `Outcome`). */
+/** What a problem is made of: RFC 9457 members, extra headers, extensions. Plain data, so it crosses RPC as it is. */
 export interface ProblemData {
   status: number;
   title: string;
   detail?: string;
   errors?: FieldError[];
   headers?: Record<string, string>;
+  /** Extra problem members (RFC 9457 extensions), e.g. `command: "abandon"` for agents. */
   extensions?: Extensions;
+}
+
+/** The one error type of the API; `onError` turns it into RFC 9457 problem+json. */
+export class ProblemError extends Error {
+  readonly status: number;
+  readonly title: string;
+  readonly detail?: string;
+  readonly errors?: FieldError[];
+  readonly headers?: Record<string, string>;
+  readonly extensions?: Extensions;
+
+  constructor(p: ProblemData) {
+    super(p.detail ?? p.title);
+    this.status = p.status;
+    this.title = p.title;
+    this.detail = p.detail;
+    this.errors = p.errors;
+    this.headers = p.headers;
+    this.extensions = p.extensions;
+  }
+
+  /** The problem as plain data (what crosses Durable Object RPC). */
+  toData(): ProblemData {
+    const { status, title, detail, errors, headers, extensions } = this;
+    return { status, title, detail, errors, headers, extensions };
+  }
 }
 
 /**
@@ -50,36 +64,39 @@ export async function outcome<T>(fn: () => T | Promise<T>): Promise<Outcome<T>> 
     return { ok: true, value: await fn() };
   } catch (e) {
     if (!(e instanceof ProblemError)) throw e;
-    const { status, title, detail, errors, headers, extensions } = e;
-    return { ok: false, problem: { status, title, detail, errors, headers, extensions } };
+    return { ok: false, problem: e.toData() };
   }
 }
 
 /** The caller's side: the value, or the refusal thrown again as the ProblemError it was. */
 export function settle<T>(o: Outcome<T>): T {
   if (o.ok) return o.value;
-  const p = o.problem;
-  throw new ProblemError(p.status, p.title, p.detail, p.errors, p.headers, p.extensions);
+  throw new ProblemError(o.problem);
 }
 
 export const badRequest = (errors: FieldError[], detail = "The request is invalid; see errors.") =>
-  new ProblemError(400, "Bad Request", detail, errors);
+  new ProblemError({ status: 400, title: "Bad Request", detail, errors });
 /**
  * 401 with the RFC 6750 challenge. A request without credentials gets a bare challenge
  * (`missingToken`); a bad token gets `error="invalid_token"`.
  */
 export const unauthorized = (detail: string, missingToken = false) =>
-  new ProblemError(401, "Unauthorized", detail, undefined, {
-    "WWW-Authenticate": missingToken
-      ? `Bearer realm="runner"`
-      : `Bearer realm="runner", error="invalid_token", error_description="${detail.replace(/["\\]/g, "'")}"`,
+  new ProblemError({
+    status: 401,
+    title: "Unauthorized",
+    detail,
+    headers: {
+      "WWW-Authenticate": missingToken
+        ? `Bearer realm="runner"`
+        : `Bearer realm="runner", error="invalid_token", error_description="${detail.replace(/["\\]/g, "'")}"`,
+    },
   });
-export const forbidden = (detail: string) => new ProblemError(403, "Forbidden", detail);
-export const notFound = (detail = "Not found.") => new ProblemError(404, "Not Found", detail);
-export const conflict = (detail: string, errors?: FieldError[]) => new ProblemError(409, "Conflict", detail, errors);
+export const forbidden = (detail: string) => new ProblemError({ status: 403, title: "Forbidden", detail });
+export const notFound = (detail = "Not found.") => new ProblemError({ status: 404, title: "Not Found", detail });
+export const conflict = (detail: string, errors?: FieldError[]) => new ProblemError({ status: 409, title: "Conflict", detail, errors });
 /** 429 with `Retry-After` in whole seconds (at least 1). */
 export const tooManyRequests = (detail: string, retryAfterSeconds: number) =>
-  new ProblemError(429, "Too Many Requests", detail, undefined, { "Retry-After": String(Math.max(1, Math.ceil(retryAfterSeconds))) });
+  new ProblemError({ status: 429, title: "Too Many Requests", detail, headers: { "Retry-After": String(Math.max(1, Math.ceil(retryAfterSeconds))) } });
 
 /** The RFC 9457 body, for /openapi.json. */
 export const ProblemSchema = z
@@ -111,54 +128,45 @@ export function problemResponses(...statuses: number[]) {
 
 const TYPE_BASE = "https://runner.dev/problems/";
 
-export function problemBody(status: number, title: string, detail?: string, errors?: FieldError[], extensions?: Extensions) {
+export function problemBody(p: ProblemData) {
   return {
-    ...extensions,
-    type: `${TYPE_BASE}${title.toLowerCase().replace(/[^a-z0-9]+/g, "-")}`,
-    title,
-    status,
-    detail: detail ?? title,
-    ...(errors && errors.length ? { errors } : {}),
+    ...p.extensions,
+    type: `${TYPE_BASE}${p.title.toLowerCase().replace(/[^a-z0-9]+/g, "-")}`,
+    title: p.title,
+    status: p.status,
+    detail: p.detail ?? p.title,
+    ...(p.errors?.length ? { errors: p.errors } : {}),
   };
 }
 
-export function problemResponse(
-  status: number,
-  title: string,
-  detail?: string,
-  errors?: FieldError[],
-  headers?: Record<string, string>,
-  extensions?: Extensions,
-): Response {
-  return new Response(JSON.stringify(problemBody(status, title, detail, errors, extensions)), {
-    status,
-    headers: { "content-type": "application/problem+json", ...headers },
+export function problemResponse(p: ProblemData): Response {
+  return new Response(JSON.stringify(problemBody(p)), {
+    status: p.status,
+    headers: { "content-type": "application/problem+json", ...p.headers },
   });
 }
 
+const invalidJson = (): ProblemData => ({ status: 400, title: "Bad Request", detail: "The body is not valid JSON.", errors: [{ field: "body", message: "is not valid JSON" }] });
+const internal = (detail = "Something went wrong on our side."): ProblemData => ({ status: 500, title: "Internal Server Error", detail });
+
 /** The single error mapper: known errors keep their status, anything else is a 500 without internals. */
 export function onError(err: Error, c: Context): Response {
-  if (err instanceof ProblemError) {
-    return problemResponse(err.status, err.title, err.detail, err.errors, err.headers, err.extensions);
-  }
+  if (err instanceof ProblemError) return problemResponse(err.toData());
   if (err instanceof HTTPException) {
     const status = err.status;
-    if (status === 400) {
-      // Hono's validators throw this for a body that does not parse as JSON.
-      return problemResponse(400, "Bad Request", "The body is not valid JSON.", [{ field: "body", message: "is not valid JSON" }]);
-    }
-    if (status === 415) return problemResponse(415, "Unsupported Media Type", "The body must be application/json.");
-    if (status === 413) return problemResponse(413, "Payload Too Large", err.message || "The body is too large.");
-    return problemResponse(status, status >= 500 ? "Internal Server Error" : "Error", status >= 500 ? "Something went wrong on our side." : err.message || "Error");
+    // Hono's validators throw a 400 for a body that does not parse as JSON.
+    if (status === 400) return problemResponse(invalidJson());
+    if (status === 415) return problemResponse({ status, title: "Unsupported Media Type", detail: "The body must be application/json." });
+    if (status === 413) return problemResponse({ status, title: "Payload Too Large", detail: err.message || "The body is too large." });
+    if (status >= 500) return problemResponse({ ...internal(), status });
+    return problemResponse({ status, title: "Error", detail: err.message || "Error" });
   }
-  if (err instanceof SyntaxError) {
-    return problemResponse(400, "Bad Request", "The body is not valid JSON.", [{ field: "body", message: "is not valid JSON" }]);
-  }
-  if (err.name === "SecretsError") {
+  if (err instanceof SyntaxError) return problemResponse(invalidJson());
+  if (err instanceof SecretsError) {
     // Server configuration (RUNNER_SECRETS_KEY), not input. The message names a key id, never a value.
-    console.error("secrets error", c.req.method, new URL(c.req.url).pathname, err.message);
-    return problemResponse(500, "Internal Server Error", "Stored secrets could not be decrypted; the operator must check RUNNER_SECRETS_KEY.");
+    log.error("secrets error", { method: c.req.method, path: new URL(c.req.url).pathname, error: err });
+    return problemResponse(internal("Stored secrets could not be decrypted; the operator must check RUNNER_SECRETS_KEY."));
   }
-  console.error("unhandled error", c.req.method, new URL(c.req.url).pathname, err);
-  return problemResponse(500, "Internal Server Error", "Something went wrong on our side.");
+  log.error("unhandled error", { method: c.req.method, path: new URL(c.req.url).pathname, error: err });
+  return problemResponse(internal());
 }

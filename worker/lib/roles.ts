@@ -3,7 +3,7 @@
  * (`requireAccess(family, action)`), shown in the README and walked route by route by
  * test/worker/roles-security.test.ts. A role may do whatever a weaker one may.
  *
- * From DESIGN.md "Authentication and roles": admin has everything in its account (service
+ * The README's "Roles": admin has everything in its account (service
  * accounts, agents and their registration tokens, and later webhook secrets and the audit log);
  * user works with jobs, executions and schedules; viewer reads. The inventory is what
  * dynamic-inventory jobs run on, so a user who may define a job's hosts may define it too.

@@ -9,6 +9,8 @@
  * is bound as additional authenticated data, so a ciphertext cannot be relabelled to another key.
  */
 
+import { base64ToBytes, bytesToBase64url } from "./encoding";
+
 export type SecretsEnv = Pick<Env, "RUNNER_SECRETS_KEY">;
 
 /** Any failure to encrypt or decrypt. Messages never contain key material or plaintext. */
@@ -29,20 +31,6 @@ interface KeyRing {
 // (a rotated secret is a different string, so it gets its own entry).
 const rings = new Map<string, Promise<KeyRing>>();
 
-function b64ToBytes(s: string): Uint8Array {
-  const std = s.replace(/-/g, "+").replace(/_/g, "/");
-  const bin = atob(std + "=".repeat((4 - (std.length % 4)) % 4));
-  const out = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-  return out;
-}
-
-function bytesToB64url(b: Uint8Array): string {
-  let bin = "";
-  for (let i = 0; i < b.length; i += 0x8000) bin += String.fromCharCode(...b.subarray(i, i + 0x8000));
-  return btoa(bin).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-}
-
 async function parseRing(config: string): Promise<KeyRing> {
   const entries = config
     .split(",")
@@ -58,7 +46,7 @@ async function parseRing(config: string): Promise<KeyRing> {
     if (byKid.has(kid)) throw new SecretsError(`RUNNER_SECRETS_KEY lists key id '${kid}' twice.`);
     let raw: Uint8Array;
     try {
-      raw = b64ToBytes(entry.slice(sep + 1).trim());
+      raw = base64ToBytes(entry.slice(sep + 1).trim());
     } catch {
       throw new SecretsError(`RUNNER_SECRETS_KEY key '${kid}' is not valid base64.`);
     }
@@ -94,7 +82,7 @@ export async function encryptSecret(env: SecretsEnv, plaintext: string): Promise
   const iv = crypto.getRandomValues(new Uint8Array(IV_BYTES));
   const prefix = `${VERSION}.${primary.kid}`;
   const ct = await crypto.subtle.encrypt({ name: "AES-GCM", iv, additionalData: enc.encode(prefix) }, primary.key, enc.encode(plaintext));
-  return `${prefix}.${bytesToB64url(iv)}.${bytesToB64url(new Uint8Array(ct))}`;
+  return `${prefix}.${bytesToBase64url(iv)}.${bytesToBase64url(new Uint8Array(ct))}`;
 }
 
 export async function decryptSecret(env: SecretsEnv, ciphertext: string): Promise<string> {
@@ -106,8 +94,8 @@ export async function decryptSecret(env: SecretsEnv, ciphertext: string): Promis
   if (!key) throw new SecretsError(`The stored secret was encrypted with key id '${kid.slice(0, 64)}', which RUNNER_SECRETS_KEY does not list.`);
   let iv: Uint8Array, ct: Uint8Array;
   try {
-    iv = b64ToBytes(ivText);
-    ct = b64ToBytes(ctText);
+    iv = base64ToBytes(ivText);
+    ct = base64ToBytes(ctText);
   } catch {
     throw new SecretsError("The stored secret is not valid base64.");
   }

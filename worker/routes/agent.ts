@@ -1,8 +1,9 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { pollForLease, registerAgent, requireAgent, type AgentEnv } from "../domain/agents";
+import { pollForLease, registerAgent } from "../domain/agents";
 import { executionClient } from "../domain/execution-client";
 import { isExecutionId } from "../domain/executions";
-import { abandon } from "../execution.do";
+import { abandon } from "../domain/contracts";
+import { bearerToken, requireAgent, type AgentEnv } from "../lib/auth";
 import { jsonAnswer, jsonBody, router } from "../lib/hono";
 import { problemResponses } from "../lib/problem";
 import { LeaseRequest, RegisterAnswer, RegisterBody } from "../schemas/agent";
@@ -32,8 +33,7 @@ agent.openapi(
     responses: { 200: jsonAnswer(RegisterAnswer, "The agent's credential, shown once"), ...problemResponses(400, 401) },
   }),
   async (c) => {
-    const m = /^Bearer\s+(\S+)\s*$/i.exec(c.req.header("authorization") ?? "");
-    const answer = await registerAgent(c.env, c.req.valid("json"), m?.[1] ?? null);
+    const answer = await registerAgent(c.env, c.req.valid("json"), bearerToken(c.req.header("authorization")));
     return c.json(answer, 200, { "cache-control": "no-store" });
   },
 );

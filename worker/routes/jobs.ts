@@ -1,4 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
+import { startIfAsked } from "../domain/executions";
 import { createJob, deleteJob, listJobPage, readJob, replaceJob } from "../domain/jobs";
 import { requireAccess } from "../lib/auth";
 import { jsonAnswer, jsonBody, router, validationHook } from "../lib/hono";
@@ -30,7 +31,8 @@ jobs.openapi(
   }),
   async (c) => {
     const { alias } = c.req.valid("param");
-    return c.json(await createJob(c.env, alias, c.req.valid("json"), { immediate: c.req.valid("query").immediate === "true" }), 200);
+    const job = await createJob(c.env, alias, c.req.valid("json"));
+    return c.json(await startIfAsked(c.env, job, c.req.valid("query").immediate === "true"), 200);
   },
   (result, c) => bodyHook(result, c as never),
 );
@@ -80,7 +82,8 @@ jobs.openapi(
   }),
   async (c) => {
     const { alias, jobId } = c.req.valid("param");
-    return c.json(await replaceJob(c.env, alias, jobId, c.req.valid("json"), { immediate: c.req.valid("query").immediate === "true" }), 200);
+    const job = await replaceJob(c.env, alias, jobId, c.req.valid("json"));
+    return c.json(await startIfAsked(c.env, job, c.req.valid("query").immediate === "true"), 200);
   },
   (result, c) => bodyHook(result, c as never),
 );

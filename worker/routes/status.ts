@@ -1,4 +1,4 @@
-import { createRoute, z } from "@hono/zod-openapi";
+import { createRoute } from "@hono/zod-openapi";
 import { listEvents, listJobEvents } from "../domain/executions";
 import { requireAccess } from "../lib/auth";
 import { jsonAnswer, router } from "../lib/hono";

@@ -28,12 +28,12 @@ export const UI_CSP = [
 export const DOCS_CSP = UI_CSP.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'");
 
 async function fromAssets(env: Env, request: Request, path: string, csp: string): Promise<Response> {
-  if (!env.ASSETS) return problemResponse(503, "Service Unavailable", "The dashboard's files are not built (npm run build:ui).");
+  if (!env.ASSETS) return problemResponse({ status: 503, title: "Service Unavailable", detail: "The dashboard's files are not built (npm run build:ui)." });
   const url = new URL(request.url);
   url.pathname = path;
   url.search = "";
   const r = await env.ASSETS.fetch(new Request(url, { method: request.method === "HEAD" ? "HEAD" : "GET", headers: request.headers }));
-  if (r.status === 404) return problemResponse(404, "Not Found", "No such resource.");
+  if (r.status === 404) return problemResponse({ status: 404, title: "Not Found", detail: "No such resource." });
   const res = new Response(r.body, r);
   res.headers.set("content-security-policy", csp);
   res.headers.set("x-content-type-options", "nosniff");

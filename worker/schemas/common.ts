@@ -32,7 +32,7 @@ export const jsonObject = (what: string) =>
     .record(z.string(), z.unknown())
     .refine((v) => jsonDepth(v) <= MAX_JSON_DEPTH, { message: `${what} must nest at most ${MAX_JSON_DEPTH} levels` });
 
-// ---- paging (DESIGN.md): `page` from 0 and `size` 1-100 (default 100) in,
+// ---- paging (README, "A session with curl"): `page` from 0 and `size` 1-100 (default 100) in,
 // `{totalSize, page, size, results}` out, all four always present.
 
 export const MAX_PAGE_SIZE = 100;

@@ -262,7 +262,7 @@ export type LeaseRef = z.infer<typeof LeaseRef>;
  * Any JSON value. Typed `{} | null` rather than `unknown` so that a lease keeps its type across
  * Workers RPC (the RPC typings turn an object holding `unknown` into `never`).
  */
-// eslint-disable-next-line @typescript-eslint/no-empty-object-type
+// biome-ignore lint/complexity/noBannedTypes: `{}` is what keeps the type across RPC (see above)
 export type JsonField = {} | null;
 const jsonRecord = () => z.record(z.string(), z.unknown()) as unknown as z.ZodType<Record<string, JsonField>>;
 
@@ -326,3 +326,4 @@ export type LeaseBody = z.infer<typeof LeaseBody>;
 export const AgentAnswerSchema = z
   .object({ leaseExpiresAt: z.number().int().optional(), command: z.enum(["stop", "kill"]).nullable() })
   .openapi("AgentAnswer");
+export type AgentAnswer = z.infer<typeof AgentAnswerSchema>;

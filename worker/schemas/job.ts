@@ -1,4 +1,5 @@
 import { z } from "@hono/zod-openapi";
+import { base64ToBytes } from "../lib/encoding";
 import { AliasOnly, jsonObject, pageSchema, pathParam } from "./common";
 
 /**
@@ -28,10 +29,7 @@ export function decodeBase64(text: string): Uint8Array | null {
   if (bare.length % 4 === 1) return null;
   if (s.length !== bare.length && s.length % 4 !== 0) return null;
   try {
-    const bin = atob(bare + "=".repeat((4 - (bare.length % 4)) % 4));
-    const out = new Uint8Array(bin.length);
-    for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-    return out;
+    return base64ToBytes(bare);
   } catch {
     return null;
   }
@@ -175,7 +173,7 @@ const Callback = z
   })
   .openapi("Callback");
 
-/** A host's variables (Ansible host vars); `rnr_location` routes work (see DESIGN.md). Shared with the inventory. */
+/** A host's variables (Ansible host vars); `rnr_location` routes work (docs/agent-protocol.md, "Lease"). Shared with the inventory. */
 export const hostVars = jsonObject("hostVars").superRefine((v, ctx) => {
   if ("rnr_location" in v && v.rnr_location !== null && (typeof v.rnr_location !== "string" || !v.rnr_location.trim() || v.rnr_location.length > 64)) {
     ctx.addIssue({ code: "custom", path: ["rnr_location"], message: "must be a location name (1-64 characters)" });

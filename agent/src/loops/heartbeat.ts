@@ -36,7 +36,7 @@ export async function heartbeatLoop(opts: HeartbeatOptions): Promise<void> {
       delay = jitter(opts.intervalMs);
     } catch (err) {
       if (opts.signal.aborted) break;
-      const e = err instanceof ApiError ? err : new ApiError(String((err as Error)?.message ?? err), 0);
+      const e = ApiError.from(err);
       if (e.unauthorized || e.abandon) {
         opts.onFatal?.(e);
         return;

@@ -48,7 +48,7 @@ export async function leaseLoop(opts: LeaseLoopOptions): Promise<void> {
       opts.onLease(lease);
     } catch (err) {
       if (signal.aborted) break;
-      const e = err instanceof ApiError ? err : new ApiError(String((err as Error)?.message ?? err), 0);
+      const e = ApiError.from(err);
       if (!e.retryable) {
         opts.onFatal(e);
         return;

@@ -1,10 +1,12 @@
 import { DurableObject } from "cloudflare:workers";
-import { stillLeased } from "./db/executions";
-import { claimSlot, releaseSlots, slotsHeld, type Claim } from "./db/slots";
-import type { DispatchItem } from "./domain/contracts";
-import { executionClient } from "./domain/execution-client";
-import { MAX_POLL_WAIT_MS } from "./schemas/agent";
-import type { LeaseBody } from "./schemas/execution";
+import { stillLeased } from "../db/executions";
+import { claimSlot, releaseSlots, slotsHeld, type Claim } from "../db/slots";
+import type { DispatchItem } from "../domain/contracts";
+import { executionClient } from "../domain/execution-client";
+import { log } from "../lib/log";
+import { MAX_POLL_WAIT_MS } from "../schemas/agent";
+import type { LeaseBody } from "../schemas/execution";
+import { DispatchQueue, type LeasedRow, type QueueRow } from "./queue";
 
 /** Who polls: the agent, and optionally a check that its HTTP request is still there to receive. */
 export interface PollAgent {
@@ -23,18 +25,9 @@ interface Waiter {
   done: boolean;
 }
 
-interface QueueRow extends Record<string, SqlStorageValue> {
-  execution_id: string;
-  account_alias: string;
-  job_id: string;
-  enqueued_at: number;
-  seq: number;
-  failures: number;
-}
-
 export interface DispatcherSnapshot {
   queued: DispatchItem[];
-  leased: { executionId: string; accountAlias: string; jobId: string; agentId: string }[];
+  leased: LeasedRow[];
   waiting: string[];
 }
 
@@ -62,7 +55,7 @@ const LIMIT_RECHECK_MS = 2_000;
  * here are serialized through one pump.
  */
 export class Dispatcher extends DurableObject<Env> {
-  private readonly sql: SqlStorage;
+  private readonly queue: DispatchQueue;
   private waiters: Waiter[] = [];
   private pumping = false;
   private again = false;
@@ -76,37 +69,7 @@ export class Dispatcher extends DurableObject<Env> {
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    this.sql = ctx.storage.sql;
-    this.sql.exec(`
-      CREATE TABLE IF NOT EXISTS queue (
-        execution_id TEXT PRIMARY KEY,
-        account_alias TEXT NOT NULL,
-        job_id TEXT NOT NULL,
-        enqueued_at INTEGER NOT NULL,
-        seq INTEGER NOT NULL,
-        failures INTEGER NOT NULL DEFAULT 0,
-        not_before INTEGER NOT NULL DEFAULT 0
-      );
-      CREATE INDEX IF NOT EXISTS queue_by_job ON queue (account_alias, job_id, enqueued_at, seq);
-      CREATE TABLE IF NOT EXISTS leased (
-        execution_id TEXT PRIMARY KEY,
-        account_alias TEXT NOT NULL,
-        job_id TEXT NOT NULL,
-        agent_id TEXT NOT NULL,
-        leased_at INTEGER NOT NULL,
-        -- When the row was last confirmed against the executions index (see reconcile()).
-        checked_at INTEGER NOT NULL
-      );
-      CREATE INDEX IF NOT EXISTS leased_by_account ON leased (account_alias);
-      -- Round-robin: the turn at which an account (job_id '') or a job of it was last served.
-      CREATE TABLE IF NOT EXISTS turns (
-        account_alias TEXT NOT NULL,
-        job_id TEXT NOT NULL,
-        served INTEGER NOT NULL,
-        PRIMARY KEY (account_alias, job_id)
-      );
-      CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-    `);
+    this.queue = new DispatchQueue(ctx.storage.sql);
   }
 
   // ---- RPC ----------------------------------------------------------------------------------
@@ -114,22 +77,14 @@ export class Dispatcher extends DurableObject<Env> {
   /** Adds a PENDING execution; idempotent by executionId (a repeat keeps its place). */
   async enqueue(item: DispatchItem): Promise<void> {
     if (item.executionId === this.granting) return;
-    this.sql.exec(
-      `INSERT INTO queue (execution_id, account_alias, job_id, enqueued_at, seq) VALUES (?, ?, ?, ?, ?)
-       ON CONFLICT (execution_id) DO NOTHING`,
-      item.executionId,
-      item.accountAlias,
-      item.jobId,
-      item.enqueuedAt,
-      this.next("seq"),
-    );
+    this.queue.add(item);
     void this.pump();
   }
 
   /** Drops a queued execution (stopped or killed while PENDING). */
   async remove(executionId: string): Promise<void> {
-    const row = this.sql.exec<QueueRow>(`DELETE FROM queue WHERE execution_id = ? RETURNING *`, executionId).toArray()[0];
-    if (row) this.forgetIdle(row);
+    const row = this.queue.take(executionId);
+    if (row) this.queue.forgetIdle(row);
   }
 
   /**
@@ -138,7 +93,7 @@ export class Dispatcher extends DurableObject<Env> {
    */
   async finished(executionId: string): Promise<void> {
     await releaseSlots(this.env.DB, [executionId]);
-    this.sql.exec(`DELETE FROM leased WHERE execution_id = ?`, executionId);
+    this.queue.releaseLeased(executionId);
     void this.pump();
   }
 
@@ -165,15 +120,7 @@ export class Dispatcher extends DurableObject<Env> {
 
   /** What the object holds (operations and tests). */
   async snapshot(): Promise<DispatcherSnapshot> {
-    const queued = this.sql
-      .exec<QueueRow>(`SELECT * FROM queue ORDER BY enqueued_at, seq`)
-      .toArray()
-      .map((r) => ({ executionId: r.execution_id, accountAlias: r.account_alias, jobId: r.job_id, enqueuedAt: r.enqueued_at }));
-    const leased = this.sql
-      .exec<{ execution_id: string; account_alias: string; job_id: string; agent_id: string }>(`SELECT * FROM leased ORDER BY leased_at`)
-      .toArray()
-      .map((r) => ({ executionId: r.execution_id, accountAlias: r.account_alias, jobId: r.job_id, agentId: r.agent_id }));
-    return { queued, leased, waiting: this.waiters.filter((w) => !w.done).map((w) => w.agent.agentId) };
+    return { queued: this.queue.queued(), leased: this.queue.leased(), waiting: this.waiters.filter((w) => !w.done).map((w) => w.agent.agentId) };
   }
 
   /** Retries grants that failed and checks leases whose `finished` never came. */
@@ -201,12 +148,12 @@ export class Dispatcher extends DurableObject<Env> {
       }
       while (this.again);
     } catch (e) {
-      console.error("dispatcher pump failed", e);
+      log.error("dispatcher: pump failed", { error: e });
       this.recheckAt = Date.now() + LIMIT_RECHECK_MS;
     } finally {
       this.pumping = false;
     }
-    await this.scheduleAlarm().catch((e) => console.error("dispatcher alarm", e));
+    await this.scheduleAlarm().catch((e) => log.error("dispatcher: alarm not set", { error: e }));
   }
 
   /** One hand-off attempt; false when nothing more can be matched now. */
@@ -222,7 +169,7 @@ export class Dispatcher extends DurableObject<Env> {
         this.answer(w, null);
         return true;
       }
-      const queued = () => this.sql.exec(`SELECT 1 FROM queue WHERE execution_id = ?`, item.execution_id).toArray().length > 0;
+      const queued = () => this.queue.has(item.execution_id);
       // The item may have been removed or granted while we asked.
       if (!queued()) return true;
       this.granting = item.execution_id;
@@ -243,9 +190,9 @@ export class Dispatcher extends DurableObject<Env> {
     try {
       claim = await claimSlot(this.env.DB, item.execution_id, item.account_alias, this.limit(), Date.now());
     } catch (e) {
-      console.error("slot claim failed", item.execution_id, e);
-      this.sql.exec(`DELETE FROM queue WHERE execution_id = ?`, item.execution_id);
-      this.requeueAfterFailure(item);
+      log.error("dispatcher: slot claim failed", { executionId: item.execution_id, error: e });
+      this.queue.take(item.execution_id);
+      this.queue.requeueAfterFailure(item);
       return true;
     }
     if (claim === "full") {
@@ -253,7 +200,7 @@ export class Dispatcher extends DurableObject<Env> {
       this.full.add(item.account_alias);
       return true;
     }
-    const giveBack = () => (claim === "taken" ? releaseSlots(this.env.DB, [item.execution_id]).catch((e: unknown) => console.error("slot release failed", e)) : undefined);
+    const giveBack = () => (claim === "taken" ? releaseSlots(this.env.DB, [item.execution_id]).catch((e: unknown) => log.error("dispatcher: slot release failed", { executionId: item.execution_id, error: e })) : undefined);
     if (!queued()) {
       await giveBack(); // removed (stopped, killed) while the slot was claimed
       return true;
@@ -261,19 +208,9 @@ export class Dispatcher extends DurableObject<Env> {
     // Off the queue, and remembered as leased here, before the grant. A local row it already has (a
     // `finished` that has not arrived yet, or a stale repeat of `enqueue`) is left as it is: only a
     // row made here is dropped when the grant does not happen.
-    this.sql.exec(`DELETE FROM queue WHERE execution_id = ?`, item.execution_id);
-    const took =
-      this.sql.exec(
-        `INSERT INTO leased (execution_id, account_alias, job_id, agent_id, leased_at, checked_at) VALUES (?, ?, ?, ?, ?, ?)
-         ON CONFLICT (execution_id) DO NOTHING`,
-        item.execution_id,
-        item.account_alias,
-        item.job_id,
-        w.agent.agentId,
-        Date.now(),
-        Date.now(),
-      ).rowsWritten > 0;
-    const dropLocal = () => took && this.sql.exec(`DELETE FROM leased WHERE execution_id = ?`, item.execution_id);
+    this.queue.take(item.execution_id);
+    const took = this.queue.markLeased(item, w.agent.agentId, Date.now());
+    const dropLocal = () => took && this.queue.releaseLeased(item.execution_id);
     let lease: LeaseBody | null;
     try {
       lease = await executionClient(this.env, item.execution_id).grantLease(w.agent.agentId);
@@ -282,9 +219,9 @@ export class Dispatcher extends DurableObject<Env> {
       // lease alarm recovers a grant nobody received) and retry after a backoff. The D1 slot stays:
       // if the grant happened it is the lease's (its `finished` frees it); if not, it stops
       // counting after the grace, and the retry renews it.
-      console.error("grantLease failed", item.execution_id, e);
+      log.error("dispatcher: grantLease failed", { executionId: item.execution_id, error: e });
       dropLocal();
-      this.requeueAfterFailure(item);
+      this.queue.requeueAfterFailure(item);
       return true;
     }
     if (!lease) {
@@ -292,18 +229,18 @@ export class Dispatcher extends DurableObject<Env> {
       // for this grant goes back; one the execution already held is its live lease's.
       dropLocal();
       await giveBack();
-      this.forgetIdle(item);
+      this.queue.forgetIdle(item);
       return true;
     }
     if (!took) {
-      this.sql.exec(`UPDATE leased SET agent_id = ?, leased_at = ?, checked_at = ? WHERE execution_id = ?`, w.agent.agentId, Date.now(), Date.now(), item.execution_id);
+      this.queue.reassign(item.execution_id, w.agent.agentId, Date.now());
     }
-    this.served(item);
+    this.queue.served(item);
     if (this.isRevoked(w.agent.agentId)) {
       // Revoked while we granted: the lease is lost at once and the execution goes back to PENDING.
       await executionClient(this.env, item.execution_id)
         .agentRevoked(w.agent.agentId)
-        .catch((e: unknown) => console.error("agentRevoked after grant failed", e));
+        .catch((e: unknown) => log.error("dispatcher: agentRevoked after grant failed", { executionId: item.execution_id, error: e }));
       this.answer(w, null);
       return true;
     }
@@ -318,16 +255,8 @@ export class Dispatcher extends DurableObject<Env> {
   private async pick(): Promise<QueueRow | null> {
     const now = Date.now();
     const limit = this.limit();
-    const accounts = this.sql
-      .exec<{ account_alias: string }>(
-        `SELECT q.account_alias, COALESCE(t.served, 0) AS served, MIN(q.enqueued_at) AS first_at, MIN(q.seq) AS first_seq
-         FROM queue q LEFT JOIN turns t ON t.account_alias = q.account_alias AND t.job_id = ''
-         WHERE q.not_before <= ?
-         GROUP BY q.account_alias ORDER BY served, first_at, first_seq`,
-        now,
-      )
-      .toArray()
-      .map((a) => a.account_alias)
+    const accounts = this.queue
+      .accountsByTurn(now)
       .filter((a) => !this.full.has(a));
     if (accounts.length === 0) {
       if (this.full.size > 0) this.recheckAt = now + LIMIT_RECHECK_MS;
@@ -339,74 +268,7 @@ export class Dispatcher extends DurableObject<Env> {
       this.recheckAt = now + LIMIT_RECHECK_MS;
       return null;
     }
-    const job = this.sql
-      .exec<{ job_id: string }>(
-        `SELECT q.job_id, COALESCE(t.served, 0) AS served, MIN(q.enqueued_at) AS first_at, MIN(q.seq) AS first_seq
-         FROM queue q LEFT JOIN turns t ON t.account_alias = q.account_alias AND t.job_id = q.job_id
-         WHERE q.account_alias = ? AND q.not_before <= ?
-         GROUP BY q.job_id ORDER BY served, first_at, first_seq LIMIT 1`,
-        account,
-        now,
-      )
-      .toArray()[0];
-    if (!job) return null;
-    return (
-      this.sql
-        .exec<QueueRow>(
-          `SELECT * FROM queue WHERE account_alias = ? AND job_id = ? AND not_before <= ? ORDER BY enqueued_at, seq LIMIT 1`,
-          account,
-          job.job_id,
-          now,
-        )
-        .toArray()[0] ?? null
-    );
-  }
-
-  /** Records the turn of the item's account and job. */
-  private served(item: QueueRow): void {
-    const turn = this.next("turn");
-    for (const job of ["", item.job_id]) {
-      this.sql.exec(
-        `INSERT INTO turns (account_alias, job_id, served) VALUES (?, ?, ?)
-         ON CONFLICT (account_alias, job_id) DO UPDATE SET served = excluded.served`,
-        item.account_alias,
-        job,
-        turn,
-      );
-    }
-    this.forgetIdle(item);
-  }
-
-  /** A job (or account) with nothing left queued forgets its turn: the table stays as small as the queue. */
-  private forgetIdle(item: QueueRow): void {
-    this.sql.exec(
-      `DELETE FROM turns WHERE account_alias = ? AND job_id = ? AND NOT EXISTS (SELECT 1 FROM queue WHERE account_alias = ? AND job_id = ?)`,
-      item.account_alias,
-      item.job_id,
-      item.account_alias,
-      item.job_id,
-    );
-    this.sql.exec(
-      `DELETE FROM turns WHERE account_alias = ? AND job_id = '' AND NOT EXISTS (SELECT 1 FROM queue WHERE account_alias = ?)`,
-      item.account_alias,
-      item.account_alias,
-    );
-  }
-
-  private requeueAfterFailure(item: QueueRow): void {
-    const failures = item.failures + 1;
-    const backoff = Math.min(60_000, 1_000 * 2 ** Math.min(failures - 1, 6));
-    this.sql.exec(
-      `INSERT INTO queue (execution_id, account_alias, job_id, enqueued_at, seq, failures, not_before) VALUES (?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (execution_id) DO NOTHING`,
-      item.execution_id,
-      item.account_alias,
-      item.job_id,
-      item.enqueued_at,
-      item.seq,
-      failures,
-      Date.now() + backoff,
-    );
+    return this.queue.nextOf(account, now);
   }
 
   private async isAlive(w: Waiter): Promise<boolean> {
@@ -445,15 +307,6 @@ export class Dispatcher extends DurableObject<Env> {
     return Number.isFinite(n) && n > 0 ? n : 10;
   }
 
-  private next(name: string): number {
-    return this.sql
-      .exec<{ value: number }>(
-        `INSERT INTO counters (name, value) VALUES (?, 1) ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value`,
-        name,
-      )
-      .one().value;
-  }
-
   // ---- safety nets --------------------------------------------------------------------------
 
   /**
@@ -462,18 +315,15 @@ export class Dispatcher extends DurableObject<Env> {
    * execution no longer holds a lease there.
    */
   private async reconcile(): Promise<void> {
-    const old = this.sql
-      .exec<{ execution_id: string }>(`SELECT execution_id FROM leased WHERE checked_at < ?`, Date.now() - RECONCILE_AFTER_MS)
-      .toArray()
-      .map((r) => r.execution_id);
+    const old = this.queue.uncheckedSince(Date.now() - RECONCILE_AFTER_MS);
     if (old.length === 0) return;
     const live = await stillLeased(this.env.DB, old);
     const ended = old.filter((id) => !live.has(id));
     await releaseSlots(this.env.DB, ended);
     const now = Date.now();
     for (const id of old) {
-      if (live.has(id)) this.sql.exec(`UPDATE leased SET checked_at = ? WHERE execution_id = ?`, now, id);
-      else this.sql.exec(`DELETE FROM leased WHERE execution_id = ?`, id);
+      if (live.has(id)) this.queue.confirmed(id, now);
+      else this.queue.releaseLeased(id);
     }
   }
 
@@ -483,8 +333,8 @@ export class Dispatcher extends DurableObject<Env> {
    */
   private async scheduleAlarm(): Promise<void> {
     const now = Date.now();
-    const retry = this.sql.exec<{ t: number | null }>(`SELECT MIN(not_before) AS t FROM queue WHERE not_before > ?`, now).one().t;
-    const oldest = this.sql.exec<{ t: number | null }>(`SELECT MIN(checked_at) AS t FROM leased`).one().t;
+    const retry = this.queue.nextRetry(now);
+    const oldest = this.queue.oldestCheck();
     const check = oldest === null ? null : Math.max(now + 1_000, oldest + RECONCILE_AFTER_MS + 1);
     const recheck = this.recheckAt !== null && this.waiters.some((w) => !w.done) ? this.recheckAt : null;
     const want = [retry, check, recheck].filter((t): t is number => t !== null);

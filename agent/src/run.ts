@@ -1,0 +1,399 @@
+// One run of a lease, its lifecycle: workspace → playbook (prepare.ts) → inventory → ansible-playbook
+// (environment: ansible-env.ts; what it says: ansible-output.ts) → outcome (outcome.ts) → report →
+// cleanup; and the commands that reach it meanwhile (stop, kill, abandon, hand back). The split
+// follows buildkite-agent's job runner: this file is the lifecycle, the pieces beside it are the
+// phases and the pure rules.
+//
+// A run knows nothing of HTTP: it gets a lease and a sink (events, status reports, flush) and is
+// told of commands through command()/abandon()/handBack(). Everything it hands the sink is
+// already redacted. Its processes are isolated as `isolation` says (sandbox.ts).
+import type { ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { dirname, join, resolve } from "node:path";
+import { performance } from "node:perf_hooks";
+import { fileURLToPath } from "node:url";
+import { ansibleEnv, runEnv, type HostKeyChecking } from "./ansible-env.ts";
+import { AnsibleOutput } from "./ansible-output.ts";
+import { InventoryError, writeRunFiles } from "./inventory.ts";
+import { silentLogger, type Logger } from "./log.ts";
+import { ansibleError, exitOutcome, finalReport, overrideByRequest, unexpectedOutcome, type Requested, type RunOutcome } from "./outcome.ts";
+import { InitFailure, preparePlaybook, prepareIsolation } from "./prepare.ts";
+import { killByUid, killTracked, signalGroup, signalProcess, terminateGroup, trackingId } from "./process-group.ts";
+import { Redactor } from "./redact.ts";
+import { NO_ISOLATION, sandboxedCommandPid, spawnIsolated, type Isolation, type SandboxMounts } from "./sandbox.ts";
+import type { EventInput, Lease, StatusReport } from "./types.ts";
+import { createWorkspace, handOver, prepareWorkRoot, removeWorkspace, type Workspace } from "./workspace.ts";
+
+export interface RunSink {
+  /** An event (already redacted); the sink numbers and uploads it. */
+  event(e: EventInput): void;
+  /** A status report or repositoryLog; resolves when delivered (or given up on). */
+  report(r: StatusReport): Promise<void>;
+  /** Resolves when every event given so far is delivered (or given up on). */
+  flush(): Promise<void>;
+}
+
+export interface RunOptions {
+  /** Parent directory of the per-execution workspaces (see workspace.ts). */
+  workRoot: string;
+  ansiblePlaybook?: string;
+  hostKeyChecking?: HostKeyChecking;
+  knownHosts?: string;
+  /** Base environment of git and ansible-playbook; the agent's own RUNNER_* settings are removed from it. */
+  env?: NodeJS.ProcessEnv;
+  log?: Logger;
+  /** Converts a server timestamp (the lease deadline) to this machine's clock. */
+  toLocalTime?: (serverMs: number) => number;
+  /** After a deadline stop, the kill follows this much later (protocol: 30 s). */
+  deadlineKillAfterMs?: number;
+  /** When the lease arrived (performance.now()), for the lease → ansible-playbook timing. */
+  receivedAt?: number;
+  /** Directory holding runner_events.py. */
+  callbackDir?: string;
+  /** How git and ansible-playbook are isolated (sandbox.ts); default none. */
+  isolation?: Isolation;
+}
+
+export type Phase = "init" | "running" | "finishing" | "done";
+
+export interface RunResult extends RunOutcome {
+  timings: {
+    /** Lease received → ansible-playbook spawned. */
+    leaseToSpawnMs?: number;
+    /** Lease received → the playbook_on_start event. */
+    leaseToStartMs?: number;
+    /** ansible-playbook spawned → exited. */
+    ansibleMs?: number;
+    totalMs: number;
+  };
+}
+
+type Timings = RunResult["timings"];
+
+export const CALLBACK_DIR = resolve(dirname(fileURLToPath(import.meta.url)), "..", "ansible", "callback_plugins");
+
+/** The API keeps 4000 characters of a status detail. */
+const MAX_DETAIL = 3900;
+
+export class Run {
+  readonly lease: Lease;
+  readonly executionId: string;
+  readonly attempt: number;
+  private readonly sink: RunSink;
+  private readonly opts: RunOptions;
+  private readonly log: Logger;
+  private readonly redactor: Redactor;
+  private readonly initAbort = new AbortController();
+  private readonly trackingId: string;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private readonly reports: Promise<void>[] = [];
+  private requested: Requested = null;
+  private child: ChildProcess | null = null;
+  private ansible: ChildProcess | null = null;
+  private ws: Workspace | null = null;
+  private _phase: Phase = "init";
+  /** What ansible-playbook says: events for the sink, and whether the playbook started. */
+  private readonly output: AnsibleOutput;
+  private readonly timings: Timings = { totalMs: 0 };
+  private readonly receivedAt: number;
+  private readonly iso: Isolation;
+  private mounts: SandboxMounts = { rw: [], ro: [] };
+  private callbackDir: string;
+
+  constructor(lease: Lease, sink: RunSink, opts: RunOptions) {
+    this.lease = lease;
+    this.executionId = lease.executionId;
+    this.attempt = lease.attempt;
+    this.sink = sink;
+    this.opts = opts;
+    this.log = (opts.log ?? silentLogger).child({ executionId: lease.executionId, attempt: lease.attempt });
+    this.redactor = new Redactor(lease.secrets ?? []);
+    this.trackingId = trackingId(opts.workRoot, `${lease.executionId}:${lease.attempt}:${randomBytes(4).toString("hex")}`);
+    this.receivedAt = opts.receivedAt ?? performance.now();
+    this.iso = opts.isolation ?? NO_ISOLATION;
+    this.callbackDir = opts.callbackDir ?? CALLBACK_DIR;
+    this.output = new AnsibleOutput(
+      this.redactor,
+      (e) => this.emit(e),
+      () => {
+        this.timings.leaseToStartMs = performance.now() - this.receivedAt;
+        this.log.info("playbook started");
+        if (!this.requested) void this.report({ status: "RUNNING" });
+      },
+    );
+  }
+
+  get phase(): Phase {
+    return this._phase;
+  }
+
+  /** True once the playbook has started (the playbook_on_start event). */
+  get playbookStarted(): boolean {
+    return this.output.started;
+  }
+
+  // ---- commands ---------------------------------------------------------------------------------
+
+  /** stop: SIGINT to ansible-playbook (it ends before its next task); kill: SIGKILL to its whole process group. */
+  command(cmd: "stop" | "kill", reason?: string): void {
+    if (this._phase === "done" || this.requested?.kind === "abandon" || this.requested?.kind === "handback") return;
+    if (cmd === "stop") {
+      if (this.requested) return; // already stopping or killing
+      this.requested = { kind: "stop", reason: reason ?? "stopped" };
+      this.log.info("stop requested", { reason: this.requested.reason });
+      if (this.ansible && this.ansible.exitCode === null && this.ansible.signalCode === null) this.interruptAnsible();
+      else if (!this.ansible) this.abortInit();
+      return;
+    }
+    if (this.requested?.kind === "kill") return;
+    this.requested = { kind: "kill", reason: reason ?? "killed" };
+    this.log.info("kill requested", { reason: this.requested.reason });
+    this.killNow();
+  }
+
+  /** The server says this run is not ours (any more): kill it, report nothing. */
+  abandon(): void {
+    if (this._phase === "done") return;
+    this.requested = { kind: "abandon" };
+    this.log.warn("the API says this execution is no longer ours: abandoning it");
+    this.killNow();
+  }
+
+  /** Shutting down: give the execution back if its playbook has not started. True if it was. */
+  handBack(): boolean {
+    if (this._phase === "done" || this.output.started || this.requested) return false;
+    this.requested = { kind: "handback" };
+    this.killNow();
+    return true;
+  }
+
+  /**
+   * SIGINT to ansible-playbook alone (its workers and ssh connections finish the running task).
+   * In the sandbox it is bwrap's grandchild, which may take a moment to appear after the spawn.
+   */
+  private interruptAnsible(tries = 0): void {
+    const child = this.ansible;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    if (this.iso.level !== "sandbox") {
+      signalProcess(child.pid, "SIGINT");
+      return;
+    }
+    const pid = sandboxedCommandPid(child.pid);
+    if (pid) signalProcess(pid, "SIGINT");
+    else if (tries < 100) setTimeout(() => this.interruptAnsible(tries + 1), 20);
+  }
+
+  private killNow(): void {
+    this.abortInit();
+    if (this.child) signalGroup(this.child.pid, "SIGKILL");
+    if (this.ansible) signalGroup(this.ansible.pid, "SIGKILL");
+  }
+
+  private abortInit(): void {
+    if (!this.initAbort.signal.aborted) this.initAbort.abort();
+    if (this.child && this.child !== this.ansible) signalGroup(this.child.pid, "SIGKILL");
+  }
+
+  private checkAborted(): void {
+    if (this.requested) throw new InitFailure("aborted", "aborted");
+  }
+
+  private armDeadline(): void {
+    const deadline = this.lease.deadline;
+    if (!deadline) return;
+    const local = this.opts.toLocalTime ? this.opts.toLocalTime(deadline) : deadline;
+    const stopIn = Math.max(0, local - Date.now());
+    const killIn = stopIn + (this.opts.deadlineKillAfterMs ?? 30_000);
+    const cap = 2 ** 31 - 1; // setTimeout's limit (~24.8 days)
+    if (stopIn < cap) this.timers.push(setTimeout(() => this.command("stop", "ttl_expired"), stopIn));
+    if (killIn < cap) this.timers.push(setTimeout(() => this.command("kill", "ttl_expired"), killIn));
+  }
+
+  // ---- what goes to the sink ----------------------------------------------------------------------
+
+  /** An event (already redacted) to the sink, unless the run was abandoned. */
+  private emit(e: EventInput): void {
+    if (this.requested?.kind === "abandon") return;
+    this.sink.event(e);
+  }
+
+  private report(r: StatusReport): Promise<void> {
+    r = this.redactor.report(r);
+    if (r.detail && r.detail.length > MAX_DETAIL) r = { ...r, detail: `${r.detail.slice(0, MAX_DETAIL - 1)}…` };
+    const p = this.sink.report(r).catch((err) => this.log.warn("status report failed", { error: err }));
+    this.reports.push(p);
+    return p;
+  }
+
+  // ---- the lifecycle ------------------------------------------------------------------------------
+
+  async run(): Promise<RunResult> {
+    const timings = this.timings;
+    let result: RunOutcome;
+    this.armDeadline();
+    try {
+      result = await this.runPhases(timings);
+    } catch (err) {
+      this.log.error("execution failed unexpectedly", { error: err });
+      result = unexpectedOutcome(err, this.output.started);
+    } finally {
+      for (const t of this.timers) clearTimeout(t);
+      this._phase = "finishing";
+      await this.cleanup();
+    }
+    timings.totalMs = performance.now() - this.receivedAt;
+    if (overrideByRequest(this.requested, result).status) {
+      await Promise.all(this.reports);
+      await this.sink.flush();
+    }
+    // Decided after the last upload: a stop or kill that came in its answer still counts.
+    result = overrideByRequest(this.requested, result);
+    const report = finalReport(result);
+    if (report) await this.report(report);
+    this._phase = "done";
+    this.log.info("execution finished", {
+      status: result.status ?? (result.abandoned ? "abandoned" : "handed back"),
+      reason: result.reason,
+      ms: Math.round(timings.totalMs),
+    });
+    return { ...result, timings };
+  }
+
+  /** Workspace, playbook, inventory, ansible-playbook; a failure to prepare is an INIT_FAILURE. */
+  private async runPhases(timings: Timings): Promise<RunOutcome> {
+    try {
+      const ws = await this.createWorkspace();
+      const env = runEnv(this.iso.level, this.opts.env, ws.home);
+      this.checkAborted();
+      const playbook = await preparePlaybook(
+        {
+          job: this.lease.job,
+          hostKeyChecking: this.opts.hostKeyChecking ?? "off",
+          knownHosts: this.opts.knownHosts,
+          env,
+          trackingId: this.trackingId,
+          signal: this.initAbort.signal,
+          onSpawn: (c) => (this.child = c),
+          onSecret: (s) => this.redactor.add(s),
+          spawn: (args, o) => spawnIsolated(this.iso, this.mounts, "git", args, o),
+          onCloned: (repositoryLog) => {
+            this.log.info("repository cloned", { commit: repositoryLog.commit, branch: repositoryLog.branch });
+            void this.report({ repositoryLog });
+          },
+        },
+        ws,
+      );
+      this.checkAborted();
+      let runFiles: Awaited<ReturnType<typeof writeRunFiles>>;
+      try {
+        runFiles = await writeRunFiles(this.lease, ws.private);
+      } catch (err) {
+        if (err instanceof InventoryError) throw new InitFailure("workspace_failed", err.message);
+        throw err;
+      }
+      await handOver(ws, this.lease.job.playbook ? [join(ws.project, "playbook.yml")] : []);
+      this.checkAborted();
+      return await this.runAnsible(ws, env, [...runFiles.args, playbook], timings);
+    } catch (err) {
+      if (this.requested) return { status: null };
+      if (err instanceof InitFailure) {
+        this.log.warn("execution could not start", { reason: err.reason, detail: this.redactor.text(err.message) });
+        return { status: "INIT_FAILURE", reason: err.reason, detail: err.message };
+      }
+      throw err;
+    }
+  }
+
+  /** The run's private directories (its slot user's, when it has one) and the sandbox's mounts. */
+  private async createWorkspace(): Promise<Workspace> {
+    const owner = this.iso.uid !== undefined ? { uid: this.iso.uid, gid: this.iso.gid ?? this.iso.uid } : undefined;
+    try {
+      await prepareWorkRoot(this.opts.workRoot, { traversable: !!owner });
+      this.ws = await createWorkspace(this.opts.workRoot, this.executionId, owner);
+      const prepared = await prepareIsolation(this.ws, this.iso, { callbackDir: this.callbackDir, knownHosts: this.opts.knownHosts });
+      this.mounts = prepared.mounts;
+      this.callbackDir = prepared.callbackDir;
+      return this.ws;
+    } catch (err) {
+      throw new InitFailure("workspace_failed", `could not create the workspace under ${this.opts.workRoot}: ${(err as Error).message}`);
+    }
+  }
+
+  private async runAnsible(ws: Workspace, base: NodeJS.ProcessEnv, args: string[], timings: Timings): Promise<RunOutcome> {
+    const env = ansibleEnv({
+      base,
+      trackingId: this.trackingId,
+      callbackDir: this.callbackDir,
+      hostKeyChecking: this.opts.hostKeyChecking ?? "off",
+      knownHosts: this.opts.knownHosts,
+      ws,
+    });
+    const cmd = this.opts.ansiblePlaybook ?? "ansible-playbook";
+    this.log.debug("starting ansible-playbook", { args: args.join(" ") });
+
+    const child = spawnIsolated(this.iso, this.mounts, cmd, args, { cwd: ws.project, env, stdio: ["ignore", "pipe", "pipe", "pipe"] });
+    const spawnedAt = performance.now();
+    timings.leaseToSpawnMs = spawnedAt - this.receivedAt;
+    this.ansible = child;
+    this.child = child;
+    this._phase = "running";
+    // A stop that came while we were preparing reaches ansible-playbook now.
+    if (this.requested?.kind === "stop") this.interruptAnsible();
+    if (this.requested && this.requested.kind !== "stop") signalGroup(child.pid, "SIGKILL");
+
+    const eventsDone = this.output.readEvents(child.stdio[3] as NodeJS.ReadableStream);
+    const stdoutDone = this.output.readOutput(child.stdout!, "stdout");
+    const stderrDone = this.output.readOutput(child.stderr!, "stderr");
+
+    const exit = await new Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }>((res) => {
+      child.once("error", (error) => res({ code: null, signal: null, error }));
+      child.once("exit", (code, signal) => res({ code, signal }));
+    });
+    timings.ansibleMs = performance.now() - spawnedAt;
+    if (exit.error) {
+      const e = exit.error as NodeJS.ErrnoException;
+      throw new InitFailure(
+        "workspace_failed",
+        e.code === "ENOENT" ? `${cmd} is not installed on the agent's machine (install ansible-core >= 2.14)` : `could not start ${cmd}: ${e.message}`,
+      );
+    }
+    // Streams end when the last process holding them exits; don't wait forever for a daemonised straggler.
+    await Promise.race([Promise.all([eventsDone, stdoutDone, stderrDone]), new Promise((r) => setTimeout(r, 3000))]);
+    for (const s of [child.stdout, child.stderr, child.stdio[3]]) (s as NodeJS.ReadableStream & { destroy?: () => void })?.destroy?.();
+    this.log.debug("ansible-playbook exited", { code: exit.code, signal: exit.signal });
+    return exitOutcome({
+      code: exit.code,
+      signal: exit.signal,
+      started: this.output.started,
+      stats: this.output.stats,
+      failedSeen: this.output.failedSeen,
+      ansibleError: ansibleError(this.output.stderrTail, ws),
+    });
+  }
+
+  /** Nothing of the execution survives it: processes (ssh masters included), then files. */
+  private async cleanup(): Promise<void> {
+    const killed = this.requested && this.requested.kind !== "stop";
+    for (const c of new Set([this.ansible, this.child])) {
+      if (!c?.pid) continue;
+      // Stragglers in the group (a worker, a daemon a local task started) get a moment to end.
+      if (killed) signalGroup(c.pid, "SIGKILL");
+      else await terminateGroup(c.pid, 1000);
+    }
+    try {
+      const n = await killTracked(this.trackingId, 1000);
+      if (n) this.log.debug("ended leftover processes", { count: n });
+      // Whatever escaped the tracking (a cleared environment, a new session) is still the slot's user.
+      const m = this.iso.uid !== undefined ? await killByUid(this.iso.uid) : 0;
+      if (m) this.log.warn("killed processes of the run that had left its process group and tracking", { count: m });
+    } catch (err) {
+      this.log.warn("could not look for leftover processes", { error: err });
+    }
+    // Their pids may be reused from now on: nothing may signal them any more.
+    this.ansible = null;
+    this.child = null;
+    if (this.ws) {
+      await removeWorkspace(this.ws.dir).catch((err) => this.log.error("could not remove the workspace", { dir: this.ws?.dir, error: err }));
+    }
+  }
+}
