@@ -22,6 +22,8 @@ const checks = [
   { name: "tsc: agent and its tests", cmd: ["tsc", "-p", "agent/tsconfig.json", "--noEmit"] },
   { name: "tsc: end-to-end tests", cmd: ["tsc", "-p", "test/e2e/tsconfig.json", "--noEmit"] },
   { name: "tsc: static tests", cmd: ["tsc", "-p", "test/static/tsconfig.json", "--noEmit"] },
+  { name: "tsc: dashboard", cmd: ["tsc", "-p", "ui/tsconfig.json"] },
+  { name: "tsc: runner CLI", cmd: ["tsc", "-p", "cli/tsconfig.json", "--noEmit"] },
 ];
 
 const suites = [
