@@ -77,7 +77,7 @@ export class Api {
     return res;
   }
 
-  async json<T = any>(method: string, path: string, body?: unknown): Promise<T> {
+  async json<T = unknown>(method: string, path: string, body?: unknown): Promise<T> {
     const res = await this.raw(method, path, { body });
     if (res.status === 204) return undefined as T;
     const text = await res.text();

@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse as parseYaml, stringify as toYaml } from "yaml";
 import { Api, ApiError, readSse, type Page } from "./api.ts";
+import type { Agent, Execution, Job, JobWithExecution, LoginAnswer, Schedule } from "./api-types.ts";
 import { colours, duration, statusColour, table, when, type Colours } from "./output.ts";
 import { profilePath, readProfile, removeProfile, writeProfile, type Profile } from "./profile.ts";
 import { VERSION } from "./version.ts";
@@ -254,19 +255,19 @@ function print(ctx: Ctx, value: unknown, human: () => string): void {
 }
 
 /** A job by id, or by its exact name. */
-async function resolveJob(ctx: Ctx, ref: string): Promise<any> {
+async function resolveJob(ctx: Ctx, ref: string): Promise<Job> {
   try {
-    return await ctx.api.json("GET", `/jobs/${enc(ctx.account)}/${enc(ref)}`);
+    return await ctx.api.json<Job>("GET", `/jobs/${enc(ctx.account)}/${enc(ref)}`);
   } catch (err) {
     if (!(err instanceof ApiError) || err.status !== 404) throw err;
   }
-  const found: any[] = [];
+  const found: Job[] = [];
   for (let page = 0; page < 20; page++) {
-    const p = await ctx.api.json<Page<any>>("GET", `/jobs/${enc(ctx.account)}?page=${page}&size=100`);
+    const p = await ctx.api.json<Page<Job>>("GET", `/jobs/${enc(ctx.account)}?page=${page}&size=100`);
     found.push(...p.results.filter((j) => j.name === ref));
     if ((page + 1) * p.size >= p.totalSize) break;
   }
-  if (found.length === 1) return found[0];
+  if (found.length === 1) return found[0]!;
   if (found.length > 1) throw new UsageError(`${found.length} jobs are named ${JSON.stringify(ref)}: give the id (${found.map((j) => j.id).join(", ")})`);
   throw new ApiError(`no job ${JSON.stringify(ref)} in account ${ctx.account} (neither an id nor a name)`, 404);
 }
@@ -275,7 +276,7 @@ async function resolveJob(ctx: Ctx, ref: string): Promise<any> {
 async function executionJob(ctx: Ctx, executionId: string, job?: string): Promise<string> {
   if (job) return (await resolveJob(ctx, job)).id as string;
   for (let page = 0; page < 20; page++) {
-    const p = await ctx.api.json<Page<any>>("GET", `/jobs/${enc(ctx.account)}/executions?page=${page}&size=100`);
+    const p = await ctx.api.json<Page<Execution>>("GET", `/jobs/${enc(ctx.account)}/executions?page=${page}&size=100`);
     const e = p.results.find((x) => x.execution_id === executionId);
     if (e) return e.job_id as string;
     if ((page + 1) * p.size >= p.totalSize) break;
@@ -307,7 +308,7 @@ async function follow(ctx: Ctx, jobId: string, executionId: string, write: (t: s
     }
     if (status && TERMINAL.includes(status)) return status;
     // The stream ended without the end: the execution may have ended meanwhile, or the connection dropped.
-    const e = await ctx.api.json<any>("GET", path);
+    const e = await ctx.api.json<Execution>("GET", path);
     if (TERMINAL.includes(e.status)) {
       // Whatever was logged after the last piece we got.
       const rest = await ctx.api.raw("GET", `${path}/log${lastId ? `?after=${enc(lastId)}` : ""}`);
@@ -322,13 +323,13 @@ async function followToExit(ctx: Ctx, jobId: string, executionId: string): Promi
   // With --json the log goes to stderr, so that stdout holds only the final execution.
   const write = ctx.json ? ctx.io.err : ctx.io.out;
   const status = await follow(ctx, jobId, executionId, write);
-  const e = await ctx.api.json<any>("GET", executionPath(ctx, jobId, executionId));
+  const e = await ctx.api.json<Execution>("GET", executionPath(ctx, jobId, executionId));
   if (ctx.json) ctx.io.out(JSON.stringify(e, null, 2) + "\n");
   else ctx.io.err(`${ctx.c.dim("execution")} ${executionId} ${statusColour(ctx.c, status)}${e.reason && status !== "SUCCESS" ? ` (${e.reason})` : ""}\n`);
   return OUTCOME_EXIT[status] ?? EXIT.ERROR;
 }
 
-function executionRows(ctx: Ctx, list: any[]): string {
+function executionRows(ctx: Ctx, list: Execution[]): string {
   return (
     table(
       ["EXECUTION", "JOB", "STATUS", "TRIGGER", "CREATED", "TOOK", "REASON"],
@@ -342,7 +343,7 @@ function executionRows(ctx: Ctx, list: any[]): string {
   );
 }
 
-function jobSource(j: any): string {
+function jobSource(j: Job): string {
   if (j.repository?.url) return `${j.repository.url}${j.repository.branch ? `@${j.repository.branch}` : ""}:${j.repository.defaultPlaybook ?? ""}`;
   return "inline";
 }
@@ -400,11 +401,14 @@ $XDG_CONFIG_HOME/runner/<profile>.json (default ~/.config/runner/).
 ${EXIT_CODES}`,
     );
 
-  const act = (fn: (ctx: Ctx, ...args: any[]) => Promise<number | void>) =>
-    async (...args: any[]) => {
+  // Commander calls an action with its arguments, its options, then the command itself; the
+  // command's function answers its exit code, or nothing for EXIT.OK.
+  const act =
+    <A extends unknown[]>(fn: (ctx: Ctx, ...args: A) => Promise<number | undefined> | Promise<void>) =>
+    async (...args: [...A, Command]) => {
       const cmd = args[args.length - 1] as Command;
       const ctx = await context(cmd, io);
-      setExit((await fn(ctx, ...args.slice(0, -1))) ?? EXIT.OK);
+      setExit((await fn(ctx, ...(args.slice(0, -1) as A))) ?? EXIT.OK);
     };
 
   // ---- login / logout
@@ -429,7 +433,7 @@ ${EXIT_CODES}`,
       let password = io.env.RUNNER_PASSWORD;
       if (opts.passwordStdin) password = readFileSync(0, "utf8").replace(/\r?\n$/, "");
       if (!password) password = await promptPassword(io, `Password for ${opts.username}: `);
-      const a = await new Api(base).json<any>("POST", "/authentication/login", { username: opts.username, password });
+      const a = await new Api(base).json<LoginAnswer>("POST", "/authentication/login", { username: opts.username, password });
       const expiresAt = Date.now() + (Number(a.expiresIn) || 3600) * 1000;
       const p: Profile = { url: base, token: a.bearerToken ?? a.accessToken, username: a.userName ?? opts.username, account: a.accountAlias, role: a.roles?.[0], expiresAt };
       const file = await writeProfile(io.env, profile, p);
@@ -458,7 +462,7 @@ ${EXIT_CODES}`,
     .option("--size <n>", "per page (1-100)", "100")
     .action(
       act(async (ctx, o: { page: string; size: string }) => {
-        const p = await ctx.api.json<Page<any>>("GET", `/jobs/${enc(ctx.account)}?page=${enc(o.page)}&size=${enc(o.size)}`);
+        const p = await ctx.api.json<Page<Job>>("GET", `/jobs/${enc(ctx.account)}?page=${enc(o.page)}&size=${enc(o.size)}`);
         print(ctx, p, () =>
           table(["ID", "NAME", "PLAYBOOK", "HOSTS", "UPDATED"], p.results.map((j) => [j.id, j.name ?? "", jobSource(j), j.useDynamicInventory ? "inventory" : String(j.hosts?.length ?? 0), when(j.lastUpdatedTime)]), ctx.c) ||
           ctx.c.dim("no jobs\n"),
@@ -479,8 +483,10 @@ ${EXIT_CODES}`,
     .action(
       act(async (ctx, o: JobFlags & { start?: boolean }) => {
         const body = applyJobFlags(o.file ? readJobFile(o.file) : {}, o);
-        const j = await ctx.api.json<any>("POST", `/jobs/${enc(ctx.account)}?immediate=${o.start ? "true" : "false"}`, body);
-        print(ctx, j, () => `${j.id}${j.execution ? `\n${ctx.c.dim("execution")} ${j.execution.execution_id} ${statusColour(ctx.c, j.execution.status)}` : ""}\n`);
+        const j = await ctx.api.json<JobWithExecution>("POST", `/jobs/${enc(ctx.account)}?immediate=${o.start ? "true" : "false"}`, body);
+        // The schema leaves `execution` open (a record); it is the execution started.
+        const x = j.execution as Execution | undefined;
+        print(ctx, j, () => `${j.id}${x ? `\n${ctx.c.dim("execution")} ${x.execution_id} ${statusColour(ctx.c, x.status)}` : ""}\n`);
       }),
     );
   jobOptions(jobs.command("edit <job>").description("change a job: flags change those fields, --file replaces the definition; neither: $EDITOR"))
@@ -503,7 +509,7 @@ ${EXIT_CODES}`,
           if (!v || typeof v !== "object") throw new UsageError("the edited job must be a mapping of its fields");
           body = v as Record<string, unknown>;
         }
-        const j = await ctx.api.json<any>("PUT", `/jobs/${enc(ctx.account)}/${enc(current.id)}`, body);
+        const j = await ctx.api.json<Job>("PUT", `/jobs/${enc(ctx.account)}/${enc(current.id)}`, body);
         print(ctx, j, () => `${j.id} updated\n`);
       }),
     );
@@ -537,7 +543,7 @@ ${EXIT_CODES}`,
         if (o.tags !== undefined) body.playbookTags = tags(o.tags);
         if (o.check) body.check = true;
         if (o.diff) body.diff = true;
-        const e = await ctx.api.json<any>("POST", `/jobs/${enc(ctx.account)}/${enc(j.id)}/start`, body);
+        const e = await ctx.api.json<Execution>("POST", `/jobs/${enc(ctx.account)}/${enc(j.id)}/start`, body);
         if (!o.follow) {
           print(ctx, e, () => `${e.execution_id}\n`);
           return EXIT.OK;
@@ -573,7 +579,7 @@ ${EXIT_CODES}`,
       act(async (ctx, o: { status?: string; job?: string; page: string; size: string }) => {
         const base = o.job ? `/jobs/${enc(ctx.account)}/${enc((await resolveJob(ctx, o.job)).id)}/executions` : `/jobs/${enc(ctx.account)}/executions`;
         const q = new URLSearchParams({ page: o.page, size: o.size, ...(o.status ? { status: o.status.toUpperCase() } : {}) });
-        const p = await ctx.api.json<Page<any>>("GET", `${base}?${q}`);
+        const p = await ctx.api.json<Page<Execution>>("GET", `${base}?${q}`);
         print(ctx, p, () => executionRows(ctx, p.results));
       }),
     );
@@ -583,7 +589,7 @@ ${EXIT_CODES}`,
     .option("--job <job>", "its job (found from the account's executions otherwise)")
     .action(
       act(async (ctx, id: string, o: { job?: string }) => {
-        const e = await ctx.api.json<any>("GET", executionPath(ctx, await executionJob(ctx, id, o.job), id));
+        const e = await ctx.api.json<Execution>("GET", executionPath(ctx, await executionJob(ctx, id, o.job), id));
         print(ctx, e, () => toYaml(e));
       }),
     );
@@ -599,7 +605,7 @@ ${EXIT_CODES}`,
       act(async (ctx, id: string, o: { job?: string; expiry?: string; follow?: boolean }) => {
         const jobId = await executionJob(ctx, id, o.job);
         const body = o.expiry !== undefined ? { expiryDuration: Number(o.expiry) } : undefined;
-        const e = await ctx.api.json<any>("POST", `${executionPath(ctx, jobId, id)}/${name}`, body);
+        const e = await ctx.api.json<Execution>("POST", `${executionPath(ctx, jobId, id)}/${name}`, body);
         if (o.follow) return followToExit(ctx, jobId, id);
         print(ctx, e, () => `${e.execution_id} ${statusColour(ctx.c, e.status)}\n`);
       }),
@@ -618,7 +624,7 @@ ${EXIT_CODES}`,
     .action(
       act(async (ctx, ref: string) => {
         const j = await resolveJob(ctx, ref);
-        const p = await ctx.api.json<Page<any>>("GET", `/jobs/${enc(ctx.account)}/${enc(j.id)}/schedules`);
+        const p = await ctx.api.json<Page<Schedule>>("GET", `/jobs/${enc(ctx.account)}/${enc(j.id)}/schedules`);
         print(ctx, p, () =>
           table(
             ["ID", "TRIGGER", "TIMEZONE", "ENABLED", "NEXT RUN", "LAST RUN", "DESCRIPTION"],
@@ -648,7 +654,7 @@ ${EXIT_CODES}`,
           ...(o.timezone ? { timezone: o.timezone } : {}),
           ...(o.disabled ? { enabled: false } : {}),
         };
-        const s = await ctx.api.json<any>("POST", `/jobs/${enc(ctx.account)}/${enc(j.id)}/schedules`, body);
+        const s = await ctx.api.json<Schedule>("POST", `/jobs/${enc(ctx.account)}/${enc(j.id)}/schedules`, body);
         print(ctx, s, () => `${s.id}${s.nextRunTime ? ` ${ctx.c.dim("next run")} ${when(s.nextRunTime)}` : ""}\n`);
       }),
     );
@@ -672,7 +678,7 @@ ${EXIT_CODES}`,
     .option("--shared", "the shared pool's agents (operators only)")
     .action(
       act(async (ctx, o: { shared?: boolean }) => {
-        const p = await ctx.api.json<Page<any>>("GET", o.shared ? "/minions/~shared" : `/minions/${enc(ctx.account)}`);
+        const p = await ctx.api.json<Page<Agent>>("GET", o.shared ? "/minions/~shared" : `/minions/${enc(ctx.account)}`);
         print(ctx, p, () =>
           table(
             ["ID", "NAME", "LOCATION", "VERSION", "STATE", "LAST SEEN", "RUNNING"],
@@ -705,8 +711,16 @@ async function promptPassword(io: Io, prompt: string): Promise<string> {
     };
     const onData = (s: string) => {
       for (const ch of s) {
-        if (ch === "\r" || ch === "\n") return done(), resolve(pw);
-        if (ch === "\u0003" || ch === "\u0004") return done(), reject(new UsageError("no password given"));
+        if (ch === "\r" || ch === "\n") {
+          done();
+          resolve(pw);
+          return;
+        }
+        if (ch === "\u0003" || ch === "\u0004") {
+          done();
+          reject(new UsageError("no password given"));
+          return;
+        }
         if (ch === "\u007f" || ch === "\b") pw = pw.slice(0, -1);
         else pw += ch;
       }

@@ -1,8 +1,9 @@
 /**
  * TypeScript types from the JSON Schemas of /openapi.json: the agent's view of the protocol
  * (agent/src/protocol.ts) is generated from the worker's zod schemas this way, so that the lease,
- * event and status-report shapes are written once. Covers what those schemas use: objects,
- * arrays, records, enums, nullable types and $ref.
+ * event and status-report shapes are written once; so are the public API's answers that the
+ * dashboard and the CLI read (ui/src/api-types.ts, cli/src/api-types.ts). Covers what those
+ * schemas use: objects, arrays, records, enums, nullable types, $ref and allOf (an extension).
  */
 
 export interface JsonSchema {
@@ -15,6 +16,7 @@ export interface JsonSchema {
   items?: JsonSchema;
   anyOf?: JsonSchema[];
   oneOf?: JsonSchema[];
+  allOf?: JsonSchema[];
   description?: string;
 }
 
@@ -29,6 +31,7 @@ export function tsType(s: JsonSchema, indent = ""): string {
   if (s.$ref) return refName(s.$ref);
   const alts = s.anyOf ?? s.oneOf;
   if (alts) return union(alts.map((a) => tsType(a, indent)));
+  if (s.allOf) return s.allOf.map((a) => tsType(a, indent)).map((t) => (topLevelUnion(t) ? `(${t})` : t)).join(" & ");
   if (s.enum) return union(s.enum.map((v) => JSON.stringify(v)));
   const types = s.type === undefined ? [] : Array.isArray(s.type) ? s.type : [s.type];
   if (types.length === 0) return "unknown";
@@ -57,13 +60,13 @@ function single(type: string, s: JsonSchema, indent: string): string {
   }
 }
 
-/** Whether `t` is a union at its top level (outside any braces), so that `[]` needs parentheses. */
+/** Whether `t` is a union or an intersection at its top level (outside any braces): it needs parentheses before `[]` or `&`. */
 function topLevelUnion(t: string): boolean {
   let depth = 0;
   for (const c of t) {
     if (c === "{" || c === "(" || c === "<") depth++;
     else if (c === "}" || c === ")" || c === ">") depth--;
-    else if (c === "|" && depth === 0) return true;
+    else if ((c === "|" || c === "&") && depth === 0) return true;
   }
   return false;
 }

@@ -1,5 +1,5 @@
 // Starts swagger-ui on /openapi.json. A file of its own: the Content-Security-Policy allows no inline script.
-(function () {
+(() => {
   var root = document.getElementById("swagger-ui");
   window.ui = window.SwaggerUIBundle({
     url: root.getAttribute("data-url"),

@@ -107,7 +107,7 @@ export interface CallOptions {
 }
 
 /** Calls the API with the session's token; a 401 ends the session. JSON in and out. */
-export async function api<T = any>(method: string, path: string, body?: unknown, opts: CallOptions = {}): Promise<T> {
+export async function api<T = unknown>(method: string, path: string, body?: unknown, opts: CallOptions = {}): Promise<T> {
   const token = opts.token ?? current?.token;
   const headers: Record<string, string> = { accept: "application/json" };
   if (token) headers.authorization = `Bearer ${token}`;
@@ -121,7 +121,7 @@ export async function api<T = any>(method: string, path: string, body?: unknown,
   }
   if (res.status === 204) return undefined as T;
   const text = await res.text();
-  let json: any = undefined;
+  let json: unknown;
   try {
     json = text ? JSON.parse(text) : undefined;
   } catch {
@@ -129,7 +129,7 @@ export async function api<T = any>(method: string, path: string, body?: unknown,
   }
   if (res.ok) return json as T;
   if (res.status === 404 && opts.allow404) return null as T;
-  const problem: Problem = json && typeof json === "object" ? json : { status: res.status, title: res.statusText, detail: text.slice(0, 300) };
+  const problem: Problem = json && typeof json === "object" ? (json as Problem) : { status: res.status, title: res.statusText, detail: text.slice(0, 300) };
   if (res.status === 401 && !opts.token && current) signOut("Your session has ended (the API answered 401): sign in again.");
   throw new ApiError(res.status, problem);
 }

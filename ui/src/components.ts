@@ -1,6 +1,7 @@
 // Small shared pieces. Everything user-provided goes in as text children or attribute values
 // (Preact sets them as text, never as HTML): the dashboard has no innerHTML anywhere.
 import { html } from "htm/preact";
+import type { ComponentChildren } from "preact";
 import { useCallback, useEffect, useRef, useState } from "preact/hooks";
 import { ApiError } from "./api";
 
@@ -14,6 +15,10 @@ export const href = (...parts: string[]) => `#/${parts.map(encodeURIComponent).j
 export function navigate(...parts: string[]) {
   location.hash = href(...parts).slice(1);
 }
+
+/** What a form control's input or change event says: its value, or whether it is checked. */
+export const inputValue = (e: Event) => (e.currentTarget as HTMLInputElement | HTMLTextAreaElement | HTMLSelectElement).value;
+export const inputChecked = (e: Event) => (e.currentTarget as HTMLInputElement).checked;
 
 export function Status({ status }: { status?: string | null }) {
   if (!status) return html`<span class="muted">—</span>`;
@@ -42,7 +47,7 @@ export function FieldMsg({ error, field, id }: { error: unknown; field: string; 
   return html`<p class="field-error" id=${id} role="alert">${msgs.join("; ")}</p>`;
 }
 
-export function Field(props: { label: string; id: string; error?: unknown; field?: string; hint?: string; children: any }) {
+export function Field(props: { label: string; id: string; error?: unknown; field?: string; hint?: string; children: ComponentChildren }) {
   return html`<div class="field">
     <label for=${props.id}>${props.label}</label>
     ${props.children}
@@ -51,7 +56,7 @@ export function Field(props: { label: string; id: string; error?: unknown; field
   </div>`;
 }
 
-export function Empty({ children }: { children: any }) {
+export function Empty({ children }: { children: ComponentChildren }) {
   return html`<div class="empty">${children}</div>`;
 }
 
@@ -114,9 +119,9 @@ export function Secret(props: { id: string; label: string; isSet: boolean; value
         : html`<button type="button" class="small" onClick=${() => onChange(undefined)} aria-describedby=${`${id}-label`}>Keep ${isSet ? "stored" : "unset"}</button>`}
     </span>
     ${typeof value === "string"
-      ? html`<textarea id=${id} rows="3" class="mono" aria-labelledby=${`${id}-label`} placeholder="Paste the private key (PEM or base64), or pick a file" autocomplete="off" spellcheck="false" value=${value} onInput=${(e: any) => onChange(e.currentTarget.value)}></textarea>
-          <input type="file" aria-label=${`${label}: from a file`} onChange=${async (e: any) => {
-            const f = e.currentTarget.files?.[0];
+      ? html`<textarea id=${id} rows="3" class="mono" aria-labelledby=${`${id}-label`} placeholder="Paste the private key (PEM or base64), or pick a file" autocomplete="off" spellcheck="false" value=${value} onInput=${(e: Event) => onChange(inputValue(e))}></textarea>
+          <input type="file" aria-label=${`${label}: from a file`} onChange=${async (e: Event) => {
+            const f = (e.currentTarget as HTMLInputElement).files?.[0];
             if (f) onChange(await f.text());
           }} />`
       : null}

@@ -63,7 +63,10 @@ function App() {
   }, [route.join("/")]);
   if (!s) return html`<${SignIn} />`;
   const link = (name: string, label: string) => html`<li><a href=${href(name)} aria-current=${p.nav === name ? "page" : undefined}>${label}</a></li>`;
-  return html`<a class="skip" href="#main" onClick=${(e: Event) => (e.preventDefault(), document.getElementById("main")?.focus())}>Skip to content</a>
+  return html`<a class="skip" href="#main" onClick=${(e: Event) => {
+    e.preventDefault();
+    document.getElementById("main")?.focus();
+  }}>Skip to content</a>
     <header class="top">
       <a class="brand" href="#/jobs">Runner</a>
       <nav aria-label="Main"><ul>${link("jobs", "Jobs")}${link("executions", "Executions")}${link("agents", "Agents")}${link("inventory", "Inventory")}</ul></nav>

@@ -1,20 +1,8 @@
 import { useState } from "preact/hooks";
 import { acct, api, can, enc, session, type Page } from "../api";
-import { CopyButton, Empty, Field, html, Loading, ProblemBanner, useInterval, useLoad } from "../components";
+import type { Agent, CreatedRegistrationToken, RegistrationToken } from "../api-types";
+import { CopyButton, Empty, Field, html, inputValue, Loading, ProblemBanner, useInterval, useLoad } from "../components";
 import { ago, formatTime, shortId } from "../util";
-
-interface Agent {
-  id: string;
-  name: string;
-  location: string | null;
-  version: string | null;
-  hostname: string | null;
-  concurrency: number;
-  online: boolean;
-  lastSeen: number | null;
-  createdTime: number;
-  runningExecutions: string[];
-}
 
 function AgentTable({ agents, base, onChange, label }: { agents: Agent[]; base: string; onChange: () => void; label: string }) {
   const [error, setError] = useState<unknown>(null);
@@ -47,9 +35,9 @@ function AgentTable({ agents, base, onChange, label }: { agents: Agent[]; base: 
 }
 
 function Tokens() {
-  const list = useLoad((signal) => api<Page<any>>("GET", `/minions/${acct()}/tokens?size=100`, undefined, { signal }), []);
+  const list = useLoad((signal) => api<Page<RegistrationToken>>("GET", `/minions/${acct()}/tokens?size=100`, undefined, { signal }), []);
   const [form, setForm] = useState({ name: "", description: "", location: "" });
-  const [created, setCreated] = useState<any>(null);
+  const [created, setCreated] = useState<CreatedRegistrationToken | null>(null);
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
   const create = async (e: Event) => {
@@ -58,7 +46,7 @@ function Tokens() {
     setBusy(true);
     try {
       const body = { name: form.name.trim() || null, description: form.description.trim() || null, location: form.location.trim() || null };
-      setCreated(await api("POST", `/minions/${acct()}/tokens`, body));
+      setCreated(await api<CreatedRegistrationToken>("POST", `/minions/${acct()}/tokens`, body));
       setForm({ name: "", description: "", location: "" });
       list.reload();
     } catch (err) {
@@ -67,7 +55,7 @@ function Tokens() {
       setBusy(false);
     }
   };
-  const revoke = async (t: any) => {
+  const revoke = async (t: RegistrationToken) => {
     if (!confirm(`Revoke the registration token "${t.name ?? t.id}"? Agents it registered keep working.`)) return;
     setError(null);
     try {
@@ -101,7 +89,7 @@ function Tokens() {
       : list.data.results.length === 0
         ? html`<${Empty}>No registration tokens${can("admin") ? " — create one to register an agent" : ""}.<//>`
         : html`<ul class="plain">${list.data.results.map(
-            (t: any) => html`<li key=${t.id}>
+            (t) => html`<li key=${t.id}>
               <strong>${t.name ?? shortId(t.id)}</strong> <span class="muted small">${t.location ? `location ${t.location} · ` : ""}created ${ago(t.createdTime)}</span>
               ${t.description ? html`<div class="small">${t.description}</div>` : null}
               ${can("admin") ? html` <button type="button" class="small danger" onClick=${() => revoke(t)}>Revoke</button>` : null}
@@ -111,9 +99,9 @@ function Tokens() {
       ? html`<form onSubmit=${create} class="token-form">
           <h3>New registration token</h3>
           <div class="row3">
-            <${Field} label="Name" id="tok-name" error=${error} field="name"><input id="tok-name" value=${form.name} onInput=${(e: any) => setForm({ ...form, name: e.currentTarget.value })} placeholder="dc1" /><//>
-            <${Field} label="Location" id="tok-location" error=${error} field="location" hint="Empty: the default location."><input id="tok-location" value=${form.location} onInput=${(e: any) => setForm({ ...form, location: e.currentTarget.value })} /><//>
-            <${Field} label="Description" id="tok-description" error=${error} field="description"><input id="tok-description" value=${form.description} onInput=${(e: any) => setForm({ ...form, description: e.currentTarget.value })} /><//>
+            <${Field} label="Name" id="tok-name" error=${error} field="name"><input id="tok-name" value=${form.name} onInput=${(e: Event) => setForm({ ...form, name: inputValue(e) })} placeholder="dc1" /><//>
+            <${Field} label="Location" id="tok-location" error=${error} field="location" hint="Empty: the default location."><input id="tok-location" value=${form.location} onInput=${(e: Event) => setForm({ ...form, location: inputValue(e) })} /><//>
+            <${Field} label="Description" id="tok-description" error=${error} field="description"><input id="tok-description" value=${form.description} onInput=${(e: Event) => setForm({ ...form, description: inputValue(e) })} /><//>
           </div>
           <button type="submit" class="primary" disabled=${busy}>Create token</button>
         </form>`
@@ -125,7 +113,10 @@ export function Agents() {
   const agents = useLoad((signal) => api<Page<Agent>>("GET", `/minions/${acct()}?size=100`, undefined, { signal }), []);
   const operator = session()?.operator;
   const shared = useLoad((signal) => (operator ? api<Page<Agent>>("GET", `/minions/~shared?size=100`, undefined, { signal }) : Promise.resolve(null)), [operator]);
-  useInterval(() => (agents.reload(), operator && shared.reload()), 10_000);
+  useInterval(() => {
+    agents.reload();
+    if (operator) shared.reload();
+  }, 10_000);
   return html`<section>
     <div class="page-head"><h1 tabindex="-1">Agents</h1></div>
     <${ProblemBanner} error=${agents.error} />

@@ -1,30 +1,17 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import { acct, api, can, enc, followLog, type Page } from "../api";
 import { AnsiAppender } from "../ansi";
-import { Empty, href, html, Loading, ProblemBanner, Status, useInterval, useLoad, useNow } from "../components";
+import type { Execution as ExecutionAnswer, HostStats, Job, StatusEvent } from "../api-types";
+import { Empty, href, html, inputValue, Loading, ProblemBanner, Status, useInterval, useLoad, useNow } from "../components";
 import { ago, canKill, canRestart, canStop, duration, formatTime, isTerminal, runTime, shortId } from "../util";
 
-interface Exec {
-  execution_id: string;
-  job_id: string;
-  status: string;
-  timers: { start: number; end: number | null }[];
-  failed_hosts: string[];
-  host_stats: Record<string, Record<string, number>>;
-  repository_log: { commit: string; author?: string | null; message?: string | null; branch?: string | null } | null;
-  agent_id: string | null;
-  trigger: string;
-  schedule_id: string | null;
-  reason: string | null;
-  attempt: number;
-  created_time: number;
-  waiting_reason?: string | null;
-}
+/** An execution as answered; `waiting_reason` is shown when the API says why a PENDING one waits (it does not yet). */
+type Exec = ExecutionAnswer & { waiting_reason?: string | null };
 
 export function Execution({ jobId, executionId }: { jobId: string; executionId: string }) {
   const path = `/jobs/${acct()}/${enc(jobId)}/executions/${enc(executionId)}`;
   const x = useLoad((signal) => api<Exec>("GET", path, undefined, { signal }), [path]);
-  const job = useLoad((signal) => api("GET", `/jobs/${acct()}/${enc(jobId)}`, undefined, { signal }).catch(() => null), [jobId]);
+  const job = useLoad((signal) => api<Job>("GET", `/jobs/${acct()}/${enc(jobId)}`, undefined, { signal }).catch(() => null), [jobId]);
   const e = x.data;
   const live = !!e && !isTerminal(e.status);
   useInterval(x.reload, 1500, live);
@@ -33,6 +20,11 @@ export function Execution({ jobId, executionId }: { jobId: string; executionId: 
   if (x.error && !e) return html`<${ProblemBanner} error=${x.error} />`;
   if (!e) return html`<${Loading} what="Loading the execution" />`;
 
+  /** An action's answer shows at once; the reload that follows brings what changed since. */
+  const onAction = (answer: Exec) => {
+    x.set(answer);
+    x.reload();
+  };
   const started = e.timers[0]?.start ?? null;
   const ended = isTerminal(e.status) ? (e.timers.at(-1)?.end ?? null) : null;
   return html`<section class="execution">
@@ -55,7 +47,7 @@ export function Execution({ jobId, executionId }: { jobId: string; executionId: 
     ${e.timers.length > 1
       ? html`<details><summary>Runs (${e.timers.length})</summary><ol>${e.timers.map((t) => html`<li>${formatTime(t.start)} → ${t.end ? formatTime(t.end) : "running"} (${duration((t.end ?? now) - t.start)})</li>`)}</ol></details>`
       : null}
-    ${can("user") ? html`<${Actions} path=${path} exec=${e} onDone=${(answer: Exec) => (x.set(answer), x.reload())} />` : null}
+    ${can("user") ? html`<${Actions} path=${path} exec=${e} onDone=${onAction} />` : null}
     <${Log} key=${`${e.execution_id}:${e.attempt}`} path=${`${path}/log`} onEnd=${x.reload} />
     <div class="grid2">
       <${Hosts} exec=${e} />
@@ -83,10 +75,13 @@ function Actions({ path, exec, onDone }: { path: string; exec: Exec; onDone: (an
   };
   const s = exec.status;
   return html`<div class="card exec-actions">
-    <form class="inline" onSubmit=${(e: Event) => (e.preventDefault(), act("stop", { expiryDuration: Number(expiry) || 0 }))}>
+    <form class="inline" onSubmit=${(e: Event) => {
+      e.preventDefault();
+      act("stop", { expiryDuration: Number(expiry) || 0 });
+    }}>
       <button type="submit" disabled=${!canStop(s) || !!busy} data-testid="stop">${busy === "stop" ? "Stopping…" : "Stop"}</button>
       <label for="stop-expiry">then kill after</label>
-      <input id="stop-expiry" class="narrow" inputmode="numeric" value=${expiry} onInput=${(e: any) => setExpiry(e.currentTarget.value)} aria-describedby="stop-expiry-hint" />
+      <input id="stop-expiry" class="narrow" inputmode="numeric" value=${expiry} onInput=${(e: Event) => setExpiry(inputValue(e))} aria-describedby="stop-expiry-hint" />
       <span id="stop-expiry-hint" class="small muted">seconds (0: never)</span>
     </form>
     <button type="button" class="danger" disabled=${!canKill(s) || !!busy} onClick=${() => act("kill")} data-testid="kill">${busy === "kill" ? "Killing…" : "Kill"}</button>
@@ -159,7 +154,7 @@ function Log({ path, onEnd }: { path: string; onEnd: () => void }) {
 
 function Hosts({ exec }: { exec: Exec }) {
   const hosts = Object.entries(exec.host_stats ?? {});
-  const cols = ["ok", "changed", "failed", "unreachable", "skipped", "rescued", "ignored"];
+  const cols: (keyof HostStats)[] = ["ok", "changed", "failed", "unreachable", "skipped", "rescued", "ignored"];
   return html`<section class="card" aria-labelledby="hosts-h">
     <h2 id="hosts-h">Hosts</h2>
     ${exec.failed_hosts.length ? html`<p class="bad" data-testid="failed-hosts">Failed: ${exec.failed_hosts.join(", ")}</p>` : null}
@@ -188,6 +183,13 @@ interface Task {
   skipped: number;
 }
 
+/** What the task table reads of an event's data (the Ansible callback's payload). */
+interface TaskEventData {
+  changed?: unknown;
+  result?: { changed?: unknown } | null;
+  ignore_errors?: unknown;
+}
+
 const TASK_START = new Set(["playbook_on_task_start", "playbook_on_handler_task_start", "playbook_on_cleanup_task_start"]);
 
 function Tasks({ path, live, status, endTime }: { path: string; live: boolean; status: string; endTime: number | null }) {
@@ -206,7 +208,7 @@ function Tasks({ path, live, status, endTime }: { path: string; live: boolean; s
     busy.current = true;
     try {
       for (;;) {
-        const page = await api<Page<any>>("GET", `${path}/events?after=${after.current}&size=100`);
+        const page = await api<Page<StatusEvent>>("GET", `${path}/events?after=${after.current}&size=100`);
         for (const ev of page.results) {
           after.current = Math.max(after.current, ev.sequence);
           const list = acc.current;
@@ -216,10 +218,11 @@ function Tasks({ path, live, status, endTime }: { path: string; live: boolean; s
             list.push({ name: ev.task || "(unnamed task)", start: ev.timestamp, end: null, ok: 0, changed: 0, failed: 0, unreachable: 0, skipped: 0 });
           } else if (cur && ev.host) {
             const t = ev.event_type as string;
+            const data = ev.data as TaskEventData | null | undefined;
             if (t === "runner_on_ok") {
-              if (ev.data?.changed === true || ev.data?.result?.changed === true || /^changed:/.test(ev.message ?? "")) cur.changed++;
+              if (data?.changed === true || data?.result?.changed === true || /^changed:/.test(ev.message ?? "")) cur.changed++;
               else cur.ok++;
-            } else if (t === "runner_on_failed" && !ev.data?.ignore_errors) cur.failed++;
+            } else if (t === "runner_on_failed" && !data?.ignore_errors) cur.failed++;
             else if (t === "runner_on_unreachable") cur.unreachable++;
             else if (t === "runner_on_skipped") cur.skipped++;
           }
@@ -265,18 +268,45 @@ function Tasks({ path, live, status, endTime }: { path: string; live: boolean; s
   </section>`;
 }
 
+/**
+ * A webhook delivery, as the panel reads it: the deliveries API is not built yet (the panel hides
+ * on its 404), so the names it may answer are read in either spelling.
+ */
+interface Delivery {
+  id?: string;
+  delivery_id?: string;
+  deliveryId?: string;
+  event_type?: string;
+  eventType?: string;
+  sequence?: number;
+  url?: string;
+  status?: string;
+  attempts?: number;
+  attempt?: number;
+  response_status?: number | null;
+  responseStatus?: number | null;
+  last_status?: number | null;
+  lastStatus?: number | null;
+  error?: string | null;
+  last_error?: string | null;
+  updated_time?: number | null;
+  last_attempt_time?: number | null;
+  created_time?: number | null;
+  createdTime?: number | null;
+}
+
 function Deliveries({ path, live }: { path: string; live: boolean }) {
-  const list = useLoad((signal) => api<Page<any> | null>("GET", `${path}/deliveries?size=100`, undefined, { signal, allow404: true }), [path]);
+  const list = useLoad((signal) => api<Page<Delivery> | null>("GET", `${path}/deliveries?size=100`, undefined, { signal, allow404: true }), [path]);
   useInterval(list.reload, 5000, live && list.data !== null);
   const [error, setError] = useState<unknown>(null);
   const [done, setDone] = useState<string | null>(null);
   // Where the deliveries API is not built (404), the panel is not there.
   if (list.data === null) return null;
-  const redeliver = async (id: string) => {
+  const redeliver = async (id: string | undefined) => {
     setError(null);
     setDone(null);
     try {
-      await api("POST", `${path}/deliveries/${enc(id)}/redeliver`);
+      await api("POST", `${path}/deliveries/${enc(String(id))}/redeliver`);
       setDone("Queued for delivery again.");
       list.reload();
     } catch (e) {
@@ -294,7 +324,7 @@ function Deliveries({ path, live }: { path: string; live: boolean }) {
         ? html`<${Empty}>No deliveries for this execution (its job has no callbacks, or none were due yet).<//>`
         : html`<div class="table-wrap"><table class="list" aria-label="Webhook deliveries">
             <thead><tr><th scope="col">Event</th><th scope="col">URL</th><th scope="col">Status</th><th scope="col">Attempts</th><th scope="col">Last answer</th><th scope="col">When</th>${can("user") ? html`<th scope="col"><span class="visually-hidden">Actions</span></th>` : null}</tr></thead>
-            <tbody>${rows.map((d: any) => {
+            <tbody>${rows.map((d) => {
               const id = d.id ?? d.delivery_id ?? d.deliveryId;
               const code = d.response_status ?? d.responseStatus ?? d.last_status ?? d.lastStatus;
               return html`<tr key=${id}>

@@ -1,6 +1,7 @@
 import { useState } from "preact/hooks";
 import { acct, api, type Page } from "../api";
-import { Empty, html, Loading, Pager, ProblemBanner, useInterval, useLoad } from "../components";
+import type { Execution } from "../api-types";
+import { Empty, html, inputValue, Loading, Pager, ProblemBanner, useInterval, useLoad } from "../components";
 import { isTerminal } from "../util";
 import { ExecutionRows } from "./job";
 
@@ -11,7 +12,7 @@ export function Executions() {
   const [page, setPage] = useState(0);
   const [status, setStatus] = useState("");
   const list = useLoad(
-    (signal) => api<Page<any>>("GET", `/jobs/${acct()}/executions?page=${page}&size=50${status ? `&status=${status}` : ""}`, undefined, { signal }),
+    (signal) => api<Page<Execution>>("GET", `/jobs/${acct()}/executions?page=${page}&size=50${status ? `&status=${status}` : ""}`, undefined, { signal }),
     [page, status],
   );
   useInterval(list.reload, 3000, (list.data?.results ?? []).some((x) => !isTerminal(x.status)));
@@ -19,7 +20,10 @@ export function Executions() {
     <div class="page-head"><h1 tabindex="-1">Executions</h1></div>
     <div class="toolbar">
       <label for="exec-status">Status</label>
-      <select id="exec-status" value=${status} onChange=${(e: any) => (setStatus(e.currentTarget.value), setPage(0))}>
+      <select id="exec-status" value=${status} onChange=${(e: Event) => {
+        setStatus(inputValue(e));
+        setPage(0);
+      }}>
         <option value="">any</option>
         ${STATUSES.map((s) => html`<option value=${s}>${s}</option>`)}
       </select>

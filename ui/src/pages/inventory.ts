@@ -1,17 +1,12 @@
 import { useState } from "preact/hooks";
 import { acct, api, ApiError, can } from "../api";
-import { Empty, Field, html, Loading, ProblemBanner, useLoad } from "../components";
+import type { Inventory as InventoryAnswer } from "../api-types";
+import { Empty, Field, html, inputValue, Loading, ProblemBanner, useLoad } from "../components";
 import { pretty } from "../util";
-
-interface Host {
-  id: string;
-  groups?: string[];
-  hostVars?: Record<string, unknown>;
-}
 
 /** The account's inventory: hosts, their groups and variables; users may replace it as JSON. */
 export function Inventory() {
-  const inv = useLoad((signal) => api<{ hosts: Host[] }>("GET", `/inventory/${acct()}`, undefined, { signal }), []);
+  const inv = useLoad((signal) => api<InventoryAnswer>("GET", `/inventory/${acct()}`, undefined, { signal }), []);
   const [query, setQuery] = useState("");
   const [editing, setEditing] = useState<string | null>(null);
   const [error, setError] = useState<unknown>(null);
@@ -46,7 +41,10 @@ export function Inventory() {
   return html`<section>
     <div class="page-head">
       <h1 tabindex="-1">Inventory</h1>
-      ${can("user") && editing === null ? html`<button type="button" onClick=${() => (setError(null), setEditing(pretty({ hosts })))}>Edit as JSON</button>` : null}
+      ${can("user") && editing === null ? html`<button type="button" onClick=${() => {
+        setError(null);
+        setEditing(pretty({ hosts }));
+      }}>Edit as JSON</button>` : null}
     </div>
     <p class="muted">The hosts that jobs with “dynamic inventory” run on. Host variables are not secrets: they are stored and shown as given.</p>
     <${ProblemBanner} error=${inv.error} />
@@ -54,7 +52,7 @@ export function Inventory() {
       ? html`<form onSubmit=${save} class="card">
           <${ProblemBanner} error=${error} fields=${["body"]} />
           <${Field} label="Inventory (JSON: {hosts: [{id, groups?, hostVars?}]})" id="inventory-json" error=${error} field="hosts">
-            <textarea id="inventory-json" rows="16" class="mono" spellcheck="false" value=${editing} onInput=${(e: any) => setEditing(e.currentTarget.value)}></textarea>
+            <textarea id="inventory-json" rows="16" class="mono" spellcheck="false" value=${editing} onInput=${(e: Event) => setEditing(inputValue(e))}></textarea>
           <//>
           <div class="actions"><button type="submit" class="primary" disabled=${busy}>Replace the inventory</button><button type="button" onClick=${() => setEditing(null)}>Cancel</button></div>
         </form>`
@@ -65,7 +63,7 @@ export function Inventory() {
         ? html`<${Empty}>No hosts in the inventory yet${can("user") ? " — edit it to add some" : ""}.<//>`
         : html`<div class="toolbar">
               <label for="inv-search" class="visually-hidden">Search hosts and groups</label>
-              <input id="inv-search" type="search" placeholder="Search hosts or groups" value=${query} onInput=${(e: any) => setQuery(e.currentTarget.value)} />
+              <input id="inv-search" type="search" placeholder="Search hosts or groups" value=${query} onInput=${(e: Event) => setQuery(inputValue(e))} />
             </div>
             <div class="grid2">
               <section class="card" aria-labelledby="inv-hosts"><h2 id="inv-hosts">Hosts (${hosts.length})</h2>

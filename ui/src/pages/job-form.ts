@@ -1,6 +1,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { acct, api, ApiError, can, enc } from "../api";
-import { Field, FieldMsg, html, Loading, navigate, ProblemBanner, Secret } from "../components";
+import type { Job } from "../api-types";
+import { Field, FieldMsg, html, inputChecked, inputValue, Loading, navigate, ProblemBanner, Secret } from "../components";
 import { fromBase64, parseJsonObject, pretty, splitList, toBase64 } from "../util";
 
 type SecretValue = string | null | undefined;
@@ -66,7 +67,7 @@ const blank = (): FormState => ({
   key: undefined,
 });
 
-function fromJob(j: any): FormState {
+function fromJob(j: Job): FormState {
   return {
     name: j.name ?? "",
     description: j.description ?? "",
@@ -80,13 +81,13 @@ function fromJob(j: any): FormState {
     repoPassword: undefined,
     repoHasKey: !!j.repository?.credentials?.hasSshPrivateKey,
     repoKey: undefined,
-    hosts: (j.hosts ?? []).map((h: any) => ({ id: h.id, vars: Object.keys(h.hostVars ?? {}).length ? pretty(h.hostVars) : "", hasKey: !!h.hasSshPrivateKey, key: undefined })),
+    hosts: (j.hosts ?? []).map((h) => ({ id: h.id, vars: Object.keys(h.hostVars ?? {}).length ? pretty(h.hostVars) : "", hasKey: !!h.hasSshPrivateKey, key: undefined })),
     useDynamicInventory: !!j.useDynamicInventory,
     location: j.location ?? "",
     properties: Object.keys(j.properties ?? {}).length ? pretty(j.properties) : "",
     tags: (j.playbookTags ?? []).join(", "),
     ttl: String(j.executionTtl ?? 180),
-    callbacks: (j.callbacks ?? []).map((c: any) => ({ url: c.url, level: c.level ?? "DEBUG" })),
+    callbacks: (j.callbacks ?? []).map((c) => ({ url: c.url, level: c.level ?? "DEBUG" })),
     hasKey: !!j.hasSshPrivateKey,
     key: undefined,
   };
@@ -101,7 +102,7 @@ function secretOut(v: SecretValue): string | null | undefined {
 }
 
 /** The body for POST/PUT; local mistakes (bad JSON) come back as field errors in the API's shape. */
-function toBody(f: FormState): { body?: any; errors: { field: string; message: string }[] } {
+function toBody(f: FormState): { body?: Record<string, unknown>; errors: { field: string; message: string }[] } {
   const errors: { field: string; message: string }[] = [];
   const json = (text: string, field: string, what: string) => {
     try {
@@ -111,7 +112,7 @@ function toBody(f: FormState): { body?: any; errors: { field: string; message: s
       return undefined;
     }
   };
-  const body: any = {
+  const body: Record<string, unknown> = {
     name: f.name.trim() || null,
     description: f.description.trim() || null,
     executionTtl: f.ttl.trim() ? Number(f.ttl) : null,
@@ -121,7 +122,7 @@ function toBody(f: FormState): { body?: any; errors: { field: string; message: s
     location: f.location.trim() || null,
     callbacks: f.callbacks.filter((c) => c.url.trim()).map((c) => ({ url: c.url.trim(), level: c.level })),
     hosts: f.hosts.map((h, i) => {
-      const host: any = { id: h.id.trim() };
+      const host: Record<string, unknown> = { id: h.id.trim() };
       const vars = json(h.vars, `hosts.${i}.hostVars`, `Host ${h.id || i + 1}'s variables`);
       if (vars) host.hostVars = vars;
       const key = secretOut(h.key);
@@ -137,7 +138,7 @@ function toBody(f: FormState): { body?: any; errors: { field: string; message: s
     body.repository = null;
   } else {
     body.playbook = null;
-    const credentials: any = { username: f.repoUsername.trim() || null };
+    const credentials: Record<string, unknown> = { username: f.repoUsername.trim() || null };
     const pw = f.repoPassword === undefined ? undefined : f.repoPassword === null ? null : f.repoPassword || undefined;
     if (pw !== undefined) credentials.password = pw;
     const rk = secretOut(f.repoKey);
@@ -155,7 +156,7 @@ export function JobForm({ jobId }: { jobId?: string }) {
 
   useEffect(() => {
     if (!jobId) return;
-    api("GET", `/jobs/${acct()}/${enc(jobId)}`).then((j) => setForm(fromJob(j)), setLoadError);
+    api<Job>("GET", `/jobs/${acct()}/${enc(jobId)}`).then((j) => setForm(fromJob(j)), setLoadError);
   }, [jobId]);
 
   if (!can("user")) return html`<div class="empty">Your role (viewer) may not change jobs.</div>`;
@@ -165,7 +166,7 @@ export function JobForm({ jobId }: { jobId?: string }) {
   const set = (patch: Partial<FormState>) => setForm({ ...form, ...patch });
   const setHost = (i: number, patch: Partial<HostRow>) => set({ hosts: form.hosts.map((h, j) => (j === i ? { ...h, ...patch } : h)) });
   const setCallback = (i: number, patch: Partial<CallbackRow>) => set({ callbacks: form.callbacks.map((c, j) => (j === i ? { ...c, ...patch } : c)) });
-  const input = (k: keyof FormState) => (e: any) => set({ [k]: e.currentTarget.value } as any);
+  const input = (k: keyof FormState) => (e: Event) => set({ [k]: inputValue(e) } as Partial<FormState>);
 
   const submit = async (e: Event) => {
     e.preventDefault();
@@ -177,7 +178,7 @@ export function JobForm({ jobId }: { jobId?: string }) {
     }
     setBusy(true);
     try {
-      const saved = jobId ? await api("PUT", `/jobs/${acct()}/${enc(jobId)}`, body) : await api("POST", `/jobs/${acct()}`, body);
+      const saved = jobId ? await api<Job>("PUT", `/jobs/${acct()}/${enc(jobId)}`, body) : await api<Job>("POST", `/jobs/${acct()}`, body);
       navigate("jobs", saved.id);
     } catch (err) {
       setError(err);
@@ -209,8 +210,8 @@ export function JobForm({ jobId }: { jobId?: string }) {
       ${form.source === "inline"
         ? html`<${Field} label="Playbook (YAML)" id="job-playbook" error=${error} field="playbook">
               <textarea id="job-playbook" rows="10" class="mono" spellcheck="false" value=${form.playbookText} onInput=${input("playbookText")}></textarea>
-              <input type="file" accept=".yml,.yaml,text/yaml,text/plain" aria-label="Playbook from a file" onChange=${async (e: any) => {
-                const file = e.currentTarget.files?.[0];
+              <input type="file" accept=".yml,.yaml,text/yaml,text/plain" aria-label="Playbook from a file" onChange=${async (e: Event) => {
+                const file = (e.currentTarget as HTMLInputElement).files?.[0];
                 if (file) set({ playbookText: await file.text() });
               }} />
             <//>`
@@ -237,7 +238,7 @@ export function JobForm({ jobId }: { jobId?: string }) {
                       ${form.repoHasPassword ? html`<button type="button" class="small" onClick=${() => set({ repoPassword: null })}>Remove</button>` : null}`
                   : html`<button type="button" class="small" onClick=${() => set({ repoPassword: undefined })}>Keep</button>`}
               </span>
-              ${typeof form.repoPassword === "string" ? html`<input type="password" aria-labelledby="repo-password-label" autocomplete="new-password" value=${form.repoPassword} onInput=${(e: any) => set({ repoPassword: e.currentTarget.value })} />` : null}
+              ${typeof form.repoPassword === "string" ? html`<input type="password" aria-labelledby="repo-password-label" autocomplete="new-password" value=${form.repoPassword} onInput=${(e: Event) => set({ repoPassword: inputValue(e) })} />` : null}
               <${FieldMsg} error=${error} field="repository.credentials.password" />
             </div>
             <${Secret} id="repo-key" label="Repository SSH key" isSet=${form.repoHasKey} value=${form.repoKey} onChange=${(v: SecretValue) => set({ repoKey: v })} error=${error} field="repository.credentials.sshPrivateKey" />
@@ -245,16 +246,16 @@ export function JobForm({ jobId }: { jobId?: string }) {
     </fieldset>
 
     <fieldset><legend>Hosts</legend>
-      <label class="check"><input type="checkbox" checked=${form.useDynamicInventory} onChange=${(e: any) => set({ useDynamicInventory: e.currentTarget.checked })} /> Run on the account's whole inventory (dynamic inventory)</label>
+      <label class="check"><input type="checkbox" checked=${form.useDynamicInventory} onChange=${(e: Event) => set({ useDynamicInventory: inputChecked(e) })} /> Run on the account's whole inventory (dynamic inventory)</label>
       <${FieldMsg} error=${error} field="hosts" />
       ${form.hosts.map(
         (h, i) => html`<div class="host-row" key=${i}>
           <div class="row2">
             <${Field} label=${`Host ${i + 1}`} id=${`host-${i}-id`} error=${error} field=${`hosts.${i}.id`}>
-              <input id=${`host-${i}-id`} value=${h.id} onInput=${(e: any) => setHost(i, { id: e.currentTarget.value })} placeholder="web1" />
+              <input id=${`host-${i}-id`} value=${h.id} onInput=${(e: Event) => setHost(i, { id: inputValue(e) })} placeholder="web1" />
             <//>
             <${Field} label=${`Host ${i + 1} variables (JSON)`} id=${`host-${i}-vars`} error=${error} field=${`hosts.${i}.hostVars`}>
-              <textarea id=${`host-${i}-vars`} rows="3" class="mono" spellcheck="false" value=${h.vars} onInput=${(e: any) => setHost(i, { vars: e.currentTarget.value })} placeholder='{"ansible_host": "10.0.0.1"}'></textarea>
+              <textarea id=${`host-${i}-vars`} rows="3" class="mono" spellcheck="false" value=${h.vars} onInput=${(e: Event) => setHost(i, { vars: inputValue(e) })} placeholder='{"ansible_host": "10.0.0.1"}'></textarea>
             <//>
           </div>
           <${Secret} id=${`host-${i}-key`} label=${`Host ${i + 1} SSH key`} isSet=${h.hasKey} value=${h.key} onChange=${(v: SecretValue) => setHost(i, { key: v })} error=${error} field=${`hosts.${i}.sshPrivateKey`} />
@@ -287,10 +288,10 @@ export function JobForm({ jobId }: { jobId?: string }) {
       ${form.callbacks.map(
         (c, i) => html`<div class="row2 callback-row" key=${i}>
           <${Field} label=${`Callback ${i + 1} URL`} id=${`cb-${i}-url`} error=${error} field=${`callbacks.${i}.url`}>
-            <input id=${`cb-${i}-url`} value=${c.url} onInput=${(e: any) => setCallback(i, { url: e.currentTarget.value })} placeholder="https://hooks.example.com/runner" />
+            <input id=${`cb-${i}-url`} value=${c.url} onInput=${(e: Event) => setCallback(i, { url: inputValue(e) })} placeholder="https://hooks.example.com/runner" />
           <//>
           <${Field} label=${`Callback ${i + 1} level`} id=${`cb-${i}-level`} error=${error} field=${`callbacks.${i}.level`}>
-            <select id=${`cb-${i}-level`} value=${c.level} onChange=${(e: any) => setCallback(i, { level: e.currentTarget.value })}>
+            <select id=${`cb-${i}-level`} value=${c.level} onChange=${(e: Event) => setCallback(i, { level: inputValue(e) })}>
               <option value="DEBUG">DEBUG: every status event</option>
               <option value="ERROR">ERROR: failures only</option>
               <option value="RESULT">RESULT: the final status</option>

@@ -1,10 +1,11 @@
 import { useState } from "preact/hooks";
 import { acct, api, ApiError, can, enc, type Page } from "../api";
-import { Empty, Field, href, html, Loading, navigate, Pager, ProblemBanner, Status, useInterval, useLoad } from "../components";
+import type { Execution, Job as JobAnswer, Schedule } from "../api-types";
+import { Empty, Field, href, html, inputChecked, inputValue, Loading, navigate, Pager, ProblemBanner, Status, useInterval, useLoad } from "../components";
 import { ago, duration, formatTime, fromBase64, isTerminal, parseJsonObject, pretty, runTime, shortId, splitList } from "../util";
 
 export function Job({ jobId }: { jobId: string }) {
-  const job = useLoad((signal) => api("GET", `/jobs/${acct()}/${enc(jobId)}`, undefined, { signal }), [jobId]);
+  const job = useLoad((signal) => api<JobAnswer>("GET", `/jobs/${acct()}/${enc(jobId)}`, undefined, { signal }), [jobId]);
   const [deleteError, setDeleteError] = useState<unknown>(null);
   const j = job.data;
   if (job.error && !j) return html`<${ProblemBanner} error=${job.error} />`;
@@ -48,13 +49,13 @@ export function Job({ jobId }: { jobId: string }) {
           <dt>Hosts</dt>
           <dd>${j.useDynamicInventory
             ? html`the account's <a href="#/inventory">inventory</a>`
-            : html`<ul class="plain">${j.hosts.map((h: any) => html`<li><span class="mono">${h.id}</span>${Object.keys(h.hostVars).length ? html` <span class="muted small mono">${JSON.stringify(h.hostVars)}</span>` : null}${h.hasSshPrivateKey ? html` <span class="tag">key set</span>` : null}</li>`)}</ul>`}</dd>
+            : html`<ul class="plain">${j.hosts.map((h) => html`<li><span class="mono">${h.id}</span>${Object.keys(h.hostVars).length ? html` <span class="muted small mono">${JSON.stringify(h.hostVars)}</span>` : null}${h.hasSshPrivateKey ? html` <span class="tag">key set</span>` : null}</li>`)}</ul>`}</dd>
           <dt>Default SSH key</dt><dd>${j.hasSshPrivateKey ? "set" : "not set"}</dd>
           <dt>Location</dt><dd>${j.location ?? "default"}</dd>
           <dt>Tags</dt><dd>${j.playbookTags.length ? j.playbookTags.join(", ") : html`<span class="muted">all tasks</span>`}</dd>
           <dt>Properties</dt><dd>${Object.keys(j.properties).length ? html`<pre class="mono small">${pretty(j.properties)}</pre>` : html`<span class="muted">none</span>`}</dd>
           <dt>Time to live</dt><dd>${j.executionTtl} min</dd>
-          <dt>Callbacks</dt><dd>${j.callbacks.length ? html`<ul class="plain">${j.callbacks.map((c: any) => html`<li><span class="mono">${c.url}</span> <span class="tag">${c.level}</span></li>`)}</ul>` : html`<span class="muted">none</span>`}</dd>
+          <dt>Callbacks</dt><dd>${j.callbacks.length ? html`<ul class="plain">${j.callbacks.map((c) => html`<li><span class="mono">${c.url}</span> <span class="tag">${c.level}</span></li>`)}</ul>` : html`<span class="muted">none</span>`}</dd>
           <dt>Updated</dt><dd>${formatTime(j.lastUpdatedTime)}</dd>
         </dl>
         ${playbook !== null ? html`<details><summary>Playbook</summary><pre class="mono code">${playbook}</pre></details>` : null}
@@ -65,7 +66,7 @@ export function Job({ jobId }: { jobId: string }) {
   </section>`;
 }
 
-function StartPanel({ job }: { job: any }) {
+function StartPanel({ job }: { job: JobAnswer }) {
   const [open, setOpen] = useState(false);
   const [props, setProps] = useState("");
   const [tags, setTags] = useState("");
@@ -76,7 +77,7 @@ function StartPanel({ job }: { job: any }) {
   const start = async (e?: Event) => {
     e?.preventDefault();
     setError(null);
-    const body: any = {};
+    const body: Record<string, unknown> = {};
     try {
       const p = parseJsonObject(props, "Properties");
       if (p) body.properties = p;
@@ -88,7 +89,7 @@ function StartPanel({ job }: { job: any }) {
     if (diff) body.diff = true;
     setBusy(true);
     try {
-      const x = await api("POST", `/jobs/${acct()}/${enc(job.id)}/start`, Object.keys(body).length ? body : undefined);
+      const x = await api<Execution>("POST", `/jobs/${acct()}/${enc(job.id)}/start`, Object.keys(body).length ? body : undefined);
       navigate("jobs", job.id, "executions", x.execution_id);
     } catch (err) {
       setError(err);
@@ -105,13 +106,13 @@ function StartPanel({ job }: { job: any }) {
     ${open
       ? html`<form id="start-options" onSubmit=${start}>
           <${Field} label="Properties for this run (JSON, merged over the job's)" id="start-properties" error=${error} field="properties">
-            <textarea id="start-properties" rows="3" class="mono" spellcheck="false" value=${props} onInput=${(e: any) => setProps(e.currentTarget.value)} placeholder=${Object.keys(job.properties).length ? pretty(job.properties) : '{"version": "1.2.3"}'}></textarea>
+            <textarea id="start-properties" rows="3" class="mono" spellcheck="false" value=${props} onInput=${(e: Event) => setProps(inputValue(e))} placeholder=${Object.keys(job.properties).length ? pretty(job.properties) : '{"version": "1.2.3"}'}></textarea>
           <//>
           <${Field} label="Tags for this run" id="start-tags" error=${error} field="playbookTags" hint="Comma-separated; empty: the job's tags.">
-            <input id="start-tags" value=${tags} onInput=${(e: any) => setTags(e.currentTarget.value)} />
+            <input id="start-tags" value=${tags} onInput=${(e: Event) => setTags(inputValue(e))} />
           <//>
-          <label class="check"><input type="checkbox" checked=${check} onChange=${(e: any) => setCheck(e.currentTarget.checked)} /> Check mode (dry run)</label>
-          <label class="check"><input type="checkbox" checked=${diff} onChange=${(e: any) => setDiff(e.currentTarget.checked)} /> Show diffs</label>
+          <label class="check"><input type="checkbox" checked=${check} onChange=${(e: Event) => setCheck(inputChecked(e))} /> Check mode (dry run)</label>
+          <label class="check"><input type="checkbox" checked=${diff} onChange=${(e: Event) => setDiff(inputChecked(e))} /> Show diffs</label>
           <button type="submit" class="primary" disabled=${busy}>Start with these options</button>
         </form>`
       : null}
@@ -119,7 +120,7 @@ function StartPanel({ job }: { job: any }) {
 }
 
 function Schedules({ jobId }: { jobId: string }) {
-  const list = useLoad((signal) => api<Page<any> | null>("GET", `/jobs/${acct()}/${enc(jobId)}/schedules?size=100`, undefined, { signal, allow404: true }), [jobId]);
+  const list = useLoad((signal) => api<Page<Schedule> | null>("GET", `/jobs/${acct()}/${enc(jobId)}/schedules?size=100`, undefined, { signal, allow404: true }), [jobId]);
   const [error, setError] = useState<unknown>(null);
   const [adding, setAdding] = useState(false);
   const [form, setForm] = useState({ description: "", type: "cron", expression: "0 * * * *", timezone: "UTC", serviceAccountAlias: "", enabled: true });
@@ -150,11 +151,11 @@ function Schedules({ jobId }: { jobId: string }) {
     );
     if (ok) setAdding(false);
   };
-  const toggle = (s: any) => {
+  const toggle = (s: Schedule) => {
     const { description, serviceAccountAlias, trigger, timezone } = s;
     return act(() => api("PUT", `${base}/${enc(s.id ?? s.scheduleId)}`, { description, serviceAccountAlias, trigger, timezone, enabled: !s.enabled }));
   };
-  const remove = (s: any) => confirm(`Delete the schedule "${s.description}"?`) && act(() => api("DELETE", `${base}/${enc(s.id ?? s.scheduleId)}`));
+  const remove = (s: Schedule) => confirm(`Delete the schedule "${s.description}"?`) && act(() => api("DELETE", `${base}/${enc(s.id ?? s.scheduleId)}`));
   const schedules = list.data?.results ?? [];
   return html`<section class="card" aria-labelledby="sched-h" data-testid="schedules">
     <h2 id="sched-h">Schedules</h2>
@@ -164,7 +165,7 @@ function Schedules({ jobId }: { jobId: string }) {
       : schedules.length === 0
         ? html`<${Empty}>No schedules${can("user") ? " — add one to run this job on a cron or at a date" : ""}.<//>`
         : html`<ul class="plain schedules">${schedules.map(
-            (s: any) => html`<li key=${s.id}>
+            (s) => html`<li key=${s.id}>
               <div><strong>${s.description}</strong> <span class="tag">${s.enabled ? "enabled" : "disabled"}</span></div>
               <div class="small mono">${s.trigger?.type}: ${s.trigger?.expression} (${s.timezone ?? "UTC"}) · as ${s.serviceAccountAlias}</div>
               <div class="small">next run: ${s.enabled && s.nextRunTime ? html`<span title=${formatTime(s.nextRunTime)}>${formatTime(s.nextRunTime)} (${ago(s.nextRunTime)})</span>` : "—"} · last: ${s.lastRunTime ? ago(s.lastRunTime) : "never"}${s.lastError ? html` · <span class="bad">${s.lastError}</span>` : null}</div>
@@ -177,35 +178,35 @@ function Schedules({ jobId }: { jobId: string }) {
     ${adding
       ? html`<form onSubmit=${add} class="sched-form">
           <${Field} label="Description" id="sched-desc" error=${error} field="description">
-            <input id="sched-desc" required value=${form.description} onInput=${(e: any) => setForm({ ...form, description: e.currentTarget.value })} />
+            <input id="sched-desc" required value=${form.description} onInput=${(e: Event) => setForm({ ...form, description: inputValue(e) })} />
           <//>
           <div class="row2">
             <${Field} label="Trigger" id="sched-type" error=${error} field="trigger.type">
-              <select id="sched-type" value=${form.type} onChange=${(e: any) => setForm({ ...form, type: e.currentTarget.value })}>
+              <select id="sched-type" value=${form.type} onChange=${(e: Event) => setForm({ ...form, type: inputValue(e) })}>
                 <option value="cron">cron (5 fields)</option>
                 <option value="date">date (one ISO-8601 instant)</option>
               </select>
             <//>
             <${Field} label="Expression" id="sched-expr" error=${error} field="trigger.expression" hint=${form.type === "cron" ? "e.g. 0 3 * * 1-5 or @hourly" : "e.g. 2030-01-01T09:00:00Z"}>
-              <input id="sched-expr" class="mono" value=${form.expression} onInput=${(e: any) => setForm({ ...form, expression: e.currentTarget.value })} />
+              <input id="sched-expr" class="mono" value=${form.expression} onInput=${(e: Event) => setForm({ ...form, expression: inputValue(e) })} />
             <//>
           </div>
           <div class="row2">
             <${Field} label="Timezone" id="sched-tz" error=${error} field="timezone" hint="An IANA name; default UTC.">
-              <input id="sched-tz" value=${form.timezone} onInput=${(e: any) => setForm({ ...form, timezone: e.currentTarget.value })} />
+              <input id="sched-tz" value=${form.timezone} onInput=${(e: Event) => setForm({ ...form, timezone: inputValue(e) })} />
             <//>
             <${Field} label="Runs as service account" id="sched-sa" error=${error} field="serviceAccountAlias" hint="The alias of a service account of this account.">
-              <input id="sched-sa" required value=${form.serviceAccountAlias} onInput=${(e: any) => setForm({ ...form, serviceAccountAlias: e.currentTarget.value })} />
+              <input id="sched-sa" required value=${form.serviceAccountAlias} onInput=${(e: Event) => setForm({ ...form, serviceAccountAlias: inputValue(e) })} />
             <//>
           </div>
-          <label class="check"><input type="checkbox" checked=${form.enabled} onChange=${(e: any) => setForm({ ...form, enabled: e.currentTarget.checked })} /> Enabled</label>
+          <label class="check"><input type="checkbox" checked=${form.enabled} onChange=${(e: Event) => setForm({ ...form, enabled: inputChecked(e) })} /> Enabled</label>
           <div class="actions"><button type="submit" class="primary">Add schedule</button><button type="button" onClick=${() => setAdding(false)}>Cancel</button></div>
         </form>`
       : null}
   </section>`;
 }
 
-export function ExecutionRows({ rows, showJob = false }: { rows: any[]; showJob?: boolean }) {
+export function ExecutionRows({ rows, showJob = false }: { rows: Execution[]; showJob?: boolean }) {
   const now = Date.now();
   return html`<div class="table-wrap"><table class="list" aria-label="Executions">
     <thead><tr><th scope="col">Status</th><th scope="col">Execution</th>${showJob ? html`<th scope="col">Job</th>` : null}<th scope="col">Trigger</th><th scope="col">Created</th><th scope="col">Run time</th><th scope="col">Failed hosts</th></tr></thead>
@@ -225,7 +226,7 @@ export function ExecutionRows({ rows, showJob = false }: { rows: any[]; showJob?
 
 function JobExecutions({ jobId }: { jobId: string }) {
   const [page, setPage] = useState(0);
-  const list = useLoad((signal) => api<Page<any>>("GET", `/jobs/${acct()}/${enc(jobId)}/executions?page=${page}&size=20`, undefined, { signal }), [jobId, page]);
+  const list = useLoad((signal) => api<Page<Execution>>("GET", `/jobs/${acct()}/${enc(jobId)}/executions?page=${page}&size=20`, undefined, { signal }), [jobId, page]);
   const active = (list.data?.results ?? []).some((x) => !isTerminal(x.status));
   useInterval(list.reload, 3000, active);
   return html`<section aria-labelledby="exec-h">

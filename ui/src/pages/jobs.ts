@@ -1,18 +1,10 @@
 import { useState } from "preact/hooks";
 import { acct, api, can, enc, type Page } from "../api";
-import { Empty, href, html, Loading, Pager, ProblemBanner, Status, useLoad } from "../components";
+import type { Execution, Job } from "../api-types";
+import { Empty, href, html, inputValue, Loading, Pager, ProblemBanner, Status, useLoad } from "../components";
 import { ago, formatTime, pool, shortId } from "../util";
 
-export interface JobSummary {
-  id: string;
-  name: string | null;
-  description: string | null;
-  playbook: string | null;
-  repository: { url: string } | null;
-  hosts: { id: string }[];
-  useDynamicInventory: boolean;
-  lastUpdatedTime: number;
-}
+export type JobSummary = Pick<Job, "id" | "name" | "description" | "playbook" | "repository" | "hosts" | "useDynamicInventory" | "lastUpdatedTime">;
 
 interface Row {
   job: JobSummary;
@@ -36,14 +28,14 @@ export function Jobs() {
   const { data, error, loading } = useLoad(async (signal) => {
     const jobs = await api<Page<JobSummary>>("GET", `/jobs/${acct()}?page=${page}&size=${SIZE}`, undefined, { signal });
     // Last executions: the account's newest first, then one read per job not in that page.
-    const recent = await api<Page<any>>("GET", `/jobs/${acct()}/executions?size=100`, undefined, { signal });
-    const last = new Map<string, any>();
+    const recent = await api<Page<Execution>>("GET", `/jobs/${acct()}/executions?size=100`, undefined, { signal });
+    const last = new Map<string, Execution>();
     for (const e of recent.results) if (!last.has(e.job_id)) last.set(e.job_id, e);
     let schedules = true;
     const rows: Row[] = await pool(jobs.results, 4, async (job) => {
       let l = last.get(job.id) ?? null;
       if (!l && recent.totalSize > recent.results.length) {
-        l = (await api<Page<any>>("GET", `/jobs/${acct()}/${enc(job.id)}/executions?size=1`, undefined, { signal }).catch(() => null))?.results[0] ?? null;
+        l = (await api<Page<Execution>>("GET", `/jobs/${acct()}/${enc(job.id)}/executions?size=1`, undefined, { signal }).catch(() => null))?.results[0] ?? null;
       }
       // The schedules API may not exist on this server: the first 404 stops the asking.
       const next = schedules ? await nextRunOf(job.id, signal).catch(() => undefined) : undefined;
@@ -65,7 +57,7 @@ export function Jobs() {
     </div>
     <div class="toolbar">
       <label for="job-search" class="visually-hidden">Search jobs</label>
-      <input id="job-search" type="search" placeholder="Search by name, description, id or repository" value=${query} onInput=${(e: any) => setQuery(e.currentTarget.value)} />
+      <input id="job-search" type="search" placeholder="Search by name, description, id or repository" value=${query} onInput=${(e: Event) => setQuery(inputValue(e))} />
     </div>
     <${ProblemBanner} error=${error} />
     ${loading && !data

@@ -1,6 +1,7 @@
 import { useState } from "preact/hooks";
 import { api, ApiError, jwtClaims, signIn, takeNotice, type Role, type Session } from "../api";
-import { Field, html, ProblemBanner } from "../components";
+import type { LoginAnswer } from "../api-types";
+import { Field, html, inputValue, ProblemBanner } from "../components";
 
 const ROLES: Role[] = ["viewer", "user", "admin"];
 
@@ -24,7 +25,7 @@ export function SignIn() {
     setBusy(true);
     setError(null);
     try {
-      const r = await api("POST", "/authentication/login", { username, password }, { token: "" });
+      const r = await api<LoginAnswer>("POST", "/authentication/login", { username, password }, { token: "" });
       const c = jwtClaims(r.bearerToken);
       const role = (r.roles?.[0] ?? c?.role ?? "viewer") as Role;
       signIn({ token: r.bearerToken, account: r.accountAlias, role, who: r.userName ?? username, operator: false, expiresAt: typeof r.expiresIn === "number" ? Date.now() + r.expiresIn * 1000 : null });
@@ -62,27 +63,33 @@ export function SignIn() {
     <p class="muted">Jobs, live runs and agents for Ansible.</p>
     ${notice ? html`<p class="notice" role="status">${notice}</p>` : null}
     <div class="tabs" role="tablist" aria-label="How to sign in">
-      <button type="button" role="tab" id="tab-login" aria-selected=${mode === "login"} aria-controls="panel-login" onClick=${() => (setMode("login"), setError(null))}>Service account</button>
-      <button type="button" role="tab" id="tab-token" aria-selected=${mode === "token"} aria-controls="panel-token" onClick=${() => (setMode("token"), setError(null))}>Token</button>
+      <button type="button" role="tab" id="tab-login" aria-selected=${mode === "login"} aria-controls="panel-login" onClick=${() => {
+        setMode("login");
+        setError(null);
+      }}>Service account</button>
+      <button type="button" role="tab" id="tab-token" aria-selected=${mode === "token"} aria-controls="panel-token" onClick=${() => {
+        setMode("token");
+        setError(null);
+      }}>Token</button>
     </div>
     ${mode === "login"
       ? html`<form id="panel-login" role="tabpanel" aria-labelledby="tab-login" onSubmit=${login} class="card">
           <${ProblemBanner} error=${error} fields=${["username", "password"]} />
           <${Field} label="Username" id="username" error=${error} field="username">
-            <input id="username" name="username" autocomplete="username" required value=${username} onInput=${(e: any) => setUsername(e.currentTarget.value)} />
+            <input id="username" name="username" autocomplete="username" required value=${username} onInput=${(e: Event) => setUsername(inputValue(e))} />
           <//>
           <${Field} label="Password" id="password" error=${error} field="password">
-            <input id="password" name="password" type="password" autocomplete="current-password" required value=${password} onInput=${(e: any) => setPassword(e.currentTarget.value)} />
+            <input id="password" name="password" type="password" autocomplete="current-password" required value=${password} onInput=${(e: Event) => setPassword(inputValue(e))} />
           <//>
           <button type="submit" class="primary" disabled=${busy}>${busy ? "Signing in…" : "Sign in"}</button>
         </form>`
       : html`<form id="panel-token" role="tabpanel" aria-labelledby="tab-token" onSubmit=${useToken} class="card">
           <${ProblemBanner} error=${error} fields=${["token", "account"]} />
           <${Field} label="Token" id="token" error=${error} field="token" hint="A bearer token (npm run --silent token -- <account> prints one for local development).">
-            <textarea id="token" rows="4" class="mono" autocomplete="off" spellcheck="false" required value=${token} onInput=${(e: any) => setToken(e.currentTarget.value)}></textarea>
+            <textarea id="token" rows="4" class="mono" autocomplete="off" spellcheck="false" required value=${token} onInput=${(e: Event) => setToken(inputValue(e))}></textarea>
           <//>
           <${Field} label="Account" id="account" error=${error} field="account" hint=${operator ? "An operator token: name the account to work in." : tokenAccounts.length > 1 ? `One of: ${tokenAccounts.join(", ")}` : "Taken from the token when it names one account."}>
-            <input id="account" autocomplete="off" placeholder=${tokenAccounts.length === 1 ? tokenAccounts[0] : "acme"} value=${account} onInput=${(e: any) => setAccount(e.currentTarget.value)} />
+            <input id="account" autocomplete="off" placeholder=${tokenAccounts.length === 1 ? tokenAccounts[0] : "acme"} value=${account} onInput=${(e: Event) => setAccount(inputValue(e))} />
           <//>
           <button type="submit" class="primary" disabled=${busy}>${busy ? "Checking…" : "Use this token"}</button>
         </form>`}
