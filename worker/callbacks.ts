@@ -96,7 +96,7 @@ async function deliverOne(
 ): Promise<void> {
   const row = typeof m.body?.deliveryId === "string" ? await getDelivery(env.DB, m.body.deliveryId) : null;
   // Gone, or settled by an earlier copy of this message: nothing to send.
-  if (!row || row.status !== "pending") return m.ack();
+  if (row?.status !== "pending") return m.ack();
   const now = Date.now();
   // Checked again before each send: the job may have been saved under older rules, or the setting changed.
   const refused = callbackUrlProblem(row.url, env.ALLOW_LOOPBACK_HTTP === "true");

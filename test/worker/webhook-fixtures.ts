@@ -17,7 +17,7 @@ export interface Received {
   headers: Record<string, string>;
   body: string;
   json: any;
-  redirect: RequestRedirect | undefined;
+  redirect: string | undefined;
   at: number;
 }
 
