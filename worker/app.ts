@@ -14,6 +14,7 @@ import { schedules } from "./routes/schedules";
 import { serviceAccounts } from "./routes/service-accounts";
 import { status } from "./routes/status";
 import { ui } from "./routes/ui";
+import { deliveries, webhooks } from "./routes/webhooks";
 
 const MAX_BODY = 1024 * 1024;
 
@@ -34,6 +35,8 @@ app.route("/", meta);
 app.route("/jobs", executions);
 app.route("/jobs", jobs);
 app.route("/jobs", schedules);
+app.route("/jobs", deliveries);
+app.route("/webhooks", webhooks);
 app.route("/status", status);
 app.route("/minions", minions);
 app.route("/agent", agent);

@@ -93,7 +93,7 @@ async function fireOne(env: Env, s: DueSchedule, now: number): Promise<"fired" |
   const executionId = await slotExecutionId(s.id, slot);
   let createdTime: number;
   try {
-    const execution = await startExecution(env, s.account_alias, s.job_id, { trigger: "schedule", scheduleId: s.id, executionId });
+    const execution = await startExecution(env, s.account_alias, s.job_id, { trigger: "schedule", scheduleId: s.id, scheduledTime: slot, executionId });
     createdTime = execution.created_time;
   } catch (e) {
     const why = e instanceof ProblemError ? (e.detail ?? e.title) : "the execution could not be started";

@@ -1,4 +1,5 @@
 import { app } from "./app";
+import { onQueue } from "./callbacks";
 import { onCron } from "./cron";
 
 export { Execution } from "./execution/execution.do";
@@ -9,8 +10,6 @@ export default {
   fetch: app.fetch,
   // Every minute: fire due schedules and sweep missed lease alarms (worker/cron.ts).
   scheduled: onCron,
-  async queue(batch, _env) {
-    // Filled by the callbacks issue: deliver webhooks.
-    batch.ackAll();
-  },
+  // Webhook deliveries, and their dead letters (worker/callbacks.ts).
+  queue: (batch, env) => onQueue(batch, env),
 } satisfies ExportedHandler<Env>;

@@ -36,11 +36,13 @@ describe("start", () => {
         "reason",
         "repository_log",
         "schedule_id",
+        "scheduled_time",
         "status",
         "timers",
         "trigger",
       ].sort(),
     );
+    expect(e.scheduled_time).toBeNull(); // only a schedule's executions have a slot
     expect(e).toMatchObject({
       job_id: jobId,
       account_alias: ALIAS,

@@ -18,6 +18,7 @@ const TABLE = {
   inventory: { read: "viewer", write: "user" },
   agents: { read: "viewer", write: "admin" },
   serviceAccounts: { read: "admin", write: "admin" },
+  webhooks: { read: "admin", write: "admin" },
 };
 
 const X = "{executionId}";
@@ -36,6 +37,8 @@ const ROUTES: Record<string, Role> = {
   [`post /jobs/{alias}/{jobId}/executions/${X}/kill`]: "user",
   [`get /jobs/{alias}/{jobId}/executions/${X}/events`]: "viewer",
   [`get /jobs/{alias}/{jobId}/executions/${X}/log`]: "viewer",
+  [`get /jobs/{alias}/{jobId}/executions/${X}/deliveries`]: "viewer",
+  [`post /jobs/{alias}/{jobId}/executions/${X}/deliveries/{deliveryId}/redeliver`]: "user",
   "post /jobs/{alias}/{jobId}/schedules": "user",
   "get /jobs/{alias}/{jobId}/schedules": "viewer",
   "get /jobs/{alias}/{jobId}/schedules/{scheduleId}": "viewer",
@@ -56,6 +59,8 @@ const ROUTES: Record<string, Role> = {
   "get /serviceAccounts/{alias}/{serviceAccountAlias}": "admin",
   "put /serviceAccounts/{alias}/{serviceAccountAlias}": "admin",
   "delete /serviceAccounts/{alias}/{serviceAccountAlias}": "admin",
+  "get /webhooks/{alias}/secret": "admin",
+  "post /webhooks/{alias}/secret/rotate": "admin",
 };
 
 const ALIAS = "roles";

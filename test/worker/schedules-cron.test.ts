@@ -38,9 +38,11 @@ describe("a cron schedule", () => {
     expect(after).toMatchObject({ lastRunTime: slot, lastExecutionId: e!.execution_id, nextRunTime: slot + MINUTE, lastError: null, enabled: true });
     // The execution reads as any other: GET it, and its status events start with PENDING.
     const t = await token([ALIAS], "viewer");
-    expect((await api("GET", e!.links.self, { token: t })).json).toMatchObject({ trigger: "schedule", schedule_id: s.id });
+    // It says which slot it fired for (how late it started is created_time minus that).
+    expect((await api("GET", e!.links.self, { token: t })).json).toMatchObject({ trigger: "schedule", schedule_id: s.id, scheduled_time: slot });
+    // Its status events say what started it too.
     const ev = await api("GET", `${e!.links.self}/events`, { token: t });
-    expect(ev.json.results[0]).toMatchObject({ event_type: "execution_status", data: { status: "PENDING" } });
+    expect(ev.json.results[0]).toMatchObject({ event_type: "execution_status", data: { status: "PENDING", trigger: "schedule", schedule_id: s.id } });
     // The next slot fires the next one.
     await tick(slot + MINUTE);
     expect(await executionsOf(ALIAS, jobId)).toHaveLength(2);

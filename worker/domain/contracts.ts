@@ -80,9 +80,39 @@ export interface InitInput {
   jobId: string;
   trigger: "api" | "schedule";
   scheduleId?: string | null;
+  /** The schedule's slot this execution fires for (how late it started is `created_time` minus this). */
+  scheduledTime?: number | null;
+  /** The job's callbacks when it started: its deliveries go to these, whatever the job says later. */
+  callbacks?: CallbackTarget[];
   executionTtl: number;
   dispatcherKey: string;
   overrides?: StartOverrides;
+}
+
+export type CallbackLevel = "DEBUG" | "ERROR" | "RESULT";
+export interface CallbackTarget {
+  url: string;
+  level: CallbackLevel;
+}
+
+/**
+ * A webhook delivery as it travels through the CALLBACKS queue: a reference, never the payload
+ * (which the consumer loads), so no message comes near the queue's size limit.
+ */
+export interface CallbackMessage {
+  deliveryId: string;
+  accountAlias: string;
+  executionId: string;
+  /** The event's sequence in the execution. */
+  eventSeq: number;
+  /** Which of the execution's callbacks. */
+  callbackIndex: number;
+}
+
+/** What a delivery sends, as the Execution object answers it: the event, and for a final status the execution then. */
+export interface WebhookContent {
+  event: StatusEventWire;
+  execution: ExecutionView | null;
 }
 
 /** Which execution a user route is asking about: anything else is a 404. */
@@ -141,4 +171,6 @@ export interface ExecutionRpc {
   agentRevoked(agentId: string): Promise<void>;
   /** The cron sweep's poke: run what a missed alarm would have, and re-arm. */
   sweep(): Promise<ExecutionStatus | null>;
+  /** What the delivery of event `eventSeq` sends (null when there is no such event). */
+  webhookContent(eventSeq: number): Promise<WebhookContent | null>;
 }

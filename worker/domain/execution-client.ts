@@ -25,5 +25,6 @@ export function executionClient(env: Pick<Env, "EXECUTION">, executionId: string
     release: async (...a: Parameters<ExecutionRpc["release"]>) => settle(await s.release(...a)),
     agentRevoked: (...a: Parameters<ExecutionRpc["agentRevoked"]>) => s.agentRevoked(...a),
     sweep: () => s.sweep(),
+    webhookContent: (...a: Parameters<ExecutionRpc["webhookContent"]>) => s.webhookContent(...a),
   };
 }

@@ -34,7 +34,7 @@ export async function startExecution(
   env: Env,
   accountAlias: string,
   jobId: string,
-  opts: { trigger: "api" | "schedule"; scheduleId?: string; executionId?: string; overrides?: StartOverrides },
+  opts: { trigger: "api" | "schedule"; scheduleId?: string; scheduledTime?: number; executionId?: string; overrides?: StartOverrides },
 ): Promise<ExecutionView> {
   const job = await getJobSummary(env, accountAlias, jobId);
   if (!job) throw notFound("No such job.");
@@ -45,9 +45,11 @@ export async function startExecution(
     jobId,
     trigger: opts.trigger,
     scheduleId: opts.scheduleId ?? null,
+    scheduledTime: opts.scheduledTime ?? null,
     executionTtl: job.executionTtl,
     dispatcherKey: await routeExecution(env, accountAlias, job),
     overrides: opts.overrides,
+    callbacks: job.callbacks,
   };
   return execution(env, executionId).init(input);
 }

@@ -50,6 +50,17 @@ export interface StatusSource extends LogState {
   reason: string | null;
   attempt: number;
   agentId: string | null;
+  /** What started the execution: a schedule-started one says so in every status event. */
+  trigger: string;
+  scheduleId: string | null;
+}
+
+/** An event just stored: what the webhooks decide on. */
+export interface Appended {
+  seq: number;
+  type: string;
+  data: string | null;
+  ts: number;
 }
 
 interface EventRow extends Record<string, SqlStorageValue> {
@@ -63,12 +74,16 @@ interface EventRow extends Record<string, SqlStorageValue> {
   data: string | null;
 }
 
-type NewEvent = Omit<EventRow, "seq"> & { agentSeq: number | null };
+type NewEvent = Pick<EventRow, "ts" | "type" | "host" | "task" | "play" | "stdout" | "data"> & { agentSeq: number | null };
 
 export class EventLog {
   private readonly followers = new Set<() => void>();
 
-  constructor(private readonly sql: SqlStorage) {}
+  /** `appended` sees every event as it is stored, inside the caller's write (the webhooks' outbox entries). */
+  constructor(
+    private readonly sql: SqlStorage,
+    private readonly appended: (e: Appended) => void = () => {},
+  ) {}
 
   private append(s: LogState, e: NewEvent): void {
     this.sql.exec(
@@ -84,7 +99,9 @@ export class EventLog {
       s.leaseGen,
       e.agentSeq,
     );
+    const seq = s.nextSeq;
     s.nextSeq += 1;
+    this.appended({ seq, type: e.type, data: e.data, ts: e.ts });
   }
 
   /** Records the status `s` has just entered (from `from`; null for the first). */
@@ -98,7 +115,16 @@ export class EventLog {
       task: null,
       play: null,
       stdout: line,
-      data: JSON.stringify({ status: s.status, previous_status: from, reason: s.reason, attempt: s.attempt, agent_id: s.agentId, detail: detail ?? null }),
+      data: JSON.stringify({
+        status: s.status,
+        previous_status: from,
+        reason: s.reason,
+        attempt: s.attempt,
+        agent_id: s.agentId,
+        detail: detail ?? null,
+        trigger: s.trigger,
+        schedule_id: s.scheduleId,
+      }),
       agentSeq: null,
     });
   }
@@ -152,6 +178,12 @@ export class EventLog {
       .exec<EventRow>("SELECT seq, ts, type, host, task, play, stdout, data FROM events WHERE seq > ? AND seq <= ? ORDER BY seq", from, from + size)
       .toArray();
     return { totalSize: Math.max(0, this.count(s) - after), results: rows.map((r) => statusEventOf(s, r)) };
+  }
+
+  /** One status event, in the status service's shape; null when there is none at `seq`. */
+  one(s: LogState, seq: number): StatusEventWire | null {
+    const r = this.sql.exec<EventRow>("SELECT seq, ts, type, host, task, play, stdout, data FROM events WHERE seq = ?", seq).toArray()[0];
+    return r ? statusEventOf(s, r) : null;
   }
 
   /**

@@ -11,6 +11,7 @@ import {
   type LogChunk,
   type Scope,
   type SecretOverrides,
+  type WebhookContent,
 } from "../domain/contracts";
 import { loadInventoryForLease } from "../domain/inventory";
 import { loadJobForLease } from "../domain/jobs";
@@ -25,27 +26,32 @@ import { leaseBody, secretPart } from "./lease-body";
 import { CAUSE_VERB, LEASED, reasonFor, REPORT_CAUSE, target, TERMINAL, type Cause } from "./machine";
 import { Outbox } from "./outbox";
 import { indexRowOf, loadState, newState, saveState, STATE_TABLE, viewOf, type State } from "./state";
+import { WEBHOOK_TABLES, Webhooks } from "./webhooks";
 
 /**
  * One per execution (idFromName(executionId)): the authority on it (docs/DESIGN.md). This file
  * keeps the public methods, `apply` (the only place a status changes) and the alarm; beside it:
  * machine.ts (the transition table), effects.ts (what a change does to the state), deadlines.ts
- * (the clock), event-log.ts (events, out-of-order hold, followers), outbox.ts (write-through to
- * the D1 index and the dispatcher, in order), lease-body.ts and host-stats.ts (pure).
+ * (the clock), event-log.ts (events, out-of-order hold, followers), webhooks.ts (which events
+ * each callback is owed), outbox.ts (write-through to the D1 index, the dispatcher and the
+ * webhooks' queue, in order), lease-body.ts and host-stats.ts (pure).
  */
 export class Execution extends DurableObject<Env> implements ExecutionRpc {
   private readonly sql: SqlStorage;
   private s: State | null;
   private armedAt: number | null = null;
   private readonly log: EventLog;
+  private readonly webhooks: Webhooks;
   private readonly outbox: Outbox;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
-    this.sql.exec(STATE_TABLE + EVENT_TABLES);
+    this.sql.exec(STATE_TABLE + EVENT_TABLES + WEBHOOK_TABLES);
     this.s = loadState(this.sql);
-    this.log = new EventLog(this.sql);
+    this.webhooks = new Webhooks(this.sql);
+    // Every stored event is offered to the callbacks in the same write (so the outbox keeps it).
+    this.log = new EventLog(this.sql, (e) => this.webhooks.stored(this.s!, e, () => viewOf(this.s!)));
     this.outbox = new Outbox({ env, current: () => this.s, indexRow: () => indexRowOf(this.s!), save: () => this.save() });
   }
 
@@ -106,6 +112,12 @@ export class Execution extends DurableObject<Env> implements ExecutionRpc {
       this.scoped(scope);
       return this.log.chunk(() => this.s!, after, maxBytes, waitMs);
     });
+  }
+
+  async webhookContent(eventSeq: number): Promise<WebhookContent | null> {
+    const s = this.s;
+    const event = s ? this.log.one(s, eventSeq) : null;
+    return event ? { event, execution: this.webhooks.finalView(eventSeq) } : null;
   }
 
   /** A user's action on the execution in `scope`: caught up with the clock first, answered with the view after. */

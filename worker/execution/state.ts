@@ -3,7 +3,7 @@
  * document's fields are stored data: add fields, never rename them), and the views made of it.
  */
 import type { IndexWrite } from "../db/executions";
-import type { InitInput, PlainOverrides } from "../domain/contracts";
+import type { CallbackTarget, InitInput, PlainOverrides } from "../domain/contracts";
 import type { ExecutionStatus, ExecutionView, HostStats, RepositoryLog } from "../schemas/execution";
 import { upgradeOutbox, type OutboxEntry } from "./outbox";
 
@@ -21,6 +21,8 @@ export interface State {
   attempt: number;
   trigger: Trigger;
   scheduleId: string | null;
+  /** The schedule's slot it fired for (null unless a schedule started it). */
+  scheduledTime: number | null;
   createdTime: number;
   updatedTime: number;
   timers: { start: number; end: number | null }[];
@@ -55,6 +57,10 @@ export interface State {
   /** A restart runs only on these hosts (the ones that failed). */
   limit: string[] | null;
   nextSeq: number;
+  /** The job's callbacks at the start (webhooks.ts). */
+  callbacks: CallbackTarget[];
+  /** The last delivery sequence given per callback URL. */
+  webhookSeq: Record<string, number>;
 }
 
 export const STATE_TABLE = "CREATE TABLE IF NOT EXISTS state (id INTEGER PRIMARY KEY CHECK (id = 1), json TEXT NOT NULL);";
@@ -64,6 +70,10 @@ export function loadState(sql: SqlStorage): State | null {
   if (!row) return null;
   const s = JSON.parse(row.json) as State;
   s.outbox = upgradeOutbox(s.outbox);
+  // Fields added since: a state stored before them reads as an execution without them.
+  s.scheduledTime ??= null;
+  s.callbacks ??= [];
+  s.webhookSeq ??= {};
   return s;
 }
 
@@ -84,6 +94,7 @@ export function newState(input: InitInput, overrides: PlainOverrides, secrets: s
     attempt: 1,
     trigger: input.trigger,
     scheduleId: input.scheduleId ?? null,
+    scheduledTime: input.scheduledTime ?? null,
     createdTime: now,
     updatedTime: now,
     timers: [{ start: now, end: null }],
@@ -112,6 +123,8 @@ export function newState(input: InitInput, overrides: PlainOverrides, secrets: s
     secrets,
     limit: null,
     nextSeq: 1,
+    callbacks: (input.callbacks ?? []).map((c) => ({ url: c.url, level: c.level })),
+    webhookSeq: {},
   };
 }
 
@@ -132,6 +145,7 @@ export function viewOf(s: State): ExecutionView {
     agent_id: s.agentId,
     trigger: s.trigger,
     schedule_id: s.scheduleId,
+    scheduled_time: s.scheduledTime,
     reason: s.reason,
     attempt: s.attempt,
     created_time: s.createdTime,

@@ -47,3 +47,18 @@ export async function slotExecutionId(scheduleId: string, slot: number): Promise
   const h = [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
+
+/**
+ * The id of the delivery of one event to one callback of an execution: the same three always give
+ * the same id, so an outbox entry sent twice (a crash after the send, before it was crossed off)
+ * records one delivery, and a receiver can tell a repeat by its `delivery_id`. Laid out as a UUID
+ * (version 8: custom) of SHA-256 of the three.
+ */
+export async function deliveryId(executionId: string, callbackIndex: number, eventSeq: number): Promise<string> {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(`delivery\u0000${executionId}\u0000${callbackIndex}\u0000${eventSeq}`)));
+  const b = digest.slice(0, 16);
+  b[6] = 0x80 | (b[6]! & 0x0f);
+  b[8] = 0x80 | (b[8]! & 0x3f);
+  const h = bytesToHex(b);
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}

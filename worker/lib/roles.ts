@@ -4,10 +4,11 @@
  * test/worker/roles-security.test.ts. A role may do whatever a weaker one may.
  *
  * The README's "Roles": admin has everything in its account (service
- * accounts, agents and their registration tokens, and later webhook secrets and the audit log);
+ * accounts, agents and their registration tokens, webhook secrets, and later the audit log);
  * user works with jobs, executions and schedules; viewer reads. The inventory is what
  * dynamic-inventory jobs run on, so a user who may define a job's hosts may define it too.
- * Service accounts are admin-only even to read: a username is half of a login.
+ * Service accounts are admin-only even to read: a username is half of a login. So is the webhook
+ * secret: whoever holds it can forge deliveries. An execution's deliveries are the executions'.
  */
 
 export type Role = "admin" | "user" | "viewer";
@@ -19,7 +20,7 @@ export const ROLES: readonly Role[] = ["viewer", "user", "admin"];
 export const ROLE_TABLE = {
   /** /jobs/{alias}, /jobs/{alias}/{jobId} */
   jobs: { read: "viewer", write: "user" },
-  /** /jobs/{alias}/…/executions…, /status/{alias}/… (write: start, restart, stop, kill) */
+  /** /jobs/{alias}/…/executions…, /status/{alias}/… (write: start, restart, stop, kill, redeliver a webhook) */
   executions: { read: "viewer", write: "user" },
   /** /jobs/{alias}/{jobId}/schedules… (a schedule fires as a service account, checked on its own) */
   schedules: { read: "viewer", write: "user" },
@@ -29,6 +30,8 @@ export const ROLE_TABLE = {
   agents: { read: "viewer", write: "admin" },
   /** /serviceAccounts/{alias}… */
   serviceAccounts: { read: "admin", write: "admin" },
+  /** /webhooks/{alias}/secret… (read creates it on first use; write rotates it) */
+  webhooks: { read: "admin", write: "admin" },
 } as const satisfies Record<string, Record<Action, Role>>;
 
 export type Family = keyof typeof ROLE_TABLE;

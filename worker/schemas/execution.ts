@@ -93,6 +93,8 @@ export const ExecutionView = z
     agent_id: z.string().nullable(),
     trigger: z.enum(["api", "schedule", "restart"]),
     schedule_id: z.string().nullable(),
+    /** The schedule's slot a schedule-started execution fired for: `created_time` minus this is how late it started. */
+    scheduled_time: z.number().int().nullable().optional(),
     reason: z.string().nullable(),
     attempt: z.number().int(),
     created_time: z.number().int(),

@@ -1,4 +1,5 @@
 import { z } from "@hono/zod-openapi";
+import { callbackUrlProblem, isLoopbackOnlyProblem } from "../lib/callback-url";
 import { base64ToBytes } from "../lib/encoding";
 import { AliasOnly, jsonObject, pageSchema, pathParam } from "./common";
 
@@ -58,44 +59,14 @@ function sshKeyProblem(text: string): string | null {
   return null;
 }
 
-export function isLoopbackHost(hostname: string): boolean {
-  const h = hostname.toLowerCase();
-  return h === "localhost" || h === "[::1]" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
-}
-
-/**
- * Why a callback URL is unacceptable, or null. https anywhere; http only for loopback hosts,
- * and only when `allowLoopbackHttp` (ALLOW_LOOPBACK_HTTP=true: local development and tests).
- */
-export function callbackUrlProblem(url: string, allowLoopbackHttp: boolean): string | null {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    return "must be an absolute https URL";
-  }
-  if (u.protocol === "https:") return null;
-  if (u.protocol === "http:" && isLoopbackHost(u.hostname)) {
-    return allowLoopbackHttp ? null : "must be https (http is allowed only for loopback hosts when ALLOW_LOOPBACK_HTTP is on)";
-  }
-  return "must be an absolute https URL (http only for loopback hosts in local development)";
-}
-
 /** Env-dependent rules the static schema cannot know: field errors for a raw job body. */
 export function jobEnvProblems(body: unknown, allowLoopbackHttp: boolean): { field: string; message: string }[] {
   if (allowLoopbackHttp || !isObject(body) || !Array.isArray(body.callbacks)) return [];
   const out: { field: string; message: string }[] = [];
   body.callbacks.forEach((cb, i) => {
     if (!isObject(cb) || typeof cb.url !== "string") return;
-    let u: URL;
-    try {
-      u = new URL(cb.url);
-    } catch {
-      return; // the static schema names it
-    }
-    if (u.protocol === "http:" && isLoopbackHost(u.hostname)) {
-      out.push({ field: `callbacks.${i}.url`, message: callbackUrlProblem(cb.url, false)! });
-    }
+    // Only what the static schema let through: anything else it names itself.
+    if (isLoopbackOnlyProblem(cb.url)) out.push({ field: `callbacks.${i}.url`, message: callbackUrlProblem(cb.url, false)! });
   });
   return out;
 }
@@ -164,11 +135,11 @@ const Callback = z
       .string()
       .max(2048, { message: "must be at most 2048 characters" })
       .superRefine((v, ctx) => {
-        // Structural rule only; whether loopback http is on is checked against the environment.
+        // Every rule but one: whether loopback is allowed is checked against the environment (jobEnvProblems).
         const p = callbackUrlProblem(v, true);
         if (p) ctx.addIssue({ code: "custom", message: p });
       })
-      .openapi({ description: "Absolute https URL (http only for loopback hosts in local development).", example: "https://hooks.example.com/runner" }),
+      .openapi({ description: "Absolute https URL of a public host: no credentials, no loopback, private, link-local or unique-local address, no localhost, .local or .internal name (loopback only in local development).", example: "https://hooks.example.com/runner" }),
     level: z.enum(CALLBACK_LEVELS).nullish().openapi({ default: "DEBUG" }),
   })
   .openapi("Callback");
