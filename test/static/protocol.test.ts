@@ -34,6 +34,8 @@ const PUBLIC_ANSWERS = [
   "Inventory",
   "ServiceAccount",
   "ServiceAccountList",
+  "Delivery",
+  "DeliveryPage",
 ];
 
 const publicHeader = (who: string) => `// The public API's answers as ${who} reads them, generated from the worker's zod schemas

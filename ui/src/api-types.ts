@@ -86,6 +86,7 @@ export type Execution = {
   agent_id: string | null;
   trigger: "api" | "schedule" | "restart";
   schedule_id: string | null;
+  scheduled_time?: number | null;
   reason: string | null;
   attempt: number;
   created_time: number;
@@ -251,4 +252,30 @@ export type ServiceAccountList = {
   page: number;
   size: number;
   results: ServiceAccount[];
+};
+
+export type Delivery = {
+  delivery_id: string;
+  execution_id: string;
+  job_id: string;
+  account_alias: string;
+  url: string;
+  level: "DEBUG" | "ERROR" | "RESULT";
+  event_type: string;
+  event_sequence: number;
+  sequence: number;
+  status: "pending" | "delivered" | "failed";
+  attempts: number;
+  last_response_code: number | null;
+  last_error: string | null;
+  created_time: number;
+  updated_time: number;
+  delivered_time: number | null;
+};
+
+export type DeliveryPage = {
+  totalSize: number;
+  page: number;
+  size: number;
+  results: Delivery[];
 };

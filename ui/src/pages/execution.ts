@@ -1,7 +1,7 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import { acct, api, can, enc, followLog, type Page } from "../api";
 import { AnsiAppender } from "../ansi";
-import type { Execution as ExecutionAnswer, HostStats, Job, StatusEvent } from "../api-types";
+import type { DeliveryPage, Execution as ExecutionAnswer, HostStats, Job, StatusEvent } from "../api-types";
 import { Empty, href, html, inputValue, Loading, ProblemBanner, Status, useInterval, useLoad, useNow } from "../components";
 import { ago, canKill, canRestart, canStop, duration, formatTime, isTerminal, runTime, shortId } from "../util";
 
@@ -272,31 +272,9 @@ function Tasks({ path, live, status, endTime }: { path: string; live: boolean; s
  * A webhook delivery, as the panel reads it: the deliveries API is not built yet (the panel hides
  * on its 404), so the names it may answer are read in either spelling.
  */
-interface Delivery {
-  id?: string;
-  delivery_id?: string;
-  deliveryId?: string;
-  event_type?: string;
-  eventType?: string;
-  sequence?: number;
-  url?: string;
-  status?: string;
-  attempts?: number;
-  attempt?: number;
-  response_status?: number | null;
-  responseStatus?: number | null;
-  last_status?: number | null;
-  lastStatus?: number | null;
-  error?: string | null;
-  last_error?: string | null;
-  updated_time?: number | null;
-  last_attempt_time?: number | null;
-  created_time?: number | null;
-  createdTime?: number | null;
-}
 
 function Deliveries({ path, live }: { path: string; live: boolean }) {
-  const list = useLoad((signal) => api<Page<Delivery> | null>("GET", `${path}/deliveries?size=100`, undefined, { signal, allow404: true }), [path]);
+  const list = useLoad((signal) => api<DeliveryPage | null>("GET", `${path}/deliveries?size=100`, undefined, { signal, allow404: true }), [path]);
   useInterval(list.reload, 5000, live && list.data !== null);
   const [error, setError] = useState<unknown>(null);
   const [done, setDone] = useState<string | null>(null);
@@ -325,15 +303,15 @@ function Deliveries({ path, live }: { path: string; live: boolean }) {
         : html`<div class="table-wrap"><table class="list" aria-label="Webhook deliveries">
             <thead><tr><th scope="col">Event</th><th scope="col">URL</th><th scope="col">Status</th><th scope="col">Attempts</th><th scope="col">Last answer</th><th scope="col">When</th>${can("user") ? html`<th scope="col"><span class="visually-hidden">Actions</span></th>` : null}</tr></thead>
             <tbody>${rows.map((d) => {
-              const id = d.id ?? d.delivery_id ?? d.deliveryId;
-              const code = d.response_status ?? d.responseStatus ?? d.last_status ?? d.lastStatus;
+              const id = d.delivery_id;
+              const code = d.last_response_code;
               return html`<tr key=${id}>
-                <td>${d.event_type ?? d.eventType ?? "—"}${d.sequence !== undefined ? html` <span class="muted small">#${d.sequence}</span>` : null}</td>
-                <td class="mono small clip">${d.url ?? "—"}</td>
-                <td><span class=${`tag d-${String(d.status ?? "").toLowerCase()}`}>${d.status ?? "—"}</span></td>
-                <td>${d.attempts ?? d.attempt ?? "—"}</td>
-                <td>${code ?? "—"}${d.error || d.last_error ? html` <span class="small bad">${d.error ?? d.last_error}</span>` : null}</td>
-                <td class="small">${ago(d.updated_time ?? d.last_attempt_time ?? d.created_time ?? d.createdTime ?? null)}</td>
+                <td>${d.event_type} <span class="muted small">#${d.sequence}</span></td>
+                <td class="mono small clip">${d.url}</td>
+                <td><span class=${`tag d-${d.status}`}>${d.status}</span></td>
+                <td>${d.attempts}</td>
+                <td>${code ?? "—"}${d.last_error ? html` <span class="small bad">${d.last_error}</span>` : null}</td>
+                <td class="small">${ago(d.updated_time)}</td>
                 ${can("user") ? html`<td><button type="button" class="small" onClick=${() => redeliver(id)}>Redeliver</button></td>` : null}
               </tr>`;
             })}</tbody>
