@@ -12,6 +12,7 @@ interface __BaseEnv_Env {
 	ACCOUNT_CONCURRENCY: string;
 	ALLOW_LOOPBACK_HTTP: string;
 	TOKEN_TTL_SECONDS: string;
+	LOST_AGENT_WINDOW_SECONDS: string;
 	EXECUTION: DurableObjectNamespace<import("./index").Execution>;
 	DISPATCHER: DurableObjectNamespace<import("./index").Dispatcher>;
 	LOGIN_THROTTLE: DurableObjectNamespace<import("./index").LoginThrottle>;
@@ -28,7 +29,7 @@ type StringifyValues<EnvType extends Record<string, unknown>> = {
 	[Binding in keyof EnvType]: EnvType[Binding] extends string ? EnvType[Binding] : string;
 };
 declare namespace NodeJS {
-	interface ProcessEnv extends StringifyValues<Pick<Cloudflare.Env, "OIDC_JWKS_URL" | "OIDC_ISSUER" | "OIDC_AUDIENCE" | "OIDC_ACCOUNTS_CLAIM" | "RUNNER_ISSUER" | "ACCOUNT_CONCURRENCY" | "ALLOW_LOOPBACK_HTTP" | "TOKEN_TTL_SECONDS">> {}
+	interface ProcessEnv extends StringifyValues<Pick<Cloudflare.Env, "OIDC_JWKS_URL" | "OIDC_ISSUER" | "OIDC_AUDIENCE" | "OIDC_ACCOUNTS_CLAIM" | "RUNNER_ISSUER" | "ACCOUNT_CONCURRENCY" | "ALLOW_LOOPBACK_HTTP" | "TOKEN_TTL_SECONDS" | "LOST_AGENT_WINDOW_SECONDS">> {}
 }
 declare module "*.txt" {
 	const value: string;
