@@ -178,7 +178,7 @@ export class Uploader {
 
   /** A spell of dropped output is over (or the run is): says how much went. */
   private endDrop(): void {
-    if (!this.dropped) return;
+    if (!this.dropped || this.gaveUp || this.stopper.signal.aborted) return;
     const n = this.dropped;
     const bytes = this.droppedBytes;
     this.dropped = 0;
@@ -222,7 +222,19 @@ export class Uploader {
   private refill(): void {
     const spool = this.spool;
     if (!spool?.count || this.queue.length > this.memoryEvents / 2 || this.queue.bytes > this.memoryBytes / 2) return;
-    for (const q of spool.read(this.memoryEvents - this.queue.length, this.memoryBytes - this.queue.bytes)) this.queue.push(q);
+    let read: ReturnType<Spool["read"]>;
+    try {
+      read = spool.read(this.memoryEvents - this.queue.length, this.memoryBytes - this.queue.bytes);
+    } catch (err) {
+      // The files were damaged or removed under us: what is left cannot be sent in order, and the
+      // server would wait for the gap for ever. The run goes on and still reports its outcome.
+      this.log.error("could not read the spooled events back; giving up on uploading this execution's events", { error: (err as Error).message });
+      this.gaveUp = true;
+      spool.close();
+      this.settleFlushes();
+      return;
+    }
+    for (const q of read) this.queue.push(q);
     if (!spool.count) this.log.info("the spooled events are read back: the upload backlog fits in memory again");
   }
 
