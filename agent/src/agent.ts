@@ -3,12 +3,14 @@
 // First SIGTERM/SIGINT: take no new work; hand back executions whose playbook has not started;
 // let the running ones finish for the grace period, then stop them (they end STOPPED), then, if
 // they are still there after the stop timeout, kill them. A second signal kills them at once.
+import { join } from "node:path";
 import type { ApiClient, ApiError } from "./api-client.ts";
 
 import { leaseLoop } from "./loops/lease.ts";
 import { silentLogger, type Logger } from "./log.ts";
 import { killByUid, killOrphans } from "./process-group.ts";
 import type { Isolation, IsolationLevel } from "./sandbox.ts";
+import { clearSpoolDir } from "./spool.ts";
 import { HeldStore, type HeldExecution } from "./state.ts";
 import { apiTransport, Session, type SessionResult } from "./session.ts";
 import type { Lease } from "./types.ts";
@@ -105,6 +107,11 @@ export class Agent {
     }
   }
 
+  /** Where sessions spool their upload backlog beyond the memory cap (in the state directory: the agent's alone). */
+  private get spoolDir(): string | undefined {
+    return this.opts.stateDir ? join(this.opts.stateDir, "spool") : undefined;
+  }
+
   private isolationFor(slot: number): Isolation {
     const iso = this.opts.isolation;
     if (!iso || iso.level === "none") return { level: "none" };
@@ -134,6 +141,8 @@ export class Agent {
     if (uidBase !== undefined) for (let i = 0; i < this.slots.length; i++) orphans += await killByUid(uidBase + i);
     if (orphans) this.log.warn("killed processes left by an earlier agent that did not exit cleanly", { count: orphans });
     await sweepStaleWorkspaces(this.opts.executor.workRoot, this.log);
+    // What an earlier process spooled belongs to executions it held: reported lost just below.
+    if (this.spoolDir) clearSpoolDir(this.spoolDir);
     if (this.held) {
       await this.reportLost(await this.held.previous());
       await this.held.save();
@@ -193,6 +202,7 @@ export class Agent {
       transport: apiTransport(client, lease.executionId),
       executor: { ...this.opts.executor, isolation: this.isolationFor(slot), toLocalTime: (ms) => client.toLocalTime(ms) },
       heartbeatIntervalMs: this.opts.heartbeatIntervalMs,
+      spoolDir: this.spoolDir,
       onUnauthorized: (err) => this.onFatal(err),
       log: this.log,
     });

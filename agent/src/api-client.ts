@@ -189,10 +189,12 @@ export class ApiClient {
 
   async events(executionId: string, body: LeaseRef & { events: WireEvent[] }, signal?: AbortSignal): Promise<EventsAnswer> {
     const { json } = await this.request("POST", `agent/executions/${encodeURIComponent(executionId)}/events`, body, { signal });
-    const a = (json ?? {}) as { acceptedThrough?: unknown; command?: unknown };
+    const a = (json ?? {}) as { acceptedThrough?: unknown; command?: unknown; leaseExpiresAt?: unknown };
     const through = typeof a.acceptedThrough === "number" ? a.acceptedThrough : NaN;
     if (!Number.isFinite(through)) throw new ApiError("POST events: the answer has no acceptedThrough", 502);
-    return { acceptedThrough: through, command: command(a.command) };
+    const out: EventsAnswer = { acceptedThrough: through, command: command(a.command) };
+    if (typeof a.leaseExpiresAt === "number") out.leaseExpiresAt = a.leaseExpiresAt;
+    return out;
   }
 
   async release(executionId: string, ref: LeaseRef, signal?: AbortSignal): Promise<void> {

@@ -1,4 +1,5 @@
-// Status reports of one execution, delivered one at a time and in order, retried while retryable.
+// Status reports of one execution, delivered one at a time and in order, retried while retryable:
+// through an outage as long as the lease lasts (the session stops the reporter when it is lost).
 import { ApiError, type StatusAnswer } from "./api-client.ts";
 import { silentLogger, type Logger } from "./log.ts";
 import { Backoff, sleep } from "./retry.ts";
@@ -19,6 +20,7 @@ export class Reporter {
   private readonly log: Logger;
   private readonly stopper = new AbortController();
   private chain: Promise<void> = Promise.resolve();
+  private retryWake: (() => void) | null = null;
 
   constructor(opts: ReporterOptions) {
     this.opts = opts;
@@ -35,6 +37,11 @@ export class Reporter {
 
   stop(): void {
     this.stopper.abort();
+  }
+
+  /** The API answers again (a heartbeat got through): a failed report is retried now, not after its backoff. */
+  retryNow(): void {
+    this.retryWake?.();
   }
 
   private async deliver(r: StatusReport): Promise<void> {
@@ -55,7 +62,10 @@ export class Reporter {
         if (e.retryable) {
           const delay = e.retryAfterMs ?? backoff.next();
           this.log.warn("status report failed; retrying", { status: r.status, error: e.message, retryInMs: delay });
-          await sleep(delay, signal);
+          const wake = new AbortController();
+          this.retryWake = () => wake.abort();
+          await sleep(delay, AbortSignal.any([signal, wake.signal]));
+          this.retryWake = null;
           continue;
         }
         // 409: the state machine forbids it (a stop raced our report); other 4xx: our mistake. Not retried.

@@ -151,11 +151,14 @@ export class Run {
     this.killNow();
   }
 
-  /** The server says this run is not ours (any more): kill it, report nothing. */
-  abandon(): void {
+  /**
+   * The server says this run is not ours (any more), or its lease expired while the API was
+   * unreachable (`why`): kill it, report nothing.
+   */
+  abandon(why?: string): void {
     if (this._phase === "done") return;
     this.requested = { kind: "abandon" };
-    this.log.warn("the API says this execution is no longer ours: abandoning it");
+    this.log.warn(`${why ?? "the API says this execution is no longer ours"}: abandoning it`);
     this.killNow();
   }
 

@@ -1,9 +1,16 @@
-// One leased execution, wired to the API: its run (run.ts), its uploader, status reporter and
-// heartbeat loop, with commands from any answer routed to the run.
+// One leased execution, wired to the API: its run (run.ts), its uploader, status reporter,
+// heartbeat loop and lease watch, with commands from any answer routed to the run.
+//
+// While the API is unreachable the run goes on: heartbeats, uploads (spooled to disk beyond a
+// memory cap) and reports are retried, and all of them pick up at once when a heartbeat gets
+// through again. If the API stays unreachable until the lease expires (the lost-agent window), the
+// server has given the execution up (agent_lost): the lease watch then kills the run and nothing
+// more is reported for this lease.
 import { performance } from "node:perf_hooks";
 import { ApiError, type ApiClient, type EventsAnswer, type HeartbeatAnswer, type StatusAnswer } from "./api-client.ts";
 import { Run, type RunOptions, type RunResult } from "./run.ts";
 import { heartbeatLoop } from "./loops/heartbeat.ts";
+import { leaseWatch } from "./loops/lease-watch.ts";
 import { silentLogger, type Logger } from "./log.ts";
 import { Reporter } from "./reporter.ts";
 import { Backoff, sleep } from "./retry.ts";
@@ -37,6 +44,10 @@ export interface SessionOptions {
   uploadIntervalMs?: number;
   /** 401 from any call: the agent's credential is gone. */
   onUnauthorized?(err: ApiError): void;
+  /** A directory of the agent's own for the upload backlog beyond the memory cap (uploader.ts); none: memory only. */
+  spoolDir?: string;
+  /** Upload backlog kept in memory before spooling (tests; default: uploader.ts). */
+  memoryEvents?: number;
   log?: Logger;
 }
 
@@ -44,6 +55,8 @@ export interface SessionResult extends RunResult {
   executionId: string;
   attempt: number;
   released?: boolean;
+  /** The lease expired without the API being reached: the run was killed, nothing more reported. */
+  leaseLost?: boolean;
 }
 
 export class Session {
@@ -54,9 +67,13 @@ export class Session {
   private readonly log: Logger;
   private readonly uploader: Uploader;
   private readonly reporter: Reporter;
-  private readonly heartbeatStop = new AbortController();
+  /** Stops the heartbeat loop and the lease watch once the run is over. */
+  private readonly loopsStop = new AbortController();
   /** Sent with every call of this execution. */
   private readonly ref: LeaseRef;
+  /** The latest `leaseExpiresAt` the API answered (its clock). */
+  private leaseExpiresAt: number;
+  private leaseLost = false;
 
   constructor(lease: Lease, opts: SessionOptions) {
     this.lease = lease;
@@ -64,13 +81,20 @@ export class Session {
     this.log = (opts.log ?? silentLogger).child({ executionId: lease.executionId, attempt: lease.attempt });
     const ref: LeaseRef = { attempt: lease.attempt, leaseId: lease.leaseId };
     this.ref = ref;
+    this.leaseExpiresAt = lease.leaseExpiresAt;
     const onCommand = (cmd: Exclude<AgentCommand, null>) => this.execution.command(cmd);
     const onFatal = (err: ApiError) => this.fatal(err);
     this.uploader = new Uploader({
-      send: (events, signal) => opts.transport.events({ ...ref, events }, signal),
+      send: async (events, signal) => {
+        const a = await opts.transport.events({ ...ref, events }, signal);
+        this.renewed(a.leaseExpiresAt);
+        return a;
+      },
       onCommand,
       onFatal,
       intervalMs: opts.uploadIntervalMs,
+      spool: opts.spoolDir ? { dir: opts.spoolDir, name: `${lease.executionId}.${lease.attempt}.${lease.leaseId}` } : undefined,
+      memoryEvents: opts.memoryEvents,
       log: this.log,
     });
     this.reporter = new Reporter({
@@ -96,6 +120,29 @@ export class Session {
     return this.uploader.pending;
   }
 
+  /** The files the upload backlog is spooled to right now (tests). */
+  get spoolFiles(): string[] {
+    return this.uploader.spoolFiles;
+  }
+
+  /** An answer renewed the lease until `serverMs` (answers may come back out of order: the latest counts). */
+  private renewed(serverMs: number | undefined): void {
+    if (typeof serverMs === "number" && serverMs > this.leaseExpiresAt) this.leaseExpiresAt = serverMs;
+  }
+
+  /** The lease expired and the API was not reached: the server has ended it agent_lost; so does the run. */
+  private expired(): void {
+    if (this.execution.phase === "done") return;
+    this.leaseLost = true;
+    this.log.error("the API was unreachable for the whole lost-agent window: the lease has expired, so the run is killed (the API ends it agent_lost)", {
+      leaseExpiresAt: new Date(this.leaseExpiresAt).toISOString(),
+    });
+    this.execution.abandon("the lease expired");
+    // Whatever was still to be sent is for a lease that no longer exists.
+    this.reporter.stop();
+    void this.uploader.stop();
+  }
+
   private fatal(err: ApiError): void {
     if (err.unauthorized) {
       this.execution.abandon();
@@ -113,21 +160,30 @@ export class Session {
     const hb = heartbeatLoop({
       send: (signal) => this.opts.transport.heartbeat(this.ref, signal),
       intervalMs: this.lease.heartbeatIntervalMs ?? this.opts.heartbeatIntervalMs ?? 5000,
-      signal: this.heartbeatStop.signal,
+      signal: this.loopsStop.signal,
       onCommand: (cmd) => this.execution.command(cmd),
+      onAnswer: (a) => {
+        this.renewed(a.leaseExpiresAt);
+        // Reachable again: what waits in a backoff goes now.
+        this.uploader.retryNow();
+        this.reporter.retryNow();
+      },
       onFatal: (err) => this.fatal(err),
       log: this.log,
     });
+    const toLocal = this.opts.executor.toLocalTime ?? ((ms: number) => ms);
+    const watch = leaseWatch({ expiresAt: () => toLocal(this.leaseExpiresAt), onExpired: () => this.expired(), signal: this.loopsStop.signal });
     let result: RunResult;
     try {
       result = await this.execution.run();
     } finally {
-      this.heartbeatStop.abort();
+      this.loopsStop.abort();
       this.reporter.stop();
       await this.uploader.stop();
-      await hb;
+      await Promise.all([hb, watch]);
     }
     const out: SessionResult = { ...result, executionId: this.lease.executionId, attempt: this.lease.attempt };
+    if (this.leaseLost) out.leaseLost = true;
     if (result.handedBack) out.released = await this.release();
     return out;
   }

@@ -3,6 +3,7 @@
 //
 //   <state dir>/            0700 (root: /var/lib/runner-agent/<agentId>; else $XDG_STATE_HOME/runner-agent/<agentId>)
 //     held.json             the executions this agent holds right now (a restarted agent reports them lost)
+//     spool/                upload backlogs beyond the memory cap while the API is away (spool.ts; 0600 files)
 //     work/                 the default work directory (workspaces)
 //     work/.agent           which agent process uses the work directory (one at a time)
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";

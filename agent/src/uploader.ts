@@ -1,10 +1,20 @@
 // Uploads an execution's events in batches (≤ 500 events, < 1 MiB, about every 250 ms), numbered
 // from 1, resending from the server's acceptedThrough so that nothing is lost or stored twice.
+//
+// While the API is slow or unreachable the backlog grows: the oldest events stay in memory (up to
+// 10,000 events or 16 MiB), newer ones are spooled to disk (spool.ts) and read back in order as
+// the backlog shrinks. The spool is bounded too (512 MiB): beyond it raw output lines (`verbose`)
+// are dropped, said by a marker event, while the playbook's structured events are still kept.
 import { ApiError, type EventsAnswer } from "./api-client.ts";
 import { eventBytes } from "./events.ts";
 import { silentLogger, type Logger } from "./log.ts";
 import { Backoff, sleep } from "./retry.ts";
+import { Spool } from "./spool.ts";
 import type { AgentCommand, EventInput, WireEvent } from "./types.ts";
+
+export const MEMORY_EVENTS = 10_000;
+export const MEMORY_BYTES = 16 * 1024 * 1024;
+export const SPOOL_MAX_BYTES = 512 * 1024 * 1024;
 
 export interface UploaderOptions {
   send(events: WireEvent[], signal: AbortSignal): Promise<EventsAnswer>;
@@ -18,6 +28,14 @@ export interface UploaderOptions {
   log?: Logger;
   /** Aborting it stops the uploader, like stop(). */
   signal?: AbortSignal;
+  /**
+   * Where the backlog beyond the memory cap goes: a directory of the agent's own and a file name
+   * unique to the lease. Without it the whole backlog stays in memory.
+   */
+  spool?: { dir: string; name: string; maxBytes?: number };
+  /** The backlog kept in memory before spooling (default MEMORY_EVENTS / MEMORY_BYTES). */
+  memoryEvents?: number;
+  memoryBytes?: number;
 }
 
 interface Queued {
@@ -84,6 +102,13 @@ export class Uploader {
   private flushWaiters: (() => void)[] = [];
   private loopDone: Promise<void>;
   private gaveUp = false;
+  private readonly spool: Spool | null;
+  private readonly memoryEvents: number;
+  private readonly memoryBytes: number;
+  /** Output lines dropped since the spool filled up (0: not dropping). */
+  private dropped = 0;
+  private droppedBytes = 0;
+  private retryWake: (() => void) | null = null;
   /** Batches sent, for tests and figures. */
   batches = 0;
 
@@ -91,6 +116,11 @@ export class Uploader {
     this.opts = opts;
     this.log = opts.log ?? silentLogger;
     this.backoff = opts.backoff ?? new Backoff();
+    this.memoryEvents = opts.memoryEvents ?? MEMORY_EVENTS;
+    this.memoryBytes = opts.memoryBytes ?? MEMORY_BYTES;
+    this.spool = opts.spool
+      ? new Spool(opts.spool.dir, opts.spool.name, (err) => this.log.error("could not spool events to disk; keeping them in memory", { error: err.message }))
+      : null;
     opts.signal?.addEventListener("abort", () => void this.stop(), { once: true });
     this.loopDone = this.loop();
   }
@@ -99,34 +129,113 @@ export class Uploader {
     return this.acceptedThrough;
   }
 
+  /** Events not yet accepted, in memory and spooled. */
   get pending(): number {
-    return this.queue.length;
+    return this.queue.length + (this.spool?.count ?? 0);
   }
 
-  /** Numbers the event and queues it. */
-  push(e: EventInput): WireEvent {
+  /** The spool's files in use (tests). */
+  get spoolFiles(): string[] {
+    return this.spool?.files ?? [];
+  }
+
+  /** Numbers the event and queues it (in memory, else in the spool); null when it is dropped. */
+  push(e: EventInput): WireEvent | null {
+    if (this.gaveUp || this.stopper.signal.aborted) return null;
+    const spool = this.spool;
+    const spilling = !!spool && (spool.count > 0 || this.queue.length >= this.memoryEvents || this.queue.bytes >= this.memoryBytes);
+    const full = spilling && spool!.bytes >= (this.opts.spool?.maxBytes ?? SPOOL_MAX_BYTES);
+    // Raw output goes first when even the spool is full: the task results still tell what happened.
+    if (full && e.event_type === "verbose") {
+      if (!this.dropped++) {
+        this.log.error("the event spool is full: dropping output lines until it drains", { spoolBytes: spool!.bytes });
+        this.enqueue(
+          marker("[runner-agent: the API has been unreachable so long that this execution's event spool is full: output lines are dropped until it drains; task results are kept]\n", {
+            spool_full: true,
+          }),
+        );
+      }
+      this.droppedBytes += Buffer.byteLength(e.stdout, "utf8");
+      return null;
+    }
+    if (!full) this.endDrop();
+    return this.enqueue(e);
+  }
+
+  private enqueue(e: EventInput): WireEvent {
     const event: WireEvent = { seq: this.nextSeq++, ...e };
-    if (this.gaveUp || this.stopper.signal.aborted) return event;
-    if (!this.queue.length) this.firstQueuedAt = Date.now();
-    this.queue.push({ event, bytes: eventBytes(event) });
+    if (!this.pending) this.firstQueuedAt = Date.now();
+    const spool = this.spool;
+    if (spool && (spool.count > 0 || this.queue.length >= this.memoryEvents || this.queue.bytes >= this.memoryBytes)) {
+      if (!spool.count) this.log.warn("the upload backlog is beyond what is kept in memory: spooling events to disk", { backlog: this.queue.length });
+      spool.append(event);
+    } else {
+      this.queue.push({ event, bytes: eventBytes(event) });
+    }
     this.poke();
     return event;
   }
 
+  /** A spell of dropped output is over (or the run is): says how much went. */
+  private endDrop(): void {
+    if (!this.dropped || this.gaveUp || this.stopper.signal.aborted) return;
+    const n = this.dropped;
+    const bytes = this.droppedBytes;
+    this.dropped = 0;
+    this.droppedBytes = 0;
+    this.enqueue(marker(`[runner-agent: ${n} output line events (${bytes} bytes) were dropped while the event spool was full]\n`, { dropped_events: n, dropped_bytes: bytes }));
+  }
+
   /** Resolves when every event pushed so far is accepted (or the uploader stopped or gave up). */
   flush(): Promise<void> {
-    if (!this.queue.length || this.gaveUp || this.stopper.signal.aborted) return Promise.resolve();
+    this.endDrop();
+    if (!this.pending || this.gaveUp || this.stopper.signal.aborted) return Promise.resolve();
     this.flushWanted = true;
     this.poke();
     return new Promise((res) => this.flushWaiters.push(res));
   }
 
-  /** Stops uploading (what is still queued is dropped) and waits for the loop to end. */
+  /** Stops uploading (what is still queued is dropped, the spool removed) and waits for the loop to end. */
   async stop(): Promise<void> {
     this.stopper.abort();
     this.poke();
+    this.retryWake?.();
     this.settleFlushes();
     await this.loopDone;
+    this.spool?.close();
+  }
+
+  /** The API answers again (a heartbeat got through): a failed upload is retried now, not after its backoff. */
+  retryNow(): void {
+    this.retryWake?.();
+  }
+
+  /** Waits `ms` before a retry; cut short by stop() or retryNow(). */
+  private async retryDelay(ms: number): Promise<void> {
+    const wake = new AbortController();
+    this.retryWake = () => wake.abort();
+    await sleep(ms, AbortSignal.any([this.stopper.signal, wake.signal]));
+    this.retryWake = null;
+  }
+
+  /** Moves spooled events into memory, in order, once memory has room for a good share of them. */
+  private refill(): void {
+    const spool = this.spool;
+    if (!spool?.count || this.queue.length > this.memoryEvents / 2 || this.queue.bytes > this.memoryBytes / 2) return;
+    let read: ReturnType<Spool["read"]>;
+    try {
+      read = spool.read(this.memoryEvents - this.queue.length, this.memoryBytes - this.queue.bytes);
+    } catch (err) {
+      // The files were damaged or removed under us: what is left cannot be sent in order, and the
+      // server would wait for the gap for ever. The run goes on and still reports its outcome.
+      this.log.error("could not read the spooled events back; giving up on uploading this execution's events", { error: (err as Error).message });
+      this.gaveUp = true;
+      spool.close();
+      this.settleFlushes();
+      return;
+    }
+    for (const q of read) this.queue.push(q);
+    if (!spool.count) this.log.info("the spooled events are read back: the upload backlog fits in memory again");
   }
 
   private poke(): void {
@@ -136,7 +245,7 @@ export class Uploader {
   }
 
   private settleFlushes(): void {
-    if (this.queue.length && !this.gaveUp && !this.stopper.signal.aborted) return;
+    if (this.pending && !this.gaveUp && !this.stopper.signal.aborted) return;
     const ws = this.flushWaiters;
     this.flushWaiters = [];
     this.flushWanted = false;
@@ -144,6 +253,7 @@ export class Uploader {
   }
 
   private ready(): boolean {
+    this.refill();
     if (!this.queue.length) return false;
     if (this.flushWanted) return true;
     const maxEvents = this.opts.maxEvents ?? 500;
@@ -154,7 +264,7 @@ export class Uploader {
   private async waitForWork(): Promise<void> {
     const signal = this.stopper.signal;
     while (!signal.aborted && !this.ready()) {
-      const wait = this.queue.length ? Math.max(1, (this.opts.intervalMs ?? 250) - (Date.now() - this.firstQueuedAt)) : 60_000;
+      const wait = this.pending ? Math.max(1, (this.opts.intervalMs ?? 250) - (Date.now() - this.firstQueuedAt)) : 60_000;
       await new Promise<void>((res) => {
         const t = setTimeout(res, wait);
         this.wake = () => {
@@ -182,6 +292,7 @@ export class Uploader {
   private accept(through: number): void {
     if (through > this.acceptedThrough) this.acceptedThrough = through;
     this.queue.dropThrough(this.acceptedThrough);
+    this.refill();
     if (this.queue.length) this.firstQueuedAt = Math.min(this.firstQueuedAt, Date.now());
   }
 
@@ -201,7 +312,7 @@ export class Uploader {
         if (this.acceptedThrough <= before && this.queue.length) {
           // The server holds back (a gap it is still waiting for): resend from there, but not in a tight loop.
           this.log.warn("the API did not accept the batch; resending", { acceptedThrough: answer.acceptedThrough, first: batch[0]!.seq });
-          await sleep(this.backoff.next(), signal);
+          await this.retryDelay(this.backoff.next());
         } else {
           this.backoff.reset();
         }
@@ -210,13 +321,14 @@ export class Uploader {
         const e = ApiError.from(err);
         if (e.unauthorized || e.abandon) {
           this.gaveUp = true;
+          this.spool?.close();
           this.opts.onFatal?.(e);
           break;
         }
         if (e.retryable) {
           const delay = e.retryAfterMs ?? this.backoff.next();
-          this.log.warn("event upload failed; retrying", { error: e.message, retryInMs: delay, failures: this.backoff.failures });
-          await sleep(delay, signal);
+          this.log.warn("event upload failed; retrying", { error: e.message, retryInMs: delay, failures: this.backoff.failures, backlog: this.pending });
+          await this.retryDelay(delay);
           continue;
         }
         this.repair(batch, e);
@@ -241,6 +353,7 @@ export class Uploader {
     if (q.event.event_type === "runner_agent_placeholder" || (q.event.data as { placeholder?: boolean }).placeholder) {
       this.log.error("giving up on uploading this execution's events");
       this.gaveUp = true;
+      this.spool?.close();
       return;
     }
     const placeholder: WireEvent = {
@@ -255,4 +368,9 @@ export class Uploader {
     };
     this.queue.replaceFirst({ event: placeholder, bytes: eventBytes(placeholder) });
   }
+}
+
+/** An event of the agent's own in the log (the output dropped, and how much). */
+function marker(stdout: string, data: Record<string, unknown>): EventInput {
+  return { timestamp: Date.now(), event_type: "verbose", play: null, task: null, host: null, stdout, data: { runner_agent: true, ...data } };
 }

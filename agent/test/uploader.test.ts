@@ -1,6 +1,10 @@
 // The uploader: numbering, batching by count/size/time, resending from acceptedThrough after
-// failures without duplicates, commands from answers, and refused batches never leaving a gap.
-import { describe, expect, it } from "vitest";
+// failures without duplicates, commands from answers, and refused batches never leaving a gap;
+// the backlog spooled to disk beyond its memory cap, and bounded there.
+import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
 import { ApiError } from "../src/api-client.ts";
 import { Backoff } from "../src/retry.ts";
 import type { EventInput, WireEvent } from "../src/types.ts";
@@ -130,5 +134,80 @@ describe("uploader", () => {
     await u.stop();
     expect(accepted.map((e) => e.seq)).toEqual([1, 2, 3, 4]);
     expect(accepted[2]!.stdout).toContain("could not be uploaded");
+  });
+});
+
+describe("uploader spool", () => {
+  const dirs: string[] = [];
+  afterAll(() => {
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  });
+  const spoolDir = () => {
+    const d = mkdtempSync(join(tmpdir(), "rnr-spool-"));
+    dirs.push(d);
+    return join(d, "spool");
+  };
+  /** Refuses every upload (the API unreachable) while `down`. */
+  function partitioned(t: RecordingTransport) {
+    const state = { down: true, accepted: [] as number[] };
+    const send = async (events: WireEvent[]) => {
+      if (state.down) throw new ApiError("POST events: fetch failed (ECONNREFUSED)", 0);
+      state.accepted.push(...events.map((e) => e.seq));
+      return t.events({ attempt: 1, events });
+    };
+    return { state, send };
+  }
+
+  it("keeps the backlog beyond the memory cap in 0600 files of its directory, uploads it all once, in order, when the API is back, and removes them", async () => {
+    const t = new RecordingTransport();
+    const p = partitioned(t);
+    const dir = spoolDir();
+    const u = new Uploader({ send: p.send, backoff: fast(), memoryEvents: 100, spool: { dir, name: "exec-1.1.lease" } });
+    const N = 3000;
+    for (let i = 1; i <= N; i++) u.push(ev(i, `${"x".repeat(2000)} ${i}\n`)); // ~6 MB: beyond the write buffer
+    expect(u.pending).toBe(N);
+    const files = u.spoolFiles;
+    expect(files.length).toBeGreaterThan(0);
+    expect(readdirSync(dir).map((f) => join(dir, f))).toEqual(files);
+    for (const f of files) expect(statSync(f).mode & 0o777).toBe(0o600);
+    expect(statSync(dir).mode & 0o777).toBe(0o700);
+    await new Promise((r) => setTimeout(r, 200)); // failing meanwhile
+    p.state.down = false;
+    u.retryNow();
+    await u.flush();
+    const stored = t.storedEvents();
+    expect(stored.map((e) => e.seq)).toEqual(Array.from({ length: N }, (_, i) => i + 1));
+    expect(stored.every((e, i) => e.stdout.endsWith(` ${i + 1}\n`))).toBe(true);
+    expect(p.state.accepted).toEqual(stored.map((e) => e.seq)); // each sent once it got through
+    expect(readdirSync(dir)).toEqual([]); // read back: nothing left on disk
+    await u.stop();
+  });
+
+  it("drops output lines (said by markers), never task results, once the spool reaches its bound; stop removes what is left", async () => {
+    const t = new RecordingTransport();
+    const p = partitioned(t);
+    const dir = spoolDir();
+    const u = new Uploader({ send: p.send, backoff: fast(), memoryEvents: 10, spool: { dir, name: "exec-2.1.lease", maxBytes: 1024 * 1024 } });
+    const line = (i: number) => ev(i, `${"y".repeat(10_000)} ${i}\n`);
+    const result = (i: number): EventInput => ({ ...ev(i, `ok: [web1] ${i}\n`), event_type: "runner_on_ok", host: "web1", task: `task ${i}` });
+    for (let i = 1; i <= 300; i++) u.push(i % 50 === 0 ? result(i) : line(i)); // ~3 MB of output into a 1 MiB spool
+    p.state.down = false;
+    u.retryNow();
+    await u.flush();
+    const stored = t.storedEvents();
+    expect(stored.map((e) => e.seq)).toEqual(stored.map((_, i) => i + 1)); // no gap where lines were dropped
+    expect(stored.filter((e) => e.event_type === "runner_on_ok").map((e) => e.task)).toEqual([50, 100, 150, 200, 250, 300].map((i) => `task ${i}`));
+    const markers = stored.filter((e) => (e.data as { runner_agent?: boolean }).runner_agent);
+    expect(markers).toHaveLength(2);
+    expect(markers[0]!.stdout).toContain("spool is full");
+    const dropped = (markers[1]!.data as { dropped_events: number }).dropped_events;
+    expect(dropped).toBeGreaterThan(100);
+    expect(stored.filter((e) => e.event_type === "verbose").length - 2 + dropped).toBe(300 - 6);
+    // The backlog of a run that ends without the API (its lease lost) leaves nothing on disk.
+    p.state.down = true;
+    for (let i = 1; i <= 500; i++) u.push(line(i));
+    expect(readdirSync(dir).length).toBeGreaterThan(0);
+    await u.stop();
+    expect(readdirSync(dir)).toEqual([]);
   });
 });

@@ -15,7 +15,8 @@ async function startJob(playbook: string) {
 }
 
 beforeAll(async () => {
-  stack = await new Stack().start();
+  // A killed agent's execution ends when the lost-agent window does: 30 s here (default 120 s).
+  stack = await new Stack().start({ vars: { LOST_AGENT_WINDOW_SECONDS: "30" } });
   token = await stack.token([A]);
 }, 240_000);
 

@@ -24,7 +24,7 @@ describe("agent protocol (happy)", () => {
       body: { token: created.json.token, name: "build-01", location: "elsewhere", version: "0.1.0", hostname: "build-01.example", concurrency: 2 },
     });
     expect(r.status).toBe(200);
-    expect(r.json).toMatchObject({ accountAlias: "reg", location: "dc1", shared: false, leaseTtlMs: 30_000, heartbeatIntervalMs: 5_000, pollWaitMs: 25_000 });
+    expect(r.json).toMatchObject({ accountAlias: "reg", location: "dc1", shared: false, leaseTtlMs: 120_000, heartbeatIntervalMs: 5_000, pollWaitMs: 25_000 });
     expect(r.json.credential).toMatch(new RegExp(`^rac_${r.json.agentId}_[A-Za-z0-9_-]{43}$`));
     expect(r.headers.get("cache-control")).toBe("no-store");
     const agentRow = await env.DB.prepare("SELECT * FROM agents WHERE id = ?").bind(r.json.agentId).first<Record<string, unknown>>();

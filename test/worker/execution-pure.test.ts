@@ -1,8 +1,8 @@
 // The Execution object's pure pieces (worker/execution/): the state machine's reasons and
 // targets, the clock's deadlines, host stats, and the lease body.
 import { describe, expect, it } from "vitest";
-import type { JobForLease } from "../../worker/domain/contracts";
-import { DEADLINES, nextAlarm } from "../../worker/execution/deadlines";
+import { lostAgentWindowMs, UNREACHABLE_AFTER_MS, type JobForLease } from "../../worker/domain/contracts";
+import { DEADLINES, nextAlarm, unreachableAt } from "../../worker/execution/deadlines";
 import { mergeHostStats, statsFrom } from "../../worker/execution/host-stats";
 import { leaseBody, mergeJob, secretPart, secretValues } from "../../worker/execution/lease-body";
 import { reasonFor, target, TERMINAL, TRANSITIONS, type Cause } from "../../worker/execution/machine";
@@ -88,6 +88,27 @@ describe("deadlines", () => {
     expect(due(base, 5_000)).toEqual(["lease_lost"]);
     expect(due(base, 9_000)).toEqual(["lease_lost", "ttl"]);
     expect(due({ ...base, status: "KILLING", killDeadline: 2_000 }, 2_000)).toEqual(["kill_timeout"]);
+  });
+
+  it("marks an acknowledged lease's agent unreachable two heartbeats after its last call, once", () => {
+    const seen = { ...base, leaseExpiresAt: 121_000, ttlAt: 999_000, lastSeenAt: 1_000, unreachableSince: null };
+    expect(unreachableAt(seen)).toBe(1_000 + UNREACHABLE_AFTER_MS);
+    expect(nextAlarm(seen)).toBe(1_000 + UNREACHABLE_AFTER_MS);
+    expect(unreachableAt({ ...seen, unreachableSince: 1_000 })).toBeNull(); // marked: next is the lease's end
+    expect(nextAlarm({ ...seen, unreachableSince: 1_000 })).toBe(121_000);
+    expect(unreachableAt({ ...seen, lastSeenAt: null })).toBeNull(); // unacknowledged: it only expires
+    expect(unreachableAt({ ...seen, status: "PENDING" })).toBeNull();
+  });
+});
+
+describe("the lost-agent window", () => {
+  it("is LOST_AGENT_WINDOW_SECONDS, 15 to 3600 whole seconds, else 120 s", () => {
+    const w = (v: string | undefined) => lostAgentWindowMs({ LOST_AGENT_WINDOW_SECONDS: v as string });
+    expect(w("120")).toBe(120_000);
+    expect(w(" 40 ")).toBe(40_000);
+    expect(w("15")).toBe(15_000);
+    expect(w("3600")).toBe(3_600_000);
+    for (const bad of [undefined, "", "14", "3601", "-30", "1.5", "2m", "abc"]) expect(w(bad), String(bad)).toBe(120_000);
   });
 });
 

@@ -25,6 +25,7 @@ describe("start", () => {
       [
         "account_alias",
         "agent_id",
+        "agent_unreachable_since",
         "attempt",
         "created_time",
         "execution_id",
@@ -52,6 +53,7 @@ describe("start", () => {
       repository_log: null,
       is_vpn_established: false,
       agent_id: null,
+      agent_unreachable_since: null,
       trigger: "api",
       schedule_id: null,
       reason: null,

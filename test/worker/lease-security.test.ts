@@ -1,6 +1,6 @@
 import { env, runDurableObjectAlarm } from "cloudflare:test";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { LEASE_TTL_MS } from "../../worker/domain/contracts";
+import { lostAgentWindowMs } from "../../worker/domain/contracts";
 import { executionClient } from "../../worker/domain/execution-client";
 import { call, execution, lease, newAgent, newExecution, newJob } from "./agent-fixtures";
 
@@ -27,9 +27,9 @@ describe("a lease lost before the playbook started and leased again to the same 
     expect((await call(agent, "POST", `${base}/heartbeat`, old)).status).toBe(200);
     expect((await call(agent, "POST", `${base}/events`, { ...old, events: [{ seq: 1, timestamp: 1, event_type: "verbose", stdout: "first lease\n" }] })).status).toBe(200);
 
-    // No heartbeat for a whole lease: the alarm takes it back (the playbook had not started).
+    // No heartbeat for the whole lost-agent window: the alarm takes it back (the playbook had not started).
     vi.useFakeTimers({ toFake: ["Date"] });
-    vi.setSystemTime(Date.now() + LEASE_TTL_MS + 1);
+    vi.setSystemTime(Date.now() + lostAgentWindowMs(env) + 1);
     await runDurableObjectAlarm(object(id));
     expect(await execution(id)).toMatchObject({ status: "PENDING", agent_id: null });
 

@@ -84,6 +84,7 @@ export type Execution = {
   repository_log: RepositoryLog;
   is_vpn_established: boolean;
   agent_id: string | null;
+  agent_unreachable_since: number | null;
   trigger: "api" | "schedule" | "restart";
   schedule_id: string | null;
   scheduled_time?: number | null;

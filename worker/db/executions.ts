@@ -72,7 +72,14 @@ export async function listExecutionViews(
     { select: "snapshot", from: "executions", where: where.join(" AND "), args, orderBy: "created_time DESC, id DESC" },
     p,
   );
-  return { ...page, results: page.results.map((r) => JSON.parse(r.snapshot) as ExecutionView) };
+  // Snapshots written before agent_unreachable_since existed lack it.
+  return {
+    ...page,
+    results: page.results.map((r) => {
+      const v = JSON.parse(r.snapshot) as ExecutionView;
+      return { ...v, agent_unreachable_since: v.agent_unreachable_since ?? null };
+    }),
+  };
 }
 
 /**

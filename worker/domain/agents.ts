@@ -19,7 +19,7 @@ import { forbidden, notFound, unauthorized } from "../lib/problem";
 import type { Page, PageParams } from "../schemas/common";
 import type { LeaseBody } from "../schemas/execution";
 import { MAX_POLL_WAIT_MS, type AgentView, type RegisterAnswer, type RegisterBody, type TokenView } from "../schemas/agent";
-import { HEARTBEAT_INTERVAL_MS, LEASE_TTL_MS } from "./contracts";
+import { HEARTBEAT_INTERVAL_MS, lostAgentWindowMs } from "./contracts";
 import { agentDispatcherKey, dispatcherStub } from "./dispatch";
 import { executionClient } from "./execution-client";
 
@@ -111,7 +111,7 @@ export async function registerAgent(env: Env, body: RegisterBody, bearer: string
     accountAlias,
     location,
     shared: accountAlias === null,
-    leaseTtlMs: LEASE_TTL_MS,
+    leaseTtlMs: lostAgentWindowMs(env),
     heartbeatIntervalMs: HEARTBEAT_INTERVAL_MS,
     pollWaitMs: MAX_POLL_WAIT_MS,
   };

@@ -61,14 +61,36 @@ export function dispatcherKey(accountAlias: string | null, location: string | nu
 }
 
 // The protocol's timing: one source for the register answer, the lease body and the object's alarms.
-export const LEASE_TTL_MS = 30_000;
+export const HEARTBEAT_INTERVAL_MS = 5_000;
+/**
+ * The lost-agent window (LOST_AGENT_WINDOW_SECONDS): how long an acknowledged lease outlives the
+ * agent's last call. A network partition shorter than this loses nothing: the run goes on, the
+ * agent keeps its events and uploads them when the API is back. Only when it ends is the execution
+ * given up on (FAILURE agent_lost, or PENDING again if its playbook had not started), and the agent,
+ * which counts down the same `leaseExpiresAt`, kills the run itself.
+ */
+export const DEFAULT_LOST_AGENT_WINDOW_S = 120;
+/** Shorter than this, an agent's ordinary retries (a heartbeat every 5 s) would lose leases. */
+const MIN_LOST_AGENT_WINDOW_S = 15;
+const MAX_LOST_AGENT_WINDOW_S = 3600;
+
+/** LOST_AGENT_WINDOW_SECONDS in ms: whole seconds, 15 to 3600; anything else is the default (120 s). */
+export function lostAgentWindowMs(env: Pick<Env, "LOST_AGENT_WINDOW_SECONDS">): number {
+  const raw = String(env.LOST_AGENT_WINDOW_SECONDS ?? "").trim();
+  const n = /^\d{1,5}$/.test(raw) ? Number(raw) : NaN;
+  return (n >= MIN_LOST_AGENT_WINDOW_S && n <= MAX_LOST_AGENT_WINDOW_S ? n : DEFAULT_LOST_AGENT_WINDOW_S) * 1000;
+}
+/**
+ * An agent with a lease that has not called for longer than this is answered as unreachable
+ * (`agent_unreachable_since`): two heartbeats missed, more than jitter or one slow answer explains.
+ */
+export const UNREACHABLE_AFTER_MS = 2 * HEARTBEAT_INTERVAL_MS;
 /**
  * A lease not yet acknowledged by any agent call is held this long only: a long poll whose agent
  * had already gone (a disconnect the platform did not report) gives the work back within seconds.
  * Agents acknowledge at once with their first heartbeat.
  */
 export const LEASE_ACK_MS = 10_000;
-export const HEARTBEAT_INTERVAL_MS = 5_000;
 // The lease and agent body schemas live with the execution entity.
 export type { LeaseBody, StatusReport, EventUpload } from "../schemas/execution";
 

@@ -2,16 +2,22 @@
  * The clock's part in the state machine: the deadlines an execution can pass and the one alarm
  * slot set to the earliest of them. Pure: the Execution object applies what is due.
  */
-import { LEASE_TTL_MS } from "../domain/contracts";
+import { UNREACHABLE_AFTER_MS } from "../domain/contracts";
 import { LEASED, TERMINAL, type Cause } from "./machine";
 import type { State } from "./state";
 
 /** After the TTL, a graceful stop gets this long before it escalates (the agent's own backstop is 30 s too). */
 export const TTL_GRACE_MS = 30_000;
-/** A kill the agent does not confirm within a lease's length ends KILLED anyway. */
-export const KILL_CONFIRM_MS = LEASE_TTL_MS;
+/**
+ * A kill the agent does not confirm within this ends KILLED anyway. Not the lost-agent window: an
+ * agent that still calls but does not confirm is not partitioned, and a kill must not wait minutes.
+ */
+export const KILL_CONFIRM_MS = 30_000;
 
-type Clocked = Pick<State, "status" | "leaseExpiresAt" | "killDeadline" | "stopEscalateAt" | "ttlFired" | "ttlAt" | "retryAt">;
+type Clocked = Pick<
+  State,
+  "status" | "leaseExpiresAt" | "killDeadline" | "stopEscalateAt" | "ttlFired" | "ttlAt" | "retryAt" | "lastSeenAt" | "unreachableSince"
+>;
 
 /**
  * Each deadline and whether it has passed, in the order they are applied: each is checked after
@@ -24,9 +30,21 @@ export const DEADLINES: readonly { cause: Cause; due: (s: Clocked, now: number) 
   { cause: "ttl", due: (s, now) => !TERMINAL.has(s.status) && !s.ttlFired && s.ttlAt <= now },
 ];
 
+/**
+ * When the holder of the lease counts as unreachable (no call for UNREACHABLE_AFTER_MS): not a
+ * transition, only what the execution answers (`agent_unreachable_since`) until the lease expires.
+ * Null once it is marked, or before the lease is acknowledged (an unacknowledged one just expires).
+ */
+export function unreachableAt(s: Clocked): number | null {
+  if (!LEASED.has(s.status) || s.lastSeenAt == null || s.unreachableSince != null) return null;
+  return s.lastSeenAt + UNREACHABLE_AFTER_MS;
+}
+
 /** When the alarm should next fire: the earliest deadline still ahead (or an outbox retry); null for none. */
 export function nextAlarm(s: Clocked): number | null {
   const times: number[] = [];
+  const unreachable = unreachableAt(s);
+  if (unreachable !== null) times.push(unreachable);
   if (LEASED.has(s.status) && s.leaseExpiresAt !== null) times.push(s.leaseExpiresAt);
   if (s.status === "KILLING" && s.killDeadline !== null) times.push(s.killDeadline);
   if (s.status === "STOPPING" && s.stopEscalateAt !== null) times.push(s.stopEscalateAt);

@@ -44,7 +44,9 @@ export function causeEffects(cause: Cause, to: State["status"], s: State, opts: 
       s.started = false;
       s.queued = false; // the dispatcher took it off its queue to hand it out
       s.slotHeld = true;
-      s.leaseExpiresAt = now + LEASE_ACK_MS; // the agent's first call renews it to LEASE_TTL_MS
+      s.leaseExpiresAt = now + LEASE_ACK_MS; // the agent's first call renews it to the lost-agent window
+      s.lastSeenAt = null;
+      s.unreachableSince = null;
       break;
     case "restart":
       s.attempt += 1;
@@ -92,6 +94,8 @@ function endLease(s: State, now: number): void {
   s.slotHeld = false;
   s.leaseId = null;
   s.leaseExpiresAt = null;
+  s.lastSeenAt = null;
+  s.unreachableSince = null;
   s.stopEscalateAt = null;
   s.killDeadline = null;
 }

@@ -1,7 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
 import {
   abandon,
-  LEASE_TTL_MS,
+  lostAgentWindowMs,
   type AgentAnswer,
   type AgentCommand,
   type EventPage,
@@ -18,7 +18,7 @@ import { loadJobForLease } from "../domain/jobs";
 import { conflict, notFound, outcome, type Outcome } from "../lib/problem";
 import { decryptJson, encryptJson, SecretsError } from "../lib/secrets";
 import type { EventUpload, ExecutionStatus, ExecutionView, HostStats, LeaseBody, LeaseRef, StatusReport } from "../schemas/execution";
-import { DEADLINES, KILL_CONFIRM_MS, nextAlarm } from "./deadlines";
+import { DEADLINES, KILL_CONFIRM_MS, nextAlarm, unreachableAt } from "./deadlines";
 import { applyStats, causeEffects, enterPending, enterTerminal, type ApplyOptions } from "./effects";
 import { EVENT_TABLES, EventLog } from "./event-log";
 import { statsFrom } from "./host-stats";
@@ -180,9 +180,11 @@ export class Execution extends DurableObject<Env> implements ExecutionRpc {
     return outcome(async () => {
       await this.catchUp();
       const s = this.holder(agentId, ref);
-      this.renew(s);
+      const back = this.renew(s);
       this.save();
-      await this.arm();
+      // Heartbeats leave the index alone, unless they end an unreachable spell it shows.
+      if (back) await this.afterChange();
+      else await this.arm();
       return this.answer(s);
     });
   }
@@ -279,6 +281,14 @@ export class Execution extends DurableObject<Env> implements ExecutionRpc {
       this.apply(d.cause, d.cause === "lease_lost" ? { reason: "agent_lost" } : {});
       applied = true;
     }
+    // Heartbeats stopped, the lease still runs: the execution stays as it is and says so.
+    const unreachable = unreachableAt(s);
+    if (unreachable !== null && unreachable <= now) {
+      s.unreachableSince = s.lastSeenAt ?? null;
+      this.bump(s, now);
+      this.save();
+      applied = true;
+    }
     return applied;
   }
 
@@ -353,8 +363,18 @@ export class Execution extends DurableObject<Env> implements ExecutionRpc {
     return s;
   }
 
-  private renew(s: State): void {
-    s.leaseExpiresAt = Date.now() + LEASE_TTL_MS;
+  /**
+   * Any call of the holder renews its lease for the lost-agent window from now. True when it ends
+   * an unreachable spell (what the execution answers changed).
+   */
+  private renew(s: State): boolean {
+    const now = Date.now();
+    s.leaseExpiresAt = now + lostAgentWindowMs(this.env);
+    s.lastSeenAt = now;
+    if (s.unreachableSince == null) return false;
+    s.unreachableSince = null;
+    this.bump(s, now);
+    return true;
   }
 
   private answer(s: State): AgentAnswer {

@@ -36,6 +36,10 @@ export interface State {
   /** +1 per lease handed out: agent event `seq` numbers are scoped to one lease. */
   leaseGen: number;
   leaseExpiresAt: number | null;
+  /** The holder's last call in this lease (null until it acknowledges the lease). */
+  lastSeenAt?: number | null;
+  /** Set to `lastSeenAt` once the holder has not called for UNREACHABLE_AFTER_MS; null while it calls. */
+  unreachableSince?: number | null;
   started: boolean;
   acceptedThrough: number;
   executionTtl: number;
@@ -106,6 +110,8 @@ export function newState(input: InitInput, overrides: PlainOverrides, secrets: s
     endedLeaseId: null,
     leaseGen: 0,
     leaseExpiresAt: null,
+    lastSeenAt: null,
+    unreachableSince: null,
     started: false,
     acceptedThrough: 0,
     executionTtl: input.executionTtl,
@@ -143,6 +149,7 @@ export function viewOf(s: State): ExecutionView {
     repository_log: s.repositoryLog ? { ...s.repositoryLog } : null,
     is_vpn_established: false,
     agent_id: s.agentId,
+    agent_unreachable_since: s.unreachableSince ?? null,
     trigger: s.trigger,
     schedule_id: s.scheduleId,
     scheduled_time: s.scheduledTime,

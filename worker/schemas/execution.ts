@@ -91,6 +91,15 @@ export const ExecutionView = z
     repository_log: RepositoryLog.nullable(),
     is_vpn_established: z.boolean(),
     agent_id: z.string().nullable(),
+    /**
+     * While the agent holding the execution has not called for more than two heartbeat intervals:
+     * when it last did (epoch ms). The execution stays as it is until the lost-agent window
+     * (LOST_AGENT_WINDOW_SECONDS) has passed since then. Null while its heartbeats come.
+     */
+    agent_unreachable_since: z.number().int().nullable().openapi({
+      description:
+        "While the agent holding the execution has not called for more than two heartbeat intervals: when it last did (epoch ms). The execution stays as it is until the lost-agent window has passed since then, then ends FAILURE agent_lost (PENDING again if its playbook had not started). Null while its heartbeats come.",
+    }),
     trigger: z.enum(["api", "schedule", "restart"]),
     schedule_id: z.string().nullable(),
     /** The schedule's slot a schedule-started execution fired for: `created_time` minus this is how late it started. */
