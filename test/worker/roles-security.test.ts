@@ -18,6 +18,7 @@ const TABLE = {
   inventory: { read: "viewer", write: "user" },
   agents: { read: "viewer", write: "admin" },
   serviceAccounts: { read: "admin", write: "admin" },
+  audit: { read: "admin", write: "admin" },
 };
 
 const X = "{executionId}";
@@ -56,6 +57,7 @@ const ROUTES: Record<string, Role> = {
   "get /serviceAccounts/{alias}/{serviceAccountAlias}": "admin",
   "put /serviceAccounts/{alias}/{serviceAccountAlias}": "admin",
   "delete /serviceAccounts/{alias}/{serviceAccountAlias}": "admin",
+  "get /audit/{alias}": "admin",
 };
 
 const ALIAS = "roles";
