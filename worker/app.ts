@@ -1,7 +1,10 @@
 import { bodyLimit } from "hono/body-limit";
+import { contextStorage } from "hono/context-storage";
 import { router } from "./lib/hono";
 import { onError, problemResponse } from "./lib/problem";
+import { requestContext } from "./lib/request-context";
 import { agent } from "./routes/agent";
+import { audit } from "./routes/audit";
 import { authentication } from "./routes/authentication";
 import { downloads } from "./routes/downloads";
 import { executions } from "./routes/executions";
@@ -20,6 +23,9 @@ const MAX_BODY = 1024 * 1024;
 
 export const app = router();
 
+// First, so that every answer (a 413, a 404, an error) has a request id and a log line: the
+// context is kept for the request (hono/context-storage) so that problem+json bodies name the id.
+app.use("*", contextStorage(), requestContext);
 app.use(
   "*",
   bodyLimit({
@@ -43,6 +49,7 @@ app.route("/agent", agent);
 app.route("/inventory", inventory);
 app.route("/serviceAccounts", serviceAccounts);
 app.route("/authentication", authentication);
+app.route("/audit", audit);
 app.route("/", downloads);
 app.route("/", metrics);
 // The dashboard (/ui) and the API reference (/docs), from Workers Static Assets.

@@ -1,5 +1,6 @@
 /**
- * The Cron Trigger (every minute): fires due schedules, and sweeps leases whose alarms were missed.
+ * The Cron Trigger (every minute): fires due schedules, sweeps leases whose alarms were missed, and
+ * prunes the audit log (rows older than 90 days, a bounded number per tick).
  *
  * Firing a schedule: read the due rows through schedules_due (so a tick costs what is due, not
  * what is held), then for each, start one execution exactly as `POST …/start` does, under an id
@@ -9,10 +10,12 @@
  * A slot missed while the service was down fires once, late (the next slot is computed from now).
  */
 import { dueSchedules, recordFired, recordSkipped, type DueSchedule } from "./db/schedules";
+import { pruneAuditLog } from "./domain/audit";
 import { startExecution, sweepExpiredLeases } from "./domain/executions";
 import { nextRunAfter } from "./domain/schedule-times";
 import { serviceAccountProblem } from "./domain/schedules";
 import { slotExecutionId } from "./lib/ids";
+import { log } from "./lib/log";
 import { ProblemError } from "./lib/problem";
 
 export interface TickReport {
@@ -38,6 +41,12 @@ export interface TickOptions {
 /** The `scheduled` handler's work. The firing is awaited, so `/__scheduled` answers once it is done. */
 export async function onCron(controller: ScheduledController, env: Env, ctx: ExecutionContext): Promise<void> {
   ctx.waitUntil(sweepExpiredLeases(env));
+  ctx.waitUntil(
+    pruneAuditLog(env, controller.scheduledTime).then(
+      (n) => void (n > 0 && log.info("cron: audit log pruned", { rows: n })),
+      (e) => log.error("cron: audit log prune failed", { error: e }),
+    ),
+  );
   const report = await fireDueSchedules(env, controller.scheduledTime);
   if (report.due > 0) console.log(JSON.stringify({ msg: "cron: schedules", cron: controller.cron, ...report }));
 }
@@ -93,7 +102,9 @@ async function fireOne(env: Env, s: DueSchedule, now: number): Promise<"fired" |
   const executionId = await slotExecutionId(s.id, slot);
   let createdTime: number;
   try {
-    const execution = await startExecution(env, s.account_alias, s.job_id, { trigger: "schedule", scheduleId: s.id, scheduledTime: slot, executionId });
+    // Who started it, for the audit log: the schedule (it fires as its service account, in `details`).
+    const actor = { subject: s.id, kind: "schedule", ip: null, requestId: null } as const;
+    const execution = await startExecution(env, s.account_alias, s.job_id, { trigger: "schedule", scheduleId: s.id, scheduledTime: slot, executionId, actor });
     createdTime = execution.created_time;
   } catch (e) {
     const why = e instanceof ProblemError ? (e.detail ?? e.title) : "the execution could not be started";

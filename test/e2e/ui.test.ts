@@ -324,6 +324,62 @@ describe("the dashboard in a browser", () => {
     await shot(page, "agents-user");
   }, 30_000);
 
+  it("a user does not see the Audit link, and the page says it is for admins", async () => {
+    await go(page, "#/jobs");
+    await page.waitForSelector("nav[aria-label=Main] a");
+    const links = await page.$$eval("nav[aria-label=Main] a", (els) => els.map((e) => e.textContent?.trim()));
+    expect(links).toEqual(["Jobs", "Executions", "Agents", "Inventory"]);
+    await go(page, "#/audit");
+    expect(await text(page, "main")).toContain("The audit log is for admins.");
+    expect(await page.$("[data-testid=audit-table]")).toBeNull();
+  }, 30_000);
+
+  it("an admin sees the Audit page: what this test just did, newest first, who did it, filterable by resource", async () => {
+    const ADMIN = { alias: "ui-admin", username: "acme-ui-admin", password: "an admin's dashboard passphrase", role: "admin" };
+    const sa = await stack.call("POST", `/serviceAccounts/${A}`, admin, ADMIN);
+    expect(sa.status, sa.text).toBe(200);
+    const hostile = `audited <img src=x onerror="window.__pwned = 3"><script>window.__pwned = 4</script>`;
+    const job = await stack.call("POST", `/jobs/${A}`, admin, { name: hostile, playbook: b64(playbook("    - ansible.builtin.ping:\n")), hosts: [{ id: "web1" }] });
+    expect(job.status, job.text).toBe(200);
+
+    const p = await newPage();
+    await p.goto(`${stack.url}/ui/`);
+    await p.waitForSelector("#username");
+    await p.type("#username", ADMIN.username);
+    await p.type("#password", ADMIN.password);
+    await p.keyboard.press("Enter");
+    await p.waitForSelector("[data-testid=role]");
+    expect(await text(p, "[data-testid=role]")).toBe("admin");
+    await p.click('nav[aria-label=Main] a[href="#/audit"]');
+    await p.waitForSelector("table[aria-label='Audit log'] tbody tr");
+    const rows = () => p.$$eval("table[aria-label='Audit log'] tbody tr", (trs) => trs.map((tr) => ({ action: tr.getAttribute("data-action"), text: tr.textContent ?? "" })));
+    const all = await rows();
+    // Newest first: this admin's login, then the job the API just created, then what the user did in the browser.
+    expect(all[0]!.action).toBe("login.succeeded");
+    expect(all[0]!.text).toContain(sa.json.id);
+    expect(all[0]!.text).toContain("service account");
+    expect(all[1]!.action).toBe("job.created");
+    expect(all[1]!.text).toContain(hostile); // as text
+    const actions = all.map((r) => r.action);
+    for (const a of ["serviceAccount.created", "job.created", "job.replaced", "job.deleted", "execution.started", "execution.stopped", "login.failed", "login.succeeded"]) {
+      expect(actions, a).toContain(a);
+    }
+    // The user's job, created in the browser by the service account that signed in there.
+    const userSa = (await stack.call("GET", `/serviceAccounts/${A}/${USER.alias}`, admin)).json.id as string;
+    expect(all.find((r) => r.action === "job.created" && r.text.includes(userSa))).toBeTruthy();
+    expect(await p.evaluate(() => (window as { __pwned?: number }).__pwned)).toBeUndefined();
+    expect(await p.$("table[aria-label='Audit log'] img, table[aria-label='Audit log'] script")).toBeNull();
+    await shot(p, "audit");
+
+    // Only the jobs.
+    await p.select("#audit-type", "job");
+    await p.waitForFunction(() => [...document.querySelectorAll("table[aria-label='Audit log'] tbody tr")].every((tr) => tr.getAttribute("data-action")?.startsWith("job.")));
+    const jobsOnly = await rows();
+    expect(jobsOnly.length).toBeGreaterThanOrEqual(4);
+    expect(jobsOnly.length).toBeLessThan(all.length);
+    await p.close();
+  }, 60_000);
+
   it("drops the token on a 401 and asks to sign in again", async () => {
     await page.evaluate(() => {
       const s = JSON.parse(sessionStorage.getItem("runner.session")!);

@@ -1,5 +1,6 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { listAudit, pruneAudit } from "../../worker/db/audit";
 import { getAgent, findLiveTokenByHash, hasLiveAgentIn, listLiveAgents, listLiveTokens } from "../../worker/db/agents";
 import {
   hasActiveExecution,
@@ -58,7 +59,7 @@ async function plan(r: Recorded): Promise<string[]> {
 }
 
 const page = { page: 2, size: 10 };
-const TABLES = /^(?:SCAN|SEARCH) (jobs|executions|agents|agent_tokens|account_slots|inventories|service_accounts|schedules|s|sa)\b/;
+const TABLES = /^(?:SCAN|SEARCH) (jobs|executions|agents|agent_tokens|account_slots|inventories|service_accounts|schedules|audit_log|s|sa)\b/;
 
 // [what, the call, the index each statement it sends must use (in order)]
 const CASES: [string, (db: D1Database) => Promise<unknown>, RegExp[]][] = [
@@ -95,6 +96,12 @@ const CASES: [string, (db: D1Database) => Promise<unknown>, RegExp[]][] = [
   ["metrics: pending by account and location", (db) => pendingQueues(db), [/executions_by_status_updated \(status=\?\)[\s\S]*sqlite_autoindex_jobs_1/]],
   ["metrics: live agents online and offline", (db) => liveAgentCounts(db, Date.now()), [/INDEX agents_live \(revoked_time=\?\)/]],
   ["every login token's check", (db) => serviceAccountTokenVersion(db, "sa1"), [/sqlite_autoindex_service_accounts_1/]],
+  // `since` bounds the range of the index (time>? or time<?, as SQLite reads a DESC column).
+  ["audit log (count, page)", (db) => listAudit(db, "acme", { since: 0 }, page), [/audit_by_account \(account_alias=\? AND time[<>]\?\)/, /audit_by_account \(account_alias=\? AND time[<>]\?\)/]],
+  ["audit log ?resource=type", (db) => listAudit(db, "acme", { since: 0, resourceType: "job" }, page), [/audit_by_resource_type/, /audit_by_resource_type/]],
+  ["audit log ?resource=type/id", (db) => listAudit(db, "acme", { since: 0, resourceType: "job", resourceId: "j1" }, page), [/audit_by_resource\b/, /audit_by_resource\b/]],
+  ["audit log of no account (operators)", (db) => listAudit(db, null, { since: 0 }, page), [/audit_by_account/, /audit_by_account/]],
+  ["cron: audit prune, oldest first", (db) => pruneAudit(db, Date.now(), 1000), [/audit_by_time \(time<\?\)/]],
 ];
 
 describe("indexes behind every list and cron query", () => {

@@ -19,6 +19,7 @@ const TABLE = {
   agents: { read: "viewer", write: "admin" },
   serviceAccounts: { read: "admin", write: "admin" },
   webhooks: { read: "admin", write: "admin" },
+  audit: { read: "admin", write: "admin" },
 };
 
 const X = "{executionId}";
@@ -61,6 +62,7 @@ const ROUTES: Record<string, Role> = {
   "delete /serviceAccounts/{alias}/{serviceAccountAlias}": "admin",
   "get /webhooks/{alias}/secret": "admin",
   "post /webhooks/{alias}/secret/rotate": "admin",
+  "get /audit/{alias}": "admin",
 };
 
 const ALIAS = "roles";

@@ -108,7 +108,7 @@ describe("at most once per (schedule, slot)", () => {
     const slot = s.nextRunTime!;
     // What the crashed tick did: the start, under the slot's id; the schedule still waits for the slot.
     const executionId = await slotExecutionId(s.id, slot);
-    await startExecution(env, ALIAS, jobId, { trigger: "schedule", scheduleId: s.id, executionId });
+    await startExecution(env, ALIAS, jobId, { trigger: "schedule", scheduleId: s.id, executionId, actor: { subject: s.id, kind: "schedule", ip: null, requestId: null } });
     expect((await getSchedule(ALIAS, jobId, s.id)).nextRunTime).toBe(slot);
     await tick(slot + 1000);
     const runs = await executionsOf(ALIAS, jobId);

@@ -2,9 +2,10 @@
 // API of the same origin with the token kept in sessionStorage.
 import { render } from "preact";
 import { useEffect, useState } from "preact/hooks";
-import { onSessionChange, session, signOut } from "./api";
+import { can, onSessionChange, session, signOut } from "./api";
 import { currentRoute, href, html } from "./components";
 import { Agents } from "./pages/agents";
+import { Audit } from "./pages/audit";
 import { Execution } from "./pages/execution";
 import { Executions } from "./pages/executions";
 import { Inventory } from "./pages/inventory";
@@ -45,6 +46,9 @@ function page(route: string[]) {
       return { title: "Agents", nav: "agents", view: html`<${Agents} />` };
     case "inventory":
       return { title: "Inventory", nav: "inventory", view: html`<${Inventory} />` };
+    case "audit":
+      // Admins only (the API answers 403 to anyone else); the link is not shown to other roles.
+      return { title: "Audit", nav: "audit", view: can("admin") ? html`<${Audit} />` : html`<section><div class="page-head"><h1 tabindex="-1">Audit</h1></div><div class="empty">The audit log is for admins.</div></section>` };
     default:
       return { title: "Not found", nav: "", view: html`<div class="empty">No such page. <a href="#/jobs">Go to the jobs</a>.</div>` };
   }
@@ -69,7 +73,7 @@ function App() {
   }}>Skip to content</a>
     <header class="top">
       <a class="brand" href="#/jobs">Runner</a>
-      <nav aria-label="Main"><ul>${link("jobs", "Jobs")}${link("executions", "Executions")}${link("agents", "Agents")}${link("inventory", "Inventory")}</ul></nav>
+      <nav aria-label="Main"><ul>${link("jobs", "Jobs")}${link("executions", "Executions")}${link("agents", "Agents")}${link("inventory", "Inventory")}${can("admin") ? link("audit", "Audit") : null}</ul></nav>
       <div class="who" data-testid="who">
         <span class="account" title="Account">${s.account}</span>
         <span class="user" title="Signed in as">${s.who}</span>

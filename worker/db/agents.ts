@@ -33,14 +33,17 @@ export interface TokenRow {
   revoked_time: number | null;
 }
 
-export async function insertToken(db: D1Database, t: TokenRow): Promise<void> {
-  await db
-    .prepare(
-      `INSERT INTO agent_tokens (id, account_alias, token_hash, name, description, location, created_time, revoked_time)
-       VALUES (?, ?, ?, ?, ?, ?, ?, NULL)`,
-    )
-    .bind(t.id, t.account_alias, t.token_hash, t.name, t.description, t.location, t.created_time)
-    .run();
+/** Inserts the token with its audit row, in one batch. */
+export async function insertToken(db: D1Database, t: TokenRow, audit: D1PreparedStatement): Promise<void> {
+  await db.batch([
+    db
+      .prepare(
+        `INSERT INTO agent_tokens (id, account_alias, token_hash, name, description, location, created_time, revoked_time)
+         VALUES (?, ?, ?, ?, ?, ?, ?, NULL)`,
+      )
+      .bind(t.id, t.account_alias, t.token_hash, t.name, t.description, t.location, t.created_time),
+    audit,
+  ]);
 }
 
 export async function findLiveTokenByHash(db: D1Database, hash: string): Promise<TokenRow | null> {
@@ -52,24 +55,41 @@ export function listLiveTokens(db: D1Database, alias: string, p: PageParams): Pr
   return selectPage<TokenRow>(db, { select: "*", from: "agent_tokens", where: LIVE_OF_ACCOUNT, args: [alias], orderBy: "created_time DESC, id DESC" }, p);
 }
 
-/** Sets `revoked_time` on a live row of the account (null: the shared pool); false when there is none. */
-async function revoke(db: D1Database, table: "agents" | "agent_tokens", alias: string | null, id: string, now: number): Promise<boolean> {
+/**
+ * Sets `revoked_time` on a live row of the account (null: the shared pool); false when there is none.
+ * `audit` (an `ifChanged` statement) is recorded in the same batch, only if a row was revoked.
+ */
+async function revoke(
+  db: D1Database,
+  table: "agents" | "agent_tokens",
+  alias: string | null,
+  id: string,
+  now: number,
+  audit: D1PreparedStatement,
+): Promise<boolean> {
   // `IS` so that null names the shared pool (and never matches an account's row).
-  const r = await db.prepare(`UPDATE ${table} SET revoked_time = ? WHERE id = ? AND account_alias IS ? AND revoked_time IS NULL`).bind(now, id, alias).run();
-  return r.meta.changes > 0;
+  const [r] = await db.batch([
+    db.prepare(`UPDATE ${table} SET revoked_time = ? WHERE id = ? AND account_alias IS ? AND revoked_time IS NULL`).bind(now, id, alias),
+    audit,
+  ]);
+  return (r?.meta.changes ?? 0) > 0;
 }
 
 /** Revokes a live token of the account; false when there is none. */
-export const revokeToken = (db: D1Database, alias: string, tokenId: string, now: number) => revoke(db, "agent_tokens", alias, tokenId, now);
+export const revokeToken = (db: D1Database, alias: string, tokenId: string, now: number, audit: D1PreparedStatement) =>
+  revoke(db, "agent_tokens", alias, tokenId, now, audit);
 
-export async function insertAgent(db: D1Database, a: AgentRow): Promise<void> {
-  await db
-    .prepare(
-      `INSERT INTO agents (id, account_alias, name, location, version, hostname, concurrency, credential_hash, token_id, created_time, last_seen, revoked_time)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)`,
-    )
-    .bind(a.id, a.account_alias, a.name, a.location, a.version, a.hostname, a.concurrency, a.credential_hash, a.token_id, a.created_time, a.last_seen)
-    .run();
+/** Inserts the agent with its audit row, in one batch. */
+export async function insertAgent(db: D1Database, a: AgentRow, audit: D1PreparedStatement): Promise<void> {
+  await db.batch([
+    db
+      .prepare(
+        `INSERT INTO agents (id, account_alias, name, location, version, hostname, concurrency, credential_hash, token_id, created_time, last_seen, revoked_time)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)`,
+      )
+      .bind(a.id, a.account_alias, a.name, a.location, a.version, a.hostname, a.concurrency, a.credential_hash, a.token_id, a.created_time, a.last_seen),
+    audit,
+  ]);
 }
 
 export async function getAgent(db: D1Database, id: string): Promise<AgentRow | null> {
@@ -89,7 +109,8 @@ export async function hasLiveAgentIn(db: D1Database, alias: string, location: st
 }
 
 /** Revokes a live agent of the account (null: of the shared pool); false when there is none. */
-export const revokeAgent = (db: D1Database, alias: string | null, agentId: string, now: number) => revoke(db, "agents", alias, agentId, now);
+export const revokeAgent = (db: D1Database, alias: string | null, agentId: string, now: number, audit: D1PreparedStatement) =>
+  revoke(db, "agents", alias, agentId, now, audit);
 
 /** Records that the agent was seen, unless a newer sighting is already stored (racing isolates). */
 export async function touchAgent(db: D1Database, agentId: string, now: number): Promise<void> {

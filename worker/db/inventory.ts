@@ -7,13 +7,21 @@ export async function getInventoryHosts(db: D1Database, accountAlias: string): P
   return row ? (JSON.parse(row.hosts) as StoredInventoryHost[]) : [];
 }
 
-/** Replaces the account's hosts, whole, in one statement. */
-export async function putInventoryHosts(db: D1Database, accountAlias: string, hosts: StoredInventoryHost[], now: number): Promise<void> {
-  await db
-    .prepare(
-      `INSERT INTO inventories (account_alias, hosts, updated_time) VALUES (?, ?, ?)
+/** Replaces the account's hosts, whole, in one statement (with its audit row, in one batch). */
+export async function putInventoryHosts(
+  db: D1Database,
+  accountAlias: string,
+  hosts: StoredInventoryHost[],
+  now: number,
+  audit: D1PreparedStatement,
+): Promise<void> {
+  await db.batch([
+    db
+      .prepare(
+        `INSERT INTO inventories (account_alias, hosts, updated_time) VALUES (?, ?, ?)
        ON CONFLICT (account_alias) DO UPDATE SET hosts = excluded.hosts, updated_time = excluded.updated_time`,
-    )
-    .bind(accountAlias, JSON.stringify(hosts), now)
-    .run();
+      )
+      .bind(accountAlias, JSON.stringify(hosts), now),
+    audit,
+  ]);
 }

@@ -28,10 +28,10 @@ const COLUMNS =
 /**
  * Inserts the schedule if its job exists and holds fewer than `max` schedules, in one statement
  * (a job deleted meanwhile cannot be left with an orphan; two creates cannot both take the 100th).
- * Answers "ok", "no-job" or "full".
+ * Answers "ok", "no-job" or "full". `audit` (an `ifChanged` statement) lands only with the schedule.
  */
-export async function insertScheduleIfRoom(db: D1Database, r: ScheduleRow, max: number): Promise<"ok" | "no-job" | "full"> {
-  const [ins, job] = await db.batch([
+export async function insertScheduleIfRoom(db: D1Database, r: ScheduleRow, max: number, audit: D1PreparedStatement): Promise<"ok" | "no-job" | "full"> {
+  const [ins, , job] = await db.batch([
     db
       .prepare(
         `INSERT INTO schedules (${COLUMNS})
@@ -44,6 +44,7 @@ export async function insertScheduleIfRoom(db: D1Database, r: ScheduleRow, max: 
         r.next_run_time, r.last_run_time, r.last_run_delay_ms, r.last_execution_id, r.last_error, r.created_time, r.last_updated_time,
         r.job_id, r.account_alias, r.account_alias, r.job_id, max,
       ),
+    audit,
     db.prepare(`SELECT 1 AS found FROM jobs WHERE id = ? AND account_alias = ?`).bind(r.job_id, r.account_alias),
   ]);
   if ((ins?.meta.changes ?? 0) > 0) return "ok";
@@ -63,22 +64,25 @@ export function listSchedules(db: D1Database, accountAlias: string, jobId: strin
   );
 }
 
-/** Replaces the definition (and next run, clearing the last error); false when there is no such schedule. */
-export async function replaceSchedule(db: D1Database, r: ScheduleRow): Promise<boolean> {
-  const res = await db
-    .prepare(
-      `UPDATE schedules SET description = ?, service_account_alias = ?, trigger_type = ?, expression = ?, timezone = ?, enabled = ?,
-         next_run_time = ?, last_error = NULL, last_updated_time = ?
-       WHERE id = ? AND account_alias = ? AND job_id = ?`,
-    )
-    .bind(r.description, r.service_account_alias, r.trigger_type, r.expression, r.timezone, r.enabled, r.next_run_time, r.last_updated_time, r.id, r.account_alias, r.job_id)
-    .run();
-  return res.meta.changes > 0;
+/** Replaces the definition (and next run, clearing the last error); false when there is no such schedule. `audit`: only if it did. */
+export async function replaceSchedule(db: D1Database, r: ScheduleRow, audit: D1PreparedStatement): Promise<boolean> {
+  const [res] = await db.batch([
+    db
+      .prepare(
+        `UPDATE schedules SET description = ?, service_account_alias = ?, trigger_type = ?, expression = ?, timezone = ?, enabled = ?,
+           next_run_time = ?, last_error = NULL, last_updated_time = ?
+         WHERE id = ? AND account_alias = ? AND job_id = ?`,
+      )
+      .bind(r.description, r.service_account_alias, r.trigger_type, r.expression, r.timezone, r.enabled, r.next_run_time, r.last_updated_time, r.id, r.account_alias, r.job_id),
+    audit,
+  ]);
+  return (res?.meta.changes ?? 0) > 0;
 }
 
-export async function deleteSchedule(db: D1Database, accountAlias: string, jobId: string, id: string): Promise<boolean> {
-  const r = await db.prepare(`DELETE FROM schedules WHERE id = ? AND account_alias = ? AND job_id = ?`).bind(id, accountAlias, jobId).run();
-  return r.meta.changes > 0;
+/** Deletes the schedule; false when there is none. `audit` (an `ifChanged` statement): only if it went. */
+export async function deleteSchedule(db: D1Database, accountAlias: string, jobId: string, id: string, audit: D1PreparedStatement): Promise<boolean> {
+  const [r] = await db.batch([db.prepare(`DELETE FROM schedules WHERE id = ? AND account_alias = ? AND job_id = ?`).bind(id, accountAlias, jobId), audit]);
+  return (r?.meta.changes ?? 0) > 0;
 }
 
 // ---------------------------------------------------------------- the cron tick (worker/cron.ts)

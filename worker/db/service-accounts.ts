@@ -28,13 +28,15 @@ function clashOf(e: unknown): Clash | null {
   return /username/.test(text) ? "username" : "alias";
 }
 
-/** Inserts the row; answers the unique rule it broke instead, if any (another error throws). */
-export async function insertServiceAccount(db: D1Database, r: ServiceAccountRow): Promise<Clash | null> {
+/** Inserts the row with its audit row (one batch); answers the unique rule it broke instead, if any (another error throws). */
+export async function insertServiceAccount(db: D1Database, r: ServiceAccountRow, audit: D1PreparedStatement): Promise<Clash | null> {
   try {
-    await db
-      .prepare(`INSERT INTO service_accounts (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-      .bind(r.id, r.account_alias, r.alias, r.username, r.role, r.password_hash, r.password_salt, r.password_iterations, r.token_version, r.created_time, r.last_updated_time)
-      .run();
+    await db.batch([
+      db
+        .prepare(`INSERT INTO service_accounts (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+        .bind(r.id, r.account_alias, r.alias, r.username, r.role, r.password_hash, r.password_salt, r.password_iterations, r.token_version, r.created_time, r.last_updated_time),
+      audit,
+    ]);
     return null;
   } catch (e) {
     const clash = clashOf(e);
@@ -69,19 +71,22 @@ export function listServiceAccounts(db: D1Database, accountAlias: string, p: Pag
 
 /**
  * Writes the row's username, role, password and token version if it is still at `expectedVersion`
- * (a concurrent change wins, and this one answers "gone"); or the unique rule it broke.
+ * (a concurrent change wins, and this one answers "gone"); or the unique rule it broke. `audit`
+ * (an `ifChanged` statement) is recorded in the same batch, only if the row changed.
  */
-export async function updateServiceAccount(db: D1Database, r: ServiceAccountRow, expectedVersion: number): Promise<Clash | "gone" | null> {
+export async function updateServiceAccount(db: D1Database, r: ServiceAccountRow, expectedVersion: number, audit: D1PreparedStatement): Promise<Clash | "gone" | null> {
   try {
-    const res = await db
-      .prepare(
-        `UPDATE service_accounts SET username = ?, role = ?, password_hash = ?, password_salt = ?, password_iterations = ?,
-           token_version = ?, last_updated_time = ?
-         WHERE id = ? AND account_alias = ? AND token_version = ?`,
-      )
-      .bind(r.username, r.role, r.password_hash, r.password_salt, r.password_iterations, r.token_version, r.last_updated_time, r.id, r.account_alias, expectedVersion)
-      .run();
-    return res.meta.changes > 0 ? null : "gone";
+    const [res] = await db.batch([
+      db
+        .prepare(
+          `UPDATE service_accounts SET username = ?, role = ?, password_hash = ?, password_salt = ?, password_iterations = ?,
+             token_version = ?, last_updated_time = ?
+           WHERE id = ? AND account_alias = ? AND token_version = ?`,
+        )
+        .bind(r.username, r.role, r.password_hash, r.password_salt, r.password_iterations, r.token_version, r.last_updated_time, r.id, r.account_alias, expectedVersion),
+      audit,
+    ]);
+    return (res?.meta.changes ?? 0) > 0 ? null : "gone";
   } catch (e) {
     const clash = clashOf(e);
     if (clash) return clash;
@@ -104,8 +109,8 @@ export async function rehashServiceAccountPassword(
     .run();
 }
 
-/** Deletes the account's service account; false when there is none. */
-export async function deleteServiceAccount(db: D1Database, accountAlias: string, alias: string): Promise<boolean> {
-  const r = await db.prepare(`DELETE FROM service_accounts WHERE account_alias = ? AND alias = ?`).bind(accountAlias, alias).run();
-  return r.meta.changes > 0;
+/** Deletes the account's service account; false when there is none. `audit` (an `ifChanged` statement): only if it went. */
+export async function deleteServiceAccount(db: D1Database, accountAlias: string, alias: string, audit: D1PreparedStatement): Promise<boolean> {
+  const [r] = await db.batch([db.prepare(`DELETE FROM service_accounts WHERE account_alias = ? AND alias = ?`).bind(accountAlias, alias), audit]);
+  return (r?.meta.changes ?? 0) > 0;
 }

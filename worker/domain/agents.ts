@@ -16,9 +16,11 @@ import { verifyToken } from "../lib/auth";
 import { hashSecret, randomSecret } from "../lib/hash";
 import { log } from "../lib/log";
 import { forbidden, notFound, unauthorized } from "../lib/problem";
+import type { Actor, Origin } from "../schemas/audit";
 import type { Page, PageParams } from "../schemas/common";
 import type { LeaseBody } from "../schemas/execution";
 import { MAX_POLL_WAIT_MS, type AgentView, type RegisterAnswer, type RegisterBody, type TokenView } from "../schemas/agent";
+import { auditStatement } from "./audit";
 import { HEARTBEAT_INTERVAL_MS, lostAgentWindowMs } from "./contracts";
 import { agentDispatcherKey, dispatcherStub } from "./dispatch";
 import { executionClient } from "./execution-client";
@@ -36,6 +38,7 @@ export async function createRegistrationToken(
   env: Env,
   alias: string,
   input: { name?: string | null; description?: string | null; location?: string | null },
+  actor: Actor,
 ): Promise<TokenView & { token: string }> {
   const token = `rrt_${randomSecret()}`;
   const row: TokenRow = {
@@ -48,7 +51,14 @@ export async function createRegistrationToken(
     created_time: Date.now(),
     revoked_time: null,
   };
-  await insertToken(env.DB, row);
+  // The token itself (and its hash) never goes in the audit log: its id, name and location do.
+  const audit = auditStatement(env.DB, actor, {
+    accountAlias: alias,
+    action: "registrationToken.created",
+    resource: { type: "registrationToken", id: row.id },
+    details: { name: row.name, location: row.location },
+  });
+  await insertToken(env.DB, row, audit);
   return { ...tokenView(row), token };
 }
 
@@ -58,8 +68,9 @@ export async function listRegistrationTokens(env: Env, alias: string, p: PagePar
 }
 
 /** Agents already registered with the token keep working; only new registrations stop. */
-export async function revokeRegistrationToken(env: Env, alias: string, tokenId: string): Promise<void> {
-  if (!(await revokeToken(env.DB, alias, tokenId, Date.now()))) throw notFound();
+export async function revokeRegistrationToken(env: Env, alias: string, tokenId: string, actor: Actor): Promise<void> {
+  const audit = auditStatement(env.DB, actor, { accountAlias: alias, action: "registrationToken.revoked", resource: { type: "registrationToken", id: tokenId } }, { ifChanged: true });
+  if (!(await revokeToken(env.DB, alias, tokenId, Date.now(), audit))) throw notFound();
 }
 
 // ---- registration -------------------------------------------------------------------------
@@ -68,11 +79,14 @@ export async function revokeRegistrationToken(env: Env, alias: string, tokenId: 
  * Registers an agent: with a registration token it joins the token's account (the token's
  * location wins over the one asked for); without one, the bearer must be an operator (accounts
  * "*", role admin) and the agent joins the shared pool. The credential is answered once.
+ * The audit log names who registered it: the operator, or (with a token) the new agent itself.
  */
-export async function registerAgent(env: Env, body: RegisterBody, bearer: string | null): Promise<RegisterAnswer> {
+export async function registerAgent(env: Env, body: RegisterBody, bearer: string | null, origin: Origin): Promise<RegisterAnswer> {
+  const id = crypto.randomUUID();
   let accountAlias: string | null;
   let location: string | null;
   let tokenId: string | null = null;
+  let actor: Actor = { ...origin, subject: id, kind: "agent" };
   if (body.token) {
     const t = await findLiveTokenByHash(env.DB, await hashSecret(body.token));
     if (!t) throw unauthorized("The registration token is not valid or was revoked.");
@@ -87,14 +101,21 @@ export async function registerAgent(env: Env, body: RegisterBody, bearer: string
     }
     accountAlias = null;
     location = body.location ?? null;
+    actor = { ...origin, subject: p.sub, kind: "operator" };
   }
-  const id = crypto.randomUUID();
   const credential = `rac_${id}_${randomSecret()}`;
   const now = Date.now();
+  const name = body.name || body.hostname || `agent-${id.slice(0, 8)}`;
+  const audit = auditStatement(env.DB, actor, {
+    accountAlias,
+    action: "agent.registered",
+    resource: { type: "agent", id },
+    details: { name, location, hostname: body.hostname ?? null, tokenId },
+  });
   await insertAgent(env.DB, {
     id,
     account_alias: accountAlias,
-    name: body.name || body.hostname || `agent-${id.slice(0, 8)}`,
+    name,
     location,
     version: body.version ?? null,
     hostname: body.hostname ?? null,
@@ -104,7 +125,7 @@ export async function registerAgent(env: Env, body: RegisterBody, bearer: string
     created_time: now,
     last_seen: now,
     revoked_time: null,
-  });
+  }, audit);
   return {
     agentId: id,
     credential,
@@ -186,10 +207,11 @@ export async function getAgentView(env: Env, pool: AgentPool, agentId: string): 
  * call checks), its waiting polls are dropped, and every lease it holds is lost at once (a run
  * that started ends FAILURE agent_revoked; one that had not goes back to PENDING).
  */
-export async function revokeAgentAndLeases(env: Env, pool: AgentPool, agentId: string): Promise<void> {
+export async function revokeAgentAndLeases(env: Env, pool: AgentPool, agentId: string, actor: Actor): Promise<void> {
   const a = await getAgent(env.DB, agentId);
   if (!a || a.account_alias !== pool) throw notFound();
-  if (!(await revokeAgent(env.DB, pool, agentId, Date.now()))) throw notFound();
+  const audit = auditStatement(env.DB, actor, { accountAlias: pool, action: "agent.revoked", resource: { type: "agent", id: agentId }, details: { name: a.name, location: a.location } }, { ifChanged: true });
+  if (!(await revokeAgent(env.DB, pool, agentId, Date.now(), audit))) throw notFound();
   // First the dispatcher (no new lease can reach the agent), then the leases it already holds.
   await dispatcherStub(env, agentDispatcherKey(a)).agentRevoked(agentId);
   const held = (await leasedExecutionsOf(env.DB, [agentId])).get(agentId) ?? [];

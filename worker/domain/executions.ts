@@ -2,9 +2,11 @@ import { jobExecutionsOldestFirst, jobKnown, listExecutionViews, markChecked, st
 import { newId } from "../lib/ids";
 import { log } from "../lib/log";
 import { notFound } from "../lib/problem";
+import type { Actor } from "../schemas/audit";
 import { pageOf, type Page, type PageParams } from "../schemas/common";
 import { ACTIVE_STATUSES, type ExecutionStatus, type ExecutionView, type StatusEvent } from "../schemas/execution";
 import type { Job } from "../schemas/job";
+import { recordAuditAfter } from "./audit";
 import { parseStatusEvent, type InitInput, type LogChunk, type Scope, type StartOverrides } from "./contracts";
 import { routeExecution } from "./dispatch";
 import { executionClient } from "./execution-client";
@@ -26,15 +28,32 @@ function execution(env: Env, executionId: string) {
 }
 
 /**
+ * An execution's change for the audit log, once the object made it (it cannot be undone, so a
+ * failure to record is logged rather than answered). Details: ids, statuses and the names of the
+ * keys a start or restart overrode, never their values (keys, extra vars).
+ */
+function auditExecution(env: Env, actor: Actor, scope: { accountAlias: string }, action: "execution.started" | "execution.stopped" | "execution.killed" | "execution.restarted", view: ExecutionView, details: Record<string, string | number | string[] | null> = {}) {
+  return recordAuditAfter(env, actor, {
+    accountAlias: scope.accountAlias,
+    action,
+    resource: { type: "execution", id: view.execution_id },
+    details: { jobId: view.job_id, status: view.status, ...details },
+  });
+}
+
+const overrideKeys = (o: object | undefined) => Object.keys(o ?? {}).sort();
+
+/**
  * A new PENDING execution of the job (404 when the account has no such job), queued for an agent.
  * A schedule names the execution id itself (one per slot, see `slotExecutionId`): starting the
- * same id again answers the execution that id already is.
+ * same id again answers the execution that id already is. `actor`: who started it (for a
+ * schedule, the schedule), for the audit log.
  */
 export async function startExecution(
   env: Env,
   accountAlias: string,
   jobId: string,
-  opts: { trigger: "api" | "schedule"; scheduleId?: string; scheduledTime?: number; executionId?: string; overrides?: StartOverrides },
+  opts: { trigger: "api" | "schedule"; scheduleId?: string; scheduledTime?: number; executionId?: string; overrides?: StartOverrides; actor: Actor },
 ): Promise<ExecutionView> {
   const job = await getJobSummary(env, accountAlias, jobId);
   if (!job) throw notFound("No such job.");
@@ -51,15 +70,21 @@ export async function startExecution(
     overrides: opts.overrides,
     callbacks: job.callbacks,
   };
-  return execution(env, executionId).init(input);
+  const view = await execution(env, executionId).init(input);
+  await auditExecution(env, opts.actor, { accountAlias }, "execution.started", view, {
+    trigger: opts.trigger,
+    ...(opts.scheduleId ? { scheduleId: opts.scheduleId } : {}),
+    overrides: overrideKeys(opts.overrides),
+  });
+  return view;
 }
 
 export type JobWithExecution = Job & { execution?: Record<string, unknown> };
 
 /** The job as stored, and with `immediate` also its new execution (`POST /jobs?immediate=true`, PUT likewise). */
-export async function startIfAsked(env: Env, job: Job, immediate: boolean): Promise<JobWithExecution> {
+export async function startIfAsked(env: Env, job: Job, immediate: boolean, actor: Actor): Promise<JobWithExecution> {
   if (!immediate) return job;
-  const execution = await startExecution(env, job.accountAlias, job.id, { trigger: "api" });
+  const execution = await startExecution(env, job.accountAlias, job.id, { trigger: "api", actor });
   return { ...job, execution: execution as Record<string, unknown> };
 }
 
@@ -71,22 +96,29 @@ export async function restartExecution(
   env: Env,
   scope: Scope,
   executionId: string,
-  overrides: Pick<StartOverrides, "hosts" | "sshPrivateKey"> = {},
+  overrides: Pick<StartOverrides, "hosts" | "sshPrivateKey">,
+  actor: Actor,
 ): Promise<ExecutionView> {
   const x = execution(env, executionId);
   const current = await x.view(scope); // 404 before any routing work
   const job = await getJobSummary(env, scope.accountAlias, current.job_id);
   // Routed afresh: the account may have agents (or a location) now that it did not have before.
   const key = job ? await routeExecution(env, scope.accountAlias, job) : undefined;
-  return x.restart(scope, overrides, key);
+  const view = await x.restart(scope, overrides, key);
+  await auditExecution(env, actor, scope, "execution.restarted", view, { overrides: overrideKeys(overrides) });
+  return view;
 }
 
-export function stopExecution(env: Env, scope: Scope, executionId: string, expiryDuration = 0): Promise<ExecutionView> {
-  return execution(env, executionId).stop(scope, expiryDuration);
+export async function stopExecution(env: Env, scope: Scope, executionId: string, expiryDuration: number, actor: Actor): Promise<ExecutionView> {
+  const view = await execution(env, executionId).stop(scope, expiryDuration);
+  await auditExecution(env, actor, scope, "execution.stopped", view, { expiryDuration });
+  return view;
 }
 
-export function killExecution(env: Env, scope: Scope, executionId: string): Promise<ExecutionView> {
-  return execution(env, executionId).kill(scope);
+export async function killExecution(env: Env, scope: Scope, executionId: string, actor: Actor): Promise<ExecutionView> {
+  const view = await execution(env, executionId).kill(scope);
+  await auditExecution(env, actor, scope, "execution.killed", view);
+  return view;
 }
 
 export async function listEvents(env: Env, scope: Scope, executionId: string, q: PageParams & { after: number }): Promise<Page<StatusEvent>> {

@@ -4,17 +4,26 @@
  * limited by host id to the hosts that failed: see docs/agent-protocol.md "Lease").
  */
 import { getInventoryHosts, putInventoryHosts } from "../db/inventory";
+import type { Actor } from "../schemas/audit";
 import type { LeaseBody } from "../schemas/execution";
 import type { Inventory, StoredInventoryHost } from "../schemas/inventory";
+import { auditStatement } from "./audit";
 
 export async function readInventory(env: Env, accountAlias: string): Promise<{ hosts: StoredInventoryHost[] }> {
   return { hosts: await getInventoryHosts(env.DB, accountAlias) };
 }
 
 /** Replaces the whole inventory; answers it as stored (every host with `groups` and `hostVars`). */
-export async function replaceInventory(env: Env, accountAlias: string, input: Inventory): Promise<{ hosts: StoredInventoryHost[] }> {
+export async function replaceInventory(env: Env, accountAlias: string, input: Inventory, actor: Actor): Promise<{ hosts: StoredInventoryHost[] }> {
   const hosts = input.hosts.map((h) => ({ id: h.id, groups: h.groups ?? [], hostVars: h.hostVars ?? {} }));
-  await putInventoryHosts(env.DB, accountAlias, hosts, Date.now());
+  // Host vars may hold anything (passwords among them): the audit log keeps the count only.
+  const audit = auditStatement(env.DB, actor, {
+    accountAlias,
+    action: "inventory.replaced",
+    resource: { type: "inventory", id: null },
+    details: { hosts: hosts.length },
+  });
+  await putInventoryHosts(env.DB, accountAlias, hosts, Date.now(), audit);
   return { hosts };
 }
 

@@ -6,11 +6,13 @@
 import { hasActiveExecution } from "../db/executions";
 import { deleteJobUnlessActive, getJob, insertJob, listJobs, updateJob, type JobRow } from "../db/jobs";
 import { newId } from "../lib/ids";
+import type { Actor } from "../schemas/audit";
 import { conflict, notFound } from "../lib/problem";
 import { decryptJson, encryptJson } from "../lib/secrets";
 import type { Page, PageParams } from "../schemas/common";
 import { ACTIVE_STATUSES } from "../schemas/execution";
 import { displayRepositoryUrl, type Job, type JobInput, type JobReplace } from "../schemas/job";
+import { auditStatement } from "./audit";
 import type { JobForLease } from "./contracts";
 import { isEmpty, split, type CallbackLevel, type JobSecrets, type StoredDefinition } from "./job-split";
 
@@ -64,7 +66,11 @@ export function jobView(row: JobRow): Job {
 
 // ---------------------------------------------------------------- rules
 
-export async function createJob(env: Env, accountAlias: string, input: JobInput): Promise<Job> {
+/** What the audit log keeps of a job: its name (never a secret, a playbook or a variable). */
+const jobAudit = (accountAlias: string, id: string, action: "job.created" | "job.replaced" | "job.deleted", name?: string | null) =>
+  ({ accountAlias, action, resource: { type: "job", id }, details: name === undefined ? {} : { name } }) as const;
+
+export async function createJob(env: Env, accountAlias: string, input: JobInput, actor: Actor): Promise<Job> {
   const { definition, secrets } = split(input);
   const now = Date.now();
   const row: JobRow = {
@@ -76,7 +82,7 @@ export async function createJob(env: Env, accountAlias: string, input: JobInput)
     last_updated_time: now,
     version: 1,
   };
-  await insertJob(env.DB, row);
+  await insertJob(env.DB, row, auditStatement(env.DB, actor, jobAudit(accountAlias, row.id, "job.created", definition.name)));
   return jobView(row);
 }
 
@@ -85,6 +91,7 @@ export async function replaceJob(
   accountAlias: string,
   jobId: string,
   input: JobReplace,
+  actor: Actor,
 ): Promise<Job> {
   // Optimistic: the secrets merge is computed from the version read, and only lands on it.
   for (let attempt = 0; attempt < 3; attempt++) {
@@ -98,16 +105,19 @@ export async function replaceJob(
       last_updated_time: Math.max(Date.now(), current.last_updated_time),
       version: current.version + 1,
     };
-    if (await updateJob(env.DB, row, current.version)) return jobView(row);
+    const audit = auditStatement(env.DB, actor, jobAudit(accountAlias, jobId, "job.replaced", definition.name), { ifChanged: true });
+    if (await updateJob(env.DB, row, current.version, audit)) return jobView(row);
   }
   throw conflict("The job was changed by another request while this one replaced it; try again.");
 }
 
-export async function deleteJob(env: Env, accountAlias: string, jobId: string): Promise<void> {
-  if (!(await getJob(env.DB, accountAlias, jobId))) throw notFound();
+export async function deleteJob(env: Env, accountAlias: string, jobId: string, actor: Actor): Promise<void> {
+  const row = await getJob(env.DB, accountAlias, jobId);
+  if (!row) throw notFound();
   const busy = () => conflict("The job has an active execution; stop or kill it first.");
   if (await hasActiveExecution(env.DB, accountAlias, jobId)) throw busy();
-  if (await deleteJobUnlessActive(env.DB, accountAlias, jobId, ACTIVE_STATUSES)) return;
+  const audit = auditStatement(env.DB, actor, jobAudit(accountAlias, jobId, "job.deleted", definitionOf(row).name), { ifChanged: true });
+  if (await deleteJobUnlessActive(env.DB, accountAlias, jobId, ACTIVE_STATUSES, audit)) return;
   // Nothing went: either someone deleted it meanwhile, or an execution started meanwhile.
   if (!(await getJob(env.DB, accountAlias, jobId))) throw notFound();
   throw busy();

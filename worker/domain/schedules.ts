@@ -8,8 +8,10 @@ import { getServiceAccount } from "../db/service-accounts";
 import { deleteSchedule, getSchedule, insertScheduleIfRoom, listSchedules, replaceSchedule as replaceRow, type ScheduleRow } from "../db/schedules";
 import { newId } from "../lib/ids";
 import { badRequest, conflict, notFound, type FieldError } from "../lib/problem";
+import type { Actor } from "../schemas/audit";
 import type { Page, PageParams } from "../schemas/common";
 import { MAX_SCHEDULES_PER_JOB, type Schedule, type ScheduleInput, type ScheduleReplace, type Trigger } from "../schemas/schedule";
+import { auditStatement } from "./audit";
 import { canonicalTimezone, checkTrigger } from "./schedule-times";
 
 export function scheduleView(r: ScheduleRow): Schedule {
@@ -82,11 +84,25 @@ async function definitionOf(env: Env, accountAlias: string, input: ScheduleInput
   };
 }
 
+/** What the audit log keeps of a schedule: its job, and for a saved one its trigger, zone, service account and whether it is on. */
+function scheduleAudit(
+  action: "schedule.created" | "schedule.replaced" | "schedule.deleted",
+  accountAlias: string,
+  jobId: string,
+  id: string,
+  r?: ScheduleRow,
+) {
+  const details = r
+    ? { jobId, trigger: `${r.trigger_type} ${r.expression}`, timezone: r.timezone, serviceAccountAlias: r.service_account_alias, enabled: r.enabled === 1 }
+    : { jobId };
+  return { accountAlias, action, resource: { type: "schedule", id }, details } as const;
+}
+
 async function requireJob(env: Env, accountAlias: string, jobId: string) {
   if (!(await getJob(env.DB, accountAlias, jobId))) throw notFound("No such job.");
 }
 
-export async function createSchedule(env: Env, accountAlias: string, jobId: string, input: ScheduleInput): Promise<Schedule> {
+export async function createSchedule(env: Env, accountAlias: string, jobId: string, input: ScheduleInput, actor: Actor): Promise<Schedule> {
   await requireJob(env, accountAlias, jobId);
   const now = Date.now();
   const row: ScheduleRow = {
@@ -101,7 +117,8 @@ export async function createSchedule(env: Env, accountAlias: string, jobId: stri
     created_time: now,
     last_updated_time: now,
   };
-  const outcome = await insertScheduleIfRoom(env.DB, row, MAX_SCHEDULES_PER_JOB);
+  const audit = auditStatement(env.DB, actor, scheduleAudit("schedule.created", accountAlias, jobId, row.id, row), { ifChanged: true });
+  const outcome = await insertScheduleIfRoom(env.DB, row, MAX_SCHEDULES_PER_JOB, audit);
   if (outcome === "no-job") throw notFound("No such job.");
   if (outcome === "full") throw conflict(`The job has ${MAX_SCHEDULES_PER_JOB} schedules, the most it may have; delete one first.`);
   return scheduleView(row);
@@ -122,7 +139,14 @@ export async function readSchedule(env: Env, accountAlias: string, jobId: string
   return scheduleView(row);
 }
 
-export async function replaceSchedule(env: Env, accountAlias: string, jobId: string, scheduleId: string, input: ScheduleReplace): Promise<Schedule> {
+export async function replaceSchedule(
+  env: Env,
+  accountAlias: string,
+  jobId: string,
+  scheduleId: string,
+  input: ScheduleReplace,
+  actor: Actor,
+): Promise<Schedule> {
   const current = await getSchedule(env.DB, accountAlias, jobId, scheduleId);
   if (!current) throw missing();
   const now = Date.now();
@@ -132,10 +156,18 @@ export async function replaceSchedule(env: Env, accountAlias: string, jobId: str
     last_error: null,
     last_updated_time: Math.max(now, current.last_updated_time),
   };
-  if (!(await replaceRow(env.DB, row))) throw missing();
+  if (
+    !(await replaceRow(
+      env.DB,
+      row,
+      auditStatement(env.DB, actor, scheduleAudit("schedule.replaced", accountAlias, jobId, scheduleId, row), { ifChanged: true }),
+    ))
+  )
+    throw missing();
   return scheduleView(row);
 }
 
-export async function removeSchedule(env: Env, accountAlias: string, jobId: string, scheduleId: string): Promise<void> {
-  if (!(await deleteSchedule(env.DB, accountAlias, jobId, scheduleId))) throw missing();
+export async function removeSchedule(env: Env, accountAlias: string, jobId: string, scheduleId: string, actor: Actor): Promise<void> {
+  const audit = auditStatement(env.DB, actor, scheduleAudit("schedule.deleted", accountAlias, jobId, scheduleId), { ifChanged: true });
+  if (!(await deleteSchedule(env.DB, accountAlias, jobId, scheduleId, audit))) throw missing();
 }

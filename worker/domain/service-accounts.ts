@@ -15,8 +15,10 @@ import {
 import { newId } from "../lib/ids";
 import { hashPassword } from "../lib/password";
 import { badRequest, conflict, notFound } from "../lib/problem";
+import type { Actor } from "../schemas/audit";
 import type { PageParams } from "../schemas/common";
 import type { ServiceAccount, ServiceAccountInput, ServiceAccountList, ServiceAccountUpdate } from "../schemas/service-account";
+import { auditStatement } from "./audit";
 
 /** The answer: everything but the password hash, salt and token version. */
 export function serviceAccountView(r: ServiceAccountRow): ServiceAccount {
@@ -39,7 +41,21 @@ function clashProblem(clash: Clash) {
 
 const missing = () => notFound("No such service account.");
 
-export async function createServiceAccount(env: Env, accountAlias: string, input: ServiceAccountInput): Promise<ServiceAccount> {
+/**
+ * What the audit log keeps of a service account: its username and role, and for a change the
+ * names of what changed ("password" says it was set, never what to). Resource id: the alias, as
+ * in its path.
+ */
+function serviceAccountAudit(
+  action: "serviceAccount.created" | "serviceAccount.changed" | "serviceAccount.deleted",
+  accountAlias: string,
+  alias: string,
+  details: Record<string, string | string[]> = {},
+) {
+  return { accountAlias, action, resource: { type: "serviceAccount", id: alias }, details } as const;
+}
+
+export async function createServiceAccount(env: Env, accountAlias: string, input: ServiceAccountInput, actor: Actor): Promise<ServiceAccount> {
   const now = Date.now();
   const hash = await hashPassword(input.password);
   const row: ServiceAccountRow = {
@@ -55,7 +71,12 @@ export async function createServiceAccount(env: Env, accountAlias: string, input
     created_time: now,
     last_updated_time: now,
   };
-  const clash = await insertServiceAccount(env.DB, row);
+  const audit = auditStatement(
+    env.DB,
+    actor,
+    serviceAccountAudit("serviceAccount.created", accountAlias, row.alias, { username: row.username, role: row.role }),
+  );
+  const clash = await insertServiceAccount(env.DB, row, audit);
   if (clash) throw clashProblem(clash);
   return serviceAccountView(row);
 }
@@ -77,7 +98,7 @@ export async function readServiceAccount(env: Env, accountAlias: string, alias: 
  * version, so every token issued before stops working at once (the role a token carries must not
  * outlive a demotion, nor a login outlive a password reset).
  */
-export async function updateServiceAccount(env: Env, accountAlias: string, alias: string, input: ServiceAccountUpdate): Promise<ServiceAccount> {
+export async function updateServiceAccount(env: Env, accountAlias: string, alias: string, input: ServiceAccountUpdate, actor: Actor): Promise<ServiceAccount> {
   const row = await getServiceAccount(env.DB, accountAlias, alias);
   if (!row) throw missing();
   if (input.alias !== undefined && input.alias !== alias) throw badRequest([{ field: "alias", message: "cannot change: it must be the alias in the path" }]);
@@ -94,7 +115,18 @@ export async function updateServiceAccount(env: Env, accountAlias: string, alias
   if (!changed) return serviceAccountView(row);
   next.token_version = row.token_version + 1;
   next.last_updated_time = Math.max(Date.now(), row.last_updated_time);
-  const outcome = await updateRow(env.DB, next, row.token_version);
+  const what = [
+    ...(next.username !== row.username ? ["username"] : []),
+    ...(input.password !== undefined ? ["password"] : []),
+    ...(next.role !== row.role ? ["role"] : []),
+  ];
+  const audit = auditStatement(
+    env.DB,
+    actor,
+    serviceAccountAudit("serviceAccount.changed", accountAlias, alias, { changed: what, username: next.username, role: next.role }),
+    { ifChanged: true },
+  );
+  const outcome = await updateRow(env.DB, next, row.token_version, audit);
   if (outcome === "gone") {
     if (!(await getServiceAccount(env.DB, accountAlias, alias))) throw missing();
     throw conflict("The service account was changed by another request while this one updated it; try again.");
@@ -103,6 +135,7 @@ export async function updateServiceAccount(env: Env, accountAlias: string, alias
   return serviceAccountView(next);
 }
 
-export async function removeServiceAccount(env: Env, accountAlias: string, alias: string): Promise<void> {
-  if (!(await deleteServiceAccount(env.DB, accountAlias, alias))) throw missing();
+export async function removeServiceAccount(env: Env, accountAlias: string, alias: string, actor: Actor): Promise<void> {
+  const audit = auditStatement(env.DB, actor, serviceAccountAudit("serviceAccount.deleted", accountAlias, alias), { ifChanged: true });
+  if (!(await deleteServiceAccount(env.DB, accountAlias, alias, audit))) throw missing();
 }

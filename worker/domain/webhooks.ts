@@ -20,6 +20,8 @@ import { decryptSecret, encryptSecret } from "../lib/secrets";
 import type { Page, PageParams } from "../schemas/common";
 import type { Delivery, WebhookSecret } from "../schemas/webhook";
 import type { CallbackMessage, Scope } from "./contracts";
+import type { Actor } from "../schemas/audit";
+import { recordAudit, recordAuditAfter } from "./audit";
 import { getExecution } from "./executions";
 
 /** How long the previous secret keeps signing after a rotation. */
@@ -36,19 +38,22 @@ async function viewOfSecret(env: Env, row: WebhookSecretRow, now: number): Promi
   return { secret: await decryptSecret(env, row.secret), createdTime: row.created_time, previousValidUntil: overlapping ? row.previous_until : null };
 }
 
-/** The account's signing secret; the first read creates it. */
-export async function readWebhookSecret(env: Env, accountAlias: string): Promise<WebhookSecret> {
-  return viewOfSecret(env, await secretRow(env, accountAlias), Date.now());
+/** The account's signing secret; the first read creates it. Whoever reads it can sign: audited. */
+export async function readWebhookSecret(env: Env, accountAlias: string, actor: Actor): Promise<WebhookSecret> {
+  const view = await viewOfSecret(env, await secretRow(env, accountAlias), Date.now());
+  await recordAudit(env, actor, { accountAlias, action: "webhookSecret.read", resource: { type: "webhook", id: accountAlias } });
+  return view;
 }
 
 /** A new secret; the one it replaces keeps signing beside it for ROTATION_OVERLAP_MS. */
-export async function rotateWebhookSecret(env: Env, accountAlias: string): Promise<WebhookSecret> {
+export async function rotateWebhookSecret(env: Env, accountAlias: string, actor: Actor): Promise<WebhookSecret> {
   // Compare-and-swap on the stored ciphertext: two rotations at once must not both keep the same previous.
   for (let attempt = 0; attempt < 3; attempt++) {
     const current = await secretRow(env, accountAlias);
     const now = Date.now();
     const next = await encryptSecret(env, newSecret());
     if (await rotateRow(env.DB, accountAlias, current.secret, next, now, now + ROTATION_OVERLAP_MS)) {
+      await recordAuditAfter(env, actor, { accountAlias, action: "webhookSecret.rotated", resource: { type: "webhook", id: accountAlias } });
       return viewOfSecret(env, { ...current, secret: next, previous_secret: current.secret, previous_until: now + ROTATION_OVERLAP_MS, created_time: now }, now);
     }
   }

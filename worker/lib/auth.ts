@@ -14,6 +14,12 @@ export interface Principal {
   /** Aliases this principal may act on, or "*" for an operator. */
   accounts: string[] | "*";
   role: Role;
+  /**
+   * Which kind of token it came from, for the audit log and the request log: a service account's
+   * login token, or a person's (a development or OIDC token). An operator is any token of
+   * accounts "*" (see `principalKind`). Set by `verifyToken`; absent on principals built in code.
+   */
+  kind?: "user" | "serviceAccount";
 }
 export type AuthVars = { principal: Principal };
 
@@ -68,7 +74,7 @@ function principalFrom(payload: JWTPayload, accountsClaim: string): Principal {
   else throw unauthorized(`The token has no '${accountsClaim}' claim.`);
   const role = (payload.role ?? "viewer") as Role;
   if (!ROLES.includes(role)) throw unauthorized("The token's role is not one of admin, user, viewer.");
-  return { sub, accounts, role };
+  return { sub, accounts, role, kind: "user" };
 }
 
 // Asymmetric algorithms only: an external issuer's JWKS never holds a shared secret we would accept.
@@ -93,8 +99,9 @@ export async function verifyToken(env: Env, token: string): Promise<Principal> {
       });
       const principal = principalFrom(payload, "accounts");
       // Only login tokens carry the claim, so every other token costs no storage read here.
-      if (TOKEN_VERSION_CLAIM in payload) await checkTokenVersion(env, principal.sub, payload[TOKEN_VERSION_CLAIM]);
-      return principal;
+      if (!(TOKEN_VERSION_CLAIM in payload)) return principal;
+      await checkTokenVersion(env, principal.sub, payload[TOKEN_VERSION_CLAIM]);
+      return { ...principal, kind: "serviceAccount" };
     }
     // External tokens need an audience: without one, any token the issuer minted for any other
     // application would be accepted here (fail closed on a half-configured issuer).

@@ -2,6 +2,7 @@ import { z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { log } from "./log";
+import { currentRequestId } from "./request-id";
 import { SecretsError } from "./secrets";
 
 /** One offending input: `field` is a dotted path into the body/query (e.g. `hosts.1.id`). */
@@ -106,6 +107,7 @@ export const ProblemSchema = z
     status: z.number().int(),
     detail: z.string(),
     errors: z.array(z.object({ field: z.string(), message: z.string() })).optional(),
+    requestId: z.string().optional().openapi({ description: "The request's id, as in the Runner-Request-Id header: quote it when reporting a problem." }),
   })
   .openapi("Problem");
 
@@ -128,7 +130,13 @@ export function problemResponses(...statuses: number[]) {
 
 const TYPE_BASE = "https://runner.dev/problems/";
 
+/**
+ * The RFC 9457 body. `requestId` (an extension member) is the id of the request being answered,
+ * read from its context wherever the problem is built (worker/lib/request-id.ts), so every
+ * problem+json body names it: one id to quote finds the request's log line and audit rows.
+ */
 export function problemBody(p: ProblemData) {
+  const requestId = currentRequestId();
   return {
     ...p.extensions,
     type: `${TYPE_BASE}${p.title.toLowerCase().replace(/[^a-z0-9]+/g, "-")}`,
@@ -136,6 +144,7 @@ export function problemBody(p: ProblemData) {
     status: p.status,
     detail: p.detail ?? p.title,
     ...(p.errors?.length ? { errors: p.errors } : {}),
+    ...(requestId ? { requestId } : {}),
   };
 }
 
@@ -164,9 +173,9 @@ export function onError(err: Error, c: Context): Response {
   if (err instanceof SyntaxError) return problemResponse(invalidJson());
   if (err instanceof SecretsError) {
     // Server configuration (RUNNER_SECRETS_KEY), not input. The message names a key id, never a value.
-    log.error("secrets error", { method: c.req.method, path: new URL(c.req.url).pathname, error: err });
+    log.error("secrets error", { method: c.req.method, path: new URL(c.req.url).pathname, requestId: currentRequestId(), error: err });
     return problemResponse(internal("Stored secrets could not be decrypted; the operator must check RUNNER_SECRETS_KEY."));
   }
-  log.error("unhandled error", { method: c.req.method, path: new URL(c.req.url).pathname, error: err });
+  log.error("unhandled error", { method: c.req.method, path: new URL(c.req.url).pathname, requestId: currentRequestId(), error: err });
   return problemResponse(internal());
 }

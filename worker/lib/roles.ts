@@ -4,7 +4,7 @@
  * test/worker/roles-security.test.ts. A role may do whatever a weaker one may.
  *
  * The README's "Roles": admin has everything in its account (service
- * accounts, agents and their registration tokens, webhook secrets, and later the audit log);
+ * accounts, agents and their registration tokens, webhook secrets, the audit log);
  * user works with jobs, executions and schedules; viewer reads. The inventory is what
  * dynamic-inventory jobs run on, so a user who may define a job's hosts may define it too.
  * Service accounts are admin-only even to read: a username is half of a login. So is the webhook
@@ -32,6 +32,8 @@ export const ROLE_TABLE = {
   serviceAccounts: { read: "admin", write: "admin" },
   /** /webhooks/{alias}/secret… (read creates it on first use; write rotates it) */
   webhooks: { read: "admin", write: "admin" },
+  /** /audit/{alias}: who changed what. Nobody writes it through the API (the changes do), hence admin both ways. */
+  audit: { read: "admin", write: "admin" },
 } as const satisfies Record<string, Record<Action, Role>>;
 
 export type Family = keyof typeof ROLE_TABLE;

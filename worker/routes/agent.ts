@@ -5,6 +5,7 @@ import { isExecutionId } from "../domain/executions";
 import { abandon } from "../domain/contracts";
 import { bearerToken, requireAgent, type AgentEnv } from "../lib/auth";
 import { jsonAnswer, jsonBody, router } from "../lib/hono";
+import { originOf } from "../lib/request-context";
 import { problemResponses } from "../lib/problem";
 import { LeaseRequest, RegisterAnswer, RegisterBody } from "../schemas/agent";
 import { AgentAnswerSchema, EventUpload, LeaseBody, LeaseRef, StatusReport } from "../schemas/execution";
@@ -33,7 +34,7 @@ agent.openapi(
     responses: { 200: jsonAnswer(RegisterAnswer, "The agent's credential, shown once"), ...problemResponses(400, 401) },
   }),
   async (c) => {
-    const answer = await registerAgent(c.env, c.req.valid("json"), bearerToken(c.req.header("authorization")));
+    const answer = await registerAgent(c.env, c.req.valid("json"), bearerToken(c.req.header("authorization")), originOf(c));
     return c.json(answer, 200, { "cache-control": "no-store" });
   },
 );

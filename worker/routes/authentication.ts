@@ -1,6 +1,7 @@
 import { createRoute } from "@hono/zod-openapi";
 import { login } from "../domain/login";
 import { jsonAnswer, jsonBody, router } from "../lib/hono";
+import { originOf } from "../lib/request-context";
 import { problemResponses } from "../lib/problem";
 import { LoginAnswer, LoginInput } from "../schemas/login";
 
@@ -20,5 +21,5 @@ authentication.openapi(
     request: { body: jsonBody(LoginInput) },
     responses: { 200: jsonAnswer(LoginAnswer, "The token"), ...problemResponses(400, 401, 413, 415, 429) },
   }),
-  async (c) => c.json(await login(c.env, c.req.valid("json")), 200, { "cache-control": "no-store" }),
+  async (c) => c.json(await login(c.env, c.req.valid("json"), originOf(c)), 200, { "cache-control": "no-store" }),
 );

@@ -11,6 +11,7 @@ import {
   stopExecution,
 } from "../domain/executions";
 import { requireAccess } from "../lib/auth";
+import { actorOf } from "../lib/request-context";
 import { emptyJsonIsNoBody, jsonAnswer, jsonBody, router } from "../lib/hono";
 import { problemResponses } from "../lib/problem";
 import { AliasOnly, PageQuery, queryInt } from "../schemas/common";
@@ -67,7 +68,7 @@ executions.openapi(
   async (c) => {
     const { alias, jobId } = c.req.valid("param");
     const overrides = c.req.valid("json") ?? {};
-    return c.json(await startExecution(c.env, alias, jobId, { trigger: "api", overrides }), 200);
+    return c.json(await startExecution(c.env, alias, jobId, { trigger: "api", overrides, actor: actorOf(c) }), 200);
   },
 );
 
@@ -115,7 +116,7 @@ executions.openapi(
   }),
   async (c) => {
     const p = c.req.valid("param");
-    return c.json(await restartExecution(c.env, scopeOf(p), p.executionId, c.req.valid("json") ?? {}), 200);
+    return c.json(await restartExecution(c.env, scopeOf(p), p.executionId, c.req.valid("json") ?? {}, actorOf(c)), 200);
   },
 );
 
@@ -132,7 +133,7 @@ executions.openapi(
   async (c) => {
     const p = c.req.valid("param");
     const body = c.req.valid("json") ?? {};
-    return c.json(await stopExecution(c.env, scopeOf(p), p.executionId, body.expiryDuration ?? 0), 200);
+    return c.json(await stopExecution(c.env, scopeOf(p), p.executionId, body.expiryDuration ?? 0, actorOf(c)), 200);
   },
 );
 
@@ -148,7 +149,7 @@ executions.openapi(
   }),
   async (c) => {
     const p = c.req.valid("param");
-    return c.json(await killExecution(c.env, scopeOf(p), p.executionId), 200);
+    return c.json(await killExecution(c.env, scopeOf(p), p.executionId, actorOf(c)), 200);
   },
 );
 

@@ -1,6 +1,7 @@
 import { createRoute } from "@hono/zod-openapi";
 import { readInventory, replaceInventory } from "../domain/inventory";
 import { requireAccess } from "../lib/auth";
+import { actorOf } from "../lib/request-context";
 import { jsonAnswer, jsonBody, router } from "../lib/hono";
 import { problemResponses } from "../lib/problem";
 import { AliasOnly } from "../schemas/common";
@@ -35,5 +36,5 @@ inventory.openapi(
     request: { params: AliasOnly, body: jsonBody(Inventory) },
     responses: { 200: jsonAnswer(Inventory, "The inventory as stored"), ...problemResponses(400, 401, 403, 404, 413, 415) },
   }),
-  async (c) => c.json(await replaceInventory(c.env, c.req.valid("param").alias, c.req.valid("json")), 200),
+  async (c) => c.json(await replaceInventory(c.env, c.req.valid("param").alias, c.req.valid("json"), actorOf(c)), 200),
 );

@@ -2,6 +2,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { startIfAsked } from "../domain/executions";
 import { createJob, deleteJob, listJobPage, readJob, replaceJob } from "../domain/jobs";
 import { requireAccess } from "../lib/auth";
+import { actorOf } from "../lib/request-context";
 import { jsonAnswer, jsonBody, router, validationHook } from "../lib/hono";
 import { problemResponses } from "../lib/problem";
 import { AliasOnly, PageQuery } from "../schemas/common";
@@ -31,8 +32,8 @@ jobs.openapi(
   }),
   async (c) => {
     const { alias } = c.req.valid("param");
-    const job = await createJob(c.env, alias, c.req.valid("json"));
-    return c.json(await startIfAsked(c.env, job, c.req.valid("query").immediate === "true"), 200);
+    const job = await createJob(c.env, alias, c.req.valid("json"), actorOf(c));
+    return c.json(await startIfAsked(c.env, job, c.req.valid("query").immediate === "true", actorOf(c)), 200);
   },
   (result, c) => bodyHook(result, c as never),
 );
@@ -82,8 +83,8 @@ jobs.openapi(
   }),
   async (c) => {
     const { alias, jobId } = c.req.valid("param");
-    const job = await replaceJob(c.env, alias, jobId, c.req.valid("json"));
-    return c.json(await startIfAsked(c.env, job, c.req.valid("query").immediate === "true"), 200);
+    const job = await replaceJob(c.env, alias, jobId, c.req.valid("json"), actorOf(c));
+    return c.json(await startIfAsked(c.env, job, c.req.valid("query").immediate === "true", actorOf(c)), 200);
   },
   (result, c) => bodyHook(result, c as never),
 );
@@ -100,7 +101,7 @@ jobs.openapi(
   }),
   async (c) => {
     const { alias, jobId } = c.req.valid("param");
-    await deleteJob(c.env, alias, jobId);
+    await deleteJob(c.env, alias, jobId, actorOf(c));
     return c.body(null, 204);
   },
 );

@@ -8,6 +8,7 @@ import {
   revokeRegistrationToken,
 } from "../domain/agents";
 import { requireAccess, requireOperator } from "../lib/auth";
+import { actorOf } from "../lib/request-context";
 import { emptyJsonIsNoBody, jsonAnswer, jsonBody, router } from "../lib/hono";
 import { problemResponses } from "../lib/problem";
 import { agentInstallCommands } from "./downloads";
@@ -66,7 +67,7 @@ minions.openapi(
     responses: { 204: { description: "Revoked" }, ...errors },
   }),
   async (c) => {
-    await revokeAgentAndLeases(c.env, null, c.req.valid("param").agentId);
+    await revokeAgentAndLeases(c.env, null, c.req.valid("param").agentId, actorOf(c));
     return c.body(null, 204);
   },
 );
@@ -89,7 +90,7 @@ minions.openapi(
   async (c) => {
     const { alias } = c.req.valid("param");
     // The body is optional: an empty POST makes a token with no name or location.
-    const created = await createRegistrationToken(c.env, alias, c.req.valid("json") ?? {});
+    const created = await createRegistrationToken(c.env, alias, c.req.valid("json") ?? {}, actorOf(c));
     return c.json({ ...created, ...agentInstallCommands(new URL(c.req.url).origin, created.token) }, 200, { "cache-control": "no-store" });
   },
 );
@@ -119,7 +120,7 @@ minions.openapi(
   }),
   async (c) => {
     const { alias, tokenId } = c.req.valid("param");
-    await revokeRegistrationToken(c.env, alias, tokenId);
+    await revokeRegistrationToken(c.env, alias, tokenId, actorOf(c));
     return c.body(null, 204);
   },
 );
@@ -165,7 +166,7 @@ minions.openapi(
   }),
   async (c) => {
     const { alias, agentId } = c.req.valid("param");
-    await revokeAgentAndLeases(c.env, alias, agentId);
+    await revokeAgentAndLeases(c.env, alias, agentId, actorOf(c));
     return c.body(null, 204);
   },
 );

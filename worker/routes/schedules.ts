@@ -1,6 +1,7 @@
 import { createRoute } from "@hono/zod-openapi";
 import { createSchedule, listSchedulePage, readSchedule, removeSchedule, replaceSchedule } from "../domain/schedules";
 import { requireAccess } from "../lib/auth";
+import { actorOf } from "../lib/request-context";
 import { jsonAnswer, jsonBody, router } from "../lib/hono";
 import { problemResponses } from "../lib/problem";
 import { PageQuery } from "../schemas/common";
@@ -26,7 +27,7 @@ schedules.openapi(
   }),
   async (c) => {
     const { alias, jobId } = c.req.valid("param");
-    return c.json(await createSchedule(c.env, alias, jobId, c.req.valid("json")), 200);
+    return c.json(await createSchedule(c.env, alias, jobId, c.req.valid("json"), actorOf(c)), 200);
   },
 );
 
@@ -75,7 +76,7 @@ schedules.openapi(
   }),
   async (c) => {
     const { alias, jobId, scheduleId } = c.req.valid("param");
-    return c.json(await replaceSchedule(c.env, alias, jobId, scheduleId, c.req.valid("json")), 200);
+    return c.json(await replaceSchedule(c.env, alias, jobId, scheduleId, c.req.valid("json"), actorOf(c)), 200);
   },
 );
 
@@ -91,7 +92,7 @@ schedules.openapi(
   }),
   async (c) => {
     const { alias, jobId, scheduleId } = c.req.valid("param");
-    await removeSchedule(c.env, alias, jobId, scheduleId);
+    await removeSchedule(c.env, alias, jobId, scheduleId, actorOf(c));
     return c.body(null, 204);
   },
 );

@@ -1,6 +1,7 @@
 import { createRoute } from "@hono/zod-openapi";
 import { createServiceAccount, listServiceAccountPage, readServiceAccount, removeServiceAccount, updateServiceAccount } from "../domain/service-accounts";
 import { requireAccess } from "../lib/auth";
+import { actorOf } from "../lib/request-context";
 import { jsonAnswer, jsonBody, router } from "../lib/hono";
 import { problemResponses } from "../lib/problem";
 import { AliasOnly, PageQuery } from "../schemas/common";
@@ -22,7 +23,7 @@ serviceAccounts.openapi(
     request: { params: AliasOnly, body: jsonBody(ServiceAccountInput) },
     responses: { 200: jsonAnswer(ServiceAccount, "The service account"), ...problemResponses(400, 401, 403, 404, 409, 413, 415) },
   }),
-  async (c) => c.json(await createServiceAccount(c.env, c.req.valid("param").alias, c.req.valid("json")), 200, noStore),
+  async (c) => c.json(await createServiceAccount(c.env, c.req.valid("param").alias, c.req.valid("json"), actorOf(c)), 200, noStore),
 );
 
 serviceAccounts.openapi(
@@ -67,7 +68,7 @@ serviceAccounts.openapi(
   }),
   async (c) => {
     const { alias, serviceAccountAlias } = c.req.valid("param");
-    return c.json(await updateServiceAccount(c.env, alias, serviceAccountAlias, c.req.valid("json")), 200, noStore);
+    return c.json(await updateServiceAccount(c.env, alias, serviceAccountAlias, c.req.valid("json"), actorOf(c)), 200, noStore);
   },
 );
 
@@ -83,7 +84,7 @@ serviceAccounts.openapi(
   }),
   async (c) => {
     const { alias, serviceAccountAlias } = c.req.valid("param");
-    await removeServiceAccount(c.env, alias, serviceAccountAlias);
+    await removeServiceAccount(c.env, alias, serviceAccountAlias, actorOf(c));
     return c.body(null, 204);
   },
 );

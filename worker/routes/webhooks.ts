@@ -1,6 +1,7 @@
 import { createRoute } from "@hono/zod-openapi";
 import { listDeliveries, readWebhookSecret, redeliver, rotateWebhookSecret } from "../domain/webhooks";
 import { requireAccess } from "../lib/auth";
+import { actorOf } from "../lib/request-context";
 import { jsonAnswer, router } from "../lib/hono";
 import { problemResponses } from "../lib/problem";
 import { AliasOnly, PageQuery } from "../schemas/common";
@@ -28,7 +29,7 @@ webhooks.openapi(
     request: { params: AliasOnly },
     responses: { 200: jsonAnswer(WebhookSecret, "The secret"), ...problemResponses(401, 403, 404) },
   }),
-  async (c) => c.json(await readWebhookSecret(c.env, c.req.valid("param").alias), 200),
+  async (c) => c.json(await readWebhookSecret(c.env, c.req.valid("param").alias, actorOf(c)), 200),
 );
 
 webhooks.openapi(
@@ -41,7 +42,7 @@ webhooks.openapi(
     request: { params: AliasOnly },
     responses: { 200: jsonAnswer(WebhookSecret, "The new secret"), ...problemResponses(401, 403, 404, 409) },
   }),
-  async (c) => c.json(await rotateWebhookSecret(c.env, c.req.valid("param").alias), 200),
+  async (c) => c.json(await rotateWebhookSecret(c.env, c.req.valid("param").alias, actorOf(c)), 200),
 );
 
 deliveries.openapi(
