@@ -140,7 +140,8 @@ describe("the audit log of a scripted session", () => {
     secrets.push(reg.json.token);
     did.push(["registrationToken.created", "registrationToken", reg.json.id, saId, "serviceAccount"]);
     const agent = ok(await api("POST", "/agent/register", { token: null, body: { token: reg.json.token, name: "audited-agent", hostname: "h1.example" } }));
-    secrets.push(agent.json.credential, agent.json.credential.split("_").pop()!);
+    // The credential's secret part is everything after "rac_<agentId>_" (base64url may hold "_" itself).
+    secrets.push(agent.json.credential, agent.json.credential.slice(`rac_${agent.json.agentId}_`.length));
     did.push(["agent.registered", "agent", agent.json.agentId, agent.json.agentId, "agent"]);
     ok(await api("DELETE", `/minions/${A}/tokens/${reg.json.id}`, { token: admin }), 204);
     did.push(["registrationToken.revoked", "registrationToken", reg.json.id, ADMIN_SUB, "user"]);
