@@ -1,6 +1,7 @@
 import { bodyLimit } from "hono/body-limit";
 import { router } from "./lib/hono";
 import { onError, problemResponse } from "./lib/problem";
+import { accounts } from "./routes/accounts";
 import { agent } from "./routes/agent";
 import { authentication } from "./routes/authentication";
 import { downloads } from "./routes/downloads";
@@ -38,6 +39,7 @@ app.route("/status", status);
 app.route("/minions", minions);
 app.route("/agent", agent);
 app.route("/inventory", inventory);
+app.route("/accounts", accounts);
 app.route("/serviceAccounts", serviceAccounts);
 app.route("/authentication", authentication);
 app.route("/", downloads);

@@ -17,6 +17,7 @@ const TABLE = {
   schedules: { read: "viewer", write: "user" },
   inventory: { read: "viewer", write: "user" },
   agents: { read: "viewer", write: "admin" },
+  settings: { read: "viewer", write: "admin" },
   serviceAccounts: { read: "admin", write: "admin" },
 };
 
@@ -51,6 +52,8 @@ const ROUTES: Record<string, Role> = {
   "post /minions/{alias}/tokens": "admin",
   "delete /minions/{alias}/tokens/{tokenId}": "admin",
   "delete /minions/{alias}/{agentId}": "admin",
+  "get /accounts/{alias}/settings": "viewer",
+  "put /accounts/{alias}/settings": "admin",
   "post /serviceAccounts/{alias}": "admin",
   "get /serviceAccounts/{alias}": "admin",
   "get /serviceAccounts/{alias}/{serviceAccountAlias}": "admin",

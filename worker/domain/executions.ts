@@ -9,6 +9,7 @@ import { parseStatusEvent, type InitInput, type LogChunk, type Scope, type Start
 import { routeExecution } from "./dispatch";
 import { executionClient } from "./execution-client";
 import { getJobSummary } from "./jobs";
+import { readSettings } from "./settings";
 
 /**
  * Executions: the Worker-side entry points. The Execution object decides every state change;
@@ -39,6 +40,7 @@ export async function startExecution(
   const job = await getJobSummary(env, accountAlias, jobId);
   if (!job) throw notFound("No such job.");
   const executionId = opts.executionId ?? newId();
+  const settings = await readSettings(env, accountAlias);
   const input: InitInput = {
     executionId,
     accountAlias,
@@ -46,8 +48,9 @@ export async function startExecution(
     trigger: opts.trigger,
     scheduleId: opts.scheduleId ?? null,
     executionTtl: job.executionTtl,
-    dispatcherKey: await routeExecution(env, accountAlias, job),
+    dispatcherKey: await routeExecution(env, accountAlias, job, settings.sharedPoolFallback),
     overrides: opts.overrides,
+    pendingTimeoutMinutes: settings.pendingTimeoutMinutes,
   };
   return execution(env, executionId).init(input);
 }
@@ -75,8 +78,9 @@ export async function restartExecution(
   const current = await x.view(scope); // 404 before any routing work
   const job = await getJobSummary(env, scope.accountAlias, current.job_id);
   // Routed afresh: the account may have agents (or a location) now that it did not have before.
-  const key = job ? await routeExecution(env, scope.accountAlias, job) : undefined;
-  return x.restart(scope, overrides, key);
+  const settings = await readSettings(env, scope.accountAlias);
+  const key = job ? await routeExecution(env, scope.accountAlias, job, settings.sharedPoolFallback) : undefined;
+  return x.restart(scope, overrides, key, settings.pendingTimeoutMinutes);
 }
 
 export function stopExecution(env: Env, scope: Scope, executionId: string, expiryDuration = 0): Promise<ExecutionView> {

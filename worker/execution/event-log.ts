@@ -103,6 +103,20 @@ export class EventLog {
     });
   }
 
+  /** Records why the PENDING execution waits now (a line per change of the reason). */
+  waiting(s: StatusSource, code: string, text: string, now: number): void {
+    this.append(s, {
+      ts: now,
+      type: "execution_waiting",
+      host: null,
+      task: null,
+      play: null,
+      stdout: `[runner] execution ${s.status}: ${text}\n`,
+      data: JSON.stringify({ status: s.status, waiting_reason: text, code, attempt: s.attempt }),
+      agentSeq: null,
+    });
+  }
+
   /**
    * Stores a batch of the lease's agent events in their `seq` order: the next one is stored, one
    * ahead of a gap is held, a duplicate is dropped; a gap this batch fills releases the held events
