@@ -189,6 +189,11 @@ export class EventLog {
     return { text, through, ended: TERMINAL.has(s.status) && through >= this.count(s), status: s.status };
   }
 
+  /** Followers waiting now (each is removed when its wait ends: woken or timed out). */
+  followerCount(): number {
+    return this.followers.size;
+  }
+
   /** Wakes every follower (something was appended, or the status changed). */
   wake(): void {
     for (const w of [...this.followers]) w();

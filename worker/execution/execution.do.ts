@@ -260,6 +260,11 @@ export class Execution extends DurableObject<Env> implements ExecutionRpc {
     void this.afterChange().catch((e: unknown) => log.error("execution: write-through after a waiting reason failed", { executionId: s.id, error: e }));
   }
 
+  /** Test-only introspection (test/worker/memory-bounded.test.ts): what this object holds in memory per caller. */
+  memorySizes(): { followers: number } {
+    return { followers: this.log.followerCount() };
+  }
+
   // ---- clock ----------------------------------------------------------------------------
 
   override async alarm(): Promise<void> {
