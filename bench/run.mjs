@@ -294,10 +294,13 @@ const sections = {
     const started = await call("POST", `/jobs/${A}/${jobId}/start`, {});
     const execId = started.json.execution_id;
     await call("POST", `/jobs/${A}/${jobId}/executions/${execId}/kill`, {});
+    process.stderr.write("bench: workerd: starting the trivial Worker\n");
     const trivialState = mkdtempSync(join(tmpdir(), "runner-trivial-"));
     const trivial = await startWranglerDev({ cwd: join(ROOT, "bench/trivial-worker"), persistTo: trivialState });
     try {
-      const N = 10_000;
+      const N = Number(process.env.BENCH_WORKERD_REQUESTS) || 10_000;
+      const progress = (m) => process.stderr.write(`bench: workerd: ${m}\n`);
+      progress(`signing ${N} tokens`);
       const tokens = await Promise.all(Array.from({ length: N }, (_, i) => signBenchToken(i)));
       const kinds = [
         () => ["GET", "/health"],
@@ -334,10 +337,12 @@ const sections = {
       };
       const groups = workerdGroups(trivial.child.pid);
       const measure = async (base, which) => {
+        progress(`${which}: warming up`);
         await send(base, requests.slice(0, 500)); // warm: first-use costs are not growth
         await sleep(3000);
         const before = rssMiB(groups()[which]);
         const t0 = performance.now();
+        progress(`${which}: ${N} requests (workerd pids ${groups()[which].join(", ")}, ${before.toFixed(0)} MiB)`);
         const bad = await send(base, requests);
         const secs = (performance.now() - t0) / 1000;
         await sleep(5000);
@@ -347,8 +352,8 @@ const sections = {
       const t = await measure(trivial.url, "trivial");
       const r = await measure(stack.url, "runner");
       const perReq = (m) => ((m.growth * 1024) / N).toFixed(1);
-      record("workerd", "trivial Worker: workerd RSS before → after 10,000 requests", t.growth, "MiB", `${t.before.toFixed(0)} → ${t.after.toFixed(0)} MiB, ${perReq(t)} KiB/request, ${t.secs.toFixed(1)} s`);
-      record("workerd", "Runner: workerd RSS before → after the same 10,000", r.growth, "MiB", `${r.before.toFixed(0)} → ${r.after.toFixed(0)} MiB, ${perReq(r)} KiB/request, ${r.secs.toFixed(1)} s, ${r.bad} 5xx`);
+      record("workerd", `trivial Worker: workerd RSS growth over ${N} requests`, t.growth, "MiB", `${t.before.toFixed(0)} → ${t.after.toFixed(0)} MiB, ${perReq(t)} KiB/request, ${t.secs.toFixed(1)} s`);
+      record("workerd", `Runner: workerd RSS growth over the same ${N}`, r.growth, "MiB", `${r.before.toFixed(0)} → ${r.after.toFixed(0)} MiB, ${perReq(r)} KiB/request, ${r.secs.toFixed(1)} s, ${r.bad} 5xx`);
       record("workerd", "Runner growth / trivial growth", r.growth / t.growth, "x", "target ≤ 1.2");
     } finally {
       await trivial.stop();
@@ -408,7 +413,7 @@ function processes() {
     try {
       const stat = readFileSync(`/proc/${d}/stat`, "utf8");
       const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
-      const [, , ppid, pgrp] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      const [, ppid, pgrp] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
       out.push({ pid: Number(d), ppid: Number(ppid), pgrp: Number(pgrp), name });
     } catch {
       /* gone meanwhile */
@@ -426,7 +431,7 @@ function workerdGroups(trivialGroup) {
     const all = processes();
     const parent = new Map(all.map((p) => [p.pid, p.ppid]));
     const ours = (pid) => {
-      for (let p = pid; p > 1; p = parent.get(p) ?? 0) if (p === process.pid) return true;
+      for (let p = pid, hops = 0; p > 1 && hops < 64; p = parent.get(p) ?? 0, hops++) if (p === process.pid) return true;
       return false;
     };
     const workerd = all.filter((p) => p.name === "workerd" && ours(p.pid));

@@ -86,14 +86,14 @@ describe("memory that could grow per request, token or execution", () => {
     const jobId = await newJob("mem4");
     const id = await executionIn("mem4", jobId, "RUNNING");
     const after = await stub(id).eventCount();
-    const followers = (n: number) => runInDurableObject(object(id), (o: Execution) => o.memorySizes().followers);
+    const followers = () => runInDurableObject(object(id), (o: Execution) => o.memorySizes().followers);
     // 1,000 followers waiting at once, all woken by one upload.
     const woken = Array.from({ length: 1_000 }, () => stub(id).logChunk(undefined, after, 1024, 20_000));
-    for (let i = 0; i < 100 && (await followers(0)) < 1_000; i++) await new Promise((r) => setTimeout(r, 50));
-    expect(await followers(0)).toBe(1_000);
+    for (let i = 0; i < 100 && (await followers()) < 1_000; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(await followers()).toBe(1_000);
     await stub(id).uploadEvents(AGENT, { ...(await ref(id)), events: [{ seq: 1, timestamp: 1, event_type: "verbose", stdout: "hello\n" }] });
     expect((await Promise.all(woken)).every((c) => c.text === "hello\n")).toBe(true);
-    expect(await followers(0)).toBe(0);
+    expect(await followers()).toBe(0);
     // 1,000 more that time out, through the API (each request ends, and so does its follower).
     const t = await token(["mem4"], "viewer");
     await inParallel(Array.from({ length: 1_000 }), 50, async () => {
@@ -102,6 +102,6 @@ describe("memory that could grow per request, token or execution", () => {
     });
     const viaApi = await api("GET", `/jobs/mem4/${jobId}/executions/${id}/log`, { token: t });
     expect(viaApi.status).toBe(200);
-    expect(await followers(0)).toBe(0);
+    expect(await followers()).toBe(0);
   }, 120_000);
 });

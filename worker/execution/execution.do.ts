@@ -250,7 +250,7 @@ export class Execution extends DurableObject<Env> implements ExecutionRpc {
    */
   async waiting(reason: WaitingReason): Promise<void> {
     const s = this.s;
-    if (!s || s.status !== "PENDING" || sameReason(s.waiting, reason)) return;
+    if (s?.status !== "PENDING" || sameReason(s.waiting, reason)) return;
     const now = Date.now();
     s.waiting = reason;
     this.log.waiting(s, reason.code, waitingText(reason, now), now);
