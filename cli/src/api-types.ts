@@ -89,6 +89,7 @@ export type Execution = {
   schedule_id: string | null;
   scheduled_time?: number | null;
   reason: string | null;
+  waiting_reason: string | null;
   attempt: number;
   created_time: number;
   links: {

@@ -87,9 +87,12 @@ export function dispatcher(key: string) {
   return dispatcherStub(env, key);
 }
 
-/** Waits until the dispatcher has `n` waiting polls (the long poll is open before work arrives). */
+/**
+ * Waits until the dispatcher has `n` waiting polls (the long poll is open before work arrives).
+ * A backstop of 15 s, not 2: on a loaded machine a poll's request takes a while to reach the object.
+ */
 export async function untilWaiting(key: string, n: number): Promise<void> {
-  for (let i = 0; i < 200; i++) {
+  for (const until = Date.now() + 15_000; Date.now() < until; ) {
     if ((await dispatcher(key).snapshot()).waiting.length >= n) return;
     await sleep(10);
   }

@@ -1,7 +1,8 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { listAudit, pruneAudit } from "../../worker/db/audit";
-import { getAgent, findLiveTokenByHash, hasLiveAgentIn, listLiveAgents, listLiveTokens } from "../../worker/db/agents";
+import { accountHasAgents, agentPresence, getAgent, findLiveTokenByHash, listLiveAgents, listLiveTokens } from "../../worker/db/agents";
+import { getSettingsRow } from "../../worker/db/settings";
 import {
   hasActiveExecution,
   jobExecutionsOldestFirst,
@@ -83,7 +84,10 @@ const CASES: [string, (db: D1Database) => Promise<unknown>, RegExp[]][] = [
   ["minions list", (db) => listLiveAgents(db, "acme", page), [/agents_by_account/, /agents_by_account/]],
   ["shared-pool agents list", (db) => listLiveAgents(db, null, page), [/agents_by_account/, /agents_by_account/]],
   ["registration tokens list", (db) => listLiveTokens(db, "acme", page), [/agent_tokens_by_account/, /agent_tokens_by_account/]],
-  ["routing: a default-location agent?", (db) => hasLiveAgentIn(db, "acme", null), [/agents_by_location/]],
+  ["routing and waiting reasons: a location's agents, last seen", (db) => agentPresence(db, "acme", null), [/agents_by_location/]],
+  ["waiting reasons: the shared pool's agents, last seen", (db) => agentPresence(db, null, null), [/agents_by_account|agents_live/]],
+  ["routing: any agent of the account?", (db) => accountHasAgents(db, "acme"), [/agents_by_account/]],
+  ["account settings", (db) => getSettingsRow(db, "acme"), [/sqlite_autoindex_account_settings_1/]],
   ["register: token by hash", (db) => findLiveTokenByHash(db, "00ff"), [/sqlite_autoindex_agent_tokens_2|token_hash/]],
   ["agent by id", (db) => getAgent(db, "a1"), [/sqlite_autoindex_agents_1/]],
   ["slots held", (db) => slotsHeld(db, ["acme", "other"], Date.now()), [/account_slots_by_account/]],

@@ -4,6 +4,7 @@ import { dispatcherKey } from "../../worker/domain/contracts";
 import type { Dispatcher } from "../../worker/index";
 import { claimSlot, releaseSlots, SLOT_GRACE_MS, slotsHeld } from "../../worker/db/slots";
 import { executionClient } from "../../worker/domain/execution-client";
+import { api, token } from "./helpers";
 import { call, dispatcher, execution, held, lease, newAgent, newExecution, newJob, sleep, untilWaiting } from "./agent-fixtures";
 
 /** Takes `n` leases one after the other and answers their execution ids in the order granted. */
@@ -201,7 +202,9 @@ describe("the account's concurrency limit across its dispatchers", () => {
     const limit = Number(env.ACCOUNT_CONCURRENCY);
     const pool = await newAgent(null);
     const edge = await newAgent("xacct", { location: "dc1" });
-    const plain = await newJob("xacct"); // no default-location agent: the shared pool runs it
+    // No default-location agent, and the account lets such work fall back to the shared pool.
+    expect((await api("PUT", "/accounts/xacct/settings", { token: await token(["xacct"], "admin"), body: { sharedPoolFallback: true } })).status).toBe(200);
+    const plain = await newJob("xacct");
     const located = await newJob("xacct", { location: "dc1" });
     for (let i = 0; i < limit; i++) await newExecution("xacct", plain);
     const running = await drain(pool, limit);

@@ -1,5 +1,6 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { ONLINE_WINDOW_MS } from "../../worker/domain/contracts";
 import { routeExecution } from "../../worker/domain/dispatch";
 import { api, token } from "./helpers";
 import { execution, lease, newAgent, newExecution, newJob, untilWaiting } from "./agent-fixtures";
@@ -7,15 +8,28 @@ import { execution, lease, newAgent, newExecution, newJob, untilWaiting } from "
 const route = (alias: string, location: string | null, hostLocations: string[] = []) => routeExecution(env, alias, { location, hostLocations });
 
 describe("dispatcher routing", () => {
-  it("no location: the shared pool until the account has a default-location agent", async () => {
+  it("no location: the shared pool while the account has no agents; its own default queue once it has any", async () => {
     expect(await route("r1", null)).toBe("shared");
     const located = await newAgent("r1", { location: "dc1" });
-    expect(await route("r1", null)).toBe("shared"); // an agent elsewhere does not count
+    // The account runs agents (elsewhere): its work, and the secrets in it, stay on its own queue.
+    expect(await route("r1", null)).toBe("acct:r1:");
+    expect(await routeExecution(env, "r1", { location: null, hostLocations: [] }, true)).toBe("shared"); // unless it may fall back
     const def = await newAgent("r1");
     expect(await route("r1", null)).toBe("acct:r1:");
-    await api("DELETE", `/minions/r1/${def.agentId}`, { token: await token(["r1"], "admin") });
-    expect(await route("r1", null)).toBe("shared"); // revoked agents do not count
-    expect(located.location).toBe("dc1");
+    expect(await routeExecution(env, "r1", { location: null, hostLocations: [] }, true)).toBe("acct:r1:"); // online: no fallback needed
+    for (const a of [def, located]) await api("DELETE", `/minions/r1/${a.agentId}`, { token: await token(["r1"], "admin") });
+    expect(await route("r1", null)).toBe("shared"); // revoked agents do not count: it has none again
+  });
+
+  it("only agents seen within the online window count; sharedPoolFallback sends the work to the shared pool meanwhile", async () => {
+    const def = await newAgent("r6");
+    expect(await route("r6", null)).toBe("acct:r6:");
+    await env.DB.prepare("UPDATE agents SET last_seen = ? WHERE id = ?").bind(Date.now() - ONLINE_WINDOW_MS - 1_000, def.agentId).run();
+    expect(await route("r6", null)).toBe("acct:r6:"); // offline, but registered: it waits for it
+    expect((await api("PUT", "/accounts/r6/settings", { token: await token(["r6"], "admin"), body: { sharedPoolFallback: true } })).status).toBe(200);
+    expect(await route("r6", null)).toBe("shared");
+    await env.DB.prepare("UPDATE agents SET last_seen = ? WHERE id = ?").bind(Date.now(), def.agentId).run();
+    expect(await route("r6", null)).toBe("acct:r6:"); // back online: its own agents again
   });
 
   it("the job's location, else a host's rnr_location, picks that location's agents", async () => {
@@ -28,6 +42,8 @@ describe("dispatcher routing", () => {
   it("end to end: each agent gets only its location's work; other work goes to the shared pool", async () => {
     const dc1 = await newAgent("r3", { location: "dc1" });
     const pool = await newAgent(null);
+    // r3 has agents (in dc1), so its location-less work may use the shared pool only by its setting.
+    expect((await api("PUT", "/accounts/r3/settings", { token: await token(["r3"], "admin"), body: { sharedPoolFallback: true } })).status).toBe(200);
     const inDc1 = await newExecution("r3", await newJob("r3", { location: "dc1" }));
     const byHost = await newExecution("r3", await newJob("r3", { hosts: [{ id: "web1", hostVars: { rnr_location: "dc1" } }] }));
     const anywhere = await newExecution("r3", await newJob("r3"));

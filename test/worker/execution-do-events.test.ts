@@ -22,10 +22,10 @@ const ev = (seq: number, extra: Partial<AgentEvent> = {}): AgentEvent => ({
   ...extra,
 });
 const upload = async (id: string, events: AgentEvent[]) => stub(id).uploadEvents(AGENT, { ...(await ref(id)), events });
-/** The agent events stored, as their agent seq numbers (from `data.n`), in sequence order. */
+/** The agent events stored, as their agent seq numbers (from `data.n`), in sequence order (Runner's own execution_* events left out). */
 async function stored(id: string): Promise<number[]> {
   const { results } = await stub(id).events(undefined, 0, 0, 100);
-  return results.filter((e) => e.event_type !== "execution_status").map((e) => (JSON.parse(e.data!) as { n: number }).n);
+  return results.filter((e) => !e.event_type.startsWith("execution_")).map((e) => (JSON.parse(e.data!) as { n: number }).n);
 }
 
 describe("uploads", () => {

@@ -26,7 +26,7 @@ async function timed<T>(name: string, fn: () => Promise<T>): Promise<T> {
 beforeAll(async () => {
   jobId = await newJob(ALIAS);
   t = await token([ALIAS], "viewer");
-  id = await executionIn(ALIAS, jobId, "RUNNING"); // 3 status events first
+  id = await executionIn(ALIAS, jobId, "RUNNING"); // 4 events first: PENDING, why it waits, INITIALIZING, RUNNING
   await timed(`upload ${N} events (${N / BATCH} batches of ${BATCH})`, async () => {
     for (let from = 1; from <= N; from += BATCH) {
       const events: AgentEvent[] = [];
@@ -42,13 +42,13 @@ beforeAll(async () => {
 
 describe(`paging ${N} events`, () => {
   it("answers any page by key range, in order", async () => {
-    const total = N + 4; // + PENDING, INITIALIZING, RUNNING, SUCCESS
+    const total = N + 5; // + PENDING, its waiting reason, INITIALIZING, RUNNING, SUCCESS
     const first = await timed("API events page 0 (size 100)", () => api("GET", `/jobs/${ALIAS}/${jobId}/executions/${id}/events?size=100`, { token: t }));
     expect(first.json.totalSize).toBe(total);
     expect(first.json.results[0].sequence).toBe(1);
     const middle = await timed("API events page 500 (size 100)", () => api("GET", `/jobs/${ALIAS}/${jobId}/executions/${id}/events?size=100&page=500`, { token: t }));
     expect(middle.json.results.map((e: { sequence: number }) => e.sequence)).toEqual(Array.from({ length: 100 }, (_, i) => 50_001 + i));
-    expect(middle.json.results[0].data.seq).toBe(50_001 - 3);
+    expect(middle.json.results[0].data.seq).toBe(50_001 - 4);
     const last = await timed("API events after=99,950 (size 100)", () => api("GET", `/jobs/${ALIAS}/${jobId}/executions/${id}/events?after=99950&size=100`, { token: t }));
     expect(last.json.totalSize).toBe(total - 99_950);
     expect(last.json.results.at(-1).event_type).toBe("execution_status");
@@ -63,7 +63,7 @@ describe(`paging ${N} events`, () => {
     });
     expect(text.startsWith("[runner] execution PENDING\n")).toBe(true);
     expect(text.endsWith("ok: [web0] task 100000\n[runner] execution SUCCESS\n")).toBe(true);
-    expect(text.split("\n").length - 1).toBe(N + 4);
+    expect(text.split("\n").length - 1).toBe(N + 5);
     timings["log size (bytes)"] = text.length;
   });
 

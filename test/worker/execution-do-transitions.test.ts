@@ -231,17 +231,19 @@ describe("restart", () => {
 });
 
 describe("status events", () => {
-  it("every status change is an execution_status event, in order", async () => {
+  it("every status change is an execution_status event, in order (with why it waited while PENDING)", async () => {
     const id = await executionIn(ALIAS, jobId, "RUNNING");
     await stub(id).stop({ accountAlias: ALIAS }, 0);
     await report(id, { status: "STOPPED" });
     const { results } = await stub(id).events(undefined, 0, 0, 100);
     expect(results.map((e) => [e.sequence, e.event_type, JSON.parse(e.data!).status])).toEqual([
       [1, "execution_status", "PENDING"],
-      [2, "execution_status", "INITIALIZING"],
-      [3, "execution_status", "RUNNING"],
-      [4, "execution_status", "STOPPING"],
-      [5, "execution_status", "STOPPED"],
+      // Told by the dispatcher before the start was answered (the account has no agents: the shared pool, which has none either).
+      [2, "execution_waiting", "PENDING"],
+      [3, "execution_status", "INITIALIZING"],
+      [4, "execution_status", "RUNNING"],
+      [5, "execution_status", "STOPPING"],
+      [6, "execution_status", "STOPPED"],
     ]);
   });
 });

@@ -41,6 +41,7 @@ describe("start", () => {
         "status",
         "timers",
         "trigger",
+        "waiting_reason",
       ].sort(),
     );
     expect(e.scheduled_time).toBeNull(); // only a schedule's executions have a slot
@@ -57,6 +58,8 @@ describe("start", () => {
       trigger: "api",
       schedule_id: null,
       reason: null,
+      // The account has no agents (its work goes to the shared pool), and the shared pool has none here either.
+      waiting_reason: "no agent registered for the shared pool",
       attempt: 1,
     });
     expect(e.timers).toHaveLength(1);
@@ -166,10 +169,11 @@ describe("a run seen through the API", () => {
   it("events in sequence order, paged by after/page/size", async () => {
     const r = await api("GET", `${base()}/executions/${id}/events`, { token: t });
     expect(r.status, r.text).toBe(200);
-    expect(r.json.totalSize).toBe(7);
-    expect(r.json.results.map((e: { sequence: number }) => e.sequence)).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    expect(r.json.totalSize).toBe(8);
+    expect(r.json.results.map((e: { sequence: number }) => e.sequence)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
     expect(r.json.results.map((e: { event_type: string }) => e.event_type)).toEqual([
       "execution_status",
+      "execution_waiting",
       "execution_status",
       "execution_status",
       "playbook_on_start",
@@ -177,10 +181,10 @@ describe("a run seen through the API", () => {
       "runner_on_ok",
       "execution_status",
     ]);
-    const ok = r.json.results[5];
+    const ok = r.json.results[6];
     expect(ok).toEqual({
-      id: `${id}:6`,
-      sequence: 6,
+      id: `${id}:7`,
+      sequence: 7,
       timestamp: 3,
       event_type: "runner_on_ok",
       job_id: jobId,
@@ -194,7 +198,7 @@ describe("a run seen through the API", () => {
       notifications: [],
     });
     const after = await api("GET", `${base()}/executions/${id}/events?after=3&size=2&page=1`, { token: t });
-    expect(after.json).toMatchObject({ totalSize: 4, page: 1, size: 2 });
+    expect(after.json).toMatchObject({ totalSize: 5, page: 1, size: 2 });
     expect(after.json.results.map((e: { sequence: number }) => e.sequence)).toEqual([6, 7]);
   });
 
@@ -211,7 +215,7 @@ describe("a run seen through the API", () => {
     expect(r.headers.get("content-type")).toContain("text/plain");
     const text = await r.text();
     expect(text).toBe(
-      "[runner] execution PENDING\n[runner] execution INITIALIZING\n[runner] execution RUNNING\n\nTASK [ping] ***\nok: [web1]\n[runner] execution SUCCESS\n",
+      "[runner] execution PENDING\n[runner] execution PENDING: no agent registered for the shared pool\n[runner] execution INITIALIZING\n[runner] execution RUNNING\n\nTASK [ping] ***\nok: [web1]\n[runner] execution SUCCESS\n",
     );
   });
 });
@@ -225,18 +229,20 @@ describe("the status service for a whole job", () => {
     const v = await token([alias], "viewer");
     const all = await api("GET", `/status/${alias}/job/${job}`, { token: v });
     expect(all.status, all.text).toBe(200);
-    expect(all.json.totalSize).toBe(5);
+    expect(all.json.totalSize).toBe(7); // each: PENDING, why it waited, then 2 more (RUNNING's) or 1 (KILLED)
     expect(all.json.results.map((e: { execution_id: string; sequence: number }) => [e.execution_id, e.sequence])).toEqual([
       [first, 1],
       [first, 2],
       [first, 3],
+      [first, 4],
       [second, 1],
       [second, 2],
+      [second, 3],
     ]);
-    const page = await api("GET", `/status/${alias}/job/${job}?page=1&size=2`, { token: v });
+    const page = await api("GET", `/status/${alias}/job/${job}?page=2&size=2`, { token: v });
     expect(page.json.results.map((e: { execution_id: string; sequence: number }) => [e.execution_id, e.sequence])).toEqual([
-      [first, 3],
       [second, 1],
+      [second, 2],
     ]);
   });
 });
@@ -323,18 +329,18 @@ describe("log follow (Server-Sent Events)", () => {
     // ids are the last sequence in each message, increasing
     const seqs = msgs.filter((m) => !m.event).map((m) => Number(m.id));
     expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
-    expect(Number(end.id)).toBe(5);
+    expect(Number(end.id)).toBe(6);
   });
 
   it("resumes after Last-Event-ID, and ends at once for an ended execution", async () => {
-    const id = await executionIn(ALIAS, jobId, "KILLED"); // events: PENDING (1), KILLED (2)
+    const id = await executionIn(ALIAS, jobId, "KILLED"); // events: PENDING (1), why it waited (2), KILLED (3)
     const res = await SELF.fetch(`http://runner.test${base()}/executions/${id}/log?follow=true`, {
-      headers: { authorization: `Bearer ${t}`, accept: "text/event-stream", "last-event-id": "1" },
+      headers: { authorization: `Bearer ${t}`, accept: "text/event-stream", "last-event-id": "2" },
     });
     const msgs = await readSse(res, 5_000);
     expect(msgs).toEqual([
-      { id: "2", data: "[runner] execution KILLED (killed)\n" },
-      { id: "2", event: "end", data: "KILLED" },
+      { id: "3", data: "[runner] execution KILLED (killed)\n" },
+      { id: "3", event: "end", data: "KILLED" },
     ]);
   });
 });

@@ -102,10 +102,28 @@ export function listLiveAgents(db: D1Database, alias: string | null, p: PagePara
   return selectPage<AgentRow>(db, { select: "*", from: "agents", where, args, orderBy: "created_time DESC, id DESC" }, p);
 }
 
-/** Does the account have a live agent in this location (null: the default location)? `IS` matches NULL too. */
-export async function hasLiveAgentIn(db: D1Database, alias: string, location: string | null): Promise<boolean> {
-  const row = await db.prepare(`SELECT 1 FROM agents WHERE account_alias = ? AND location IS ? AND revoked_time IS NULL LIMIT 1`).bind(alias, location).first();
-  return row !== null;
+/** How many live agents serve a queue, and when any of them was last seen (null: none ever was). */
+export interface Presence {
+  registered: number;
+  lastSeen: number | null;
+}
+
+/**
+ * The live agents of the account's location (null: the default location; `IS` matches NULL too),
+ * or with `alias` null, of the shared pool (whatever their location: one queue serves them all).
+ */
+export async function agentPresence(db: D1Database, alias: string | null, location: string | null): Promise<Presence> {
+  const stmt =
+    alias === null
+      ? db.prepare(`SELECT COUNT(*) AS n, MAX(last_seen) AS seen FROM agents WHERE ${LIVE_SHARED}`)
+      : db.prepare(`SELECT COUNT(*) AS n, MAX(last_seen) AS seen FROM agents WHERE account_alias = ? AND location IS ? AND revoked_time IS NULL`).bind(alias, location);
+  const row = await stmt.first<{ n: number; seen: number | null }>();
+  return { registered: row?.n ?? 0, lastSeen: row?.seen ?? null };
+}
+
+/** Does the account have any live agent, in any location? */
+export async function accountHasAgents(db: D1Database, alias: string): Promise<boolean> {
+  return (await db.prepare(`SELECT 1 FROM agents WHERE ${LIVE_OF_ACCOUNT} LIMIT 1`).bind(alias).first()) !== null;
 }
 
 /** Revokes a live agent of the account (null: of the shared pool); false when there is none. */

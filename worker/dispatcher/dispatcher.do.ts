@@ -1,8 +1,10 @@
 import { DurableObject } from "cloudflare:workers";
+import { agentPresence } from "../db/agents";
 import { stillLeased } from "../db/executions";
 import { claimSlot, releaseSlots, slotsHeld, type Claim } from "../db/slots";
-import type { DispatchItem } from "../domain/contracts";
+import { isOnline, parseDispatcherKey, type DispatchItem } from "../domain/contracts";
 import { executionClient } from "../domain/execution-client";
+import { queuedBehind, type WaitingReason } from "../domain/waiting";
 import { log } from "../lib/log";
 import { MAX_POLL_WAIT_MS } from "../schemas/agent";
 import type { LeaseBody } from "../schemas/execution";
@@ -42,6 +44,17 @@ const ALIVE_CHECK_MS = 2_000;
  * announced here, so this is how soon it is noticed.
  */
 const LIMIT_RECHECK_MS = 2_000;
+/**
+ * While work is queued, its waiting reasons are looked at again this often even if nothing here
+ * happened (an agent that went quiet is only noticed by the clock), and a pump's changes are told
+ * at most every REASONS_DEBOUNCE_MS.
+ */
+const REASONS_RECHECK_MS = 30_000;
+const REASONS_DEBOUNCE_MS = 1_000;
+/** Objects told at once, in a pass. */
+const TELL_AT_ONCE = 8;
+/** At most this many revocations are remembered (the oldest go first; D1 refuses a revoked credential anyway). */
+const MAX_REVOKED = 1_000;
 
 /**
  * One per (account, location) and one for the shared pool (key from `dispatcherKey()`): the FIFO
@@ -66,6 +79,12 @@ export class Dispatcher extends DurableObject<Env> {
   private full = new Set<string>();
   /** When work held back by a full account (or a failed count) should be looked at again. */
   private recheckAt: number | null = null;
+  /** When the waiting reasons are next looked at while work is queued (see tellReasons). */
+  private reasonsAt: number | null = null;
+  private reasonsTimer: ReturnType<typeof setTimeout> | null = null;
+  private lastPass = 0;
+  private passChain: Promise<void> = Promise.resolve();
+  private nextPass: Promise<void> | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -79,12 +98,15 @@ export class Dispatcher extends DurableObject<Env> {
     if (item.executionId === this.granting) return;
     this.queue.add(item);
     void this.pump();
+    // The new execution learns why it waits before its start is answered.
+    await this.tellReasons();
   }
 
   /** Drops a queued execution (stopped or killed while PENDING). */
   async remove(executionId: string): Promise<void> {
     const row = this.queue.take(executionId);
     if (row) this.queue.forgetIdle(row);
+    this.reasonsSoon(); // the ones behind it moved up
   }
 
   /**
@@ -114,7 +136,11 @@ export class Dispatcher extends DurableObject<Env> {
 
   /** The agent was revoked: its waiting polls get nothing, and it is granted nothing more. */
   async agentRevoked(agentId: string): Promise<void> {
-    this.revoked.set(agentId, Date.now());
+    const now = Date.now();
+    for (const [id, at] of this.revoked) if (now - at > REVOKED_MEMORY_MS) this.revoked.delete(id);
+    this.revoked.delete(agentId);
+    this.revoked.set(agentId, now);
+    while (this.revoked.size > MAX_REVOKED) this.revoked.delete(this.revoked.keys().next().value!);
     for (const w of this.waiters) if (w.agent.agentId === agentId && !w.serving) this.answer(w, null);
   }
 
@@ -127,7 +153,84 @@ export class Dispatcher extends DurableObject<Env> {
   async alarm(): Promise<void> {
     await this.reconcile();
     await this.pump();
+    await this.tellReasons();
     await this.scheduleAlarm();
+  }
+
+  /** Test-only introspection: how many entries each in-memory collection and the `told` table hold. */
+  async sizes(): Promise<{ waiters: number; revoked: number; full: number; told: number; queued: number }> {
+    return { waiters: this.waiters.length, revoked: this.revoked.size, full: this.full.size, told: this.queue.toldCount(), queued: this.queue.count() };
+  }
+
+  // ---- waiting reasons ----------------------------------------------------------------------
+
+  /** A pass soon (at most one per REASONS_DEBOUNCE_MS), after the pump changed the queue. */
+  private reasonsSoon(): void {
+    if (this.reasonsTimer !== null) return;
+    const wait = Math.max(0, Math.min(REASONS_DEBOUNCE_MS, this.lastPass + REASONS_DEBOUNCE_MS - Date.now()));
+    this.reasonsTimer = setTimeout(() => {
+      this.reasonsTimer = null;
+      void this.tellReasons();
+    }, wait);
+  }
+
+  /** One pass at a time; calls made while one runs share the next. Never throws. */
+  private tellReasons(): Promise<void> {
+    if (this.nextPass) return this.nextPass;
+    const run = this.passChain
+      .then(() => {
+        this.nextPass = null;
+        return this.reasonsOnce();
+      })
+      .catch((e: unknown) => {
+        log.error("dispatcher: waiting reasons not told", { error: e });
+        this.reasonsAt = Date.now() + REASONS_RECHECK_MS;
+      });
+    this.nextPass = run;
+    this.passChain = run;
+    return run;
+  }
+
+  /**
+   * Works out why each queued execution waits and tells those whose reason changed: with agents
+   * polling here, only the account's limit or the queue holds it back; with none, D1 says whether
+   * this queue's agents exist and when one was last seen (only agents seen within the online
+   * window count, as in routing).
+   */
+  private async reasonsOnce(): Promise<void> {
+    const now = Date.now();
+    this.lastPass = now;
+    this.queue.forgetTold();
+    const rows = this.queue.waitingRows();
+    if (rows.length === 0) {
+      this.reasonsAt = null;
+      return;
+    }
+    this.reasonsAt = now + REASONS_RECHECK_MS;
+    const { account, location } = parseDispatcherKey(this.ctx.id.name ?? "");
+    const limit = this.limit();
+    const held = await slotsHeld(this.env.DB, [...new Set(rows.map((r) => r.account_alias))], now);
+    const presence = this.waiters.some((w) => !w.done) ? null : await agentPresence(this.env.DB, account, location);
+    const changed: { id: string; reason: WaitingReason; key: string }[] = [];
+    rows.forEach((r, ahead) => {
+      const running = held.get(r.account_alias) ?? 0;
+      let reason: WaitingReason;
+      if (presence && presence.registered === 0) reason = { code: "no_agent", account, location };
+      else if (presence && !isOnline(presence.lastSeen, now)) reason = { code: "agent_offline", account, location, lastSeen: presence.lastSeen };
+      else if (running >= limit) reason = { code: "account_limit", running, limit };
+      else reason = queuedBehind(ahead);
+      const key = JSON.stringify(reason);
+      if (key !== r.told) changed.push({ id: r.execution_id, reason, key });
+    });
+    for (let i = 0; i < changed.length; i += TELL_AT_ONCE) {
+      const batch = changed.slice(i, i + TELL_AT_ONCE);
+      const results = await Promise.allSettled(batch.map((c) => executionClient(this.env, c.id).waiting(c.reason)));
+      results.forEach((res, j) => {
+        const c = batch[j]!;
+        if (res.status === "fulfilled") this.queue.told(c.id, c.key);
+        else log.error("dispatcher: waiting reason not delivered", { executionId: c.id, error: res.reason });
+      });
+    }
   }
 
   // ---- the pump -----------------------------------------------------------------------------
@@ -153,6 +256,7 @@ export class Dispatcher extends DurableObject<Env> {
     } finally {
       this.pumping = false;
     }
+    if (this.queue.count() > 0) this.reasonsSoon();
     await this.scheduleAlarm().catch((e) => log.error("dispatcher: alarm not set", { error: e }));
   }
 
@@ -337,7 +441,8 @@ export class Dispatcher extends DurableObject<Env> {
     const oldest = this.queue.oldestCheck();
     const check = oldest === null ? null : Math.max(now + 1_000, oldest + RECONCILE_AFTER_MS + 1);
     const recheck = this.recheckAt !== null && this.waiters.some((w) => !w.done) ? this.recheckAt : null;
-    const want = [retry, check, recheck].filter((t): t is number => t !== null);
+    const reasons = this.queue.count() > 0 ? (this.reasonsAt ?? now + REASONS_RECHECK_MS) : null;
+    const want = [retry, check, recheck, reasons].filter((t): t is number => t !== null);
     const current = await this.ctx.storage.getAlarm();
     if (want.length === 0) return;
     const at = Math.min(...want);

@@ -52,6 +52,8 @@ const TABLES = `
     PRIMARY KEY (account_alias, job_id)
   );
   CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+  -- The waiting reason last told to each queued execution (JSON), so only changes are told.
+  CREATE TABLE IF NOT EXISTS told (execution_id TEXT PRIMARY KEY, reason TEXT NOT NULL);
 `;
 
 /** A grant that failed is tried again after this backoff (1 s doubling to a minute). */
@@ -80,6 +82,8 @@ export class DispatchQueue {
 
   /** Takes the item off the queue; the row it was, if it was there. */
   take(executionId: string): QueueRow | null {
+    // Back on a queue later, it is told its reason afresh (the object starts each PENDING spell without one).
+    this.sql.exec(`DELETE FROM told WHERE execution_id = ?`, executionId);
     return this.sql.exec<QueueRow>(`DELETE FROM queue WHERE execution_id = ? RETURNING *`, executionId).toArray()[0] ?? null;
   }
 
@@ -171,6 +175,39 @@ export class DispatchQueue {
   /** The earliest retry of a failed grant still ahead. */
   nextRetry(now: number): number | null {
     return this.sql.exec<{ t: number | null }>(`SELECT MIN(not_before) AS t FROM queue WHERE not_before > ?`, now).one().t;
+  }
+
+  count(): number {
+    return this.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM queue`).one().n;
+  }
+
+  /** Every queued item in start order, with the reason it was last told (null: none yet). */
+  waitingRows(): { execution_id: string; account_alias: string; told: string | null }[] {
+    return this.sql
+      .exec<{ execution_id: string; account_alias: string; told: string | null }>(
+        `SELECT q.execution_id, q.account_alias, t.reason AS told FROM queue q LEFT JOIN told t ON t.execution_id = q.execution_id ORDER BY q.enqueued_at, q.seq`,
+      )
+      .toArray();
+  }
+
+  /** Remembers what an execution was told, if it is still queued. */
+  told(executionId: string, reason: string): void {
+    this.sql.exec(
+      `INSERT INTO told (execution_id, reason) SELECT ?, ? WHERE EXISTS (SELECT 1 FROM queue WHERE execution_id = ?)
+       ON CONFLICT (execution_id) DO UPDATE SET reason = excluded.reason`,
+      executionId,
+      reason,
+      executionId,
+    );
+  }
+
+  /** Rows of executions no longer queued (none should be left: `take` drops them) go: the table stays as small as the queue. */
+  forgetTold(): void {
+    this.sql.exec(`DELETE FROM told WHERE execution_id NOT IN (SELECT execution_id FROM queue)`);
+  }
+
+  toldCount(): number {
+    return this.sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM told`).one().n;
   }
 
   queued(): DispatchItem[] {

@@ -21,12 +21,12 @@ import type { Page, PageParams } from "../schemas/common";
 import type { LeaseBody } from "../schemas/execution";
 import { MAX_POLL_WAIT_MS, type AgentView, type RegisterAnswer, type RegisterBody, type TokenView } from "../schemas/agent";
 import { auditStatement } from "./audit";
-import { HEARTBEAT_INTERVAL_MS, lostAgentWindowMs } from "./contracts";
+import { HEARTBEAT_INTERVAL_MS, isOnline, lostAgentWindowMs, ONLINE_WINDOW_MS } from "./contracts";
 import { agentDispatcherKey, dispatcherStub } from "./dispatch";
 import { executionClient } from "./execution-client";
 
-/** An agent is online when it was seen this recently (a long poll renews it at least every 25 s). */
-export const ONLINE_WINDOW_MS = 60_000;
+/** An agent is online when it was seen this recently (one definition, in contracts.ts). */
+export { ONLINE_WINDOW_MS };
 
 // ---- registration tokens ------------------------------------------------------------------
 
@@ -177,7 +177,7 @@ function agentView(a: AgentRow, running: string[], now: number): AgentView {
     version: a.version,
     hostname: a.hostname,
     concurrency: a.concurrency,
-    online: a.last_seen !== null && now - a.last_seen <= ONLINE_WINDOW_MS,
+    online: isOnline(a.last_seen, now),
     lastSeen: a.last_seen,
     createdTime: a.created_time,
     runningExecutions: running,

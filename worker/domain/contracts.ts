@@ -1,4 +1,5 @@
 import { ProblemError, type Outcome } from "../lib/problem";
+import type { WaitingReason } from "./waiting";
 import type { AgentAnswer as AgentAnswerBody, EventUpload, ExecutionStatus, ExecutionView, LeaseBody, LeaseRef, StatusEvent, StatusReport } from "../schemas/execution";
 
 /**
@@ -60,6 +61,12 @@ export function dispatcherKey(accountAlias: string | null, location: string | nu
   return accountAlias === null ? "shared" : `acct:${accountAlias}:${location ?? ""}`;
 }
 
+/** The account and location a dispatcher key names (`account` null: the shared pool). */
+export function parseDispatcherKey(key: string): { account: string | null; location: string | null } {
+  const m = /^acct:([^:]*):(.*)$/s.exec(key);
+  return m ? { account: m[1]!, location: m[2] || null } : { account: null, location: null };
+}
+
 // The protocol's timing: one source for the register answer, the lease body and the object's alarms.
 export const HEARTBEAT_INTERVAL_MS = 5_000;
 /**
@@ -91,6 +98,13 @@ export const UNREACHABLE_AFTER_MS = 2 * HEARTBEAT_INTERVAL_MS;
  * Agents acknowledge at once with their first heartbeat.
  */
 export const LEASE_ACK_MS = 10_000;
+/**
+ * An agent is online when it was seen this recently: `GET /minions` shows it, and routing and the
+ * dispatcher's waiting reasons count only such agents. Longer than an idle agent's long poll (25 s)
+ * plus the 10 s throttle on `lastSeen` writes, which can leave its `lastSeen` 35 s old while it polls.
+ */
+export const ONLINE_WINDOW_MS = 60_000;
+export const isOnline = (lastSeen: number | null, now: number) => lastSeen !== null && now - lastSeen <= ONLINE_WINDOW_MS;
 // The lease and agent body schemas live with the execution entity.
 export type { LeaseBody, StatusReport, EventUpload } from "../schemas/execution";
 
@@ -109,6 +123,8 @@ export interface InitInput {
   executionTtl: number;
   dispatcherKey: string;
   overrides?: StartOverrides;
+  /** The account's pending timeout (settings); absent: the default. */
+  pendingTimeoutMinutes?: number;
 }
 
 export type CallbackLevel = "DEBUG" | "ERROR" | "RESULT";
@@ -174,7 +190,7 @@ export interface ExecutionRpc {
   stop(scope: Scope, expiryDuration?: number): Promise<Outcome<ExecutionView>>;
   kill(scope: Scope): Promise<Outcome<ExecutionView>>;
   /** `dispatcherKey`: where the job routes now (agents may have appeared since the first run). */
-  restart(scope: Scope, overrides?: SecretOverrides, dispatcherKey?: string): Promise<Outcome<ExecutionView>>;
+  restart(scope: Scope, overrides?: SecretOverrides, dispatcherKey?: string, pendingTimeoutMinutes?: number): Promise<Outcome<ExecutionView>>;
   /** Status events in sequence order: page `page` of `size` after sequence `after` (keyset). */
   events(scope: Scope | undefined, after: number, page: number, size: number): Promise<Outcome<EventPage>>;
   eventCount(): Promise<number>;
@@ -191,6 +207,8 @@ export interface ExecutionRpc {
   release(agentId: string, ref: LeaseRef): Promise<Outcome<AgentAnswer>>;
   /** The agent's credential was revoked: its lease is lost at once. */
   agentRevoked(agentId: string): Promise<void>;
+  /** The dispatcher's word on why the PENDING execution waits; it calls only when the reason changed. */
+  waiting(reason: WaitingReason): Promise<void>;
   /** The cron sweep's poke: run what a missed alarm would have, and re-arm. */
   sweep(): Promise<ExecutionStatus | null>;
   /** What the delivery of event `eventSeq` sends (null when there is no such event). */

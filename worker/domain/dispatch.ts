@@ -1,5 +1,6 @@
-import { hasLiveAgentIn } from "../db/agents";
-import { dispatcherKey } from "./contracts";
+import { accountHasAgents, agentPresence } from "../db/agents";
+import { dispatcherKey, isOnline } from "./contracts";
+import { readSettings } from "./settings";
 
 /** What routing needs of a job (a subset of `getJobSummary`'s answer). */
 export interface RoutableJob {
@@ -11,15 +12,23 @@ export interface RoutableJob {
 /**
  * Which dispatcher serves an execution of this job: the job's `location` (else the first host's
  * `rnr_location`) names a location of the account's own agents, and the work waits there even if
- * no agent of that location is registered yet (only those agents can reach that network). Without
- * a location, the account's default-location agents serve it if it has any live ones, else the
- * shared pool does.
+ * no agent of that location is registered yet (only those agents can reach that network).
+ *
+ * Without a location: the account's default-location queue when one of its default-location
+ * agents is online (seen within ONLINE_WINDOW_MS: an agent registered long ago and gone since does
+ * not count). Otherwise an account with no agents at all (it installed nothing) uses the shared
+ * pool; one that has agents keeps its work (and the secrets in it) on its own queue, where the
+ * waiting reason says its agents are offline, unless its `sharedPoolFallback` setting allows the
+ * shared pool. `fallback` is that setting when the caller has read it already.
  */
-export async function routeExecution(env: Env, accountAlias: string, job: RoutableJob): Promise<string> {
+export async function routeExecution(env: Env, accountAlias: string, job: RoutableJob, fallback?: boolean): Promise<string> {
   const wanted = [job.location, ...job.hostLocations].map((l) => l?.trim()).find((l) => !!l);
   if (wanted) return dispatcherKey(accountAlias, wanted);
-  if (await hasLiveAgentIn(env.DB, accountAlias, null)) return dispatcherKey(accountAlias, null);
-  return dispatcherKey(null, null);
+  const own = dispatcherKey(accountAlias, null);
+  if (isOnline((await agentPresence(env.DB, accountAlias, null)).lastSeen, Date.now())) return own;
+  if (!(await accountHasAgents(env.DB, accountAlias))) return dispatcherKey(null, null);
+  const mayFallBack = fallback ?? (await readSettings(env, accountAlias)).sharedPoolFallback;
+  return mayFallBack ? dispatcherKey(null, null) : own;
 }
 
 /** The dispatcher an agent polls: its account's (or the shared pool's) queue for its location. */

@@ -24,6 +24,7 @@ export function executionClient(env: Pick<Env, "EXECUTION">, executionId: string
     uploadEvents: async (...a: Parameters<ExecutionRpc["uploadEvents"]>) => settle(await s.uploadEvents(...a)),
     release: async (...a: Parameters<ExecutionRpc["release"]>) => settle(await s.release(...a)),
     agentRevoked: (...a: Parameters<ExecutionRpc["agentRevoked"]>) => s.agentRevoked(...a),
+    waiting: (...a: Parameters<ExecutionRpc["waiting"]>) => s.waiting(...a),
     sweep: () => s.sweep(),
     webhookContent: (...a: Parameters<ExecutionRpc["webhookContent"]>) => s.webhookContent(...a),
   };

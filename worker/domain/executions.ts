@@ -11,6 +11,7 @@ import { parseStatusEvent, type InitInput, type LogChunk, type Scope, type Start
 import { routeExecution } from "./dispatch";
 import { executionClient } from "./execution-client";
 import { getJobSummary } from "./jobs";
+import { readSettings } from "./settings";
 
 /**
  * Executions: the Worker-side entry points. The Execution object decides every state change;
@@ -58,6 +59,7 @@ export async function startExecution(
   const job = await getJobSummary(env, accountAlias, jobId);
   if (!job) throw notFound("No such job.");
   const executionId = opts.executionId ?? newId();
+  const settings = await readSettings(env, accountAlias);
   const input: InitInput = {
     executionId,
     accountAlias,
@@ -66,9 +68,10 @@ export async function startExecution(
     scheduleId: opts.scheduleId ?? null,
     scheduledTime: opts.scheduledTime ?? null,
     executionTtl: job.executionTtl,
-    dispatcherKey: await routeExecution(env, accountAlias, job),
+    dispatcherKey: await routeExecution(env, accountAlias, job, settings.sharedPoolFallback),
     overrides: opts.overrides,
     callbacks: job.callbacks,
+    pendingTimeoutMinutes: settings.pendingTimeoutMinutes,
   };
   const view = await execution(env, executionId).init(input);
   await auditExecution(env, opts.actor, { accountAlias }, "execution.started", view, {
@@ -103,8 +106,9 @@ export async function restartExecution(
   const current = await x.view(scope); // 404 before any routing work
   const job = await getJobSummary(env, scope.accountAlias, current.job_id);
   // Routed afresh: the account may have agents (or a location) now that it did not have before.
-  const key = job ? await routeExecution(env, scope.accountAlias, job) : undefined;
-  const view = await x.restart(scope, overrides, key);
+  const settings = await readSettings(env, scope.accountAlias);
+  const key = job ? await routeExecution(env, scope.accountAlias, job, settings.sharedPoolFallback) : undefined;
+  const view = await x.restart(scope, overrides, key, settings.pendingTimeoutMinutes);
   await auditExecution(env, actor, scope, "execution.restarted", view, { overrides: overrideKeys(overrides) });
   return view;
 }

@@ -16,8 +16,11 @@ export const KILL_CONFIRM_MS = 30_000;
 
 type Clocked = Pick<
   State,
-  "status" | "leaseExpiresAt" | "killDeadline" | "stopEscalateAt" | "ttlFired" | "ttlAt" | "retryAt" | "lastSeenAt" | "unreachableSince"
+  "status" | "leaseExpiresAt" | "killDeadline" | "stopEscalateAt" | "ttlFired" | "ttlAt" | "retryAt" | "lastSeenAt" | "unreachableSince" | "pendingDeadline"
 >;
+
+/** The pending timeout counts only if it comes no later than the TTL (else the TTL ends it first). */
+const pendingDue = (s: Clocked) => (s.status === "PENDING" && s.pendingDeadline != null && s.pendingDeadline <= s.ttlAt ? s.pendingDeadline : null);
 
 /**
  * Each deadline and whether it has passed, in the order they are applied: each is checked after
@@ -27,6 +30,7 @@ export const DEADLINES: readonly { cause: Cause; due: (s: Clocked, now: number) 
   { cause: "lease_lost", due: (s, now) => LEASED.has(s.status) && s.leaseExpiresAt !== null && s.leaseExpiresAt <= now },
   { cause: "kill_timeout", due: (s, now) => s.status === "KILLING" && s.killDeadline !== null && s.killDeadline <= now },
   { cause: "escalate", due: (s, now) => s.status === "STOPPING" && s.stopEscalateAt !== null && s.stopEscalateAt <= now },
+  { cause: "pending_timeout", due: (s, now) => (pendingDue(s) ?? Infinity) <= now },
   { cause: "ttl", due: (s, now) => !TERMINAL.has(s.status) && !s.ttlFired && s.ttlAt <= now },
 ];
 
@@ -50,5 +54,7 @@ export function nextAlarm(s: Clocked): number | null {
   if (s.status === "STOPPING" && s.stopEscalateAt !== null) times.push(s.stopEscalateAt);
   if (!TERMINAL.has(s.status) && !s.ttlFired) times.push(s.ttlAt);
   if (s.retryAt !== null) times.push(s.retryAt);
+  const pending = pendingDue(s);
+  if (pending !== null) times.push(pending);
   return times.length ? Math.min(...times) : null;
 }

@@ -18,6 +18,10 @@ export interface ApplyOptions {
   reason?: string;
   secrets?: string | null;
   dispatcherKey?: string;
+  /** The account's pending timeout, for a restart. */
+  pendingTimeoutMs?: number;
+  /** Said in the status event (a deadline's explanation). */
+  detail?: string;
 }
 
 /** The effects of `cause` (leading to `to`), before the status changes. */
@@ -47,6 +51,7 @@ export function causeEffects(cause: Cause, to: State["status"], s: State, opts: 
       s.leaseExpiresAt = now + LEASE_ACK_MS; // the agent's first call renews it to the lost-agent window
       s.lastSeenAt = null;
       s.unreachableSince = null;
+      s.pendingDeadline = null;
       break;
     case "restart":
       s.attempt += 1;
@@ -57,6 +62,7 @@ export function causeEffects(cause: Cause, to: State["status"], s: State, opts: 
       s.ttlFired = false;
       s.secrets = opts.secrets ?? null;
       s.agentId = null;
+      if (opts.pendingTimeoutMs) s.pendingTimeoutMs = opts.pendingTimeoutMs;
       // Undelivered calls still name the old dispatcher: switch only once they are through.
       if (opts.dispatcherKey && !pending(s, "dispatcher")) s.dispatcherKey = opts.dispatcherKey;
       break;
@@ -74,6 +80,9 @@ export function enterPending(s: State, now: number): void {
   s.agentId = null;
   s.started = false;
   s.queued = true;
+  // Each spell in PENDING gets the whole pending timeout, and a reason of its own.
+  s.waiting = { code: "queued" };
+  s.pendingDeadline = s.pendingTimeoutMs ? now + s.pendingTimeoutMs : null;
   toDispatcher(s, "enqueue", now);
 }
 

@@ -129,6 +129,20 @@ export class EventLog {
     });
   }
 
+  /** Records why the PENDING execution waits now (a line per change of the reason). */
+  waiting(s: StatusSource, code: string, text: string, now: number): void {
+    this.append(s, {
+      ts: now,
+      type: "execution_waiting",
+      host: null,
+      task: null,
+      play: null,
+      stdout: `[runner] execution ${s.status}: ${text}\n`,
+      data: JSON.stringify({ status: s.status, waiting_reason: text, code, attempt: s.attempt }),
+      agentSeq: null,
+    });
+  }
+
   /**
    * Stores a batch of the lease's agent events in their `seq` order: the next one is stored, one
    * ahead of a gap is held, a duplicate is dropped; a gap this batch fills releases the held events
@@ -205,6 +219,11 @@ export class EventLog {
     }
     const s = current();
     return { text, through, ended: TERMINAL.has(s.status) && through >= this.count(s), status: s.status };
+  }
+
+  /** Followers waiting now (each is removed when its wait ends: woken or timed out). */
+  followerCount(): number {
+    return this.followers.size;
   }
 
   /** Wakes every follower (something was appended, or the status changed). */

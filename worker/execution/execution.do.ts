@@ -15,6 +15,8 @@ import {
 } from "../domain/contracts";
 import { loadInventoryForLease } from "../domain/inventory";
 import { loadJobForLease } from "../domain/jobs";
+import { sameReason, waitingText, type WaitingReason } from "../domain/waiting";
+import { log } from "../lib/log";
 import { conflict, notFound, outcome, type Outcome } from "../lib/problem";
 import { decryptJson, encryptJson, SecretsError } from "../lib/secrets";
 import type { EventUpload, ExecutionStatus, ExecutionView, HostStats, LeaseBody, LeaseRef, StatusReport } from "../schemas/execution";
@@ -91,11 +93,11 @@ export class Execution extends DurableObject<Env> implements ExecutionRpc {
     return this.userAction(scope, () => this.apply("kill"));
   }
 
-  restart(scope: Scope, overrides: SecretOverrides = {}, dispatcherKey?: string): Promise<Outcome<ExecutionView>> {
+  restart(scope: Scope, overrides: SecretOverrides = {}, dispatcherKey?: string, pendingTimeoutMinutes?: number): Promise<Outcome<ExecutionView>> {
     return this.userAction(scope, async (s) => {
       this.allowed("restart", s); // before encrypting: a forbidden restart costs nothing
       const secrets = await this.seal(overrides);
-      this.apply("restart", { secrets, dispatcherKey });
+      this.apply("restart", { secrets, dispatcherKey, pendingTimeoutMs: pendingTimeoutMinutes ? pendingTimeoutMinutes * 60_000 : undefined });
     });
   }
 
@@ -255,6 +257,28 @@ export class Execution extends DurableObject<Env> implements ExecutionRpc {
     await this.afterChange();
   }
 
+  /**
+   * The dispatcher's word on why it waits (not a status change: the status stays PENDING). The
+   * write-through is not awaited: the dispatcher may be telling this while this object awaits its
+   * `enqueue`, and the outbox sends one thing at a time.
+   */
+  async waiting(reason: WaitingReason): Promise<void> {
+    const s = this.s;
+    if (s?.status !== "PENDING" || sameReason(s.waiting, reason)) return;
+    const now = Date.now();
+    s.waiting = reason;
+    this.log.waiting(s, reason.code, waitingText(reason, now), now);
+    this.bump(s, now);
+    this.save();
+    this.log.wake();
+    void this.afterChange().catch((e: unknown) => log.error("execution: write-through after a waiting reason failed", { executionId: s.id, error: e }));
+  }
+
+  /** Test-only introspection (test/worker/memory-bounded.test.ts): what this object holds in memory per caller. */
+  memorySizes(): { followers: number } {
+    return { followers: this.log.followerCount() };
+  }
+
   // ---- clock ----------------------------------------------------------------------------
 
   override async alarm(): Promise<void> {
@@ -278,7 +302,7 @@ export class Execution extends DurableObject<Env> implements ExecutionRpc {
     let applied = false;
     for (const d of DEADLINES) {
       if (!d.due(s, now)) continue;
-      this.apply(d.cause, d.cause === "lease_lost" ? { reason: "agent_lost" } : {});
+      this.apply(d.cause, d.cause === "lease_lost" ? { reason: "agent_lost" } : d.cause === "pending_timeout" ? { detail: gaveUp(s, now) } : {});
       applied = true;
     }
     // Heartbeats stopped, the lease still runs: the execution stays as it is and says so.
@@ -339,7 +363,7 @@ export class Execution extends DurableObject<Env> implements ExecutionRpc {
       enterTerminal(s, now);
       this.log.dropHeld();
     }
-    this.log.statusChanged(s, from, now, opts.report?.detail);
+    this.log.statusChanged(s, from, now, opts.detail ?? opts.report?.detail);
     this.bump(s, now);
     this.save();
     this.log.wake();
@@ -390,4 +414,10 @@ export class Execution extends DurableObject<Env> implements ExecutionRpc {
   private save(): void {
     if (this.s) saveState(this.sql, this.s);
   }
+}
+
+/** What a pending timeout says: how long it waited, and the last reason it was given. */
+function gaveUp(s: State, now: number): string {
+  const minutes = Math.round((s.pendingTimeoutMs ?? 0) / 60_000);
+  return `no agent took it within ${minutes} minute${minutes === 1 ? "" : "s"}; last: ${waitingText(s.waiting ?? { code: "queued" }, now)}`;
 }

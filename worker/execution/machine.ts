@@ -23,7 +23,8 @@ export type Cause =
   | "escalate" // clock: a stop did not finish in time
   | "kill_timeout" // clock: the agent never confirmed a kill
   | "lease_lost" // clock or revocation: no heartbeat within the lease
-  | "release"; // agent: hands back an execution it is not running
+  | "release" // agent: hands back an execution it is not running
+  | "pending_timeout"; // clock: no agent leased it within the account's pending timeout
 
 /**
  * THE transition table: for each cause, the states it is allowed in and the state it leads to.
@@ -51,6 +52,8 @@ export const TRANSITIONS: Record<Cause, Partial<Record<ExecutionStatus, Target>>
   kill_timeout: { KILLING: "KILLED" },
   lease_lost: { INITIALIZING: "PENDING", RUNNING: "FAILURE", STOPPING: "STOPPED", KILLING: "KILLED" },
   release: { INITIALIZING: "PENDING", STOPPING: { to: "STOPPED", onlyIfNotStarted: true }, KILLING: "KILLED" },
+  // Nothing ran, so it is a failure to initialize, and a restart may try again.
+  pending_timeout: { PENDING: "INIT_FAILURE" },
 };
 
 export const TERMINAL: ReadonlySet<ExecutionStatus> = new Set(["SUCCESS", "FAILURE", "INIT_FAILURE", "STOPPED", "KILLED"]);
@@ -95,6 +98,7 @@ export const CAUSE_VERB: Record<Cause, string> = {
   kill_timeout: "end an unconfirmed kill",
   lease_lost: "lose the lease",
   release: "release",
+  pending_timeout: "give up waiting for an agent",
 };
 
 /**
@@ -120,6 +124,8 @@ export function reasonFor(cause: Cause, to: ExecutionStatus, from: ExecutionStat
       return given ?? "agent_lost";
     case "unleasable":
       return given ?? "job_not_found";
+    case "pending_timeout":
+      return "no_agent";
     case "failed":
       return given ?? "playbook_failed";
     case "init_failed":

@@ -4,7 +4,9 @@
  */
 import type { IndexWrite } from "../db/executions";
 import type { CallbackTarget, InitInput, PlainOverrides } from "../domain/contracts";
+import { waitingText, type WaitingReason } from "../domain/waiting";
 import type { ExecutionStatus, ExecutionView, HostStats, RepositoryLog } from "../schemas/execution";
+import { DEFAULT_PENDING_TIMEOUT_MINUTES } from "../schemas/settings";
 import { upgradeOutbox, type OutboxEntry } from "./outbox";
 
 export type Trigger = "api" | "schedule" | "restart";
@@ -65,6 +67,12 @@ export interface State {
   callbacks: CallbackTarget[];
   /** The last delivery sequence given per callback URL. */
   webhookSeq: Record<string, number>;
+  /** Why it waits while PENDING, as its dispatcher last told it (absent in states stored before). */
+  waiting?: WaitingReason | null;
+  /** How long a PENDING spell may last before it ends INIT_FAILURE (no_agent): the account's setting. */
+  pendingTimeoutMs?: number;
+  /** When the current PENDING spell ends so (set on entering PENDING). */
+  pendingDeadline?: number | null;
 }
 
 export const STATE_TABLE = "CREATE TABLE IF NOT EXISTS state (id INTEGER PRIMARY KEY CHECK (id = 1), json TEXT NOT NULL);";
@@ -131,6 +139,9 @@ export function newState(input: InitInput, overrides: PlainOverrides, secrets: s
     nextSeq: 1,
     callbacks: (input.callbacks ?? []).map((c) => ({ url: c.url, level: c.level })),
     webhookSeq: {},
+    waiting: null,
+    pendingTimeoutMs: (input.pendingTimeoutMinutes ?? DEFAULT_PENDING_TIMEOUT_MINUTES) * 60_000,
+    pendingDeadline: null,
   };
 }
 
@@ -154,6 +165,8 @@ export function viewOf(s: State): ExecutionView {
     schedule_id: s.scheduleId,
     scheduled_time: s.scheduledTime,
     reason: s.reason,
+    // Only while PENDING; "last seen N minutes ago" is counted from now.
+    waiting_reason: s.status === "PENDING" ? waitingText(s.waiting ?? { code: "queued" }, Date.now()) : null,
     attempt: s.attempt,
     created_time: s.createdTime,
     links: { self, job, events: `${self}/events`, log: `${self}/log` },

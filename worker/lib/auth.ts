@@ -57,8 +57,13 @@ export async function signToken(env: Env, p: Principal, ttlSeconds = 3600, extra
     .sign(key);
 }
 
-// Remote JWKS sets cache keys per isolate; keep one per URL.
+// Remote JWKS sets cache keys per isolate; keep one per URL (the URL is configuration: one, or a
+// few around a change; the oldest is dropped first).
 const remoteSets = new Map<string, ReturnType<typeof createRemoteJWKSet>>();
+const MAX_REMOTE_SETS = 4;
+
+/** Test-only introspection (test/worker/memory-bounded.test.ts): entries of the remote JWKS cache. */
+export const remoteJwksCacheSize = () => remoteSets.size;
 
 function principalFrom(payload: JWTPayload, accountsClaim: string): Principal {
   // jose checks `nbf`, but an `iat` in the future only with maxTokenAge (which would require `iat`):
@@ -110,7 +115,10 @@ export async function verifyToken(env: Env, token: string): Promise<Principal> {
       if (env.OIDC_JWKS) keys = createLocalJWKSet(JSON.parse(env.OIDC_JWKS) as JSONWebKeySet);
       else {
         keys = remoteSets.get(env.OIDC_JWKS_URL);
-        if (!keys) remoteSets.set(env.OIDC_JWKS_URL, (keys = createRemoteJWKSet(new URL(env.OIDC_JWKS_URL))));
+        if (!keys) {
+          remoteSets.set(env.OIDC_JWKS_URL, (keys = createRemoteJWKSet(new URL(env.OIDC_JWKS_URL))));
+          while (remoteSets.size > MAX_REMOTE_SETS) remoteSets.delete(remoteSets.keys().next().value!);
+        }
       }
       const { payload } = await jwtVerify(token, keys, {
         issuer: env.OIDC_ISSUER,

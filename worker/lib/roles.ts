@@ -28,6 +28,8 @@ export const ROLE_TABLE = {
   inventory: { read: "viewer", write: "user" },
   /** /minions/{alias}… (write: create or revoke a registration token, revoke an agent) */
   agents: { read: "viewer", write: "admin" },
+  /** /accounts/{alias}/settings (the pending timeout, the shared-pool fallback: where secrets may go) */
+  settings: { read: "viewer", write: "admin" },
   /** /serviceAccounts/{alias}… */
   serviceAccounts: { read: "admin", write: "admin" },
   /** /webhooks/{alias}/secret… (read creates it on first use; write rotates it) */

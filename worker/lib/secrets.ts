@@ -28,8 +28,13 @@ interface KeyRing {
 }
 
 // Importing keys costs a little; cache the parsed ring per isolate, keyed by the config string
-// (a rotated secret is a different string, so it gets its own entry).
+// (a rotated secret is a different string, so it gets its own entry). An isolate sees one config,
+// or two around a rotation: a few entries at most, the oldest dropped first.
 const rings = new Map<string, Promise<KeyRing>>();
+const MAX_RINGS = 4;
+
+/** Test-only introspection (test/worker/memory-bounded.test.ts): entries of the ring cache. */
+export const ringCacheSize = () => rings.size;
 
 async function parseRing(config: string): Promise<KeyRing> {
   const entries = config
@@ -67,6 +72,7 @@ function ring(env: SecretsEnv): Promise<KeyRing> {
   if (!p) {
     p = parseRing(config);
     rings.set(config, p);
+    while (rings.size > MAX_RINGS) rings.delete(rings.keys().next().value!);
     // A bad config is not cached forever (it would mask a fix made without a new isolate).
     p.catch(() => rings.delete(config));
   }

@@ -105,6 +105,10 @@ export const ExecutionView = z
     /** The schedule's slot a schedule-started execution fired for: `created_time` minus this is how late it started. */
     scheduled_time: z.number().int().nullable().optional(),
     reason: z.string().nullable(),
+    waiting_reason: z.string().nullable().openapi({
+      description:
+        "While PENDING, why it waits: no agent registered or online for its queue (with when one was last seen), the account's concurrency limit, or its place in the queue. Null in every other state.",
+    }),
     attempt: z.number().int(),
     created_time: z.number().int(),
     links: z.object({ self: z.string(), job: z.string(), events: z.string(), log: z.string() }),
