@@ -13,7 +13,7 @@ import { VERSION } from "./version.ts";
 import { chooseIsolation, defaultUidBase, ensureSlotUsers, probeIsolation, untraversableAncestors, type IsolationSupport } from "./sandbox.ts";
 import { agentIdOf, claimWorkDir, defaultStateDir } from "./state.ts";
 import { prepareWorkRoot } from "./workspace.ts";
-import { AgentMetrics } from "./metrics.ts";
+import type { AgentMetrics } from "./metrics.ts";
 import { STATE_DIR, systemdUnit } from "./service.ts";
 import { spawnSync } from "node:child_process";
 import { statSync, writeFileSync } from "node:fs";
@@ -406,7 +406,10 @@ export async function runCommand(flags: Record<string, unknown>, io: CliIO): Pro
   // Opt-in metrics: the protocol counters come from the client's fetch, the gauges from the agent.
   // eslint-disable-next-line prefer-const
   let agent: Agent | undefined;
-  const metrics = s.metricsListen ? new AgentMetrics({ running: () => agent?.running.length ?? 0, uploadBacklog: () => agent?.uploadBacklog ?? 0 }) : undefined;
+  // prom-client is loaded only then: an agent without metrics does not carry it (resident memory).
+  const metrics: AgentMetrics | undefined = s.metricsListen
+    ? new (await import("./metrics.ts")).AgentMetrics({ running: () => agent?.running.length ?? 0, uploadBacklog: () => agent?.uploadBacklog ?? 0 })
+    : undefined;
   const client = new ApiClient({ url: s.url!, credential: s.credential!, version: VERSION, fetch: metrics?.instrument() });
   agent = new Agent({
     client,

@@ -143,8 +143,8 @@ export async function killTracked(value: string, graceMs = 1000): Promise<number
   if (!count) return 0;
   for (const pid of found) signalProcess(pid, "SIGTERM");
   const until = Date.now() + graceMs;
-  while (found.length && Date.now() < until) {
-    await sleep(50);
+  for (let wait = 5; found.length && Date.now() < until; wait = Math.min(50, wait * 2)) {
+    await sleep(wait);
     found = findTracked({ value });
   }
   for (const pid of found) signalProcess(pid, "SIGKILL");
@@ -157,9 +157,11 @@ export async function killTracked(value: string, graceMs = 1000): Promise<number
 export async function terminateGroup(pgid: number, graceMs: number): Promise<void> {
   if (!signalGroup(pgid, "SIGTERM")) return;
   const until = Date.now() + graceMs;
-  while (Date.now() < until) {
+  // Right after a run the group's last members are usually exiting already: look again soon
+  // (5 ms, doubling to 50), so that the run's end is not held up by a fixed poll.
+  for (let wait = 5; Date.now() < until; wait = Math.min(50, wait * 2)) {
     if (hasProc ? !groupMembers(pgid).length : !isAlive(pgid)) return;
-    await sleep(50);
+    await sleep(wait);
   }
   signalGroup(pgid, "SIGKILL");
 }

@@ -65,8 +65,17 @@ export interface RunResult extends RunOutcome {
     /** ansible-playbook spawned → exited. */
     ansibleMs?: number;
     totalMs: number;
+    /**
+     * When each hop of the run happened (epoch ms, this machine's clock): the lease received, the
+     * workspace ready, ansible-playbook spawned, its first event, the process exited (its output
+     * read to the end), its processes and workspace cleaned up, the last event accepted by the
+     * API, the final status reported. Logged with "execution finished" (the bench reads them).
+     */
+    marks: Partial<Record<Mark, number>>;
   };
 }
+
+export type Mark = "received" | "workspaceReady" | "spawned" | "firstEvent" | "exited" | "cleanedUp" | "flushed" | "reported";
 
 type Timings = RunResult["timings"];
 
@@ -94,7 +103,7 @@ export class Run {
   private _phase: Phase = "init";
   /** What ansible-playbook says: events for the sink, and whether the playbook started. */
   private readonly output: AnsibleOutput;
-  private readonly timings: Timings = { totalMs: 0 };
+  private readonly timings: Timings = { totalMs: 0, marks: {} };
   private readonly receivedAt: number;
   private readonly iso: Isolation;
   private mounts: SandboxMounts = { rw: [], ro: [] };
@@ -112,6 +121,7 @@ export class Run {
     this.receivedAt = opts.receivedAt ?? performance.now();
     this.iso = opts.isolation ?? NO_ISOLATION;
     this.callbackDir = opts.callbackDir ?? CALLBACK_DIR;
+    this.mark("received", this.receivedAt);
     this.output = new AnsibleOutput(
       this.redactor,
       (e) => this.emit(e),
@@ -214,9 +224,15 @@ export class Run {
 
   // ---- what goes to the sink ----------------------------------------------------------------------
 
+  /** Records when a hop happened (`at`: performance.now(), default now). */
+  private mark(m: Mark, at = performance.now()): void {
+    this.timings.marks[m] ??= Math.round((performance.timeOrigin + at) * 10) / 10;
+  }
+
   /** An event (already redacted) to the sink, unless the run was abandoned. */
   private emit(e: EventInput): void {
     if (this.requested?.kind === "abandon") return;
+    if (this.timings.marks.firstEvent === undefined) this.mark("firstEvent");
     this.sink.event(e);
   }
 
@@ -233,6 +249,7 @@ export class Run {
   async run(): Promise<RunResult> {
     const timings = this.timings;
     let result: RunOutcome;
+    let flushed: Promise<void> | null = null;
     this.armDeadline();
     try {
       result = await this.runPhases(timings);
@@ -242,24 +259,36 @@ export class Run {
     } finally {
       for (const t of this.timers) clearTimeout(t);
       this._phase = "finishing";
+      // Every event is in the sink now: the last batch goes at once (not on the next batch tick),
+      // while the run's processes and workspace are cleaned up.
+      if (this.requested?.kind !== "abandon" && this.requested?.kind !== "handback") flushed = this.flushAll();
       await this.cleanup();
+      this.mark("cleanedUp");
     }
     timings.totalMs = performance.now() - this.receivedAt;
-    if (overrideByRequest(this.requested, result).status) {
-      await Promise.all(this.reports);
-      await this.sink.flush();
-    }
+    if (overrideByRequest(this.requested, result).status) await (flushed ?? this.flushAll());
     // Decided after the last upload: a stop or kill that came in its answer still counts.
     result = overrideByRequest(this.requested, result);
     const report = finalReport(result);
-    if (report) await this.report(report);
+    if (report) {
+      await this.report(report);
+      this.mark("reported");
+    }
     this._phase = "done";
     this.log.info("execution finished", {
       status: result.status ?? (result.abandoned ? "abandoned" : "handed back"),
       reason: result.reason,
       ms: Math.round(timings.totalMs),
+      hops: timings.marks,
     });
     return { ...result, timings };
+  }
+
+  /** The reports given so far, then every event: delivered (or given up on). */
+  private async flushAll(): Promise<void> {
+    await Promise.all(this.reports);
+    await this.sink.flush();
+    this.mark("flushed");
   }
 
   /** Workspace, playbook, inventory, ansible-playbook; a failure to prepare is an INIT_FAILURE. */
@@ -316,6 +345,7 @@ export class Run {
       const prepared = await prepareIsolation(this.ws, this.iso, { callbackDir: this.callbackDir, knownHosts: this.opts.knownHosts });
       this.mounts = prepared.mounts;
       this.callbackDir = prepared.callbackDir;
+      this.mark("workspaceReady");
       return this.ws;
     } catch (err) {
       throw new InitFailure("workspace_failed", `could not create the workspace under ${this.opts.workRoot}: ${(err as Error).message}`);
@@ -336,6 +366,7 @@ export class Run {
 
     const child = spawnIsolated(this.iso, this.mounts, cmd, args, { cwd: ws.project, env, stdio: ["ignore", "pipe", "pipe", "pipe"] });
     const spawnedAt = performance.now();
+    this.mark("spawned", spawnedAt);
     timings.leaseToSpawnMs = spawnedAt - this.receivedAt;
     this.ansible = child;
     this.child = child;
@@ -363,6 +394,7 @@ export class Run {
     // Streams end when the last process holding them exits; don't wait forever for a daemonised straggler.
     await Promise.race([Promise.all([eventsDone, stdoutDone, stderrDone]), new Promise((r) => setTimeout(r, 3000))]);
     for (const s of [child.stdout, child.stderr, child.stdio[3]]) (s as NodeJS.ReadableStream & { destroy?: () => void })?.destroy?.();
+    this.mark("exited");
     this.log.debug("ansible-playbook exited", { code: exit.code, signal: exit.signal });
     return exitOutcome({
       code: exit.code,

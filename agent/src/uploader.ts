@@ -1,4 +1,4 @@
-// Uploads an execution's events in batches (≤ 500 events, < 1 MiB, about every 250 ms), numbered
+// Uploads an execution's events in batches (≤ 2,000 events, < 1 MiB, about every 250 ms), numbered
 // from 1, resending from the server's acceptedThrough so that nothing is lost or stored twice.
 //
 // While the API is slow or unreachable the backlog grows: the oldest events stay in memory (up to
@@ -12,6 +12,11 @@ import { Backoff, sleep } from "./retry.ts";
 import { Spool } from "./spool.ts";
 import type { AgentCommand, EventInput, WireEvent } from "./types.ts";
 
+/**
+ * Events per upload (the API takes 2,000 since round two of the performance work; an older API
+ * refuses more than 500 with a 400, and the uploader then halves the batch until it is taken).
+ */
+export const MAX_BATCH_EVENTS = 2000;
 export const MEMORY_EVENTS = 10_000;
 export const MEMORY_BYTES = 16 * 1024 * 1024;
 export const SPOOL_MAX_BYTES = 512 * 1024 * 1024;
@@ -256,7 +261,7 @@ export class Uploader {
     this.refill();
     if (!this.queue.length) return false;
     if (this.flushWanted) return true;
-    const maxEvents = this.opts.maxEvents ?? 500;
+    const maxEvents = this.opts.maxEvents ?? MAX_BATCH_EVENTS;
     if (this.queue.length >= maxEvents || this.queue.bytes >= (this.opts.maxBytes ?? 900_000)) return true;
     return Date.now() - this.firstQueuedAt >= (this.opts.intervalMs ?? 250);
   }
@@ -277,7 +282,7 @@ export class Uploader {
   }
 
   private take(): WireEvent[] {
-    const maxEvents = this.opts.maxEvents ?? 500;
+    const maxEvents = this.opts.maxEvents ?? MAX_BATCH_EVENTS;
     const maxBytes = this.opts.maxBytes ?? 900_000;
     const batch: WireEvent[] = [];
     let bytes = 0;

@@ -2,6 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Run } from "../src/run.ts";
 import { startSshd, type SshServer } from "../../test/fixtures/sshd.ts";
+import type { StatusReport } from "../src/types.ts";
 import { b64, makeLease, MemorySink, trackedLeftovers, workRoot } from "./helpers.ts";
 
 let sshd: SshServer;
@@ -71,5 +72,41 @@ describe("executor, happy path", () => {
     expect(work.leftovers()).toEqual([]);
     expect(trackedLeftovers()).toEqual([]);
     expect(result.timings.leaseToSpawnMs).toBeGreaterThan(0);
+  });
+});
+
+describe("executor, the run's end", () => {
+  const localHost = [{ id: "localhost", hostVars: { ansible_connection: "local", ansible_python_interpreter: "/usr/bin/python3" } }];
+
+  it("flushes the last events the moment ansible-playbook exits (before the clean-up is done), then reports the final status; the hops are marked in order", async () => {
+    const order: string[] = [];
+    let workspacesAtFlush: string[] | null = null;
+    class Recording extends MemorySink {
+      override async flush(): Promise<void> {
+        // Called once, at the exit: every event is in already, and the workspace is still there.
+        workspacesAtFlush ??= work.leftovers();
+        order.push(`flush after ${this.events.length} events`);
+        await new Promise((r) => setTimeout(r, 20)); // the upload's round trip
+        order.push("flushed");
+      }
+      override async report(r: StatusReport): Promise<void> {
+        order.push(`report ${r.status ?? "-"}`);
+        await super.report(r);
+      }
+    }
+    const sink = new Recording();
+    const playbook = "- hosts: all\n  gather_facts: false\n  tasks:\n    - ansible.builtin.debug:\n        msg: hi\n";
+    const result = await new Run(makeLease({ playbook: b64(playbook), hosts: localHost }), sink, { workRoot: work.dir }).run();
+
+    expect(result.status).toBe("SUCCESS");
+    expect(workspacesAtFlush!.length).toBe(1); // the flush began before the clean-up had removed it
+    expect(order).toEqual(["report RUNNING", `flush after ${sink.events.length} events`, "flushed", "report SUCCESS"]);
+    expect(sink.types().at(-1)).toBe("playbook_on_stats");
+    const m = result.timings.marks;
+    const hops = ["received", "workspaceReady", "spawned", "firstEvent", "exited", "flushed", "reported"] as const;
+    for (const h of hops) expect(m[h], h).toBeGreaterThan(0);
+    for (let i = 1; i < hops.length; i++) expect(m[hops[i]!]!, hops[i]).toBeGreaterThanOrEqual(m[hops[i - 1]!]!);
+    expect(m.cleanedUp!).toBeLessThanOrEqual(m.reported!);
+    expect(work.leftovers()).toEqual([]);
   });
 });

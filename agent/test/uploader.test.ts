@@ -8,7 +8,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { ApiError } from "../src/api-client.ts";
 import { Backoff } from "../src/retry.ts";
 import type { EventInput, WireEvent } from "../src/types.ts";
-import { Uploader } from "../src/uploader.ts";
+import { MAX_BATCH_EVENTS, Uploader } from "../src/uploader.ts";
 import { RecordingTransport } from "./helpers.ts";
 
 const ev = (i: number, stdout = `line ${i}\n`): EventInput => ({ timestamp: 1000 + i, event_type: "verbose", play: null, task: null, host: null, stdout, data: {} });
@@ -19,15 +19,16 @@ function uploaderFor(t: RecordingTransport, extra: Partial<ConstructorParameters
 }
 
 describe("uploader", () => {
-  it("numbers events from 1 and sends them in batches of at most 500", async () => {
+  it("numbers events from 1 and sends them in batches of at most 2,000 (MAX_BATCH_EVENTS)", async () => {
     const t = new RecordingTransport();
     const u = uploaderFor(t);
-    for (let i = 1; i <= 1200; i++) u.push(ev(i));
+    for (let i = 1; i <= 4200; i++) u.push(ev(i));
     await u.flush();
     await u.stop();
     const batches = t.bodies.filter((b) => b.kind === "events").map((b) => JSON.parse(b.json).events as WireEvent[]);
-    expect(batches.map((b) => b.length)).toEqual([500, 500, 200]);
-    expect(t.storedEvents().map((e) => e.seq)).toEqual(Array.from({ length: 1200 }, (_, i) => i + 1));
+    expect(MAX_BATCH_EVENTS).toBe(2000);
+    expect(batches.map((b) => b.length)).toEqual([2000, 2000, 200]);
+    expect(t.storedEvents().map((e) => e.seq)).toEqual(Array.from({ length: 4200 }, (_, i) => i + 1));
     expect(batches.every((b) => b.every((e, i) => i === 0 || e.seq === b[i - 1]!.seq + 1))).toBe(true);
   });
 

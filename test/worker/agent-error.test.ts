@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { MAX_EVENTS_PER_BATCH } from "../../worker/schemas/execution";
 import { api } from "./helpers";
 import { call, execution, held, lease, newAgent, newExecution, newJob, regToken } from "./agent-fixtures";
 
@@ -34,7 +35,7 @@ describe("agent protocol (bad input)", () => {
     const ev = await call(a, "POST", `${base}/events`, { ...held(id), events: [{ seq: 0, event_type: "Bad Type" }] });
     expect(ev.status).toBe(400);
     expect(fields(ev)).toEqual(["events.0.event_type", "events.0.seq", "events.0.timestamp"]);
-    const many = { ...held(id), events: Array.from({ length: 501 }, (_, i) => ({ seq: i + 1, timestamp: 1, event_type: "verbose" })) };
+    const many = { ...held(id), events: Array.from({ length: MAX_EVENTS_PER_BATCH + 1 }, (_, i) => ({ seq: i + 1, timestamp: 1, event_type: "verbose" })) };
     const tooMany = await call(a, "POST", `${base}/events`, many);
     expect(tooMany.status).toBe(400);
     expect(fields(tooMany)).toEqual(["events"]);

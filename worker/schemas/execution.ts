@@ -263,7 +263,7 @@ export const AgentEvent = z
   .openapi("AgentEvent");
 export type AgentEvent = z.infer<typeof AgentEvent>;
 
-export const MAX_EVENTS_PER_BATCH = 500;
+export const MAX_EVENTS_PER_BATCH = 2000;
 export const EventUpload = z
   .object({ ...leaseRef, events: z.array(AgentEvent).max(MAX_EVENTS_PER_BATCH) })
   .openapi("EventUpload");
