@@ -122,9 +122,13 @@ async function main() {
     };
     await call("heartbeat", `${base}/heartbeat`, ref);
     let beating = true;
+    let wake;
     const beat = (async () => {
       while (beating) {
-        await sleep(HEARTBEAT_MS);
+        await new Promise((r) => {
+          wake = r;
+          setTimeout(r, HEARTBEAT_MS);
+        });
         if (beating) await call("heartbeat", `${base}/heartbeat`, ref);
       }
     })();
@@ -133,10 +137,12 @@ async function main() {
       await sleep(TASK_MS);
       await call("events", `${base}/events`, { ...ref, events });
     }
-    await call("status", `${base}/status`, { ...ref, status: "SUCCESS", exitCode: 0, hostStats: { web1: { ok: 5, changed: 2, failed: 0, skipped: 0, unreachable: 0, rescued: 0, ignored: 0 } } });
+    // The heartbeat loop ends before the terminal report (one in flight is awaited), as the agent's does.
     beating = false;
+    wake?.();
+    await beat;
+    await call("status", `${base}/status`, { ...ref, status: "SUCCESS", exitCode: 0, hostStats: { web1: { ok: 5, changed: 2, failed: 0, skipped: 0, unreachable: 0, rescued: 0, ignored: 0 } } });
     stats.finished++;
-    void beat;
   };
 
   const agentLoop = async (a) => {
@@ -156,17 +162,19 @@ async function main() {
         await sleep(1_000);
         continue;
       }
-      const t0 = startedAt.get(r.json.executionId);
-      if (t0 !== undefined) {
-        stats.latencies.push(performance.now() - t0);
+      const started = startedAt.get(r.json.executionId);
+      if (started !== undefined) {
+        const ms = performance.now() - started.t0;
+        stats.latencies.push(ms);
+        (started.shared ? stats.sharedLatencies : stats.ownLatencies).push(ms);
         startedAt.delete(r.json.executionId);
       } else stats.scheduledLeases++;
       await runLease(a, r.json);
     }
   };
 
-  const registerAgents = async (target) => {
-    while (agents.length < target) {
+  const registerAgents = async (target, until) => {
+    while (agents.length < target && performance.now() < until) {
       const shared = agents.filter((a) => a.shared).length < Math.round(target * SHARED);
       const alias = own[agents.length % own.length];
       const body = { name: `sim-${++seq}`, hostname: `sim-${seq}.local`, version: "0.1.0", concurrency: 1, ...(shared ? {} : { token: regTokens.get(alias) }) };
@@ -180,14 +188,14 @@ async function main() {
 
   const startOne = async (i) => {
     // Half of the work (by default) in accounts without agents: it waits in the shared pool.
-    const shared = (i % 1000) / 1000 < SHARED;
+    const shared = ((i * 0.6180339887) % 1) < SHARED; // an even spread of the share over the starts
     const accounts = shared ? pool : own;
     const alias = accounts[i % accounts.length];
     const t0 = performance.now();
     try {
       const r = await request("POST", `/jobs/${alias}/${jobs.get(alias)}/start`, userTokens.get(alias));
       if (r.status !== 200) return fail("start", `${r.status} ${r.text}`);
-      startedAt.set(r.json.execution_id, t0);
+      startedAt.set(r.json.execution_id, { t0, shared });
       stats.started++;
       if (Math.random() < FOLLOWERS) {
         // A user follows the log to the end (plain text, as `curl -N`).
@@ -220,11 +228,18 @@ async function main() {
 
   // ---- the steps ------------------------------------------------------------------------------------
   const results = [];
+  // A hard bound: registering agents or a step on a starved machine must not run on forever.
+  const deadline = performance.now() + MINUTES * 60_000 * 1.5 + 60_000;
+  const overtime = () => performance.now() > deadline;
   let n = 0;
   for (const [k, frac] of STEPS.entries()) {
     const target = Math.max(1, Math.round(N * frac));
     const rate = Math.max(0.1, RATE * frac);
-    await registerAgents(target);
+    await registerAgents(target, deadline);
+    if (overtime()) {
+      console.log(`\nstep ${k + 1}: not run (the time bound passed while registering ${target} agents: ${agents.length} registered)`);
+      break;
+    }
     await sleep(1_000); // the new agents' first polls are open
     Object.assign(stats, newStats());
     await (await fetch(`${url}/__meter?reset=1`)).text();
@@ -241,13 +256,14 @@ async function main() {
     results.push(row);
     printRow(row, k === 0);
   }
+  if (results.length === 0) return;
   const bend = findBend(results);
   console.log(`\n${bend}`);
   if (args.json) writeFileSync(args.json, JSON.stringify({ args: { N, RATE, SCHEDULES, MINUTES, STEPS, SHARED, FOLLOWERS, TASK_MS, vars }, results, bend }, null, 2));
 }
 
 function newStats() {
-  return { requests: 0, errors: 0, errorKinds: {}, started: 0, finished: 0, follows: 0, scheduledLeases: 0, latencies: [], ticks: [] };
+  return { requests: 0, errors: 0, errorKinds: {}, started: 0, finished: 0, follows: 0, scheduledLeases: 0, latencies: [], sharedLatencies: [], ownLatencies: [], ticks: [] };
 }
 
 function pct(xs, p) {
@@ -286,6 +302,8 @@ function summarize(step, agents, rate, secs, s, meter) {
     queue: per(meter.queue.messages),
     p50: pct(s.latencies, 50),
     p99: pct(s.latencies, 99),
+    shared: { p50: pct(s.sharedLatencies, 50), p99: pct(s.sharedLatencies, 99), n: s.sharedLatencies.length },
+    own: { p50: pct(s.ownLatencies, 50), p99: pct(s.ownLatencies, 99), n: s.ownLatencies.length },
     leases: s.latencies.length,
     ticks: s.ticks.map((t) => Math.round(t)),
     errors: s.errors,
@@ -306,11 +324,11 @@ function f1(x) {
 }
 function printRow(r, header) {
   if (header) {
-    console.log("\n| step | agents | starts/s offered→done | Worker req/s | busiest Dispatcher req/s (all) | busiest Execution req/s (all) | D1 stmt/s (writes; index) | queue msg/s | dispatch p50 / p99 ms | cron tick ms | errors |");
+    console.log("\n| step | agents | starts/s offered→done | Worker req/s | busiest Dispatcher req/s (all) | busiest Execution req/s (all) | D1 stmt/s (writes; index) | queue msg/s | dispatch p50 / p99 ms: shared pool; account queues | cron tick ms | errors |");
     console.log("| --- | ---: | --- | ---: | --- | --- | --- | ---: | --- | --- | ---: |");
   }
   console.log(
-    `| ${r.step} | ${r.agents} | ${f1(r.offered)} → ${f1(r.started)} / fin ${f1(r.finished)} | ${f1(r.httpRps)} | ${f1(r.dispatcher.rps)} \`${r.dispatcher.name}\` (${f1(r.dispatcher.total)}) | ${f1(r.execution.rps)} (${f1(r.execution.total)}) | ${f1(r.d1.rps)} (${f1(r.d1.writes)}; ${f1(r.d1.indexWrites)}) | ${f1(r.queue)} | ${f1(r.p50)} / ${f1(r.p99)} (n=${r.leases}) | ${r.ticks.join(", ") || "-"} | ${r.errors}${r.errors ? ` ${JSON.stringify(r.errorKinds)}` : ""} |`,
+    `| ${r.step} | ${r.agents} | ${f1(r.offered)} → ${f1(r.started)} / fin ${f1(r.finished)} | ${f1(r.httpRps)} | ${f1(r.dispatcher.rps)} \`${r.dispatcher.name}\` (${f1(r.dispatcher.total)}) | ${f1(r.execution.rps)} (${f1(r.execution.total)}) | ${f1(r.d1.rps)} (${f1(r.d1.writes)}; ${f1(r.d1.indexWrites)}) | ${f1(r.queue)} | ${f1(r.shared.p50)} / ${f1(r.shared.p99)} (n=${r.shared.n}); ${f1(r.own.p50)} / ${f1(r.own.p99)} (n=${r.own.n}) | ${r.ticks.join(", ") || "-"} | ${r.errors}${r.errors ? ` ${JSON.stringify(r.errorKinds)}` : ""} |`,
   );
 }
 
@@ -320,6 +338,9 @@ function findBend(results) {
     const why = [];
     if (r.errors > 0) why.push(`${r.errors} errors`);
     if (r.p99 !== null && first.p99 !== null && r.p99 > Math.max(3 * first.p99, 1_000)) why.push(`dispatch p99 ${f1(r.p99)} ms vs ${f1(first.p99)} ms at step 1`);
+    if (r.shared.p50 !== null && r.own.p50 !== null && r.shared.p50 > Math.max(3 * r.own.p50, 500)) {
+      why.push(`the shared pool waits ${f1(r.shared.p50)} ms at p50 against ${f1(r.own.p50)} ms on the accounts' queues (one Dispatcher, grants one at a time)`);
+    }
     if (r.started < 0.9 * r.offered) why.push(`starts answered ${f1(r.started)}/s of ${f1(r.offered)}/s offered`);
     const perStart = (x) => x.httpRps / Math.max(0.1, x.offered);
     if (r.finished < 0.75 * r.started) why.push(`finishing ${f1(r.finished)}/s of ${f1(r.started)}/s started (agents or the Worker saturated)`);

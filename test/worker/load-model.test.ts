@@ -293,6 +293,11 @@ describe("the load model", () => {
       rows.push(perDue);
     }
 
+    // What the D1 rows of one execution weigh (their columns' text, before SQLite's and the 7 indexes' overhead).
+    const size = (rows: Record<string, unknown>[]) => (rows.length ? Math.round(rows.reduce((n, r) => n + JSON.stringify(Object.values(r)).length, 0) / rows.length) : 0);
+    const execRow = size((await env.DB.prepare("SELECT * FROM executions WHERE job_id = ?").bind(plain).all()).results);
+    const deliveryRow = size((await env.DB.prepare("SELECT * FROM deliveries").all()).results);
+    console.log(`\nD1 bytes: an executions row ~${execRow} B of column text; a deliveries row ~${deliveryRow} B\n`);
     console.log(`\nLOAD MODEL (test/worker/load-model.test.ts)\n\n${table(rows)}\n\nD1 statements of one execution: ${JSON.stringify(total.c.d1.byStatement)}\n`);
   });
 });
