@@ -1,15 +1,26 @@
 import { app } from "./app";
 import { onQueue } from "./callbacks";
 import { onCron } from "./cron";
+import { Dispatcher } from "./dispatcher/dispatcher.do";
+import { Execution } from "./execution/execution.do";
+import { meterHook } from "./lib/meter";
+import { LoginThrottle } from "./login-throttle.do";
 
-export { Execution } from "./execution/execution.do";
-export { Dispatcher } from "./dispatcher/dispatcher.do";
-export { LoginThrottle } from "./login-throttle.do";
+export { Dispatcher, Execution, LoginThrottle };
+
+/** Counted by the load recorder when `RUNNER_METER=true` (the simulator's wrangler dev only; worker/lib/meter.ts). */
+const METERED = { EXECUTION: Execution, DISPATCHER: Dispatcher, LOGIN_THROTTLE: LoginThrottle };
 
 export default {
-  fetch: app.fetch,
+  fetch: (req, env, ctx) => meterHook(req, env, METERED) ?? app.fetch(req, env, ctx),
   // Every minute: fire due schedules and sweep missed lease alarms (worker/cron.ts).
-  scheduled: onCron,
+  scheduled: (controller, env, ctx) => {
+    meterHook(null, env, METERED);
+    return onCron(controller, env, ctx);
+  },
   // Webhook deliveries, and their dead letters (worker/callbacks.ts).
-  queue: (batch, env) => onQueue(batch, env),
+  queue: (batch, env) => {
+    meterHook(null, env, METERED);
+    return onQueue(batch, env);
+  },
 } satisfies ExportedHandler<Env>;

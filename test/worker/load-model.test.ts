@@ -1,0 +1,330 @@
+/**
+ * The load model (docs/SCALING.md), counted from the real code: the recorder (worker/lib/meter.ts)
+ * is installed around the bindings, and the real Worker is driven through its routes, its objects,
+ * its queue consumer and its cron handler, step by step. Each step's counts are taken after it
+ * settles. The test prints the table that docs/SCALING.md reproduces; it asserts only what must hold
+ * for the counts to mean anything (every step did its work), and a few structural facts the scaling
+ * argument rests on (a heartbeat never writes D1; a cron tick reads the same number of statements
+ * whatever is held).
+ */
+import { env } from "cloudflare:test";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Dispatcher, Execution, LoginThrottle } from "../../worker/index";
+import { installMeter, type Meter, type MeterCounts } from "../../worker/lib/meter";
+// @ts-expect-error plain ESM helper shared with the simulator
+import { fakePlaybookBatches } from "../../scripts/lib/fake-playbook.mjs";
+import { call, newAgent, sleep, type TestAgent } from "./agent-fixtures";
+import { api, token } from "./helpers";
+import { playbookJob } from "./jobs-fixtures";
+import { MINUTE, newSchedule, runAs, scheduleBody, setNextRun, tick } from "./schedule-fixtures";
+import { RECEIVER, Receiver } from "./webhook-fixtures";
+
+const ALIAS = "load";
+/** A typical run: 30 s of playbook, so six heartbeats (every 5 s) beside its uploads. */
+const HEARTBEATS = 6;
+/** Idle polls per minute: each long poll is held 25 s. */
+const IDLE_POLLS_PER_MINUTE = 60 / 25;
+
+interface Row {
+  step: string;
+  /** HTTP requests the Worker received (or invocations: cron, queue batches). */
+  requests: number;
+  c: MeterCounts;
+  note?: string;
+}
+
+let meter: Meter;
+const receiver = new Receiver();
+let agent: TestAgent;
+
+beforeAll(async () => {
+  receiver.install(); // first: the meter's fetch wraps the receiver, so deliveries count
+  meter = installMeter(env as unknown as Record<string, unknown>, { EXECUTION: Execution, DISPATCHER: Dispatcher, LOGIN_THROTTLE: LoginThrottle });
+  agent = await newAgent(ALIAS, { name: "load-1" });
+});
+afterAll(() => receiver.uninstall());
+
+/** Waits for background work (waitUntil writes, the dispatcher's pump, queue batches) to finish. */
+async function settle(ms = 300): Promise<void> {
+  let last = JSON.stringify(meter.counts);
+  for (let i = 0; i < 50; i++) {
+    await sleep(ms);
+    const now = JSON.stringify(meter.counts);
+    if (now === last) return;
+    last = now;
+  }
+}
+
+/** Counts `fn` alone: settles before, resets, runs, settles after. */
+async function counted(step: string, requests: number, fn: () => Promise<unknown>, note?: string): Promise<Row> {
+  await settle(100);
+  meter.reset();
+  await fn();
+  await settle();
+  return { step, requests, c: meter.snapshot(), note };
+}
+
+/** Makes the agent's lastSeen old, as it is between two real long polls (25 s apart; written at most every 10 s). */
+const ageAgent = () => meter.uncounted(() => env.DB.prepare("UPDATE agents SET last_seen = 0 WHERE id = ?").bind(agent.agentId).run());
+
+async function newJob(extra: Record<string, unknown> = {}): Promise<string> {
+  const r = await api("POST", `/jobs/${ALIAS}`, { token: await token([ALIAS], "admin"), body: playbookJob(extra) });
+  expect(r.status, r.text).toBe(200);
+  return r.json.id as string;
+}
+
+/**
+ * One execution of a typical job (one host, five tasks), as the agent runs it: start, lease,
+ * heartbeats, RUNNING, the uploads, SUCCESS. `during` runs beside it from the start (a log
+ * follower). Answers the rows and the execution id.
+ */
+async function oneExecution(jobId: string): Promise<{ rows: Row[]; id: string }> {
+  const rows: Row[] = [];
+  const userToken = await token([ALIAS], "user");
+  let id = "";
+  rows.push(
+    await counted("start (`POST …/start`)", 1, async () => {
+      const r = await api("POST", `/jobs/${ALIAS}/${jobId}/start`, { token: userToken });
+      expect(r.status, r.text).toBe(200);
+      id = r.json.execution_id;
+    }),
+  );
+  let ref = { attempt: 0, leaseId: "" };
+  await ageAgent();
+  rows.push(
+    await counted("lease (the agent's poll answered with it)", 1, async () => {
+      const r = await call(agent, "POST", "/agent/lease", { waitMs: 5_000, capacity: 1 });
+      expect(r.status, r.text).toBe(200);
+      expect(r.json.executionId).toBe(id);
+      ref = { attempt: r.json.attempt, leaseId: r.json.leaseId };
+    }),
+  );
+  const path = `/agent/executions/${id}`;
+  rows.push(
+    await counted(`heartbeats (${HEARTBEATS}, a 30 s run)`, HEARTBEATS, async () => {
+      for (let i = 0; i < HEARTBEATS; i++) {
+        // Every other heartbeat finds lastSeen 10 s old: the agent's row is written every 10 s.
+        if (i % 2 === 0) await ageAgent();
+        const r = await call(agent, "POST", `${path}/heartbeat`, ref);
+        expect(r.status, r.text).toBe(200);
+        await sleep(50); // lets the lastSeen write (waitUntil) land before the next call reads it
+      }
+    }),
+  );
+  rows.push(
+    await counted("status RUNNING", 1, async () => {
+      const r = await call(agent, "POST", `${path}/status`, { ...ref, status: "RUNNING" });
+      expect(r.status, r.text).toBe(200);
+    }),
+  );
+  const batches = fakePlaybookBatches({ hosts: 1, tasks: 5 }) as unknown[][];
+  const events = batches.reduce((n, b) => n + b.length, 0);
+  rows.push(
+    await counted(`event uploads (${batches.length} batches, ${events} events)`, batches.length, async () => {
+      for (const events of batches) {
+        const r = await call(agent, "POST", `${path}/events`, { ...ref, events });
+        expect(r.status, r.text).toBe(200);
+      }
+    }),
+  );
+  rows.push(
+    await counted("status SUCCESS (the end: index, dispatcher `finished`, slot freed)", 1, async () => {
+      const r = await call(agent, "POST", `${path}/status`, { ...ref, status: "SUCCESS", exitCode: 0 });
+      expect(r.status, r.text).toBe(200);
+    }),
+  );
+  return { rows, id };
+}
+
+const sum = (rows: Row[]): Row => {
+  const total: MeterCounts = JSON.parse(JSON.stringify(rows[0]!.c));
+  for (const r of rows.slice(1)) addInto(total, r.c, 1);
+  return { step: "**one execution, total**", requests: rows.reduce((n, r) => n + r.requests, 0), c: total };
+};
+
+function addInto(into: MeterCounts, from: MeterCounts, k: number): void {
+  into.d1.reads += k * from.d1.reads;
+  into.d1.writes += k * from.d1.writes;
+  into.d1.batches += k * from.d1.batches;
+  for (const [s, n] of Object.entries(from.d1.byStatement)) into.d1.byStatement[s] = (into.d1.byStatement[s] ?? 0) + k * n;
+  for (const key of ["byClass", "byMethod", "byObject"] as const) {
+    for (const [s, n] of Object.entries(from.objects[key])) into.objects[key][s] = (into.objects[key][s] ?? 0) + k * n;
+  }
+  for (const [s, n] of Object.entries(from.alarms)) into.alarms[s] = (into.alarms[s] ?? 0) + k * n;
+  into.queue.sends += k * from.queue.sends;
+  into.queue.messages += k * from.queue.messages;
+  into.fetches += k * from.fetches;
+}
+
+/** `b − a`, per counter (what one addition costs). */
+function minus(b: Row, a: Row, step: string, note?: string): Row {
+  const c: MeterCounts = JSON.parse(JSON.stringify(b.c));
+  addInto(c, a.c, -1);
+  return { step, requests: b.requests - a.requests, c, note };
+}
+
+const fmt = (n: number) => (Number.isInteger(n) ? String(n) : n.toFixed(2));
+const methods = (c: MeterCounts, cls: string) =>
+  Object.entries(c.objects.byMethod)
+    .filter(([k, n]) => k.startsWith(`${cls}.`) && n !== 0)
+    .map(([k, n]) => `${k.slice(cls.length + 1)} ${fmt(n)}`)
+    .join(", ");
+const writes = (c: MeterCounts) =>
+  Object.entries(c.d1.byStatement)
+    .filter(([k, n]) => !k.startsWith("SELECT") && n !== 0)
+    .map(([k, n]) => `${k.replace(/^(INSERT|UPDATE|DELETE) /, (v) => v[0]!.toLowerCase() + v.slice(1).toLowerCase())}${n === 1 ? "" : ` ×${fmt(n)}`}`)
+    .join(", ");
+
+function table(rows: Row[]): string {
+  const out = [
+    "| step | Worker requests | Execution DO | Dispatcher DO | D1 reads | D1 writes (which) | queue msgs | fetch | DO alarms |",
+    "| --- | ---: | --- | --- | ---: | --- | ---: | ---: | --- |",
+  ];
+  for (const r of rows) {
+    const c = r.c;
+    const alarms = Object.entries(c.alarms).filter(([, n]) => n !== 0).map(([k, n]) => `${k} ${fmt(n)}`).join(", ");
+    const cell = (cls: string) => {
+      const n = c.objects.byClass[cls] ?? 0;
+      return n === 0 ? "0" : `${fmt(n)} (${methods(c, cls)})`;
+    };
+    out.push(
+      `| ${r.step}${r.note ? ` — ${r.note}` : ""} | ${fmt(r.requests)} | ${cell("EXECUTION")} | ${cell("DISPATCHER")} | ${fmt(c.d1.reads)} | ${fmt(c.d1.writes)}${c.d1.writes ? ` (${writes(c)})` : ""} | ${fmt(c.queue.messages)} | ${fmt(c.fetches)} | ${alarms || "—"} |`,
+    );
+  }
+  return out.join("\n");
+}
+
+describe("the load model", () => {
+  it("counts one execution of a typical job, an idle agent, a log follower, webhook deliveries and the cron tick", { timeout: 120_000 }, async () => {
+    const rows: Row[] = [];
+
+    // ---- one execution, step by step ----------------------------------------------------------
+    const plain = await newJob();
+    const { rows: steps } = await oneExecution(plain);
+    rows.push(...steps);
+    const total = sum(steps);
+    rows.push(total);
+    const heartbeats = steps.find((r) => r.step.startsWith("heartbeats"))!;
+    expect(heartbeats.c.objects.byMethod["EXECUTION.heartbeat"]).toBe(HEARTBEATS);
+    // A heartbeat writes no index row: only the agent's lastSeen (at most every 10 s).
+    expect(heartbeats.c.d1.byStatement["INSERT executions"] ?? 0).toBe(0);
+
+    // ---- a log follower for the whole run: the same execution again, with `?follow=true` beside it ----
+    {
+      await settle(100);
+      meter.reset();
+      const userToken = await token([ALIAS], "viewer");
+      let followed = "";
+      const r0 = await api("POST", `/jobs/${ALIAS}/${plain}/start`, { token: await token([ALIAS], "user") });
+      const id = r0.json.execution_id as string;
+      const follow = SELF_follow(`/jobs/${ALIAS}/${plain}/executions/${id}/log?follow=true`, userToken).then((t) => {
+        followed = t;
+      });
+      // The rest of the run as before (the start is done: lease onwards).
+      await runRest(id);
+      await follow;
+      await settle();
+      expect(followed).toContain("PLAY RECAP");
+      const withFollower: Row = { step: "", requests: total.requests + 1, c: meter.snapshot() };
+      rows.push(minus(withFollower, total, "log follower (`GET …/log?follow=true` for the whole run)", "the difference to a run without one"));
+    }
+
+    // ---- webhooks: the same execution of a job with one DEBUG callback -----------------------------
+    {
+      const hooked = await newJob({ callbacks: [{ url: `${RECEIVER}/load`, level: "DEBUG" }] });
+      const { rows: hookedSteps } = await oneExecution(hooked);
+      // Every event of the run (and the status events) is owed to a DEBUG callback.
+      await receiver.waitFor("/load", 22);
+      await settle(500);
+      const all = receiver.at("/load");
+      // The steps' counts (each includes the deliveries that ran meanwhile), the last one up to now.
+      const counts = sum([...hookedSteps.slice(0, -1), { step: "", requests: 0, c: meter.snapshot() }]).c;
+      expect(all.length).toBeGreaterThan(20);
+      const withHooks: Row = { step: "", requests: total.requests, c: counts };
+      const diff = minus(withHooks, total, `webhook deliveries (one DEBUG callback: ${all.length} deliveries)`, "the difference to a run without one");
+      // Queue batches the consumer ran are invocations too: deliveries / max_batch_size (10) at best.
+      diff.requests = Math.ceil(all.length / 10);
+      rows.push(diff);
+      const per = JSON.parse(JSON.stringify(diff)) as Row;
+      per.step = "… per delivery";
+      per.note = undefined;
+      per.requests = diff.requests / all.length;
+      const scaled: MeterCounts = JSON.parse(JSON.stringify(diff.c));
+      addInto(scaled, diff.c, 1 / all.length - 1);
+      per.c = scaled;
+      rows.push(per);
+    }
+
+    // ---- an idle agent: one long poll that ends without work, times the polls of a minute ----------
+    {
+      await ageAgent();
+      const poll = await counted("", 1, async () => {
+        const r = await call(agent, "POST", "/agent/lease", { waitMs: 200, capacity: 1 });
+        expect(r.status).toBe(204);
+      });
+      const perMinute: Row = { step: `idle agent, one minute (${fmt(IDLE_POLLS_PER_MINUTE)} polls of 25 s)`, requests: 0, c: JSON.parse(JSON.stringify(poll.c)) };
+      addInto(perMinute.c, poll.c, IDLE_POLLS_PER_MINUTE - 1);
+      perMinute.requests = IDLE_POLLS_PER_MINUTE;
+      rows.push(perMinute);
+    }
+
+    // ---- the cron tick -------------------------------------------------------------------------
+    {
+      const sa = await runAs(ALIAS);
+      const cronJob = await newJob();
+      const now = Date.now();
+      const empty = await counted("cron tick, nothing held", 1, () => tick(now));
+      const ids: string[] = [];
+      for (let i = 0; i < 20; i++) ids.push((await newSchedule(ALIAS, cronJob, scheduleBody(sa, { trigger: { type: "cron", expression: "0 0 1 1 *" } }))).id);
+      const held = await counted("cron tick, 20 held, none due", 1, () => tick(now + 1));
+      for (const id of ids.slice(0, 10)) await setNextRun(id, now - MINUTE);
+      const due = await counted("cron tick, 10 due of 20 held", 1, () => tick(now + 2));
+      expect(due.c.objects.byMethod["EXECUTION.init"]).toBe(10);
+      rows.push(empty, held);
+      const perHeld = minus(held, empty, "… per schedule held (of 20)");
+      addInto(perHeld.c, perHeld.c, 1 / 20 - 1);
+      perHeld.requests = 0;
+      rows.push(perHeld);
+      // Holding schedules costs no statement: the due query is an index range.
+      expect(held.c.d1.reads).toBe(empty.c.d1.reads);
+      const perDue = minus(due, held, "… per due schedule (of 10): starts one execution");
+      addInto(perDue.c, perDue.c, 1 / 10 - 1);
+      perDue.requests = 0;
+      rows.push(perDue);
+    }
+
+    // What the D1 rows of one execution weigh (their columns' text, before SQLite's and the 7 indexes' overhead).
+    const size = (rows: Record<string, unknown>[]) => (rows.length ? Math.round(rows.reduce((n, r) => n + JSON.stringify(Object.values(r)).length, 0) / rows.length) : 0);
+    const execRow = size((await env.DB.prepare("SELECT * FROM executions WHERE job_id = ?").bind(plain).all()).results);
+    const deliveryRow = size((await env.DB.prepare("SELECT * FROM deliveries").all()).results);
+    console.log(`\nD1 bytes: an executions row ~${execRow} B of column text; a deliveries row ~${deliveryRow} B\n`);
+    console.log(`\nLOAD MODEL (test/worker/load-model.test.ts)\n\n${table(rows)}\n\nD1 statements of one execution: ${JSON.stringify(total.c.d1.byStatement)}\n`);
+  });
+});
+
+/** The rest of `oneExecution` for an execution already started (lease onwards), uncounted per step. */
+async function runRest(id: string): Promise<void> {
+  await ageAgent();
+  const l = await call(agent, "POST", "/agent/lease", { waitMs: 5_000, capacity: 1 });
+  expect(l.status, l.text).toBe(200);
+  const ref = { attempt: l.json.attempt, leaseId: l.json.leaseId };
+  const path = `/agent/executions/${id}`;
+  for (let i = 0; i < HEARTBEATS; i++) {
+    if (i % 2 === 0) await ageAgent();
+    await call(agent, "POST", `${path}/heartbeat`, ref);
+    await sleep(50);
+  }
+  await call(agent, "POST", `${path}/status`, { ...ref, status: "RUNNING" });
+  for (const events of fakePlaybookBatches({ hosts: 1, tasks: 5 }) as unknown[][]) {
+    await call(agent, "POST", `${path}/events`, { ...ref, events });
+    await sleep(50); // the follower wakes per upload, as it would at the agent's pace
+  }
+  await call(agent, "POST", `${path}/status`, { ...ref, status: "SUCCESS", exitCode: 0 });
+}
+
+/** Reads a followed log to its end (plain text). */
+async function SELF_follow(path: string, t: string): Promise<string> {
+  const { SELF } = await import("cloudflare:test");
+  const res = await SELF.fetch(`http://runner.test${path}`, { headers: { authorization: `Bearer ${t}` } });
+  return res.text();
+}
