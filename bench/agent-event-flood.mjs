@@ -58,7 +58,9 @@ exec ansible-playbook "$@"
     console.log(`  status ${r.status}, ${t.stored.size} events stored, ${t.bodies.filter((b) => b.kind === "events").length} uploads`);
     console.log(`  lease → everything delivered   ${Date.now() - t0} ms`);
     console.log(`  heartbeat every 1000 ms: longest gap ${Math.max(...gaps)} ms`);
-    console.log(`  event-loop delay p99 ${(loop.percentile(99) / 1e6).toFixed(0)} ms, max ${(loop.max / 1e6).toFixed(0)} ms; rss ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB\n`);
+    console.log(
+      `  event-loop delay p99 ${(loop.percentile(99) / 1e6).toFixed(0)} ms, max ${(loop.max / 1e6).toFixed(0)} ms; rss ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB\n`,
+    );
   }
 } finally {
   rmSync(dir, { recursive: true, force: true });

@@ -111,7 +111,13 @@ try {
     const lease = (i) => ({
       executionId: `bench-${i}`,
       attempt: 1,
-      job: { playbook: b64(c.playbook), sshPrivateKey: sshd.clientKey.base64, hosts: c.hosts.map((id) => ({ id, hostVars })), properties: {}, playbookTags: [] },
+      job: {
+        playbook: b64(c.playbook),
+        sshPrivateKey: sshd.clientKey.base64,
+        hosts: c.hosts.map((id) => ({ id, hostVars })),
+        properties: {},
+        playbookTags: [],
+      },
       secrets: [sshd.clientKey.base64],
     });
     // One warm-up each (page cache, ssh), not counted.
@@ -131,7 +137,9 @@ try {
     for (const level of levels) {
       const runs = agents[level];
       const a = median(runs.map((x) => x.total));
-      console.log(`  agent (${level.padEnd(7)}) lease → done     ${f(a)}   overhead ${f(a - b)} (${(((a - b) / b) * 100).toFixed(1)} %, ${(a / b).toFixed(2)}x)`);
+      console.log(
+        `  agent (${level.padEnd(7)}) lease → done     ${f(a)}   overhead ${f(a - b)} (${(((a - b) / b) * 100).toFixed(1)} %, ${(a / b).toFixed(2)}x)`,
+      );
       console.log(`  agent (${level.padEnd(7)}) lease → spawn    ${f(median(runs.map((x) => x.toSpawn)))}`);
       console.log(`  agent (${level.padEnd(7)}) lease → started  ${f(median(runs.map((x) => x.toStart)))}   (mostly ansible-playbook's own start-up)`);
     }

@@ -29,7 +29,10 @@ const pct = (xs, p) => {
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
 };
 const rows = [];
-const results = { machine: { cpus: cpus().length, cpu: cpus()[0]?.model, memGiB: Math.round(totalmem() / 2 ** 30), node: process.version }, at: new Date().toISOString() };
+const results = {
+  machine: { cpus: cpus().length, cpu: cpus()[0]?.model, memGiB: Math.round(totalmem() / 2 ** 30), node: process.version },
+  at: new Date().toISOString(),
+};
 const record = (section, metric, value, unit, note = "") => {
   rows.push({ section, metric, value: typeof value === "number" ? Number(value.toFixed(value < 10 ? 3 : 1)) : value, unit, note });
   (results[section] ??= {})[metric] = { value, unit, note };
@@ -63,7 +66,12 @@ const sections = {
    */
   async schedules() {
     await stack.stopAgent();
-    const sa = await call("POST", `/serviceAccounts/${A}`, { alias: "bench-cron", username: `bench-cron-${Date.now()}`, password: "a long passphrase", role: "user" });
+    const sa = await call("POST", `/serviceAccounts/${A}`, {
+      alias: "bench-cron",
+      username: `bench-cron-${Date.now()}`,
+      password: "a long passphrase",
+      role: "user",
+    });
     if (sa.status !== 200) throw new Error(`service account: ${sa.status} ${sa.text}`);
     const dueJob = await createJob({ playbook: b64(TWO_TASKS) });
     const tick = async () => {
@@ -73,12 +81,19 @@ const sections = {
       return performance.now() - t;
     };
     const rounds = async (label) => {
-      const walls = [], empty = [];
+      const walls = [],
+        empty = [];
       for (let i = 0; i < 7; i++) {
         empty.push(await tick()); // nothing due: the cost of looking
         const at = new Date(Date.now() + 1500).toISOString();
         const made = await Promise.all(
-          Array.from({ length: 10 }, () => call("POST", `/jobs/${A}/${dueJob}/schedules`, { description: "due", serviceAccountAlias: "bench-cron", trigger: { type: "date", expression: at } })),
+          Array.from({ length: 10 }, () =>
+            call("POST", `/jobs/${A}/${dueJob}/schedules`, {
+              description: "due",
+              serviceAccountAlias: "bench-cron",
+              trigger: { type: "date", expression: at },
+            }),
+          ),
         );
         if (made.some((r) => r.status !== 200)) throw new Error(`schedule: ${made.find((r) => r.status !== 200).text}`);
         await sleep(Math.max(0, Date.parse(at) - Date.now()) + 100);
@@ -91,8 +106,20 @@ const sections = {
           await call("DELETE", s.json.links.self);
         }
       }
-      record("schedules", `tick, 10 due of ${label}: wall p50`, median(walls), "ms", `min ${Math.min(...walls).toFixed(1)}, max ${Math.max(...walls).toFixed(1)}; includes starting the 10 executions`);
-      record("schedules", `tick, 0 due of ${label}: wall p50`, median(empty), "ms", `min ${Math.min(...empty).toFixed(1)}, max ${Math.max(...empty).toFixed(1)}`);
+      record(
+        "schedules",
+        `tick, 10 due of ${label}: wall p50`,
+        median(walls),
+        "ms",
+        `min ${Math.min(...walls).toFixed(1)}, max ${Math.max(...walls).toFixed(1)}; includes starting the 10 executions`,
+      );
+      record(
+        "schedules",
+        `tick, 0 due of ${label}: wall p50`,
+        median(empty),
+        "ms",
+        `min ${Math.min(...empty).toFixed(1)}, max ${Math.max(...empty).toFixed(1)}`,
+      );
       return { p50: median(walls), min: Math.min(...walls) };
     };
     const small = await rounds("10 held");
@@ -105,14 +132,24 @@ const sections = {
       Array.from({ length: 16 }, async () => {
         while (next < 10_000) {
           const n = next++;
-          const r = await call("POST", `/jobs/${A}/${jobs[n % 100]}/schedules`, { description: "held", serviceAccountAlias: "bench-cron", trigger: { type: "cron", expression: "0 0 1 1 *" } });
+          const r = await call("POST", `/jobs/${A}/${jobs[n % 100]}/schedules`, {
+            description: "held",
+            serviceAccountAlias: "bench-cron",
+            trigger: { type: "cron", expression: "0 0 1 1 *" },
+          });
           if (r.status !== 200) throw new Error(`seed: ${r.status} ${r.text}`);
         }
       }),
     );
     record("schedules", "seed 10,000 schedules over the API", (performance.now() - t0) / 1000, "s");
     const big = await rounds("10,010 held");
-    record("schedules", "tick 10 of 10,010 / tick 10 of 10", big.p50 / small.p50, "x", `target ≈ 1 (the due index); of the minimums: ${(big.min / small.min).toFixed(2)}`);
+    record(
+      "schedules",
+      "tick 10 of 10,010 / tick 10 of 10",
+      big.p50 / small.p50,
+      "x",
+      `target ≈ 1 (the due index); of the minimums: ${(big.min / small.min).toFixed(2)}`,
+    );
     stack.startAgent();
   },
 
@@ -123,7 +160,10 @@ const sections = {
    */
   async dispatch() {
     const jobId = await createJob({ playbook: b64(TWO_TASKS) });
-    const toInit = [], toRun = [], answeredIn = [], toAgent = [];
+    const toInit = [],
+      toRun = [],
+      answeredIn = [],
+      toAgent = [];
     for (let i = 0; i < 10; i++) {
       const sent = Date.now();
       const r = await call("POST", `/jobs/${A}/${jobId}/start`, {});
@@ -141,7 +181,13 @@ const sections = {
     }
     record("dispatch", "POST start answered p50", median(answeredIn), "ms");
     record("dispatch", "start → INITIALIZING (leased) p50", median(toInit), "ms", "target < 100 ms");
-    record("dispatch", "start answered → lease in the agent's hands p50", median(toAgent), "ms", `target ≤ 20 ms; negative: the lease arrived before the start's answer (min ${Math.min(...toAgent).toFixed(1)}, max ${Math.max(...toAgent).toFixed(1)})`);
+    record(
+      "dispatch",
+      "start answered → lease in the agent's hands p50",
+      median(toAgent),
+      "ms",
+      `target ≤ 20 ms; negative: the lease arrived before the start's answer (min ${Math.min(...toAgent).toFixed(1)}, max ${Math.max(...toAgent).toFixed(1)})`,
+    );
     record("dispatch", "start → RUNNING (playbook_on_start) p50", median(toRun), "ms", "includes ansible-playbook's own start-up");
   },
 
@@ -156,7 +202,10 @@ const sections = {
       if (r.status !== 0) throw new Error(`${cmd} failed`);
       return performance.now() - t;
     };
-    const bare = [], runnerCli = [], ours = [], hops = [];
+    const bare = [],
+      runnerCli = [],
+      ours = [],
+      hops = [];
     const jobId = await createJob({ playbook: b64(TWO_TASKS) });
     for (let i = 0; i < 7; i++) {
       bare.push(time("ansible-playbook", ["-i", join(dir, "inv.ini"), join(dir, "pb.yml")]));
@@ -210,12 +259,23 @@ const sections = {
     }
     if (!lease || lease.executionId !== id) throw new Error("bench agent got no lease");
     await agentCall(`/agent/executions/${id}/status`, { attempt: lease.attempt, leaseId: lease.leaseId, status: "RUNNING" });
-    const N = 100_000, B = Number(process.env.BENCH_INGEST_BATCH ?? 2000);
-    const line = "ok: [localhost] => {\n    \"msg\": \"an event of typical size for a debug task\"\n}\n";
+    const N = 100_000,
+      B = Number(process.env.BENCH_INGEST_BATCH ?? 2000);
+    const line = 'ok: [localhost] => {\n    "msg": "an event of typical size for a debug task"\n}\n';
     const t0 = performance.now();
     for (let seq = 1; seq <= N; seq += B) {
       const batch = [];
-      for (let k = seq; k < seq + B; k++) batch.push({ seq: k, timestamp: Date.now(), event_type: "runner_on_ok", host: "localhost", task: `task ${k}`, play: "bench", stdout: line, data: { changed: false, msg: "x" } });
+      for (let k = seq; k < seq + B; k++)
+        batch.push({
+          seq: k,
+          timestamp: Date.now(),
+          event_type: "runner_on_ok",
+          host: "localhost",
+          task: `task ${k}`,
+          play: "bench",
+          stdout: line,
+          data: { changed: false, msg: "x" },
+        });
       const r = await agentCall(`/agent/executions/${id}/events`, { attempt: lease.attempt, leaseId: lease.leaseId, events: batch });
       if (r.status !== 200) throw new Error(`upload ${r.status} ${await r.text()}`);
       await r.arrayBuffer();
@@ -273,7 +333,11 @@ const sections = {
       const reg = await stack.call("POST", "/agent/register", await stack.token("*"), { name: "bench-webhooks", version: "bench" });
       const cred = reg.json.credential;
       const agentCall = (path, body) =>
-        fetch(stack.url + path, { method: "POST", headers: { authorization: `Bearer ${cred}`, "content-type": "application/json" }, body: JSON.stringify(body) });
+        fetch(stack.url + path, {
+          method: "POST",
+          headers: { authorization: `Bearer ${cred}`, "content-type": "application/json" },
+          body: JSON.stringify(body),
+        });
       const id = (await call("POST", `/jobs/${A}/${jobId}/start`, {})).json.execution_id;
       let lease;
       for (let i = 0; i < 5 && !lease; i++) {
@@ -286,11 +350,22 @@ const sections = {
       // PENDING, INITIALIZING and RUNNING are delivered before the clock starts.
       for (let i = 0; i < 100 && got < 3; i++) await sleep(100);
       const before = got;
-      const N = 1000, B = 500;
+      const N = 1000,
+        B = 500;
       const t0 = performance.now();
       for (let seq = 1; seq <= N; seq += B) {
         const events = [];
-        for (let k = seq; k < seq + B; k++) events.push({ seq: k, timestamp: Date.now(), event_type: "runner_on_ok", host: "localhost", task: `task ${k}`, play: "bench", stdout: "ok: [localhost]\n", data: { changed: false } });
+        for (let k = seq; k < seq + B; k++)
+          events.push({
+            seq: k,
+            timestamp: Date.now(),
+            event_type: "runner_on_ok",
+            host: "localhost",
+            task: `task ${k}`,
+            play: "bench",
+            stdout: "ok: [localhost]\n",
+            data: { changed: false },
+          });
         const r = await agentCall(`/agent/executions/${id}/events`, { ...ref, events });
         if (r.status !== 200) throw new Error(`upload ${r.status} ${await r.text()}`);
         await r.arrayBuffer();
@@ -301,7 +376,13 @@ const sections = {
       while (got < want && Date.now() < until) await sleep(50);
       if (got < want) throw new Error(`only ${got - before} of ${N + 1} deliveries arrived`);
       const secs = (last - t0) / 1000;
-      record("webhooks", "deliveries/s from one execution (1,000 events at DEBUG)", (N + 1) / secs, "deliveries/s", `${N + 1} deliveries in ${secs.toFixed(1)} s, receiver on 127.0.0.1`);
+      record(
+        "webhooks",
+        "deliveries/s from one execution (1,000 events at DEBUG)",
+        (N + 1) / secs,
+        "deliveries/s",
+        `${N + 1} deliveries in ${secs.toFixed(1)} s, receiver on 127.0.0.1`,
+      );
       const list = await call("GET", `/jobs/${A}/${jobId}/executions/${id}/deliveries?size=1`);
       record("webhooks", "deliveries recorded", list.json.totalSize, "rows");
     } finally {
@@ -409,12 +490,17 @@ const sections = {
         return { method, path, body, auth: auth ?? `Bearer ${tokens[i]}` };
       });
       const send = async (base, list) => {
-        let next = 0, bad = 0;
+        let next = 0,
+          bad = 0;
         await Promise.all(
           Array.from({ length: 16 }, async () => {
             while (next < list.length) {
               const r = list[next++];
-              const res = await fetch(base + r.path, { method: r.method, headers: { authorization: r.auth, ...(r.body ? { "content-type": "application/json" } : {}) }, body: r.body });
+              const res = await fetch(base + r.path, {
+                method: r.method,
+                headers: { authorization: r.auth, ...(r.body ? { "content-type": "application/json" } : {}) },
+                body: r.body,
+              });
               await res.arrayBuffer();
               if (res.status >= 500) bad++;
             }
@@ -439,8 +525,20 @@ const sections = {
       const t = await measure(trivial.url, "trivial");
       const r = await measure(stack.url, "runner");
       const perReq = (m) => ((m.growth * 1024) / N).toFixed(1);
-      record("workerd", `trivial Worker: workerd RSS growth over ${N} requests`, t.growth, "MiB", `${t.before.toFixed(0)} → ${t.after.toFixed(0)} MiB, ${perReq(t)} KiB/request, ${t.secs.toFixed(1)} s`);
-      record("workerd", `Runner: workerd RSS growth over the same ${N}`, r.growth, "MiB", `${r.before.toFixed(0)} → ${r.after.toFixed(0)} MiB, ${perReq(r)} KiB/request, ${r.secs.toFixed(1)} s, ${r.bad} 5xx`);
+      record(
+        "workerd",
+        `trivial Worker: workerd RSS growth over ${N} requests`,
+        t.growth,
+        "MiB",
+        `${t.before.toFixed(0)} → ${t.after.toFixed(0)} MiB, ${perReq(t)} KiB/request, ${t.secs.toFixed(1)} s`,
+      );
+      record(
+        "workerd",
+        `Runner: workerd RSS growth over the same ${N}`,
+        r.growth,
+        "MiB",
+        `${r.before.toFixed(0)} → ${r.after.toFixed(0)} MiB, ${perReq(r)} KiB/request, ${r.secs.toFixed(1)} s, ${r.bad} 5xx`,
+      );
       record("workerd", "Runner growth / trivial growth", r.growth / t.growth, "x", "target ≤ 1.2");
     } finally {
       await trivial.stop();
@@ -459,7 +557,7 @@ const sections = {
     const jobId = await createJob({
       // The default callback prints a list one element per line: 100 items × 1,000 lines each.
       playbook: b64(
-        "- hosts: all\n  gather_facts: false\n  tasks:\n    - name: print 100000 lines\n      ansible.builtin.debug:\n        msg: \"{{ range(0, 1000) | list }}\"\n      loop: \"{{ range(0, 100) | list }}\"\n",
+        '- hosts: all\n  gather_facts: false\n  tasks:\n    - name: print 100000 lines\n      ansible.builtin.debug:\n        msg: "{{ range(0, 1000) | list }}"\n      loop: "{{ range(0, 100) | list }}"\n',
       ),
     });
     const r = await call("POST", `/jobs/${A}/${jobId}/start`, {});
@@ -522,7 +620,10 @@ function workerdGroups(trivialGroup) {
       return false;
     };
     const workerd = all.filter((p) => p.name === "workerd" && ours(p.pid));
-    return { trivial: workerd.filter((p) => p.pgrp === trivialGroup).map((p) => p.pid), runner: workerd.filter((p) => p.pgrp !== trivialGroup).map((p) => p.pid) };
+    return {
+      trivial: workerd.filter((p) => p.pgrp === trivialGroup).map((p) => p.pid),
+      runner: workerd.filter((p) => p.pgrp !== trivialGroup).map((p) => p.pid),
+    };
   };
 }
 
@@ -540,7 +641,9 @@ async function bareFanout(n, parallel) {
     Array.from({ length: parallel }, async () => {
       while (next++ < n) {
         await new Promise((res, rej) =>
-          spawn("ansible-playbook", ["-i", join(dir, "inv.ini"), join(dir, "pb.yml")], { stdio: "ignore" }).on("exit", (c) => (c === 0 ? res() : rej(new Error(`exit ${c}`)))),
+          spawn("ansible-playbook", ["-i", join(dir, "inv.ini"), join(dir, "pb.yml")], { stdio: "ignore" }).on("exit", (c) =>
+            c === 0 ? res() : rej(new Error(`exit ${c}`)),
+          ),
         );
       }
     }),
@@ -571,7 +674,14 @@ async function followToEnd(jobId, executionId, onChunk) {
     const dec = new TextDecoder();
     for await (const chunk of res.body) {
       bytes += chunk.length;
-      if (firstAt === undefined && dec.decode(chunk).split("\n").some((l) => l.startsWith("data: ") && !l.startsWith("data: [runner]") && l.length > 6)) firstAt = Date.now();
+      if (
+        firstAt === undefined &&
+        dec
+          .decode(chunk)
+          .split("\n")
+          .some((l) => l.startsWith("data: ") && !l.startsWith("data: [runner]") && l.length > 6)
+      )
+        firstAt = Date.now();
       onChunk?.(chunk);
       if (process.env.BENCH_DEBUG_FOLLOW) process.stderr.write(`follow ${Date.now()} ${JSON.stringify(dec.decode(chunk).slice(0, 80))}\n`);
     }

@@ -56,7 +56,9 @@ export async function buildUi({ quiet = false } = {}) {
   const gzipped = gzippedSize("ui/app.js");
   writeFileSync(join(PUBLIC, ".built"), `${new Date().toISOString()}\n`);
   if (!quiet) {
-    console.log(`runner: built the dashboard: ${(raw / 1024).toFixed(1)} KB of JavaScript, ${(gzipped / 1024).toFixed(1)} KB gzipped (budget ${JS_BUDGET_BYTES / 1024} KB)`);
+    console.log(
+      `runner: built the dashboard: ${(raw / 1024).toFixed(1)} KB of JavaScript, ${(gzipped / 1024).toFixed(1)} KB gzipped (budget ${JS_BUDGET_BYTES / 1024} KB)`,
+    );
   }
   if (gzipped > JS_BUDGET_BYTES) throw new Error(`the dashboard's JavaScript is ${gzipped} bytes gzipped, over the ${JS_BUDGET_BYTES}-byte budget`);
   return { raw, gzipped };

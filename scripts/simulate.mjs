@@ -28,7 +28,10 @@ const N = int(args.agents, 120);
 const RATE = num(args.rate, 12);
 const SCHEDULES = int(args.schedules, 40);
 const MINUTES = num(args.minutes, 3);
-const STEPS = (args.steps ?? "0.15,0.4,1").split(",").map(Number).filter((x) => x > 0 && x <= 1);
+const STEPS = (args.steps ?? "0.15,0.4,1")
+  .split(",")
+  .map(Number)
+  .filter((x) => x > 0 && x <= 1);
 const SHARED = num(args.shared, 0.5);
 const FOLLOWERS = num(args.followers, 0.05);
 const TASK_MS = int(args.taskMs ?? args["task-ms"], 400);
@@ -38,7 +41,9 @@ const HEARTBEAT_MS = 5_000;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 const vars = { RUNNER_METER: "true", ACCOUNT_CONCURRENCY: "1000", ...Object.fromEntries([args.var ?? []].flat().map((kv) => kv.split("="))) };
-console.log(`simulate: up to ${N} agents (${Math.round(SHARED * 100)} % shared), up to ${RATE} starts/s, ${SCHEDULES} schedules, ${MINUTES} min in ${STEPS.length} steps; vars ${JSON.stringify(vars)}`);
+console.log(
+  `simulate: up to ${N} agents (${Math.round(SHARED * 100)} % shared), up to ${RATE} starts/s, ${SCHEDULES} schedules, ${MINUTES} min in ${STEPS.length} steps; vars ${JSON.stringify(vars)}`,
+);
 
 const stack = await startStack({ vars });
 const stopAll = new AbortController();
@@ -68,7 +73,11 @@ async function main() {
   for (const alias of [...own, ...pool]) {
     const admin = await stack.token([alias], "admin");
     userTokens.set(alias, await stack.token([alias], "user"));
-    const r = await stack.call("POST", `/jobs/${alias}`, admin, { name: "deploy", playbook: Buffer.from("- hosts: all\n  tasks: [ping: {}]\n").toString("base64"), hosts: [{ id: "web1" }] });
+    const r = await stack.call("POST", `/jobs/${alias}`, admin, {
+      name: "deploy",
+      playbook: Buffer.from("- hosts: all\n  tasks: [ping: {}]\n").toString("base64"),
+      hosts: [{ id: "web1" }],
+    });
     if (r.status !== 200) throw new Error(`job: ${r.status} ${r.text}`);
     jobs.set(alias, r.json.id);
   }
@@ -78,10 +87,19 @@ async function main() {
   for (let i = 0; i < SCHEDULES; i++) {
     const alias = pool[i % pool.length];
     if (i < pool.length) {
-      const sa = await stack.call("POST", `/serviceAccounts/${alias}`, await stack.token([alias], "admin"), { alias: "cron", username: `cron-${alias}-${Date.now()}`, password: "a long passphrase", role: "user" });
+      const sa = await stack.call("POST", `/serviceAccounts/${alias}`, await stack.token([alias], "admin"), {
+        alias: "cron",
+        username: `cron-${alias}-${Date.now()}`,
+        password: "a long passphrase",
+        role: "user",
+      });
       if (sa.status !== 200) throw new Error(`service account: ${sa.status} ${sa.text}`);
     }
-    const r = await stack.call("POST", `/jobs/${alias}/${jobs.get(alias)}/schedules`, userTokens.get(alias), { description: `sim ${i}`, serviceAccountAlias: "cron", trigger: { type: "cron", expression: "* * * * *" } });
+    const r = await stack.call("POST", `/jobs/${alias}/${jobs.get(alias)}/schedules`, userTokens.get(alias), {
+      description: `sim ${i}`,
+      serviceAccountAlias: "cron",
+      trigger: { type: "cron", expression: "* * * * *" },
+    });
     if (r.status !== 200) throw new Error(`schedule: ${r.status} ${r.text}`);
   }
 
@@ -141,7 +159,12 @@ async function main() {
     beating = false;
     wake?.();
     await beat;
-    await call("status", `${base}/status`, { ...ref, status: "SUCCESS", exitCode: 0, hostStats: { web1: { ok: 5, changed: 2, failed: 0, skipped: 0, unreachable: 0, rescued: 0, ignored: 0 } } });
+    await call("status", `${base}/status`, {
+      ...ref,
+      status: "SUCCESS",
+      exitCode: 0,
+      hostStats: { web1: { ok: 5, changed: 2, failed: 0, skipped: 0, unreachable: 0, rescued: 0, ignored: 0 } },
+    });
     stats.finished++;
   };
 
@@ -188,7 +211,7 @@ async function main() {
 
   const startOne = async (i) => {
     // Half of the work (by default) in accounts without agents: it waits in the shared pool.
-    const shared = ((i * 0.6180339887) % 1) < SHARED; // an even spread of the share over the starts
+    const shared = (i * 0.6180339887) % 1 < SHARED; // an even spread of the share over the starts
     const accounts = shared ? pool : own;
     const alias = accounts[i % accounts.length];
     const t0 = performance.now();
@@ -199,7 +222,13 @@ async function main() {
       stats.started++;
       if (Math.random() < FOLLOWERS) {
         // A user follows the log to the end (plain text, as `curl -N`).
-        void request("GET", `/jobs/${alias}/${jobs.get(alias)}/executions/${r.json.execution_id}/log?follow=true`, userTokens.get(alias), undefined, stopAll.signal).then(
+        void request(
+          "GET",
+          `/jobs/${alias}/${jobs.get(alias)}/executions/${r.json.execution_id}/log?follow=true`,
+          userTokens.get(alias),
+          undefined,
+          stopAll.signal,
+        ).then(
           (f) => (f.status === 200 ? stats.follows++ : fail("follow", `${f.status}`)),
           (e) => stopAll.signal.aborted || fail("follow", e.message),
         );
@@ -259,11 +288,24 @@ async function main() {
   if (results.length === 0) return;
   const bend = findBend(results);
   console.log(`\n${bend}`);
-  if (args.json) writeFileSync(args.json, JSON.stringify({ args: { N, RATE, SCHEDULES, MINUTES, STEPS, SHARED, FOLLOWERS, TASK_MS, vars }, results, bend }, null, 2));
+  if (args.json)
+    writeFileSync(args.json, JSON.stringify({ args: { N, RATE, SCHEDULES, MINUTES, STEPS, SHARED, FOLLOWERS, TASK_MS, vars }, results, bend }, null, 2));
 }
 
 function newStats() {
-  return { requests: 0, errors: 0, errorKinds: {}, started: 0, finished: 0, follows: 0, scheduledLeases: 0, latencies: [], sharedLatencies: [], ownLatencies: [], ticks: [] };
+  return {
+    requests: 0,
+    errors: 0,
+    errorKinds: {},
+    started: 0,
+    finished: 0,
+    follows: 0,
+    scheduledLeases: 0,
+    latencies: [],
+    sharedLatencies: [],
+    ownLatencies: [],
+    ticks: [],
+  };
 }
 
 function pct(xs, p) {
@@ -285,7 +327,9 @@ function summarize(step, agents, rate, secs, s, meter) {
   const per = (x) => x / secs;
   const b = (cls) => {
     const x = busiest(meter, cls);
-    return x ? { name: x[0].length > 20 ? `${x[0].slice(0, 8)}…` : x[0], rps: per(x[1]), total: per(meter.objects.byClass[cls] ?? 0) } : { name: "-", rps: 0, total: 0 };
+    return x
+      ? { name: x[0].length > 20 ? `${x[0].slice(0, 8)}…` : x[0], rps: per(x[1]), total: per(meter.objects.byClass[cls] ?? 0) }
+      : { name: "-", rps: 0, total: 0 };
   };
   return {
     step,
@@ -298,7 +342,13 @@ function summarize(step, agents, rate, secs, s, meter) {
     scheduledLeases: s.scheduledLeases,
     dispatcher: b("DISPATCHER"),
     execution: b("EXECUTION"),
-    d1: { rps: per(meter.d1.reads + meter.d1.writes), reads: per(meter.d1.reads), writes: per(meter.d1.writes), indexWrites: per(meter.d1.byStatement["INSERT executions"] ?? 0), top: topStatements(meter) },
+    d1: {
+      rps: per(meter.d1.reads + meter.d1.writes),
+      reads: per(meter.d1.reads),
+      writes: per(meter.d1.writes),
+      indexWrites: per(meter.d1.byStatement["INSERT executions"] ?? 0),
+      top: topStatements(meter),
+    },
     queue: per(meter.queue.messages),
     p50: pct(s.latencies, 50),
     p99: pct(s.latencies, 99),
@@ -324,7 +374,9 @@ function f1(x) {
 }
 function printRow(r, header) {
   if (header) {
-    console.log("\n| step | agents | starts/s offered→done | Worker req/s | busiest Dispatcher req/s (all) | busiest Execution req/s (all) | D1 stmt/s (writes; index) | queue msg/s | dispatch p50 / p99 ms: shared pool; account queues | cron tick ms | errors |");
+    console.log(
+      "\n| step | agents | starts/s offered→done | Worker req/s | busiest Dispatcher req/s (all) | busiest Execution req/s (all) | D1 stmt/s (writes; index) | queue msg/s | dispatch p50 / p99 ms: shared pool; account queues | cron tick ms | errors |",
+    );
     console.log("| --- | ---: | --- | ---: | --- | --- | --- | ---: | --- | --- | ---: |");
   }
   console.log(
@@ -337,14 +389,18 @@ function findBend(results) {
   for (const r of results.slice(1)) {
     const why = [];
     if (r.errors > 0) why.push(`${r.errors} errors`);
-    if (r.p99 !== null && first.p99 !== null && r.p99 > Math.max(3 * first.p99, 1_000)) why.push(`dispatch p99 ${f1(r.p99)} ms vs ${f1(first.p99)} ms at step 1`);
+    if (r.p99 !== null && first.p99 !== null && r.p99 > Math.max(3 * first.p99, 1_000))
+      why.push(`dispatch p99 ${f1(r.p99)} ms vs ${f1(first.p99)} ms at step 1`);
     if (r.shared.p50 !== null && r.own.p50 !== null && r.shared.p50 > Math.max(3 * r.own.p50, 500)) {
-      why.push(`the shared pool waits ${f1(r.shared.p50)} ms at p50 against ${f1(r.own.p50)} ms on the accounts' queues (one Dispatcher, grants one at a time)`);
+      why.push(
+        `the shared pool waits ${f1(r.shared.p50)} ms at p50 against ${f1(r.own.p50)} ms on the accounts' queues (one Dispatcher, grants one at a time)`,
+      );
     }
     if (r.started < 0.9 * r.offered) why.push(`starts answered ${f1(r.started)}/s of ${f1(r.offered)}/s offered`);
     const perStart = (x) => x.httpRps / Math.max(0.1, x.offered);
     if (r.finished < 0.75 * r.started) why.push(`finishing ${f1(r.finished)}/s of ${f1(r.started)}/s started (agents or the Worker saturated)`);
-    if (why.length) return `The curve bends at step ${r.step} (${r.agents} agents, ${f1(r.offered)} starts/s, ${f1(r.httpRps)} Worker req/s): ${why.join("; ")}. Per start, ${f1(perStart(r))} Worker requests.`;
+    if (why.length)
+      return `The curve bends at step ${r.step} (${r.agents} agents, ${f1(r.offered)} starts/s, ${f1(r.httpRps)} Worker req/s): ${why.join("; ")}. Per start, ${f1(perStart(r))} Worker requests.`;
   }
   const last = results.at(-1);
   return `No bend within these steps: up to ${last.agents} agents, ${f1(last.offered)} starts/s, ${f1(last.httpRps)} Worker req/s, dispatch p99 ${f1(last.p99)} ms.`;

@@ -23,7 +23,7 @@ if (!(minutes > 0 && minutes <= 240)) {
 }
 // A small seeded generator: a run can be repeated.
 let seed = Number(values.seed) >>> 0 || 1;
-const random = () => ((seed = (seed * 1664525 + 1013904223) >>> 0) / 2 ** 32);
+const random = () => (seed = (seed * 1664525 + 1013904223) >>> 0) / 2 ** 32;
 
 const A = "soak";
 const LOCAL = [{ id: "localhost", hostVars: { ansible_connection: "local", ansible_python_interpreter: "/usr/bin/python3" } }];
@@ -38,7 +38,12 @@ function leftoverProcesses(workDir) {
   const base = defaultUidBase(workDir);
   return listProcesses().filter((p) => {
     try {
-      if (readFileSync(`/proc/${p.pid}/environ`, "latin1").split("\0").some((kv) => kv.startsWith("RUNNER_AGENT_TRACKING_ID=") && kv.includes(tag))) return true;
+      if (
+        readFileSync(`/proc/${p.pid}/environ`, "latin1")
+          .split("\0")
+          .some((kv) => kv.startsWith("RUNNER_AGENT_TRACKING_ID=") && kv.includes(tag))
+      )
+        return true;
       const uid = Number(/^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${p.pid}/status`, "utf8"))?.[1]);
       return uid >= base && uid < base + 4;
     } catch {
@@ -84,7 +89,10 @@ try {
   const startAgent = () => stack.startAgent(stack.agentConfig, ["--url", proxy.url]);
   startAgent();
   const jobs = {};
-  for (const [name, playbook] of [["short", SHORT], ["long", LONG]]) {
+  for (const [name, playbook] of [
+    ["short", SHORT],
+    ["long", LONG],
+  ]) {
     const r = await call("POST", `/jobs/${A}`, { name, playbook, hosts: LOCAL });
     jobs[name] = r.json.id;
   }
@@ -138,7 +146,8 @@ try {
     if (finals.size < started.length) await sleep(3000);
   }
   const byStatus = {};
-  for (const f of finals.values()) byStatus[`${f.status}${f.reason ? ` (${f.reason})` : ""}`] = (byStatus[`${f.status}${f.reason ? ` (${f.reason})` : ""}`] ?? 0) + 1;
+  for (const f of finals.values())
+    byStatus[`${f.status}${f.reason ? ` (${f.reason})` : ""}`] = (byStatus[`${f.status}${f.reason ? ` (${f.reason})` : ""}`] ?? 0) + 1;
   let gaps = 0;
   for (const e of started) {
     const seqs = [];

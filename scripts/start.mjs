@@ -44,8 +44,7 @@ try {
   const url = api.url;
 
   // A token for the demo account, and an operator token to register the shared-pool agent.
-  const token = (alias, role) =>
-    spawnSync(process.execPath, ["scripts/token.mjs", alias, "--role", role], { encoding: "utf8" }).stdout.trim();
+  const token = (alias, role) => spawnSync(process.execPath, ["scripts/token.mjs", alias, "--role", role], { encoding: "utf8" }).stdout.trim();
   const userToken = token(demo, "admin");
 
   mkdirSync(stateDir, { recursive: true });

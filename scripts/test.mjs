@@ -8,16 +8,10 @@ import { join } from "node:path";
 import { buildDownloads } from "./lib/downloads.mjs";
 import { buildUi } from "./build-ui.mjs";
 
-/**
- * The format check joins the static checks once the tree is formatted: the lead runs
- * `npx biome format --write .` after merging everyone's branches and flips this in that commit
- * (formatting the tree on a branch would make every other branch's merge a conflict).
- */
-const CHECK_FORMAT = false;
-
 /** Static checks: each counts as one test of the "static" suite; any failure fails `npm test`. */
 const checks = [
-  { name: CHECK_FORMAT ? "biome check (lint and format)" : "biome lint", cmd: ["biome", CHECK_FORMAT ? "check" : "lint", "--error-on-warnings", "."] },
+  // Lint and format (`npm run format` rewrites the tree; `npm run lint` lints only).
+  { name: "biome check (lint and format)", cmd: ["biome", "check", "--error-on-warnings", "."] },
   { name: "tsc: worker and its tests", cmd: ["tsc", "-p", "tsconfig.json", "--noEmit"] },
   { name: "tsc: agent and its tests", cmd: ["tsc", "-p", "agent/tsconfig.json", "--noEmit"] },
   { name: "tsc: end-to-end tests", cmd: ["tsc", "-p", "test/e2e/tsconfig.json", "--noEmit"] },
@@ -39,7 +33,9 @@ buildDownloads();
 await buildUi();
 const out = mkdtempSync(join(tmpdir(), "runner-test-"));
 const failedSuites = [];
-let passed = 0, failed = 0, skipped = 0;
+let passed = 0,
+  failed = 0,
+  skipped = 0;
 for (const s of suites) {
   if (!existsSync(s.config)) continue;
   console.log(`\n=== ${s.name} tests ===`);
@@ -55,11 +51,15 @@ for (const s of suites) {
     }
   }
   const json = join(out, `${s.name}.json`);
-  const r = spawnSync("npx", ["vitest", "run", "--config", s.config, "--reporter=default", "--reporter=json", `--outputFile.json=${json}`, ...extra], { stdio: "inherit" });
+  const r = spawnSync("npx", ["vitest", "run", "--config", s.config, "--reporter=default", "--reporter=json", `--outputFile.json=${json}`, ...extra], {
+    stdio: "inherit",
+  });
   if (r.status !== 0 || checksFailed) failedSuites.push(s.name);
   try {
     const j = JSON.parse(readFileSync(json, "utf8"));
-    passed += j.numPassedTests; failed += j.numFailedTests; skipped += j.numPendingTests + (j.numTodoTests ?? 0);
+    passed += j.numPassedTests;
+    failed += j.numFailedTests;
+    skipped += j.numPendingTests + (j.numTodoTests ?? 0);
   } catch {
     failed += 1; // the suite did not even report
   }

@@ -123,7 +123,12 @@ async function deliverOne(
   m.retry({ delaySeconds: last ? 0 : retryDelaySeconds(m.attempts, sent.retryAfter, opts.random) });
 }
 
-function payloadOf(row: DeliveryRow, event: Parameters<typeof parseStatusEvent>[0], execution: WebhookPayload["execution"] | null, now: number): WebhookPayload {
+function payloadOf(
+  row: DeliveryRow,
+  event: Parameters<typeof parseStatusEvent>[0],
+  execution: WebhookPayload["execution"] | null,
+  now: number,
+): WebhookPayload {
   return {
     delivery_id: row.id,
     event_type: row.event_type,

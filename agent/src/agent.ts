@@ -102,7 +102,8 @@ export class Agent {
         this.log.warn("reported an execution an earlier agent process held as lost", { executionId: h.executionId });
       } catch (err) {
         // 409: the server had already ended it (or given it to another agent).
-        if ((err as ApiError).status !== 409) this.log.warn("could not report an execution an earlier agent process held", { executionId: h.executionId, error: err });
+        if ((err as ApiError).status !== 409)
+          this.log.warn("could not report an execution an earlier agent process held", { executionId: h.executionId, error: err });
       }
     }
   }

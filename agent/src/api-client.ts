@@ -65,7 +65,8 @@ export interface ApiClientOptions {
 }
 
 /** What the agent registers with: the protocol's body, with what it always sends required. */
-export type RegisterBody = Omit<P.AgentRegister, "version" | "hostname" | "concurrency"> & Required<Pick<P.AgentRegister, "concurrency">> & { version: string; hostname: string };
+export type RegisterBody = Omit<P.AgentRegister, "version" | "hostname" | "concurrency"> &
+  Required<Pick<P.AgentRegister, "concurrency">> & { version: string; hostname: string };
 
 export type HeartbeatAnswer = P.AgentAnswer;
 export type EventsAnswer = P.AgentAnswer & { acceptedThrough: number };
@@ -206,7 +207,7 @@ export class ApiClient {
 export function errorText(err: unknown): string {
   if (err instanceof Error) {
     const cause = (err as Error & { cause?: unknown }).cause;
-    const c = cause instanceof Error ? (cause as Error & { code?: string }).code ?? cause.message : undefined;
+    const c = cause instanceof Error ? ((cause as Error & { code?: string }).code ?? cause.message) : undefined;
     return c ? `${err.message} (${c})` : err.message;
   }
   return String(err);

@@ -152,7 +152,10 @@ ${EXIT_CODES}
     .command("install-service")
     .description("write a systemd unit that keeps `runner-agent run` running (to stdout, or to --output)")
     .option("--output <file>", "write the unit here (e.g. /etc/systemd/system/runner-agent.service) instead of stdout")
-    .option("--user <name>", "run the agent as this unprivileged user (an account's agent); default: root (needed by a shared-pool agent, and gives each slot a user of its own)")
+    .option(
+      "--user <name>",
+      "run the agent as this unprivileged user (an account's agent); default: root (needed by a shared-pool agent, and gives each slot a user of its own)",
+    )
     .addOption(opt("config", "--config <file>", ` (default: RUNNER_CONFIG, else ${defaultConfigPath(io.env)})`))
     .addOption(opt("workDir", "--work-dir <dir>", ` (default: ${STATE_DIR}/work, under the state directory)`))
     .addOption(opt("isolation", "--isolation <level>", " (default: sandbox)"))
@@ -188,7 +191,10 @@ export async function installServiceCommand(flags: Record<string, unknown>, io: 
     s = resolveSettings(["workDir", "isolation", "concurrency", "metricsListen", "shutdownGrace"], flags, io.env, {}, [], problems);
     const user = flags.user === undefined ? undefined : String(flags.user).trim();
     if (user !== undefined && !/^[a-z_][a-z0-9_-]{0,31}\$?$/i.test(user)) problems.push(`--user must be a user name (got ${JSON.stringify(user)})`);
-    if (user && user !== "root" && file.data.shared) problems.push(`${file.path} holds a shared-pool agent, which must run as root (it runs every account's playbooks, each as a user of its own): leave out --user`);
+    if (user && user !== "root" && file.data.shared)
+      problems.push(
+        `${file.path} holds a shared-pool agent, which must run as root (it runs every account's playbooks, each as a user of its own): leave out --user`,
+      );
     if (problems.length) throw new ConfigError(problems);
     const workDir = s.workDir ?? undefined;
     const unit = systemdUnit({
@@ -200,17 +206,24 @@ export async function installServiceCommand(flags: Record<string, unknown>, io: 
       metricsListen: s.metricsListen ?? undefined,
       shutdownGrace: s.shutdownGrace ?? 60,
     });
-    if (!file.exists) io.err(`runner-agent: note: there is no config file at ${file.path} yet: register there first (RUNNER_CONFIG=${file.path} runner-agent register …)\n`);
+    if (!file.exists)
+      io.err(`runner-agent: note: there is no config file at ${file.path} yet: register there first (RUNNER_CONFIG=${file.path} runner-agent register …)\n`);
     else if (user && user !== "root") {
       const uid = spawnSync("id", ["-u", user], { encoding: "utf8" });
-      if (uid.status !== 0) io.err(`runner-agent: note: there is no user ${user} yet: useradd --system --home-dir ${STATE_DIR} --shell /usr/sbin/nologin ${user}\n`);
+      if (uid.status !== 0)
+        io.err(`runner-agent: note: there is no user ${user} yet: useradd --system --home-dir ${STATE_DIR} --shell /usr/sbin/nologin ${user}\n`);
       else if (statSync(file.path).uid !== Number(uid.stdout.trim()) && !file.path.startsWith(`${STATE_DIR}/`)) {
         io.err(`runner-agent: note: ${file.path} must belong to ${user} (chown ${user} ${file.path}), who runs the agent\n`);
       }
     }
     if (typeof flags.output === "string" && flags.output) {
       writeFileSync(flags.output, unit, { mode: 0o644 });
-      io.err(`Wrote ${flags.output}. Now: systemctl daemon-reload && systemctl enable --now ${flags.output.split("/").pop()!.replace(/\.service$/, "")}\n`);
+      io.err(
+        `Wrote ${flags.output}. Now: systemctl daemon-reload && systemctl enable --now ${flags.output
+          .split("/")
+          .pop()!
+          .replace(/\.service$/, "")}\n`,
+      );
     } else io.out(unit);
     return EXIT.OK;
   } catch (err) {
@@ -277,7 +290,8 @@ export async function registerCommand(flags: Record<string, unknown>, io: CliIO)
       ["url"],
       problems,
     );
-    if (!s.token && !s.operatorToken) problems.push("--token (or RUNNER_TOKEN) is required: the registration token; or --operator-token for a shared-pool agent");
+    if (!s.token && !s.operatorToken)
+      problems.push("--token (or RUNNER_TOKEN) is required: the registration token; or --operator-token for a shared-pool agent");
     if (s.token && s.operatorToken) problems.push("give either --token or --operator-token, not both");
     if (file.data.credential && !s.force) {
       problems.push(`${file.path} already holds a registration (agent ${file.data.agentId ?? "?"}): use --force to replace it, or --config for another file`);
@@ -319,7 +333,9 @@ export async function registerCommand(flags: Record<string, unknown>, io: CliIO)
       const scope = a.shared ? "the shared pool" : `account ${a.accountAlias}`;
       const where = data.location ? `, location ${data.location}` : "";
       log.info("agent registered", { agentId: a.agentId, account: a.accountAlias ?? "(shared)", location: data.location ?? undefined, config: file.path });
-      io.out(`Registered agent ${data.name} (${a.agentId}) for ${scope}${where}.\nCredential saved in ${file.path}.\nStart it with: runner-agent run${flags.config ? ` --config ${file.path}` : ""}\n`);
+      io.out(
+        `Registered agent ${data.name} (${a.agentId}) for ${scope}${where}.\nCredential saved in ${file.path}.\nStart it with: runner-agent run${flags.config ? ` --config ${file.path}` : ""}\n`,
+      );
       return EXIT.OK;
     } catch (err) {
       const e = ApiError.from(err);
@@ -350,7 +366,23 @@ export async function runCommand(flags: Record<string, unknown>, io: CliIO): Pro
     file = await loadFile(flags, io);
     const problems: string[] = [];
     s = resolveSettings(
-      ["url", "credential", "concurrency", "workDir", "stateDir", "shutdownGrace", "hostKeyChecking", "knownHosts", "ansiblePlaybook", "once", "isolation", "uidBase", "metricsListen", "logFormat", "logLevel"],
+      [
+        "url",
+        "credential",
+        "concurrency",
+        "workDir",
+        "stateDir",
+        "shutdownGrace",
+        "hostKeyChecking",
+        "knownHosts",
+        "ansiblePlaybook",
+        "once",
+        "isolation",
+        "uidBase",
+        "metricsListen",
+        "logFormat",
+        "logLevel",
+      ],
       flags,
       io.env,
       file.data,

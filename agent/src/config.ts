@@ -76,17 +76,21 @@ export const parseUrl = (raw: unknown): string => {
   return u.toString().replace(/\/+$/, "");
 };
 
-const int = (min: number, max: number) => (raw: unknown): number => {
-  const n = typeof raw === "number" ? raw : typeof raw === "string" && /^\s*\d+\s*$/.test(raw) ? Number(raw) : NaN;
-  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`must be a whole number from ${min} to ${max}`);
-  return n;
-};
+const int =
+  (min: number, max: number) =>
+  (raw: unknown): number => {
+    const n = typeof raw === "number" ? raw : typeof raw === "string" && /^\s*\d+\s*$/.test(raw) ? Number(raw) : NaN;
+    if (!Number.isInteger(n) || n < min || n > max) throw new Error(`must be a whole number from ${min} to ${max}`);
+    return n;
+  };
 
-const oneOf = <T extends string>(...values: T[]) => (raw: unknown): T => {
-  const s = typeof raw === "string" ? raw.trim().toLowerCase() : "";
-  if (!(values as string[]).includes(s)) throw new Error(`must be one of ${values.join(", ")}`);
-  return s as T;
-};
+const oneOf =
+  <T extends string>(...values: T[]) =>
+  (raw: unknown): T => {
+    const s = typeof raw === "string" ? raw.trim().toLowerCase() : "";
+    if (!(values as string[]).includes(s)) throw new Error(`must be one of ${values.join(", ")}`);
+    return s as T;
+  };
 
 const bool = (raw: unknown): boolean => {
   if (typeof raw === "boolean") return raw;
@@ -144,13 +148,54 @@ export const SETTINGS = {
   concurrency: { flag: "concurrency", env: "RUNNER_CONCURRENCY", file: "concurrency", parse: int(1, 64), default: () => 1, describe: "executions at once" },
   // No default here: it is <state dir>/work, and the state dir depends on the agent id.
   workDir: { flag: "work-dir", env: "RUNNER_WORK_DIR", file: "workDir", parse: path, describe: "workspaces directory" },
-  stateDir: { flag: "state-dir", env: "RUNNER_STATE_DIR", file: "stateDir", parse: path, describe: "the agent's state directory (what it holds, its workspaces)" },
-  logFormat: { flag: "log-format", env: "RUNNER_LOG_FORMAT", file: "logFormat", parse: oneOf<LogFormat>("text", "json"), default: () => "text" as LogFormat, describe: "log format" },
-  logLevel: { flag: "log-level", env: "RUNNER_LOG_LEVEL", file: "logLevel", parse: oneOf<LogLevel>("debug", "info", "warn", "error"), default: () => "info" as LogLevel, describe: "log level" },
-  shutdownGrace: { flag: "shutdown-grace", env: "RUNNER_SHUTDOWN_GRACE", file: "shutdownGrace", parse: int(0, 86_400), default: () => 60, describe: "seconds running executions get on SIGTERM" },
-  hostKeyChecking: { flag: "host-key-checking", env: "RUNNER_HOST_KEY_CHECKING", file: "hostKeyChecking", parse: oneOf<"off" | "strict">("off", "strict"), default: () => "off" as const, describe: "ssh host key checking" },
+  stateDir: {
+    flag: "state-dir",
+    env: "RUNNER_STATE_DIR",
+    file: "stateDir",
+    parse: path,
+    describe: "the agent's state directory (what it holds, its workspaces)",
+  },
+  logFormat: {
+    flag: "log-format",
+    env: "RUNNER_LOG_FORMAT",
+    file: "logFormat",
+    parse: oneOf<LogFormat>("text", "json"),
+    default: () => "text" as LogFormat,
+    describe: "log format",
+  },
+  logLevel: {
+    flag: "log-level",
+    env: "RUNNER_LOG_LEVEL",
+    file: "logLevel",
+    parse: oneOf<LogLevel>("debug", "info", "warn", "error"),
+    default: () => "info" as LogLevel,
+    describe: "log level",
+  },
+  shutdownGrace: {
+    flag: "shutdown-grace",
+    env: "RUNNER_SHUTDOWN_GRACE",
+    file: "shutdownGrace",
+    parse: int(0, 86_400),
+    default: () => 60,
+    describe: "seconds running executions get on SIGTERM",
+  },
+  hostKeyChecking: {
+    flag: "host-key-checking",
+    env: "RUNNER_HOST_KEY_CHECKING",
+    file: "hostKeyChecking",
+    parse: oneOf<"off" | "strict">("off", "strict"),
+    default: () => "off" as const,
+    describe: "ssh host key checking",
+  },
   knownHosts: { flag: "known-hosts", env: "RUNNER_KNOWN_HOSTS", file: "knownHosts", parse: path, describe: "known_hosts file for strict checking" },
-  ansiblePlaybook: { flag: "ansible-playbook", env: "RUNNER_ANSIBLE_PLAYBOOK", file: "ansiblePlaybook", parse: str, default: () => "ansible-playbook", describe: "ansible-playbook command" },
+  ansiblePlaybook: {
+    flag: "ansible-playbook",
+    env: "RUNNER_ANSIBLE_PLAYBOOK",
+    file: "ansiblePlaybook",
+    parse: str,
+    default: () => "ansible-playbook",
+    describe: "ansible-playbook command",
+  },
   once: { flag: "once", env: "RUNNER_ONCE", file: "once", parse: bool, default: () => false, describe: "exit after one execution" },
   isolation: {
     flag: "isolation",
@@ -159,7 +204,13 @@ export const SETTINGS = {
     parse: oneOf<IsolationLevel>("sandbox", "uid", "none"),
     describe: "how executions are isolated from the agent and each other: sandbox, uid or none",
   },
-  uidBase: { flag: "uid-base", env: "RUNNER_UID_BASE", file: "uidBase", parse: int(1000, 2_000_000_000), describe: "first uid/gid of the slot users (a root agent runs slot i as uid-base+i)" },
+  uidBase: {
+    flag: "uid-base",
+    env: "RUNNER_UID_BASE",
+    file: "uidBase",
+    parse: int(1000, 2_000_000_000),
+    describe: "first uid/gid of the slot users (a root agent runs slot i as uid-base+i)",
+  },
   metricsListen: {
     flag: "metrics-listen",
     env: "RUNNER_METRICS_LISTEN",
@@ -200,7 +251,13 @@ export async function readConfigFile(file: string): Promise<{ data: ConfigFile; 
   if ((st.mode & 0o077) !== 0) {
     // It holds the agent's credential: only its owner may read it.
     const mine = typeof process.getuid !== "function" || st.uid === process.getuid();
-    if (mine && (await chmod(file, 0o600).then(() => true, () => false))) {
+    if (
+      mine &&
+      (await chmod(file, 0o600).then(
+        () => true,
+        () => false,
+      ))
+    ) {
       warnings.push(`config file ${file} was readable by others (mode ${(st.mode & 0o777).toString(8)}): made it 0600`);
     } else warnings.push(`config file ${file} is readable by others (mode ${(st.mode & 0o777).toString(8)}): chmod 600 it`);
   }

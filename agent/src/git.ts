@@ -108,7 +108,11 @@ function runGit(
 
 /** The lines of git's stderr worth showing: its fatal/error/remote lines, or the last few. */
 function gitMessage(stderr: string): string {
-  const lines = stderr.split(/\r?\n/).map((l) => l.trim()).filter(Boolean).filter((l) => !/^Cloning into/.test(l));
+  const lines = stderr
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .filter((l) => !/^Cloning into/.test(l));
   const important = lines.filter((l) => /^(fatal|error|remote):/i.test(l) || /denied|failed|not found|could not/i.test(l));
   return (important.length ? important : lines.slice(-3)).join("; ");
 }
@@ -119,7 +123,11 @@ function explain(stderr: string, repo: LeaseRepository, shown: string, hadCreden
   let hint = "";
   if (/Remote branch .* not found|couldn't find remote ref/i.test(stderr)) {
     hint = `branch or tag '${repo.branch}' does not exist in the repository`;
-  } else if (/Authentication failed|could not read Username|could not read Password|terminal prompts disabled|HTTP Basic: Access denied|returned error: 40[13]/i.test(stderr)) {
+  } else if (
+    /Authentication failed|could not read Username|could not read Password|terminal prompts disabled|HTTP Basic: Access denied|returned error: 40[13]/i.test(
+      stderr,
+    )
+  ) {
     hint = hadCredentials
       ? "the server refused the credentials: check repository.credentials (username and password or token)"
       : "the server asks for credentials: give the job repository.credentials (username and password or token)";

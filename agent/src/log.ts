@@ -25,7 +25,7 @@ export interface LoggerOptions {
 
 function textValue(v: unknown): string {
   if (v instanceof Error) v = v.message;
-  const s = typeof v === "string" ? v : JSON.stringify(v) ?? String(v);
+  const s = typeof v === "string" ? v : (JSON.stringify(v) ?? String(v));
   return /^[^\s"=]+$/.test(s) ? s : JSON.stringify(s);
 }
 

@@ -25,13 +25,40 @@ export class AgentMetrics {
 
   constructor(gauges: AgentGauges, opts: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
-    new Gauge({ name: "runner_agent_running_executions", help: "Executions this agent is running now", registers, collect() { this.set(gauges.running()); } });
-    new Gauge({ name: "runner_agent_upload_backlog_events", help: "Events produced by running executions and not yet accepted by the API", registers, collect() { this.set(gauges.uploadBacklog()); } });
+    new Gauge({
+      name: "runner_agent_running_executions",
+      help: "Executions this agent is running now",
+      registers,
+      collect() {
+        this.set(gauges.running());
+      },
+    });
+    new Gauge({
+      name: "runner_agent_upload_backlog_events",
+      help: "Events produced by running executions and not yet accepted by the API",
+      registers,
+      collect() {
+        this.set(gauges.uploadBacklog());
+      },
+    });
     this.leases = new Counter({ name: "runner_agent_leases_total", help: "Executions leased from the API", registers });
-    this.pollErrors = new Counter({ name: "runner_agent_lease_poll_errors_total", help: "Lease polls that failed (network error, timeout or an error status)", registers });
+    this.pollErrors = new Counter({
+      name: "runner_agent_lease_poll_errors_total",
+      help: "Lease polls that failed (network error, timeout or an error status)",
+      registers,
+    });
     this.events = new Counter({ name: "runner_agent_events_sent_total", help: "Events the API accepted from this agent", registers });
-    this.requests = new Counter({ name: "runner_agent_api_requests_total", help: "Calls to the API by kind and outcome", labelNames: ["call", "outcome"], registers });
-    this.lastContact = new Gauge({ name: "runner_agent_last_contact_timestamp_seconds", help: "When the API last answered this agent with a success (unix seconds; 0: never)", registers });
+    this.requests = new Counter({
+      name: "runner_agent_api_requests_total",
+      help: "Calls to the API by kind and outcome",
+      labelNames: ["call", "outcome"],
+      registers,
+    });
+    this.lastContact = new Gauge({
+      name: "runner_agent_last_contact_timestamp_seconds",
+      help: "When the API last answered this agent with a success (unix seconds; 0: never)",
+      registers,
+    });
     this.lastContact.set(0);
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: "runner_agent_" });
   }

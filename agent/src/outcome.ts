@@ -37,7 +37,12 @@ export function exitOutcome(x: AnsibleExit): RunOutcome {
   const exitCode = code;
   if (!x.started) {
     if (code === 0) return { status: "SUCCESS", exitCode };
-    return { status: "INIT_FAILURE", reason: "playbook_invalid", detail: x.ansibleError || `ansible-playbook exited with ${code ?? signal} before the playbook started`, exitCode };
+    return {
+      status: "INIT_FAILURE",
+      reason: "playbook_invalid",
+      detail: x.ansibleError || `ansible-playbook exited with ${code ?? signal} before the playbook started`,
+      exitCode,
+    };
   }
   const hostStats = x.stats ?? undefined;
   const failedHosts = x.stats

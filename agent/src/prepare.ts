@@ -126,7 +126,10 @@ async function playbookInRepository(ws: Workspace, wanted: string | undefined, l
   const st = real ? await stat(real).catch(() => null) : null;
   if (!real || !st?.isFile() || !inside(real)) {
     const where = `${log.branch ? `branch ${log.branch}, ` : ""}commit ${log.commit.slice(0, 12)}`;
-    throw new InitFailure("playbook_not_found", `repository.defaultPlaybook ${JSON.stringify(wanted)} is not a file in the repository (${where})${await suggestPlaybooks(root)}`);
+    throw new InitFailure(
+      "playbook_not_found",
+      `repository.defaultPlaybook ${JSON.stringify(wanted)} is not a file in the repository (${where})${await suggestPlaybooks(root)}`,
+    );
   }
   return relative(root, real);
 }

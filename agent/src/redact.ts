@@ -159,7 +159,13 @@ export class Redactor {
   /** An event with its text redacted: stdout, play and task names, the values of its data. */
   event(e: EventInput): EventInput {
     if (!this.re) return e;
-    return { ...e, stdout: this.text(e.stdout), play: e.play === null ? null : this.text(e.play), task: e.task === null ? null : this.text(e.task), data: this.value(e.data) };
+    return {
+      ...e,
+      stdout: this.text(e.stdout),
+      play: e.play === null ? null : this.text(e.play),
+      task: e.task === null ? null : this.text(e.task),
+      data: this.value(e.data),
+    };
   }
 
   /** A status report with its text redacted (detail, the commit's message and author); status, reason, hosts and stats go as they are. */
@@ -229,7 +235,10 @@ export class StreamRedactor {
     }
     this.pending = buf.slice(cut);
     // Masked as matched in the whole buffer, where a short form's next character is known.
-    return this.redactor.mask(buf.slice(0, cut), ms.filter((m) => m.end <= cut));
+    return this.redactor.mask(
+      buf.slice(0, cut),
+      ms.filter((m) => m.end <= cut),
+    );
   }
 
   /** The held-back tail, at the end of the stream. */

@@ -73,16 +73,29 @@ export function bwrapArgs(iso: Isolation, mounts: SandboxMounts, cwd: string): s
   const uid = iso.uid ?? process.getuid?.() ?? 0;
   const gid = iso.gid ?? process.getgid?.() ?? 0;
   const args = [
-    "--unshare-user", "--uid", String(uid), "--gid", String(gid),
-    "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+    "--unshare-user",
+    "--uid",
+    String(uid),
+    "--gid",
+    String(gid),
+    "--unshare-pid",
+    "--unshare-ipc",
+    "--unshare-uts",
+    "--unshare-cgroup-try",
     "--die-with-parent",
-    "--hostname", "runner",
+    "--hostname",
+    "runner",
     ...systemArgs(),
-    "--proc", "/proc",
-    "--dev", "/dev",
-    "--tmpfs", "/tmp",
-    "--tmpfs", "/var/tmp",
-    "--tmpfs", "/dev/shm",
+    "--proc",
+    "/proc",
+    "--dev",
+    "/dev",
+    "--tmpfs",
+    "/tmp",
+    "--tmpfs",
+    "/var/tmp",
+    "--tmpfs",
+    "/dev/shm",
   ];
   if (mounts.passwd) args.push("--ro-bind", mounts.passwd, "/etc/passwd");
   if (mounts.group) args.push("--ro-bind", mounts.group, "/etc/group");
@@ -94,7 +107,8 @@ export function bwrapArgs(iso: Isolation, mounts: SandboxMounts, cwd: string): s
 }
 
 /** What an isolated process needs of its environment, and nothing of the agent's. */
-const KEEP_ENV = /^(PATH|LANG|LANGUAGE|LC_[A-Z]+|TZ|TERM|ANSIBLE_[A-Z0-9_]+|(https?|no|all)_proxy|(HTTPS?|NO|ALL)_PROXY|SSL_CERT_(FILE|DIR)|REQUESTS_CA_BUNDLE)$/;
+const KEEP_ENV =
+  /^(PATH|LANG|LANGUAGE|LC_[A-Z]+|TZ|TERM|ANSIBLE_[A-Z0-9_]+|(https?|no|all)_proxy|(HTTPS?|NO|ALL)_PROXY|SSL_CERT_(FILE|DIR)|REQUESTS_CA_BUNDLE)$/;
 
 export function isolatedEnv(env: NodeJS.ProcessEnv, home: string, user = "runner"): NodeJS.ProcessEnv {
   const out: NodeJS.ProcessEnv = {};
@@ -118,13 +132,7 @@ export function passwdFiles(uid: number, gid: number, home: string): { passwd: s
  * Spawns `cmd` isolated as `iso` says, as the leader of a new process group. With the sandbox,
  * the child is bwrap: the command is its grandchild (see sandboxedCommandPid).
  */
-export function spawnIsolated(
-  iso: Isolation,
-  mounts: SandboxMounts,
-  cmd: string,
-  args: string[],
-  opts: SpawnOptions & { cwd: string },
-): ChildProcess {
+export function spawnIsolated(iso: Isolation, mounts: SandboxMounts, cmd: string, args: string[], opts: SpawnOptions & { cwd: string }): ChildProcess {
   const ids = iso.uid !== undefined ? { uid: iso.uid, gid: iso.gid ?? iso.uid } : {};
   if (iso.level === "sandbox") {
     return spawn(BWRAP, [...bwrapArgs(iso, mounts, opts.cwd), "--", cmd, ...args], { ...opts, ...ids, detached: true });
@@ -164,9 +172,7 @@ export interface IsolationSupport {
  */
 export function probeIsolation(workRoot: string): IsolationSupport {
   const root = isRoot();
-  const uid: IsolationSupport["uid"] = root
-    ? { ok: true }
-    : { ok: false, why: "the agent does not run as root, so it cannot run executions as other users" };
+  const uid: IsolationSupport["uid"] = root ? { ok: true } : { ok: false, why: "the agent does not run as root, so it cannot run executions as other users" };
   const probeUid = root ? defaultUidBase(workRoot) + 255 : undefined;
   const iso: Isolation = { level: "sandbox", uid: probeUid, gid: probeUid };
   let sandbox: IsolationSupport["sandbox"];
@@ -178,11 +184,17 @@ export function probeIsolation(workRoot: string): IsolationSupport {
   if (r.error) {
     sandbox = {
       ok: false,
-      why: (r.error as NodeJS.ErrnoException).code === "ENOENT" ? "bubblewrap (bwrap) is not installed: apt-get install bubblewrap" : `bwrap could not be started: ${r.error.message}`,
+      why:
+        (r.error as NodeJS.ErrnoException).code === "ENOENT"
+          ? "bubblewrap (bwrap) is not installed: apt-get install bubblewrap"
+          : `bwrap could not be started: ${r.error.message}`,
     };
   } else if (r.status !== 0) {
     const msg = (r.stderr || r.stdout || "").trim().split("\n").slice(-2).join("; ");
-    sandbox = { ok: false, why: `bwrap cannot create the sandbox here (${msg || `exit ${r.status}`}): user namespaces may be disabled (sysctl kernel.unprivileged_userns_clone=1, user.max_user_namespaces > 0)` };
+    sandbox = {
+      ok: false,
+      why: `bwrap cannot create the sandbox here (${msg || `exit ${r.status}`}): user namespaces may be disabled (sysctl kernel.unprivileged_userns_clone=1, user.max_user_namespaces > 0)`,
+    };
   } else sandbox = { ok: true };
   return { sandbox, uid, root };
 }
@@ -202,9 +214,7 @@ export function untraversableAncestors(dir: string): string[] {
   return out;
 }
 
-export type IsolationChoice =
-  | { ok: true; level: IsolationLevel; perSlotUid: boolean; warning?: string }
-  | { ok: false; problem: string };
+export type IsolationChoice = { ok: true; level: IsolationLevel; perSlotUid: boolean; warning?: string } | { ok: false; problem: string };
 
 /**
  * The policy: a shared-pool agent runs other accounts' playbooks, so it needs the sandbox with a
@@ -223,7 +233,9 @@ export function chooseIsolation(requested: IsolationLevel | undefined, support: 
   }
   switch (requested) {
     case "sandbox":
-      return support.sandbox.ok ? { ok: true, level: "sandbox", perSlotUid } : { ok: false, problem: `--isolation sandbox is not available: ${support.sandbox.why}` };
+      return support.sandbox.ok
+        ? { ok: true, level: "sandbox", perSlotUid }
+        : { ok: false, problem: `--isolation sandbox is not available: ${support.sandbox.why}` };
     case "uid":
       return support.uid.ok ? { ok: true, level: "uid", perSlotUid: true } : { ok: false, problem: `--isolation uid is not available: ${support.uid.why}` };
     case "none":
@@ -265,9 +277,13 @@ export function ensureSlotUsers(uidBase: number, count: number): string[] {
       if (g.status !== 0) problems.push(`groupadd ${name}: ${(g.stderr || g.error?.message || "").trim()}`);
     }
     if (spawnSync("getent", ["passwd", String(uid)]).status !== 0) {
-      const u = spawnSync("useradd", ["--system", "--uid", String(uid), "--gid", String(uid), "--no-create-home", "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", name], {
-        encoding: "utf8",
-      });
+      const u = spawnSync(
+        "useradd",
+        ["--system", "--uid", String(uid), "--gid", String(uid), "--no-create-home", "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", name],
+        {
+          encoding: "utf8",
+        },
+      );
       if (u.status !== 0) problems.push(`useradd ${name}: ${(u.stderr || u.error?.message || "").trim()}`);
     }
   }

@@ -53,10 +53,7 @@ export function systemdUnit(o: ServiceOptions): string {
     `Type=exec`,
   ];
   if (o.user) {
-    lines.push(
-      `# An account's agent as a dedicated user: each execution runs in the bubblewrap sandbox as this user.`,
-      `User=${word(o.user)}`,
-    );
+    lines.push(`# An account's agent as a dedicated user: each execution runs in the bubblewrap sandbox as this user.`, `User=${word(o.user)}`);
   } else {
     lines.push(`# As root: each execution runs in the bubblewrap sandbox as an unprivileged user of its own slot.`);
   }

@@ -44,9 +44,7 @@ export class HeldStore {
     try {
       const data = JSON.parse(await readFile(this.file, "utf8")) as unknown;
       if (!Array.isArray(data)) return [];
-      return data.filter(
-        (h): h is HeldExecution => !!h && typeof h.executionId === "string" && typeof h.attempt === "number" && typeof h.leaseId === "string",
-      );
+      return data.filter((h): h is HeldExecution => !!h && typeof h.executionId === "string" && typeof h.attempt === "number" && typeof h.leaseId === "string");
     } catch {
       return [];
     }

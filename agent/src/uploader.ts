@@ -155,9 +155,12 @@ export class Uploader {
       if (!this.dropped++) {
         this.log.error("the event spool is full: dropping output lines until it drains", { spoolBytes: spool!.bytes });
         this.enqueue(
-          marker("[runner-agent: the API has been unreachable so long that this execution's event spool is full: output lines are dropped until it drains; task results are kept]\n", {
-            spool_full: true,
-          }),
+          marker(
+            "[runner-agent: the API has been unreachable so long that this execution's event spool is full: output lines are dropped until it drains; task results are kept]\n",
+            {
+              spool_full: true,
+            },
+          ),
         );
       }
       this.droppedBytes += Buffer.byteLength(e.stdout, "utf8");
@@ -188,7 +191,12 @@ export class Uploader {
     const bytes = this.droppedBytes;
     this.dropped = 0;
     this.droppedBytes = 0;
-    this.enqueue(marker(`[runner-agent: ${n} output line events (${bytes} bytes) were dropped while the event spool was full]\n`, { dropped_events: n, dropped_bytes: bytes }));
+    this.enqueue(
+      marker(`[runner-agent: ${n} output line events (${bytes} bytes) were dropped while the event spool was full]\n`, {
+        dropped_events: n,
+        dropped_bytes: bytes,
+      }),
+    );
   }
 
   /** Resolves when every event pushed so far is accepted (or the uploader stopped or gave up). */

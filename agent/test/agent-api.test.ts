@@ -34,7 +34,10 @@ afterAll(async () => {
 
 function io() {
   const chunks: string[] = [];
-  return { io: { out: (t: string) => void chunks.push(t), err: (t: string) => void chunks.push(t), env: {} as NodeJS.ProcessEnv }, text: () => chunks.join("") };
+  return {
+    io: { out: (t: string) => void chunks.push(t), err: (t: string) => void chunks.push(t), env: {} as NodeJS.ProcessEnv },
+    text: () => chunks.join(""),
+  };
 }
 
 /**
@@ -96,14 +99,26 @@ async function execution(ids: { jobId: string; executionId: string }) {
 }
 
 const untilStatus = (ids: { jobId: string; executionId: string }, statuses: string[], timeoutMs = 60_000) =>
-  waitFor(`status ${statuses}`, async () => {
-    const e = await execution(ids);
-    return statuses.includes(e?.status) ? e : undefined;
-  }, timeoutMs);
+  waitFor(
+    `status ${statuses}`,
+    async () => {
+      const e = await execution(ids);
+      return statuses.includes(e?.status) ? e : undefined;
+    },
+    timeoutMs,
+  );
 
 const sleepPlaybook = (seconds: number, tasks = 1) =>
-  b64(`- hosts: all\n  gather_facts: false\n  tasks:\n` + Array.from({ length: tasks }, (_, i) => `    - name: step ${i + 1}\n      ansible.builtin.command: sleep ${seconds}\n`).join(""));
-const sshJob = (location: string, playbook: string) => ({ location, playbook, sshPrivateKey: sshd.clientKey.base64, hosts: [{ id: "web1", hostVars: sshd.hostVars() }] });
+  b64(
+    `- hosts: all\n  gather_facts: false\n  tasks:\n` +
+      Array.from({ length: tasks }, (_, i) => `    - name: step ${i + 1}\n      ansible.builtin.command: sleep ${seconds}\n`).join(""),
+  );
+const sshJob = (location: string, playbook: string) => ({
+  location,
+  playbook,
+  sshPrivateKey: sshd.clientKey.base64,
+  hosts: [{ id: "web1", hostVars: sshd.hostVars() }],
+});
 
 describe("register", () => {
   it("exchanges a registration token for a credential kept in a 0600 file", async () => {
@@ -139,7 +154,9 @@ describe("runner-agent run", () => {
     await register(file, "t1");
     const agent = startAgent(file, ["--log-format", "json"]);
     try {
-      const ids = await startJob(sshJob("t1", b64("- hosts: all\n  gather_facts: false\n  tasks:\n    - ansible.builtin.debug:\n        msg: hi from the agent\n")));
+      const ids = await startJob(
+        sshJob("t1", b64("- hosts: all\n  gather_facts: false\n  tasks:\n    - ansible.builtin.debug:\n        msg: hi from the agent\n")),
+      );
       const done = await untilStatus(ids, ["SUCCESS", "FAILURE", "INIT_FAILURE"]);
       expect(done.status).toBe("SUCCESS");
       expect(done.host_stats.web1).toMatchObject({ ok: 1 });
@@ -151,7 +168,9 @@ describe("runner-agent run", () => {
     expect(await agent.exit).toBe(0);
     const lines = agent.output().trim().split("\n");
     const records = lines.map((l) => JSON.parse(l));
-    expect(records.map((r) => r.msg)).toEqual(expect.arrayContaining(["agent started", "execution leased", "playbook started", "execution finished", "agent stopped"]));
+    expect(records.map((r) => r.msg)).toEqual(
+      expect.arrayContaining(["agent started", "execution leased", "playbook started", "execution finished", "agent stopped"]),
+    );
     expect(records.every((r) => typeof r.time === "string" && typeof r.level === "string")).toBe(true);
   });
 
@@ -200,7 +219,11 @@ describe("runner-agent run", () => {
     await register(file, "t5");
     const agent = startAgent(file);
     const port = (hang.address() as { port: number }).port;
-    const ids = await startJob({ location: "t5", repository: { url: `http://127.0.0.1:${port}/slow.git`, defaultPlaybook: "site.yml" }, hosts: [{ id: "web1" }] });
+    const ids = await startJob({
+      location: "t5",
+      repository: { url: `http://127.0.0.1:${port}/slow.git`, defaultPlaybook: "site.yml" },
+      hosts: [{ id: "web1" }],
+    });
     await untilStatus(ids, ["INITIALIZING"]);
     await new Promise((r) => setTimeout(r, 500));
     agent.signal("SIGTERM");
@@ -219,7 +242,8 @@ describe("runner-agent run", () => {
     const ids = await startJob(sshJob("t7", sleepPlaybook(36.5)));
     await untilStatus(ids, ["RUNNING"]);
     const workDir = join(stack.dir, "work");
-    const ownedBy = (pid: number) => readdirSync(workDir).filter((n) => n.startsWith("x-") && readFileSync(join(workDir, n, ".owner"), "utf8").trim() === String(pid));
+    const ownedBy = (pid: number) =>
+      readdirSync(workDir).filter((n) => n.startsWith("x-") && readFileSync(join(workDir, n, ".owner"), "utf8").trim() === String(pid));
     const left = () => processesWithEnv("RUNNER_AGENT_TRACKING_ID", `${first.child.pid}:`);
     await waitFor("ssh to the host", async () => (left().some((p) => /^ssh /.test(p.cmdline)) ? true : undefined));
     expect(ownedBy(first.child.pid!)).toHaveLength(1);

@@ -12,7 +12,14 @@ describe("child environment", () => {
 
   it("an isolated run keeps only what it needs, with a HOME of its own", () => {
     const base = { PATH: "/usr/bin", HOME: "/root", SSH_AUTH_SOCK: "/tmp/agent", ANSIBLE_FORKS: "5", LANG: "C.UTF-8", RUNNER_CREDENTIAL: "rac_x" };
-    expect(runEnv("sandbox", base, "/w/home")).toEqual({ PATH: "/usr/bin", ANSIBLE_FORKS: "5", LANG: "C.UTF-8", HOME: "/w/home", USER: "runner", LOGNAME: "runner" });
+    expect(runEnv("sandbox", base, "/w/home")).toEqual({
+      PATH: "/usr/bin",
+      ANSIBLE_FORKS: "5",
+      LANG: "C.UTF-8",
+      HOME: "/w/home",
+      USER: "runner",
+      LOGNAME: "runner",
+    });
     expect(runEnv("none", base, "/w/home")).toMatchObject({ HOME: "/root", SSH_AUTH_SOCK: "/tmp/agent" });
     expect(runEnv("none", base, "/w/home")).not.toHaveProperty("RUNNER_CREDENTIAL");
   });
@@ -20,7 +27,9 @@ describe("child environment", () => {
 
 describe("ssh arguments", () => {
   it("multiplex by default and skip host key checks when off", () => {
-    expect(sshArgs({}, "off")).toBe("-C -o ControlMaster=auto -o ControlPersist=60s -o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no -o LogLevel=ERROR");
+    expect(sshArgs({}, "off")).toBe(
+      "-C -o ControlMaster=auto -o ControlPersist=60s -o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no -o LogLevel=ERROR",
+    );
   });
   it("keep the user's own and name the known hosts file when strict", () => {
     expect(sshArgs({ ANSIBLE_SSH_ARGS: "-o Foo=1" }, "strict", "/etc/kh")).toBe("-o Foo=1 -o UserKnownHostsFile=/etc/kh");
@@ -31,7 +40,14 @@ describe("ssh arguments", () => {
 describe("ansible-playbook's environment", () => {
   const ws = { cp: "/w/cp", tmp: "/w/tmp" };
   it("sets our callback on fd 3, no colours, sockets and temp files in the workspace, the tracking id", () => {
-    const env = ansibleEnv({ base: { PATH: "/bin", ANSIBLE_STDOUT_CALLBACK_OVERRIDE: "x" }, trackingId: "t1", callbackDir: "/cb", hostKeyChecking: "strict", knownHosts: "/kh", ws });
+    const env = ansibleEnv({
+      base: { PATH: "/bin", ANSIBLE_STDOUT_CALLBACK_OVERRIDE: "x" },
+      trackingId: "t1",
+      callbackDir: "/cb",
+      hostKeyChecking: "strict",
+      knownHosts: "/kh",
+      ws,
+    });
     expect(env).toMatchObject({
       PATH: "/bin",
       [TRACKING_ENV]: "t1",

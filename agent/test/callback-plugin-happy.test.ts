@@ -114,7 +114,10 @@ describe("runner_events callback plugin", () => {
     expect(reference.status).toBe(2);
     expect(ours.status).toBe(2);
     expect(ours.stdout).toBe(""); // everything went to the events file
-    const events = readFileSync(eventsFile, "utf8").trimEnd().split("\n").map((l) => JSON.parse(l));
+    const events = readFileSync(eventsFile, "utf8")
+      .trimEnd()
+      .split("\n")
+      .map((l) => JSON.parse(l));
     const text = events.map((e) => e.stdout).join("");
     expect(normalise(text)).toBe(normalise(reference.stdout));
 
@@ -157,7 +160,13 @@ describe("runner_events callback plugin", () => {
 
   it("through the agent, the execution's log is the default callback's output, event by event", async () => {
     const local = { ansible_connection: "local" };
-    const lease = makeLease({ playbook: b64(PLAYBOOK), hosts: [{ id: "h1", hostVars: local }, { id: "h2", hostVars: local }] });
+    const lease = makeLease({
+      playbook: b64(PLAYBOOK),
+      hosts: [
+        { id: "h1", hostVars: local },
+        { id: "h2", hostVars: local },
+      ],
+    });
     const sink = new MemorySink();
     const env = { ...process.env, ANSIBLE_FORKS: "1" };
     const result = await new Run(lease, sink, { workRoot: work.dir, env }).run();

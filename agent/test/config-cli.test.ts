@@ -155,7 +155,16 @@ async function fakeApi(answer: (path: string, n: number, body: unknown) => { sta
   return { url, calls, close: () => new Promise((r) => server.close(r)) };
 }
 
-const REGISTERED = { agentId: "ag-1", credential: "rac_ag-1_s3cret", accountAlias: "acme", location: null, shared: false, leaseTtlMs: 30000, heartbeatIntervalMs: 5000, pollWaitMs: 25000 };
+const REGISTERED = {
+  agentId: "ag-1",
+  credential: "rac_ag-1_s3cret",
+  accountAlias: "acme",
+  location: null,
+  shared: false,
+  leaseTtlMs: 30000,
+  heartbeatIntervalMs: 5000,
+  pollWaitMs: 25000,
+};
 
 describe("runner-agent register (against a stand-in API)", () => {
   it("saves the credential at the XDG default path: file 0600, directory 0700; retries a 503 first", async () => {
@@ -192,7 +201,9 @@ describe("runner-agent register (against a stand-in API)", () => {
 describe("runner-agent run (against a stand-in API)", () => {
   it("backs off on 5xx with growing, jittered delays, then exits 3 at once on 401 (no retry storm)", async () => {
     const api = await fakeApi((path, n) =>
-      path === "/agent/lease" && n <= 3 ? { status: 503, body: { title: "down for maintenance" } } : { status: 401, body: { title: "Unauthorized", detail: "credential revoked" } },
+      path === "/agent/lease" && n <= 3
+        ? { status: 503, body: { title: "down for maintenance" } }
+        : { status: 401, body: { title: "Unauthorized", detail: "credential revoked" } },
     );
     const file = join(dir, "run-backoff.json");
     writeFileSync(file, JSON.stringify({ url: api.url, agentId: "ag-1", credential: "rac_ag-1_s3cret", pollWaitMs: 1000 }), { mode: 0o600 });
@@ -211,7 +222,11 @@ describe("runner-agent run (against a stand-in API)", () => {
     expect(gaps[0]).toBeGreaterThanOrEqual(240);
     expect(gaps[1]).toBeGreaterThanOrEqual(490);
     expect(gaps[2]).toBeGreaterThanOrEqual(990);
-    const records = c.text().trim().split("\n").map((l) => JSON.parse(l));
+    const records = c
+      .text()
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
     expect(records.filter((r) => r.msg === "lease request failed; retrying").map((r) => r.retryInMs)).toHaveLength(3);
     expect(records.some((r) => r.level === "error" && /credential \(revoked or unknown\): register the agent again/.test(r.msg))).toBe(true);
   });

@@ -36,7 +36,13 @@ chmodSync(join(shimDir, "ssh"), 0o755);
 beforeAll(async () => {
   [git, sshd] = await Promise.all([
     startGitServer([
-      { name: "public", files: { "site.yml": play("from main"), "other.yml": play("other") }, branches: { dev: { "site.yml": play("from dev") } }, tags: ["v1.0"], message: "First version\n\nWith a body." },
+      {
+        name: "public",
+        files: { "site.yml": play("from main"), "other.yml": play("other") },
+        branches: { dev: { "site.yml": play("from dev") } },
+        tags: ["v1.0"],
+        message: "First version\n\nWith a body.",
+      },
       { name: "private", files: { "deploy/site.yml": play("private repo") }, auth: { username: "deployer", password: PASSWORD } },
       { name: "dumb", files: { "site.yml": play("dumb server") }, dumb: true },
       { name: "broken", files: { "site.yml": "- hosts: all\n  tasks:\n    - name: bad\n      debug: msg=x\n     oops: [\n" } },
@@ -115,7 +121,10 @@ describe("repositories over HTTP", () => {
     const logLines: string[] = [];
     const transport = new RecordingTransport();
     const lease = makeLease(
-      { repository: { url: git.url("private"), defaultPlaybook: "deploy/site.yml", credentials: { username: "deployer", password: PASSWORD } }, hosts: localHost },
+      {
+        repository: { url: git.url("private"), defaultPlaybook: "deploy/site.yml", credentials: { username: "deployer", password: PASSWORD } },
+        hosts: localHost,
+      },
       { secrets: [PASSWORD] },
     );
     const env = { ...process.env, PATH: `${shimDir}:${process.env.PATH}`, GIT_TRACE: trace };
@@ -196,7 +205,9 @@ describe("repositories over HTTP", () => {
   it("names a missing defaultPlaybook and lists the playbooks there are", async () => {
     const { final } = await runRepo({ url: git.url("public"), defaultPlaybook: "deploy.yml" });
     expect(final).toMatchObject({ status: "INIT_FAILURE", reason: "playbook_not_found" });
-    expect(final.detail).toMatch(/"deploy\.yml" is not a file in the repository \(branch main, commit [0-9a-f]{12}\); playbooks at the top level: other\.yml, site\.yml/);
+    expect(final.detail).toMatch(
+      /"deploy\.yml" is not a file in the repository \(branch main, commit [0-9a-f]{12}\); playbooks at the top level: other\.yml, site\.yml/,
+    );
   });
 
   it("refuses a defaultPlaybook outside the repository", async () => {
@@ -254,7 +265,10 @@ describe("repositories over ssh", () => {
   });
 
   it("with strict host key checking refuses an unknown host", async () => {
-    const lease = makeLease({ repository: { url: sshd.gitUrl(git.path("public")), defaultPlaybook: "site.yml", credentials: { sshPrivateKey: sshd.clientKey.base64 } }, hosts: localHost });
+    const lease = makeLease({
+      repository: { url: sshd.gitUrl(git.path("public")), defaultPlaybook: "site.yml", credentials: { sshPrivateKey: sshd.clientKey.base64 } },
+      hosts: localHost,
+    });
     const sink = new MemorySink();
     const empty = join(shimDir, "known_hosts");
     writeFileSync(empty, "");
@@ -278,7 +292,11 @@ describe("repositories over ssh", () => {
     const sink = new MemorySink();
     const r = await new Run(lease, sink, strict).run();
     expect(r.status, r.detail).toBe("SUCCESS");
-    const ssh = makeLease({ playbook: Buffer.from("- hosts: all\n  gather_facts: false\n  tasks:\n    - ansible.builtin.ping:\n").toString("base64"), sshPrivateKey: sshd.clientKey.base64, hosts: [overSsh] });
+    const ssh = makeLease({
+      playbook: Buffer.from("- hosts: all\n  gather_facts: false\n  tasks:\n    - ansible.builtin.ping:\n").toString("base64"),
+      sshPrivateKey: sshd.clientKey.base64,
+      hosts: [overSsh],
+    });
     const ok = new MemorySink();
     expect((await new Run(ssh, ok, strict).run()).status).toBe("SUCCESS");
     const empty = join(shimDir, "known_hosts_empty");

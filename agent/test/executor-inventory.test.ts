@@ -110,7 +110,9 @@ describe("inventory", () => {
   it("uses the account inventory's hosts and groups with useDynamicInventory", async () => {
     const { result, sink } = await run(
       {
-        playbook: b64("- hosts: web\n  gather_facts: false\n  tasks:\n    - ansible.builtin.debug:\n        msg: 'tier={{ tier }} groups={{ group_names | join(\",\") }}'\n"),
+        playbook: b64(
+          "- hosts: web\n  gather_facts: false\n  tasks:\n    - ansible.builtin.debug:\n        msg: 'tier={{ tier }} groups={{ group_names | join(\",\") }}'\n",
+        ),
         sshPrivateKey: sshd.clientKey.base64,
         hosts: [],
         useDynamicInventory: true,
@@ -144,7 +146,13 @@ describe("inventory", () => {
     expect(result.status).toBe("SUCCESS");
     expect([...new Set(sink.events.filter((e) => e.event_type === "runner_on_ok").map((e) => e.host))].sort()).toEqual(["!odd", "web*"]);
     expect(recorded).toMatch(/--limit @\S+\/private\/limit\.txt/);
-    const only = await run({ playbook: b64("- hosts: all\n  gather_facts: false\n  tasks:\n    - ansible.builtin.debug:\n        msg: ran\n"), hosts: ["!odd", "plain"].map((id) => ({ id, hostVars: local })) }, { limit: ["!odd"] });
+    const only = await run(
+      {
+        playbook: b64("- hosts: all\n  gather_facts: false\n  tasks:\n    - ansible.builtin.debug:\n        msg: ran\n"),
+        hosts: ["!odd", "plain"].map((id) => ({ id, hostVars: local })),
+      },
+      { limit: ["!odd"] },
+    );
     expect(only.sink.events.filter((e) => e.event_type === "runner_on_ok").map((e) => e.host)).toEqual(["!odd"]);
   });
 

@@ -66,13 +66,19 @@ describe("in the sandbox", () => {
   });
 
   it("clones over HTTP with credentials and over ssh with a key", async () => {
-    const http = makeLease({ repository: { url: git.url("private"), defaultPlaybook: "site.yml", credentials: { username: "deployer", password: PASSWORD } }, hosts: localHost }, { secrets: [PASSWORD] });
+    const http = makeLease(
+      { repository: { url: git.url("private"), defaultPlaybook: "site.yml", credentials: { username: "deployer", password: PASSWORD } }, hosts: localHost },
+      { secrets: [PASSWORD] },
+    );
     const s1 = new MemorySink();
     expect((await new Run(http, s1, { workRoot: work.dir, isolation: iso }).run()).status, s1.log()).toBe("SUCCESS");
     expect(s1.log()).toContain("private repo in the sandbox");
     expect(s1.reports.find((r) => r.repositoryLog)?.repositoryLog?.commit).toBe(git.commit("private", "main"));
 
-    const ssh = makeLease({ repository: { url: sshd.gitUrl(git.path("public")), defaultPlaybook: "site.yml", credentials: { sshPrivateKey: sshd.clientKey.base64 } }, hosts: localHost });
+    const ssh = makeLease({
+      repository: { url: sshd.gitUrl(git.path("public")), defaultPlaybook: "site.yml", credentials: { sshPrivateKey: sshd.clientKey.base64 } },
+      hosts: localHost,
+    });
     const s2 = new MemorySink();
     expect((await new Run(ssh, s2, { workRoot: work.dir, isolation: iso }).run()).status, s2.log()).toBe("SUCCESS");
     expect(s2.log()).toContain("over ssh in the sandbox");
@@ -87,7 +93,12 @@ describe("in the sandbox", () => {
     exec.command("stop");
     const result = await done;
     expect(result.status).toBe("STOPPED");
-    expect(sink.events.filter((e) => e.event_type === "runner_on_ok" && e.task === "step 1").map((e) => e.host).sort()).toEqual(["h1", "h2"]);
+    expect(
+      sink.events
+        .filter((e) => e.event_type === "runner_on_ok" && e.task === "step 1")
+        .map((e) => e.host)
+        .sort(),
+    ).toEqual(["h1", "h2"]);
     expect(sink.events.some((e) => e.task === "step 2")).toBe(false);
   });
 

@@ -41,7 +41,12 @@ describe("stop and kill", () => {
     expect(result.status).toBe("STOPPED");
     expect(sink.reports.at(-1)).toMatchObject({ status: "STOPPED", reason: "stopped" });
     // step 1 ran to its end on both hosts; step 2 never started.
-    expect(sink.events.filter((e) => e.event_type === "runner_on_ok" && e.task === "step 1").map((e) => e.host).sort()).toEqual(["h1", "h2"]);
+    expect(
+      sink.events
+        .filter((e) => e.event_type === "runner_on_ok" && e.task === "step 1")
+        .map((e) => e.host)
+        .sort(),
+    ).toEqual(["h1", "h2"]);
     expect(sink.events.some((e) => e.task === "step 2")).toBe(false);
     expect(await waitUntilGone(trackedLeftovers, 2000)).toEqual([]);
     expect(work.leftovers()).toEqual([]);
@@ -66,7 +71,11 @@ describe("stop and kill", () => {
     expect(result.status).toBe("KILLED");
     expect(sink.reports.at(-1)).toMatchObject({ status: "KILLED", reason: "killed" });
     expect(trackedLeftovers()).toEqual([]);
-    for (const p of before) expect(processesMatching(/./).some((q) => q.pid === p.pid), p.cmdline).toBe(false);
+    for (const p of before)
+      expect(
+        processesMatching(/./).some((q) => q.pid === p.pid),
+        p.cmdline,
+      ).toBe(false);
     expect(work.leftovers()).toEqual([]);
   });
 
@@ -105,10 +114,7 @@ describe("stop and kill", () => {
   });
 
   it("a deadline stop ends STOPPED (reason ttl_expired) when the running task finishes in time", async () => {
-    const lease = makeLease(
-      { playbook: b64(longPlaybook(1, 4)), sshPrivateKey: sshd.clientKey.base64, hosts: hosts(1) },
-      { deadline: Date.now() + 1000 },
-    );
+    const lease = makeLease({ playbook: b64(longPlaybook(1, 4)), sshPrivateKey: sshd.clientKey.base64, hosts: hosts(1) }, { deadline: Date.now() + 1000 });
     const sink = new MemorySink();
     const result = await new Run(lease, sink, { workRoot: work.dir }).run();
     expect(result.status).toBe("STOPPED");

@@ -37,7 +37,22 @@ function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<
   });
 }
 const ssh = (key: string, cmd: string) =>
-  run("ssh", ["-i", key, "-p", String(sshd.port), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", `${sshd.user}@127.0.0.1`, cmd]);
+  run("ssh", [
+    "-i",
+    key,
+    "-p",
+    String(sshd.port),
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    "StrictHostKeyChecking=no",
+    "-o",
+    "UserKnownHostsFile=/dev/null",
+    "-o",
+    "LogLevel=ERROR",
+    `${sshd.user}@127.0.0.1`,
+    cmd,
+  ]);
 const gitCmd = (args: string[]) => run("git", args);
 
 describe("test fixtures", () => {
@@ -69,7 +84,26 @@ describe("test fixtures", () => {
 
   it("sshd's stop also ends commands its sessions left running", async () => {
     const own = await startSshd();
-    const client = spawn("ssh", ["-i", own.clientKey.path, "-p", String(own.port), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", `${own.user}@127.0.0.1`, "sleep 37.25"], { stdio: "ignore" });
+    const client = spawn(
+      "ssh",
+      [
+        "-i",
+        own.clientKey.path,
+        "-p",
+        String(own.port),
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "LogLevel=ERROR",
+        `${own.user}@127.0.0.1`,
+        "sleep 37.25",
+      ],
+      { stdio: "ignore" },
+    );
     const until = Date.now() + 10_000;
     while (!processesMatching(/^sleep 37\.25$/).length && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
     client.kill("SIGKILL"); // the command outlives its connection

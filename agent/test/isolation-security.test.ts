@@ -43,8 +43,7 @@ function attack(vars: { config: string; agentPid: number; victimWs: string; vict
   ];
   const tasks = tries
     .map(
-      ([name, cmd]) =>
-        `    - name: "try: ${name}"\n      ansible.builtin.shell: ${JSON.stringify(`${cmd} 2>&1; echo "rc=$?"`)}\n      changed_when: false\n`,
+      ([name, cmd]) => `    - name: "try: ${name}"\n      ansible.builtin.shell: ${JSON.stringify(`${cmd} 2>&1; echo "rc=$?"`)}\n      changed_when: false\n`,
     )
     .join("");
   // A process that clears its environment, leaves the session and the process group, and would

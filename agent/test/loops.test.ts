@@ -179,7 +179,15 @@ describe("agent shutdown", () => {
       return { status: body.status, command: null };
     };
     client.release = async () => {};
-    const agent = new Agent({ client, concurrency: 1, pollWaitMs: 25_000, heartbeatIntervalMs: 1000, shutdownGraceMs: 300, stopTimeoutMs: 1000, executor: { workRoot: work.dir } });
+    const agent = new Agent({
+      client,
+      concurrency: 1,
+      pollWaitMs: 25_000,
+      heartbeatIntervalMs: 1000,
+      shutdownGraceMs: 300,
+      stopTimeoutMs: 1000,
+      executor: { workRoot: work.dir },
+    });
     const run = agent.run();
     while (!statuses.includes("RUNNING")) await sleep(50);
     const t0 = Date.now();
@@ -205,10 +213,13 @@ describe("agent concurrency", () => {
       asked.push(body.capacity);
       if (n < 3) {
         n++;
-        return makeLease({
-          playbook: b64("- hosts: all\n  gather_facts: false\n  tasks:\n    - ansible.builtin.command: sleep 1.5\n"),
-          hosts: [{ id: "localhost", hostVars: { ansible_connection: "local", ansible_python_interpreter: "/usr/bin/python3" } }],
-        }, { executionId: `conc-${process.pid}-${n}` });
+        return makeLease(
+          {
+            playbook: b64("- hosts: all\n  gather_facts: false\n  tasks:\n    - ansible.builtin.command: sleep 1.5\n"),
+            hosts: [{ id: "localhost", hostVars: { ansible_connection: "local", ansible_python_interpreter: "/usr/bin/python3" } }],
+          },
+          { executionId: `conc-${process.pid}-${n}` },
+        );
       }
       await sleep(25_000, signal);
       return null;
@@ -226,7 +237,14 @@ describe("agent concurrency", () => {
       return { status: body.status, command: null };
     };
     client.release = async () => {};
-    const agent = new Agent({ client, concurrency: 2, pollWaitMs: 25_000, heartbeatIntervalMs: 1000, shutdownGraceMs: 60_000, executor: { workRoot: work.dir } });
+    const agent = new Agent({
+      client,
+      concurrency: 2,
+      pollWaitMs: 25_000,
+      heartbeatIntervalMs: 1000,
+      shutdownGraceMs: 60_000,
+      executor: { workRoot: work.dir },
+    });
     const run = agent.run();
     await new Promise<void>((r) => stop.signal.addEventListener("abort", () => r(), { once: true }));
     agent.shutdown("SIGTERM");

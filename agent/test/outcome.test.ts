@@ -26,7 +26,12 @@ describe("exit outcome", () => {
   });
 
   it("4 is hosts_unreachable; without stats the hosts seen failing are named", () => {
-    expect(exitOutcome(exit({ code: 4, failedSeen: new Set(["z", "y"]) }))).toMatchObject({ status: "FAILURE", reason: "hosts_unreachable", failedHosts: ["y", "z"], detail: "failed on y, z" });
+    expect(exitOutcome(exit({ code: 4, failedSeen: new Set(["z", "y"]) }))).toMatchObject({
+      status: "FAILURE",
+      reason: "hosts_unreachable",
+      failedHosts: ["y", "z"],
+      detail: "failed on y, z",
+    });
   });
 
   it("a signal Runner did not send is ansible_killed, said plainly", () => {
@@ -42,15 +47,27 @@ describe("exit outcome", () => {
 
   it("before the playbook started: 0 is SUCCESS (nothing to run), anything else INIT_FAILURE playbook_invalid", () => {
     expect(exitOutcome(exit({ started: false }))).toEqual({ status: "SUCCESS", exitCode: 0 });
-    expect(exitOutcome(exit({ started: false, code: 4, ansibleError: "ERROR! bad yaml" }))).toEqual({ status: "INIT_FAILURE", reason: "playbook_invalid", detail: "ERROR! bad yaml", exitCode: 4 });
-    expect(exitOutcome(exit({ started: false, code: null, signal: "SIGTERM" })).detail).toBe("ansible-playbook exited with SIGTERM before the playbook started");
+    expect(exitOutcome(exit({ started: false, code: 4, ansibleError: "ERROR! bad yaml" }))).toEqual({
+      status: "INIT_FAILURE",
+      reason: "playbook_invalid",
+      detail: "ERROR! bad yaml",
+      exitCode: 4,
+    });
+    expect(exitOutcome(exit({ started: false, code: null, signal: "SIGTERM" })).detail).toBe(
+      "ansible-playbook exited with SIGTERM before the playbook started",
+    );
   });
 });
 
 describe("requests override the run's own end", () => {
   const failed = exitOutcome(exit({ code: 2, stats: { a: stats({ failed: 1 }) } }));
   it("stop and kill end STOPPED/KILLED with their reason, keeping the exit code and stats", () => {
-    expect(overrideByRequest({ kind: "stop", reason: "ttl_expired" }, failed)).toEqual({ status: "STOPPED", reason: "ttl_expired", exitCode: 2, hostStats: failed.hostStats });
+    expect(overrideByRequest({ kind: "stop", reason: "ttl_expired" }, failed)).toEqual({
+      status: "STOPPED",
+      reason: "ttl_expired",
+      exitCode: 2,
+      hostStats: failed.hostStats,
+    });
     expect(overrideByRequest({ kind: "kill", reason: "killed" }, { status: null })).toEqual({ status: "KILLED", reason: "killed", exitCode: undefined });
   });
   it("abandon and hand-back report nothing", () => {

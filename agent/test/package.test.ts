@@ -31,7 +31,8 @@ describe("packaging", () => {
   it("packs (building dist/) and runs installed from the tarball, callback plugin included", async () => {
     // Pack a copy, so that building dist/ never races the workspace's own bin in other tests.
     const pkg = join(tmp, "pkg");
-    for (const p of ["package.json", "tsconfig.json", "tsconfig.build.json", "bin", "src", "scripts", "ansible"]) cpSync(join(AGENT, p), join(pkg, p), { recursive: true });
+    for (const p of ["package.json", "tsconfig.json", "tsconfig.build.json", "bin", "src", "scripts", "ansible"])
+      cpSync(join(AGENT, p), join(pkg, p), { recursive: true });
     symlinkSync(join(ROOT, "node_modules"), join(pkg, "node_modules"));
     const packed = await run("npm", ["pack", "--pack-destination", tmp, "--loglevel=error"], pkg);
     expect(packed.code, packed.out).toBe(0);

@@ -55,7 +55,15 @@ describe("Redactor", () => {
   it("redacts an event's text and a status report's detail, never their protocol fields", () => {
     const r = new Redactor(["ok"]);
     const e = r.event({ timestamp: 1, event_type: "runner_on_ok", play: "p ok", task: "ok", host: "ok", stdout: "ok: [ok]\n", data: { ok: true, msg: "ok" } });
-    expect(e).toEqual({ timestamp: 1, event_type: "runner_on_ok", play: `p ${MASK}`, task: MASK, host: "ok", stdout: `${MASK}: [${MASK}]\n`, data: { ok: true, msg: MASK } });
+    expect(e).toEqual({
+      timestamp: 1,
+      event_type: "runner_on_ok",
+      play: `p ${MASK}`,
+      task: MASK,
+      host: "ok",
+      stdout: `${MASK}: [${MASK}]\n`,
+      data: { ok: true, msg: MASK },
+    });
     const stats = { ok: { ok: 1, changed: 0, failed: 0, skipped: 0, unreachable: 0, rescued: 0, ignored: 0 } };
     expect(r.report({ status: "SUCCESS", reason: "ok", hostStats: stats, failedHosts: ["ok"], detail: "it went ok" })).toEqual({
       status: "SUCCESS",
@@ -113,7 +121,9 @@ describe("the agent's own settings", () => {
   afterAll(() => work.remove());
   it("are not in a playbook's environment (lookup('env') finds no RUNNER_* variable)", async () => {
     const lease = makeLease({
-      playbook: b64(`- hosts: all\n  gather_facts: false\n  tasks:\n    - ansible.builtin.shell: env | grep -o '^RUNNER_[A-Z_]*' | sort | xargs\n      register: n\n    - ansible.builtin.debug:\n        msg: "cred=[{{ lookup('env', 'RUNNER_CREDENTIAL') }}] vars=[{{ n.stdout }}]"\n`),
+      playbook: b64(
+        `- hosts: all\n  gather_facts: false\n  tasks:\n    - ansible.builtin.shell: env | grep -o '^RUNNER_[A-Z_]*' | sort | xargs\n      register: n\n    - ansible.builtin.debug:\n        msg: "cred=[{{ lookup('env', 'RUNNER_CREDENTIAL') }}] vars=[{{ n.stdout }}]"\n`,
+      ),
       hosts: [{ id: "localhost", hostVars: { ansible_connection: "local", ansible_python_interpreter: "/usr/bin/python3" } }],
     });
     const transport = new RecordingTransport();
@@ -174,7 +184,10 @@ describe("a playbook that prints secrets", () => {
     const key = sshd.clientKey;
     // ansible-playbook's own raw output carries the password too, in pieces split by pauses.
     const wrapper = join(tmp, "ansible-playbook");
-    writeFileSync(wrapper, `#!/bin/sh\nprintf 'raw: ${PASSWORD.slice(0, 5)}' >&2\nsleep 0.2\nprintf '${PASSWORD.slice(5)} done\\n' >&2\nexec ansible-playbook "$@"\n`);
+    writeFileSync(
+      wrapper,
+      `#!/bin/sh\nprintf 'raw: ${PASSWORD.slice(0, 5)}' >&2\nsleep 0.2\nprintf '${PASSWORD.slice(5)} done\\n' >&2\nexec ansible-playbook "$@"\n`,
+    );
     chmodSync(wrapper, 0o755);
     const lease = makeLease(
       {
@@ -210,7 +223,9 @@ describe("a playbook that prints secrets", () => {
     const bytes = transport.allBytes();
     const events = transport.storedEvents();
     // The secrets were printed (so the test means something)…
-    expect(events.find((e) => e.task === "print the key file")!.stdout + JSON.stringify(events.find((e) => e.task === "print the key file")!.data)).toContain(MASK);
+    expect(events.find((e) => e.task === "print the key file")!.stdout + JSON.stringify(events.find((e) => e.task === "print the key file")!.data)).toContain(
+      MASK,
+    );
     expect(bytes).toContain(`pw=${MASK} b64=${MASK}`);
     expect(bytes).toContain(`raw: ${MASK} done`);
     expect(events.find((e) => e.event_type === "runner_on_ok" && e.task === "print a secret that JSON escapes")!.stdout).toContain(`"api_key": "${MASK}"`);

@@ -28,7 +28,12 @@ describe("runner-agent install-service", () => {
     expect(await main(["install-service"], t.io)).toBe(0);
     const unit = t.out();
     expect(unit).toContain(`Environment=RUNNER_CONFIG=${config}`);
-    expect(unit).toMatch(new RegExp(`^ExecStart=${process.execPath.replace(/[/.]/g, "\\$&")} /\\S+/bin/runner-agent\\.mjs run --isolation sandbox --state-dir /var/lib/runner-agent$`, "m"));
+    expect(unit).toMatch(
+      new RegExp(
+        `^ExecStart=${process.execPath.replace(/[/.]/g, "\\$&")} /\\S+/bin/runner-agent\\.mjs run --isolation sandbox --state-dir /var/lib/runner-agent$`,
+        "m",
+      ),
+    );
     expect(unit).toContain("StateDirectory=runner-agent");
     expect(unit).toContain("Restart=on-failure");
     expect(unit).toContain("RestartPreventExitStatus=2 3 6");
@@ -43,7 +48,12 @@ describe("runner-agent install-service", () => {
     await writeConfigFile(config, { url: "https://runner.example.com", agentId: "a2", credential: "rac_y", accountAlias: "acme", shared: false });
     const path = join(dir, "runner-agent.service");
     const t = io({ RUNNER_CONFIG: config });
-    expect(await main(["install-service", "--user", "nobody", "--metrics-listen", "127.0.0.1:9464", "--concurrency", "2", "--shutdown-grace", "30", "--output", path], t.io)).toBe(0);
+    expect(
+      await main(
+        ["install-service", "--user", "nobody", "--metrics-listen", "127.0.0.1:9464", "--concurrency", "2", "--shutdown-grace", "30", "--output", path],
+        t.io,
+      ),
+    ).toBe(0);
     const unit = readFileSync(path, "utf8");
     expect(unit).toContain("User=nobody");
     expect(unit).toMatch(/run --isolation sandbox --state-dir \/var\/lib\/runner-agent --concurrency 2 --metrics-listen 127\.0\.0\.1:9464$/m);
@@ -107,7 +117,11 @@ describe("metrics", () => {
       const r = await globalThis.fetch(`http://127.0.0.1:${addr.port}/metrics`);
       expect(r.status).toBe(200);
       expect(r.headers.get("content-type")).toContain("text/plain");
-      const families = new Map((parsePrometheusTextFormat(await r.text()) as { name: string; type: string; metrics: { value: string; labels?: Record<string, string> }[] }[]).map((f) => [f.name, f]));
+      const families = new Map(
+        (parsePrometheusTextFormat(await r.text()) as { name: string; type: string; metrics: { value: string; labels?: Record<string, string> }[] }[]).map(
+          (f) => [f.name, f],
+        ),
+      );
       const v = (name: string) => Number(families.get(name)?.metrics[0]?.value);
       expect(v("runner_agent_leases_total")).toBe(1);
       expect(v("runner_agent_lease_poll_errors_total")).toBe(2);

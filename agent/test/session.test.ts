@@ -32,7 +32,10 @@ describe("session", () => {
       if (inSlowUpload) heartbeatsDuringSlowUpload++;
       return hb(body);
     };
-    const lease = makeLease({ playbook: playbook("    - ansible.builtin.debug:\n        msg: one\n    - ansible.builtin.debug:\n        msg: two\n"), hosts: local }, { heartbeatIntervalMs: 200 });
+    const lease = makeLease(
+      { playbook: playbook("    - ansible.builtin.debug:\n        msg: one\n    - ansible.builtin.debug:\n        msg: two\n"), hosts: local },
+      { heartbeatIntervalMs: 200 },
+    );
     const result = await new Session(lease, { transport: t, executor: { workRoot: work.dir } }).run();
     expect(result.status).toBe("SUCCESS");
     expect(heartbeatsDuringSlowUpload).toBeGreaterThanOrEqual(3);
@@ -84,7 +87,10 @@ exec ansible-playbook "$@"
       beats.push({ at: Date.now(), duringUpload: uploading > 0 });
       return hb(body);
     };
-    const lease = makeLease({ playbook: playbook("    - ansible.builtin.command: seq 1 100000\n      changed_when: false\n"), hosts: local }, { heartbeatIntervalMs: 300 });
+    const lease = makeLease(
+      { playbook: playbook("    - ansible.builtin.command: seq 1 100000\n      changed_when: false\n"), hosts: local },
+      { heartbeatIntervalMs: 300 },
+    );
     try {
       const result = await new Session(lease, { transport: t, executor: { workRoot: work.dir, ansiblePlaybook: wrapper } }).run();
       expect(result.status, JSON.stringify(result)).toBe("SUCCESS");

@@ -11,7 +11,15 @@ import type { EventInput, WireEvent } from "../src/types.ts";
 import { MAX_BATCH_EVENTS, Uploader } from "../src/uploader.ts";
 import { RecordingTransport } from "./helpers.ts";
 
-const ev = (i: number, stdout = `line ${i}\n`): EventInput => ({ timestamp: 1000 + i, event_type: "verbose", play: null, task: null, host: null, stdout, data: {} });
+const ev = (i: number, stdout = `line ${i}\n`): EventInput => ({
+  timestamp: 1000 + i,
+  event_type: "verbose",
+  play: null,
+  task: null,
+  host: null,
+  stdout,
+  data: {},
+});
 const fast = () => new Backoff({ initialMs: 5, maxMs: 20 });
 
 function uploaderFor(t: RecordingTransport, extra: Partial<ConstructorParameters<typeof Uploader>[0]> = {}) {

@@ -117,7 +117,13 @@ export function parseHost(spec: string): { id: string; hostVars?: Record<string,
   return Object.keys(hostVars).length ? { id, hostVars } : { id };
 }
 
-const tags = (t?: string) => (t === undefined ? undefined : t.split(",").map((s) => s.trim()).filter(Boolean));
+const tags = (t?: string) =>
+  t === undefined
+    ? undefined
+    : t
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean);
 
 function readLocal(path: string, what: string): Buffer {
   try {
@@ -161,7 +167,10 @@ function applyJobFlags(body: Record<string, unknown>, f: JobFlags): Record<strin
   const out = { ...body };
   if (f.name !== undefined) out.name = f.name;
   if (f.description !== undefined) out.description = f.description;
-  const repo = (out.repository && typeof out.repository === "object" && Object.keys(out.repository).length ? out.repository : null) as Record<string, unknown> | null;
+  const repo = (out.repository && typeof out.repository === "object" && Object.keys(out.repository).length ? out.repository : null) as Record<
+    string,
+    unknown
+  > | null;
   if (f.repo !== undefined) {
     out.repository = { ...(repo ?? {}), url: f.repo, ...(f.branch ? { branch: f.branch } : {}), ...(f.playbook ? { defaultPlaybook: f.playbook } : {}) };
     delete out.playbook;
@@ -233,7 +242,8 @@ async function context(cmd: Command, io: Io): Promise<Ctx> {
   } else {
     p = await readProfile(io.env, profile);
     if (!p) throw new UsageError(`not logged in${profile === "default" ? "" : ` (profile ${profile})`}: runner login --url URL --username NAME`);
-    if (p.expiresAt && p.expiresAt < Date.now()) throw new UsageError(`the login${profile === "default" ? "" : ` of profile ${profile}`} expired at ${when(p.expiresAt)}: runner login again`);
+    if (p.expiresAt && p.expiresAt < Date.now())
+      throw new UsageError(`the login${profile === "default" ? "" : ` of profile ${profile}`} expired at ${when(p.expiresAt)}: runner login again`);
   }
   const account = g.account ?? io.env.RUNNER_ACCOUNT ?? p.account;
   if (!account) throw new UsageError("which account? give --account (or RUNNER_ACCOUNT)");
@@ -296,7 +306,9 @@ async function follow(ctx: Ctx, jobId: string, executionId: string, write: (t: s
   for (let attempt = 0; ; attempt++) {
     let status: string | undefined;
     try {
-      const res = await ctx.api.raw("GET", `${path}/log?follow=true`, { headers: { accept: "text/event-stream", ...(lastId ? { "last-event-id": lastId } : {}) } });
+      const res = await ctx.api.raw("GET", `${path}/log?follow=true`, {
+        headers: { accept: "text/event-stream", ...(lastId ? { "last-event-id": lastId } : {}) },
+      });
       await readSse(res, (e) => {
         if (e.id) lastId = e.id;
         if (e.event === "end") status = e.data.trim();
@@ -336,7 +348,15 @@ function executionRows(ctx: Ctx, list: Execution[]): string {
       list.map((e) => {
         const timers = (e.timers ?? []) as { start: number; end: number | null }[];
         const took = timers.reduce((n, t) => n + ((t.end ?? Date.now()) - t.start), 0);
-        return [e.execution_id, e.job_id, statusColour(ctx.c, e.status), e.trigger ?? "-", when(e.created_time), timers.length ? duration(took) : "-", e.reason ?? ""];
+        return [
+          e.execution_id,
+          e.job_id,
+          statusColour(ctx.c, e.status),
+          e.trigger ?? "-",
+          when(e.created_time),
+          timers.length ? duration(took) : "-",
+          e.reason ?? "",
+        ];
       }),
       ctx.c,
     ) || ctx.c.dim("no executions\n")
@@ -376,7 +396,7 @@ export function buildProgram(io: Io, setExit: (code: number) => void): Command {
     )
     .version(VERSION, "-V, --version", "print the version")
     .helpOption("-h, --help", "show help (also: runner help <command>)")
-    .option("--profile <name>", "the login to use (default: $RUNNER_PROFILE, else \"default\")")
+    .option("--profile <name>", 'the login to use (default: $RUNNER_PROFILE, else "default")')
     .option("--account <alias>", "the account to act on (default: the login's; env RUNNER_ACCOUNT)")
     .option("--json", "print JSON (the API's answers) instead of tables")
     .option("--no-color", "no colours (they are only used on a terminal, and never with NO_COLOR set)")
@@ -435,7 +455,14 @@ ${EXIT_CODES}`,
       if (!password) password = await promptPassword(io, `Password for ${opts.username}: `);
       const a = await new Api(base).json<LoginAnswer>("POST", "/authentication/login", { username: opts.username, password });
       const expiresAt = Date.now() + (Number(a.expiresIn) || 3600) * 1000;
-      const p: Profile = { url: base, token: a.bearerToken ?? a.accessToken, username: a.userName ?? opts.username, account: a.accountAlias, role: a.roles?.[0], expiresAt };
+      const p: Profile = {
+        url: base,
+        token: a.bearerToken ?? a.accessToken,
+        username: a.userName ?? opts.username,
+        account: a.accountAlias,
+        role: a.roles?.[0],
+        expiresAt,
+      };
       const file = await writeProfile(io.env, profile, p);
       if (g.json) io.out(JSON.stringify({ url: base, username: p.username, account: p.account, role: p.role, expiresAt, profile, file }, null, 2) + "\n");
       else io.err(`Logged in to ${base} as ${p.username} (account ${p.account}, role ${p.role ?? "?"}) until ${when(expiresAt)}; token kept in ${file}\n`);
@@ -463,9 +490,21 @@ ${EXIT_CODES}`,
     .action(
       act(async (ctx, o: { page: string; size: string }) => {
         const p = await ctx.api.json<Page<Job>>("GET", `/jobs/${enc(ctx.account)}?page=${enc(o.page)}&size=${enc(o.size)}`);
-        print(ctx, p, () =>
-          table(["ID", "NAME", "PLAYBOOK", "HOSTS", "UPDATED"], p.results.map((j) => [j.id, j.name ?? "", jobSource(j), j.useDynamicInventory ? "inventory" : String(j.hosts?.length ?? 0), when(j.lastUpdatedTime)]), ctx.c) ||
-          ctx.c.dim("no jobs\n"),
+        print(
+          ctx,
+          p,
+          () =>
+            table(
+              ["ID", "NAME", "PLAYBOOK", "HOSTS", "UPDATED"],
+              p.results.map((j) => [
+                j.id,
+                j.name ?? "",
+                jobSource(j),
+                j.useDynamicInventory ? "inventory" : String(j.hosts?.length ?? 0),
+                when(j.lastUpdatedTime),
+              ]),
+              ctx.c,
+            ) || ctx.c.dim("no jobs\n"),
         );
       }),
     );
@@ -489,30 +528,29 @@ ${EXIT_CODES}`,
         print(ctx, j, () => `${j.id}${x ? `\n${ctx.c.dim("execution")} ${x.execution_id} ${statusColour(ctx.c, x.status)}` : ""}\n`);
       }),
     );
-  jobOptions(jobs.command("edit <job>").description("change a job: flags change those fields, --file replaces the definition; neither: $EDITOR"))
-    .action(
-      act(async (ctx, ref: string, o: JobFlags) => {
-        const current = await resolveJob(ctx, ref);
-        let body: Record<string, unknown>;
-        const flagged = Object.entries(o).some(([k, v]) => k !== "file" && v !== undefined);
-        if (o.file) body = applyJobFlags(readJobFile(o.file), o);
-        else if (flagged) body = applyJobFlags(current, o);
-        else {
-          const editable = Object.fromEntries(Object.entries(current).filter(([k]) => !READ_ONLY.includes(k) && !k.startsWith("has")));
-          const text = `# Job ${current.id}: saved when you quit; secrets the file leaves out are kept.\n${toYaml(editable)}`;
-          const edited = openEditor(ctx.io, text);
-          if (edited === text) {
-            ctx.io.err("no change\n");
-            return EXIT.OK;
-          }
-          const v = parseYaml(edited) as unknown;
-          if (!v || typeof v !== "object") throw new UsageError("the edited job must be a mapping of its fields");
-          body = v as Record<string, unknown>;
+  jobOptions(jobs.command("edit <job>").description("change a job: flags change those fields, --file replaces the definition; neither: $EDITOR")).action(
+    act(async (ctx, ref: string, o: JobFlags) => {
+      const current = await resolveJob(ctx, ref);
+      let body: Record<string, unknown>;
+      const flagged = Object.entries(o).some(([k, v]) => k !== "file" && v !== undefined);
+      if (o.file) body = applyJobFlags(readJobFile(o.file), o);
+      else if (flagged) body = applyJobFlags(current, o);
+      else {
+        const editable = Object.fromEntries(Object.entries(current).filter(([k]) => !READ_ONLY.includes(k) && !k.startsWith("has")));
+        const text = `# Job ${current.id}: saved when you quit; secrets the file leaves out are kept.\n${toYaml(editable)}`;
+        const edited = openEditor(ctx.io, text);
+        if (edited === text) {
+          ctx.io.err("no change\n");
+          return EXIT.OK;
         }
-        const j = await ctx.api.json<Job>("PUT", `/jobs/${enc(ctx.account)}/${enc(current.id)}`, body);
-        print(ctx, j, () => `${j.id} updated\n`);
-      }),
-    );
+        const v = parseYaml(edited) as unknown;
+        if (!v || typeof v !== "object") throw new UsageError("the edited job must be a mapping of its fields");
+        body = v as Record<string, unknown>;
+      }
+      const j = await ctx.api.json<Job>("PUT", `/jobs/${enc(ctx.account)}/${enc(current.id)}`, body);
+      print(ctx, j, () => `${j.id} updated\n`);
+    }),
+  );
   jobs
     .command("rm <job>")
     .description("delete a job (and its schedules); refused while one of its executions is active")
@@ -625,12 +663,23 @@ ${EXIT_CODES}`,
       act(async (ctx, ref: string) => {
         const j = await resolveJob(ctx, ref);
         const p = await ctx.api.json<Page<Schedule>>("GET", `/jobs/${enc(ctx.account)}/${enc(j.id)}/schedules`);
-        print(ctx, p, () =>
-          table(
-            ["ID", "TRIGGER", "TIMEZONE", "ENABLED", "NEXT RUN", "LAST RUN", "DESCRIPTION"],
-            p.results.map((s) => [s.id, `${s.trigger?.type ?? "?"} ${s.trigger?.expression ?? ""}`, s.timezone ?? "UTC", s.enabled === false ? "no" : "yes", when(s.nextRunTime), when(s.lastRunTime), s.description ?? ""]),
-            ctx.c,
-          ) || ctx.c.dim("no schedules\n"),
+        print(
+          ctx,
+          p,
+          () =>
+            table(
+              ["ID", "TRIGGER", "TIMEZONE", "ENABLED", "NEXT RUN", "LAST RUN", "DESCRIPTION"],
+              p.results.map((s) => [
+                s.id,
+                `${s.trigger?.type ?? "?"} ${s.trigger?.expression ?? ""}`,
+                s.timezone ?? "UTC",
+                s.enabled === false ? "no" : "yes",
+                when(s.nextRunTime),
+                when(s.lastRunTime),
+                s.description ?? "",
+              ]),
+              ctx.c,
+            ) || ctx.c.dim("no schedules\n"),
         );
       }),
     );
@@ -679,12 +728,23 @@ ${EXIT_CODES}`,
     .action(
       act(async (ctx, o: { shared?: boolean }) => {
         const p = await ctx.api.json<Page<Agent>>("GET", o.shared ? "/minions/~shared" : `/minions/${enc(ctx.account)}`);
-        print(ctx, p, () =>
-          table(
-            ["ID", "NAME", "LOCATION", "VERSION", "STATE", "LAST SEEN", "RUNNING"],
-            p.results.map((a) => [a.id, a.name, a.location ?? "-", a.version ?? "-", statusColour(ctx.c, a.online ? "online" : "offline"), when(a.lastSeen), String(a.runningExecutions?.length ?? 0)]),
-            ctx.c,
-          ) || ctx.c.dim("no agents\n"),
+        print(
+          ctx,
+          p,
+          () =>
+            table(
+              ["ID", "NAME", "LOCATION", "VERSION", "STATE", "LAST SEEN", "RUNNING"],
+              p.results.map((a) => [
+                a.id,
+                a.name,
+                a.location ?? "-",
+                a.version ?? "-",
+                statusColour(ctx.c, a.online ? "online" : "offline"),
+                when(a.lastSeen),
+                String(a.runningExecutions?.length ?? 0),
+              ]),
+              ctx.c,
+            ) || ctx.c.dim("no agents\n"),
         );
       }),
     );

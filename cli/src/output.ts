@@ -36,7 +36,10 @@ export function table(headers: string[], rows: string[][], c: Colours): string {
 
 export function when(ms: number | null | undefined): string {
   if (!ms) return "-";
-  return new Date(ms).toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z");
+  return new Date(ms)
+    .toISOString()
+    .replace("T", " ")
+    .replace(/\.\d+Z$/, "Z");
 }
 
 export function duration(ms: number): string {

@@ -44,7 +44,11 @@ export function buildDownloads({ force = false, log = (m) => console.log(`runner
       const copy = join(tmp, "pkg");
       for (const p of parts) if (existsSync(join(pkgDir, p))) cpSync(join(pkgDir, p), join(copy, p), { recursive: true });
       symlinkSync(join(ROOT, "node_modules"), join(copy, "node_modules"));
-      const r = spawnSync("npm", ["pack", "--pack-destination", tmp, "--loglevel=error"], { cwd: copy, encoding: "utf8", env: { ...process.env, npm_config_update_notifier: "false" } });
+      const r = spawnSync("npm", ["pack", "--pack-destination", tmp, "--loglevel=error"], {
+        cwd: copy,
+        encoding: "utf8",
+        env: { ...process.env, npm_config_update_notifier: "false" },
+      });
       if (r.status !== 0) throw new Error(`npm pack of ${dir}/ failed:\n${r.stdout}\n${r.stderr}`);
       const tgz = readdirSync(tmp).find((f) => f.endsWith(".tgz"));
       if (!tgz) throw new Error(`npm pack of ${dir}/ made no tarball`);

@@ -24,7 +24,9 @@ export function fakePlaybookBatches(opts = {}) {
     for (const h of hosts) batch.push(ev("runner_on_ok", play, task, h, `ok: [${h}]\n`, { changed: k % 2 === 0, res: { msg: "done" } }));
     batches.push(batch);
   }
-  const stats = Object.fromEntries(hosts.map((h) => [h, { ok: tasks, changed: Math.floor(tasks / 2), failed: 0, skipped: 0, unreachable: 0, rescued: 0, ignored: 0 }]));
+  const stats = Object.fromEntries(
+    hosts.map((h) => [h, { ok: tasks, changed: Math.floor(tasks / 2), failed: 0, skipped: 0, unreachable: 0, rescued: 0, ignored: 0 }]),
+  );
   const recap = hosts.map((h) => `${h} : ok=${tasks} changed=${Math.floor(tasks / 2)} unreachable=0 failed=0\n`).join("");
   batches.push([ev("playbook_on_stats", null, null, null, `\nPLAY RECAP ${"*".repeat(60)}\n${recap}`, { ...stats })]);
   return batches;

@@ -52,7 +52,18 @@ export async function waitForHealth(url, timeoutMs = 60_000, child) {
  */
 export async function startWranglerDev(opts = {}) {
   const port = opts.port ?? (await freePort());
-  const args = ["wrangler", "dev", "--ip", "127.0.0.1", "--port", String(port), "--test-scheduled", "--show-interactive-dev-session=false", "--log-level", "warn"];
+  const args = [
+    "wrangler",
+    "dev",
+    "--ip",
+    "127.0.0.1",
+    "--port",
+    String(port),
+    "--test-scheduled",
+    "--show-interactive-dev-session=false",
+    "--log-level",
+    "warn",
+  ];
   if (opts.persistTo) args.push("--persist-to", opts.persistTo);
   if (opts.envFile) args.push("--env-file", opts.envFile);
   for (const [k, v] of Object.entries(opts.vars ?? {})) args.push("--var", `${k}:${v}`);
@@ -79,10 +90,7 @@ export async function startWranglerDev(opts = {}) {
     output: () => output,
     async stop() {
       killGroup(child, "SIGTERM");
-      const exited = await Promise.race([
-        new Promise((r) => child.once("exit", () => r(true))),
-        new Promise((r) => setTimeout(() => r(false), 5000)),
-      ]);
+      const exited = await Promise.race([new Promise((r) => child.once("exit", () => r(true))), new Promise((r) => setTimeout(() => r(false), 5000))]);
       if (!exited) killGroup(child, "SIGKILL");
       killGroup(child, "SIGKILL"); // workerd children linger otherwise
     },

@@ -72,7 +72,10 @@ describe("the runner CLI against the real stack", () => {
   let siteId: string;
 
   it("logs in with the password from RUNNER_PASSWORD and keeps the token 0600; a wrong one shows the API's detail", async () => {
-    const bad = await exec(process.execPath, [RUNNER, "login", "--url", stack.url, "--username", USERNAME], { XDG_CONFIG_HOME: config, RUNNER_PASSWORD: "not the password at all" });
+    const bad = await exec(process.execPath, [RUNNER, "login", "--url", stack.url, "--username", USERNAME], {
+      XDG_CONFIG_HOME: config,
+      RUNNER_PASSWORD: "not the password at all",
+    });
     expect(bad.code, bad.stderr).toBe(1);
     expect(bad.stderr).toMatch(/runner: .*\(401/);
 
@@ -123,7 +126,9 @@ describe("the runner CLI against the real stack", () => {
   });
 
   it("start --follow exits 3 when the playbook fails, and --json gives the final execution on stdout", async () => {
-    const created = JSON.parse((await runner("jobs", "create", "--name", "broken", "--playbook", "broken.yml", "--host", `localhost ${LOCAL}`, "--json")).stdout);
+    const created = JSON.parse(
+      (await runner("jobs", "create", "--name", "broken", "--playbook", "broken.yml", "--host", `localhost ${LOCAL}`, "--json")).stdout,
+    );
     const r = await runner("start", created.id, "--follow", "--json");
     expect(r.code, r.stdout + r.stderr).toBe(3);
     const e = JSON.parse(r.stdout);
@@ -205,7 +210,12 @@ describe("installed from the API: npm install -g of the served tarballs", () => 
 
     prefix = join(tmp, "prefix");
     const [npm, install, global, url] = t.json.installCommand.split(" ");
-    const inst = await exec(npm, [install, global, "--prefix", prefix, "--no-audit", "--no-fund", "--prefer-offline", "--loglevel=error", url, `${stack.url}/downloads/runner-cli.tgz`], {}, 300_000);
+    const inst = await exec(
+      npm,
+      [install, global, "--prefix", prefix, "--no-audit", "--no-fund", "--prefer-offline", "--loglevel=error", url, `${stack.url}/downloads/runner-cli.tgz`],
+      {},
+      300_000,
+    );
     expect(inst.code, inst.stdout + inst.stderr).toBe(0);
     const v = await exec(join(prefix, "bin", "runner-agent"), ["--version"]);
     expect(v.code, v.stderr).toBe(0);
@@ -216,7 +226,10 @@ describe("installed from the API: npm install -g of the served tarballs", () => 
     // Register exactly as the answer says (the token by environment), with the config where the service would read it.
     const agentConfig = join(tmp, "installed-agent.json");
     const [assignment, ...rest] = t.json.registerCommand.split(" ");
-    const reg = await exec(join(prefix, "bin", rest[0]), rest.slice(1), { [assignment.split("=")[0]]: assignment.slice(assignment.indexOf("=") + 1), RUNNER_CONFIG: agentConfig });
+    const reg = await exec(join(prefix, "bin", rest[0]), rest.slice(1), {
+      [assignment.split("=")[0]]: assignment.slice(assignment.indexOf("=") + 1),
+      RUNNER_CONFIG: agentConfig,
+    });
     expect(reg.code, reg.stdout + reg.stderr).toBe(0);
     expect(JSON.parse(readFileSync(agentConfig, "utf8"))).toMatchObject({ accountAlias: A, location: "installed" });
 
@@ -226,7 +239,9 @@ describe("installed from the API: npm install -g of the served tarballs", () => 
     expect(unit.code, unit.stderr).toBe(0);
     const text = readFileSync(unitPath, "utf8");
     expect(text).toContain(`Environment=RUNNER_CONFIG=${agentConfig}`);
-    expect(text).toMatch(/^ExecStart=\/\S+ \S+\/lib\/node_modules\/runner-agent\/bin\/runner-agent\.mjs run --isolation sandbox --state-dir \/var\/lib\/runner-agent$/m);
+    expect(text).toMatch(
+      /^ExecStart=\/\S+ \S+\/lib\/node_modules\/runner-agent\/bin\/runner-agent\.mjs run --isolation sandbox --state-dir \/var\/lib\/runner-agent$/m,
+    );
     expect(text).toContain("Restart=on-failure");
     const analyze = await exec("sh", ["-c", "command -v systemd-analyze"]);
     if (analyze.code === 0) {
@@ -240,11 +255,15 @@ describe("installed from the API: npm install -g of the served tarballs", () => 
     const port: number = await freePort();
     const workDir = join(stack.dir, "work-installed");
     mkdirSync(workDir, { recursive: true });
-    agent = spawn(join(prefix, "bin", "runner-agent"), ["run", "--isolation", "sandbox", "--work-dir", workDir, "--state-dir", join(stack.dir, "state-installed"), "--metrics-listen", `127.0.0.1:${port}`], {
-      env: { ...process.env, RUNNER_CONFIG: agentConfig },
-      detached: true,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+    agent = spawn(
+      join(prefix, "bin", "runner-agent"),
+      ["run", "--isolation", "sandbox", "--work-dir", workDir, "--state-dir", join(stack.dir, "state-installed"), "--metrics-listen", `127.0.0.1:${port}`],
+      {
+        env: { ...process.env, RUNNER_CONFIG: agentConfig },
+        detached: true,
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
     let out = "";
     agent.stdout!.on("data", (d) => (out += d));
     agent.stderr!.on("data", (d) => (out += d));

@@ -86,7 +86,9 @@ describe("the API unreachable from the agent", () => {
   }, 240_000);
 
   it("for longer than the window: the API ends it FAILURE agent_lost, the agent has killed its run itself, and takes new work when the link is back", async () => {
-    const { jobId, executionId } = await startJob("- hosts: all\n  gather_facts: false\n  tasks:\n    - name: long\n      ansible.builtin.command: sleep 600\n");
+    const { jobId, executionId } = await startJob(
+      "- hosts: all\n  gather_facts: false\n  tasks:\n    - name: long\n      ansible.builtin.command: sleep 600\n",
+    );
     await stack.waitFor(A, jobId, executionId, token, (e) => e.status === "RUNNING");
     const agentPid = stack.agentPid();
     expect(stack.trackedProcesses(agentPid).length).toBeGreaterThan(0);

@@ -38,9 +38,7 @@ afterAll(async () => {
 
 describe("end-to-end resilience", () => {
   it("finishes an execution with nothing lost when the API restarts while it runs", async () => {
-    const tasks = [1, 2, 3, 4, 5]
-      .map((i) => `    - name: step ${i}\n      ansible.builtin.shell: sleep 2; echo step-${i}-done\n`)
-      .join("");
+    const tasks = [1, 2, 3, 4, 5].map((i) => `    - name: step ${i}\n      ansible.builtin.shell: sleep 2; echo step-${i}-done\n`).join("");
     const { jobId, executionId } = await startJob(`- hosts: all\n  gather_facts: false\n  tasks:\n${tasks}`);
     await stack.waitFor(A, jobId, executionId, token, (e) => e.status === "RUNNING");
     await stack.restartApi(); // same port, same persisted state

@@ -36,7 +36,12 @@ async function followLog(path: string): Promise<{ data: string; events: string[]
   }
   const events = raw.split("\n\n").filter(Boolean);
   const data = events
-    .flatMap((e) => e.split("\n").filter((l) => l.startsWith("data:")).map((l) => l.slice(5).replace(/^ /, "")))
+    .flatMap((e) =>
+      e
+        .split("\n")
+        .filter((l) => l.startsWith("data:"))
+        .map((l) => l.slice(5).replace(/^ /, "")),
+    )
     .join("\n");
   return { data, events };
 }
@@ -121,10 +126,13 @@ describe("end-to-end runs (happy)", () => {
   it("fails on one host of three, then a restart reruns only that host", async () => {
     // web2 fails until a marker file exists; the restart runs after the marker is created.
     const marker = `${sshd.dir}/marker-${Date.now()}`;
-    const playbook = PLAY(
-      `    - name: check the marker\n      ansible.builtin.shell: test "{{ inventory_hostname }}" != web2 || test -f ${marker}\n`,
-    );
-    const job = await createJob({ name: "one fails", playbook: b64(playbook), sshPrivateKey: sshd.clientKey.base64, hosts: sshHosts(["web1", "web2", "web3"]) });
+    const playbook = PLAY(`    - name: check the marker\n      ansible.builtin.shell: test "{{ inventory_hostname }}" != web2 || test -f ${marker}\n`);
+    const job = await createJob({
+      name: "one fails",
+      playbook: b64(playbook),
+      sshPrivateKey: sshd.clientKey.base64,
+      hosts: sshHosts(["web1", "web2", "web3"]),
+    });
     const start = await stack.call("POST", `/jobs/${A}/${job.id}/start`, token, {});
     const id = start.json.execution_id;
     const failed = await stack.waitFor(A, job.id, id, token, isTerminal);

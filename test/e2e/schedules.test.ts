@@ -8,7 +8,9 @@ let stack: Stack;
 let admin: string;
 
 const LOCAL = [{ id: "localhost", hostVars: { ansible_connection: "local", ansible_python_interpreter: "/usr/bin/python3" } }];
-const PLAYBOOK = b64("- hosts: all\n  gather_facts: false\n  tasks:\n    - name: scheduled hello\n      ansible.builtin.debug:\n        msg: hello from a schedule\n");
+const PLAYBOOK = b64(
+  "- hosts: all\n  gather_facts: false\n  tasks:\n    - name: scheduled hello\n      ansible.builtin.debug:\n        msg: hello from a schedule\n",
+);
 
 beforeAll(async () => {
   stack = await new Stack().start();
@@ -26,18 +28,31 @@ const tick = async () => {
 
 describe("schedules on the real stack (e2e)", () => {
   it("a cron and a date schedule fire on the tick after their slot; their executions reach SUCCESS, once each", async () => {
-    const sa = await stack.call("POST", `/serviceAccounts/${A}`, admin, { alias: "cron", username: "e2e-sched-cron", password: "a long passphrase", role: "user" });
+    const sa = await stack.call("POST", `/serviceAccounts/${A}`, admin, {
+      alias: "cron",
+      username: "e2e-sched-cron",
+      password: "a long passphrase",
+      role: "user",
+    });
     expect(sa.status, sa.text).toBe(200);
     const job = await stack.call("POST", `/jobs/${A}`, admin, { name: "scheduled", playbook: PLAYBOOK, hosts: LOCAL });
     expect(job.status, job.text).toBe(200);
     const jobId = job.json.id as string;
 
     const user = await stack.token([A], "user");
-    const cron = await stack.call("POST", `/jobs/${A}/${jobId}/schedules`, user, { description: "every minute", serviceAccountAlias: "cron", trigger: { type: "cron", expression: "* * * * *" } });
+    const cron = await stack.call("POST", `/jobs/${A}/${jobId}/schedules`, user, {
+      description: "every minute",
+      serviceAccountAlias: "cron",
+      trigger: { type: "cron", expression: "* * * * *" },
+    });
     expect(cron.status, cron.text).toBe(200);
     // The original's body form, for a date a few seconds ahead.
     const at = new Date(Date.now() + 5_000).toISOString();
-    const date = await stack.call("POST", `/jobs/${A}/${jobId}/schedules`, user, { description: "once", serviceAccountAlias: "cron", type: { type: "date", expression: at } });
+    const date = await stack.call("POST", `/jobs/${A}/${jobId}/schedules`, user, {
+      description: "once",
+      serviceAccountAlias: "cron",
+      type: { type: "date", expression: at },
+    });
     expect(date.status, date.text).toBe(200);
 
     // Nothing is due yet: a tick now starts nothing (unless the minute is about to turn).

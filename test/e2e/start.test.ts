@@ -25,7 +25,11 @@ afterAll(async () => {
 });
 
 async function call(url: string, method: string, path: string, token: string, body?: unknown) {
-  const r = await fetch(url + path, { method, headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body: body ? JSON.stringify(body) : undefined });
+  const r = await fetch(url + path, {
+    method,
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+    body: body ? JSON.stringify(body) : undefined,
+  });
   return { status: r.status, json: (await r.json().catch(() => null)) as any };
 }
 

@@ -15,9 +15,7 @@ const A = "acme";
 const ARTIFACTS = join(import.meta.dirname, "..", "artifacts", "ui");
 // The README's screenshot is refreshed only when asked (UPDATE_README_SHOT=1), so a test run
 // leaves the tree as it found it; every run saves its own under test/artifacts/.
-const README_SHOT = process.env.UPDATE_README_SHOT
-  ? join(import.meta.dirname, "..", "..", "docs", "execution.png")
-  : join(ARTIFACTS, "execution-readme.png");
+const README_SHOT = process.env.UPDATE_README_SHOT ? join(import.meta.dirname, "..", "..", "docs", "execution.png") : join(ARTIFACTS, "execution-readme.png");
 const LOCAL = { ansible_connection: "local", ansible_python_interpreter: "/usr/bin/python3" };
 const USER = { alias: "ui-user", username: "acme-ui", password: "a long dashboard passphrase", role: "user" };
 
@@ -192,7 +190,9 @@ describe("the dashboard in a browser", () => {
     }
     expect(liveLine, "a log line before the end").toBe(true);
     await shot(page, "execution-running");
-    await page.waitForFunction(() => document.querySelector("[data-testid=execution-status] [data-status]")?.getAttribute("data-status") === "SUCCESS", { timeout: 60_000 });
+    await page.waitForFunction(() => document.querySelector("[data-testid=execution-status] [data-status]")?.getAttribute("data-status") === "SUCCESS", {
+      timeout: 60_000,
+    });
     await page.waitForSelector("[data-testid=host-table]");
     const hostRow = await page.$eval("[data-testid=host-table] tbody tr", (tr) => [...tr.children].map((c) => c.textContent?.trim()));
     expect(hostRow[0]).toBe("localhost");
@@ -231,7 +231,7 @@ describe("the dashboard in a browser", () => {
       playbook: b64(
         playbook(
           '    - name: lines\n      ansible.builtin.debug:\n        msg: "line {{ item }}"\n      loop: "{{ range(1, 201) | list }}"\n' +
-            '    - name: more\n      ansible.builtin.command: sleep 1\n      loop: [1, 2, 3, 4, 5]\n',
+            "    - name: more\n      ansible.builtin.command: sleep 1\n      loop: [1, 2, 3, 4, 5]\n",
         ),
       ),
       hosts: [{ id: "localhost", hostVars: LOCAL }],
@@ -258,7 +258,9 @@ describe("the dashboard in a browser", () => {
     await page.click("[data-testid=start]");
     await page.waitForFunction(() => (document.querySelector("[data-testid=log] pre")?.textContent ?? "").includes("step 1"), { timeout: 60_000 });
     // The status is polled (1.5 s), the log streamed: the status may follow the log a little.
-    await page.waitForFunction(() => document.querySelector("[data-testid=execution-status] [data-status]")?.getAttribute("data-status") === "RUNNING", { timeout: 10_000 });
+    await page.waitForFunction(() => document.querySelector("[data-testid=execution-status] [data-status]")?.getAttribute("data-status") === "RUNNING", {
+      timeout: 10_000,
+    });
     expect(await page.$eval("[data-testid=restart]", (el) => (el as HTMLButtonElement).disabled)).toBe(true);
     const seen: string[] = [];
     const watch = (async () => {
@@ -279,7 +281,11 @@ describe("the dashboard in a browser", () => {
   }, 120_000);
 
   it("edits a job: a secret is shown only as set / not set, kept when untouched, replaced or removed", async () => {
-    const r = await stack.call("POST", `/jobs/${A}`, admin, { name: "edit me", playbook: b64(playbook("    - ansible.builtin.ping:\n")), hosts: [{ id: "web1" }] });
+    const r = await stack.call("POST", `/jobs/${A}`, admin, {
+      name: "edit me",
+      playbook: b64(playbook("    - ansible.builtin.ping:\n")),
+      hosts: [{ id: "web1" }],
+    });
     const key = "-----BEGIN OPENSSH PRIVATE KEY-----\nnot-a-real-key\n-----END OPENSSH PRIVATE KEY-----\n";
     await go(page, `#/jobs/${r.json.id}/edit`, "#host-0-id");
     expect(await text(page, "[data-testid=job-key-state]")).toBe("not set");
@@ -339,7 +345,11 @@ describe("the dashboard in a browser", () => {
     const sa = await stack.call("POST", `/serviceAccounts/${A}`, admin, ADMIN);
     expect(sa.status, sa.text).toBe(200);
     const hostile = `audited <img src=x onerror="window.__pwned = 3"><script>window.__pwned = 4</script>`;
-    const job = await stack.call("POST", `/jobs/${A}`, admin, { name: hostile, playbook: b64(playbook("    - ansible.builtin.ping:\n")), hosts: [{ id: "web1" }] });
+    const job = await stack.call("POST", `/jobs/${A}`, admin, {
+      name: hostile,
+      playbook: b64(playbook("    - ansible.builtin.ping:\n")),
+      hosts: [{ id: "web1" }],
+    });
     expect(job.status, job.text).toBe(200);
 
     const p = await newPage();
@@ -352,7 +362,8 @@ describe("the dashboard in a browser", () => {
     expect(await text(p, "[data-testid=role]")).toBe("admin");
     await p.click('nav[aria-label=Main] a[href="#/audit"]');
     await p.waitForSelector("table[aria-label='Audit log'] tbody tr");
-    const rows = () => p.$$eval("table[aria-label='Audit log'] tbody tr", (trs) => trs.map((tr) => ({ action: tr.getAttribute("data-action"), text: tr.textContent ?? "" })));
+    const rows = () =>
+      p.$$eval("table[aria-label='Audit log'] tbody tr", (trs) => trs.map((tr) => ({ action: tr.getAttribute("data-action"), text: tr.textContent ?? "" })));
     const all = await rows();
     // Newest first: this admin's login, then the job the API just created, then what the user did in the browser.
     expect(all[0]!.action).toBe("login.succeeded");
@@ -361,7 +372,16 @@ describe("the dashboard in a browser", () => {
     expect(all[1]!.action).toBe("job.created");
     expect(all[1]!.text).toContain(hostile); // as text
     const actions = all.map((r) => r.action);
-    for (const a of ["serviceAccount.created", "job.created", "job.replaced", "job.deleted", "execution.started", "execution.stopped", "login.failed", "login.succeeded"]) {
+    for (const a of [
+      "serviceAccount.created",
+      "job.created",
+      "job.replaced",
+      "job.deleted",
+      "execution.started",
+      "execution.stopped",
+      "login.failed",
+      "login.succeeded",
+    ]) {
       expect(actions, a).toContain(a);
     }
     // The user's job, created in the browser by the service account that signed in there.
@@ -373,7 +393,9 @@ describe("the dashboard in a browser", () => {
 
     // Only the jobs.
     await p.select("#audit-type", "job");
-    await p.waitForFunction(() => [...document.querySelectorAll("table[aria-label='Audit log'] tbody tr")].every((tr) => tr.getAttribute("data-action")?.startsWith("job.")));
+    await p.waitForFunction(() =>
+      [...document.querySelectorAll("table[aria-label='Audit log'] tbody tr")].every((tr) => tr.getAttribute("data-action")?.startsWith("job.")),
+    );
     const jobsOnly = await rows();
     expect(jobsOnly.length).toBeGreaterThanOrEqual(4);
     expect(jobsOnly.length).toBeLessThan(all.length);
@@ -470,7 +492,13 @@ describe("the dashboard in a browser", () => {
   it("renders a log's ANSI colours as classed spans of text, escapes cut between chunks included, never as HTML", async () => {
     // The dashboard's own ANSI code (ui/src/ansi.ts), bundled for a blank page.
     const { build } = await import("esbuild");
-    const out = await build({ entryPoints: [join(import.meta.dirname, "..", "..", "ui", "src", "ansi.ts")], bundle: true, write: false, format: "iife", globalName: "Ansi" });
+    const out = await build({
+      entryPoints: [join(import.meta.dirname, "..", "..", "ui", "src", "ansi.ts")],
+      bundle: true,
+      write: false,
+      format: "iife",
+      globalName: "Ansi",
+    });
     const p = await newPage();
     await p.goto("about:blank");
     await p.addScriptTag({ content: out.outputFiles[0]!.text });
@@ -478,8 +506,14 @@ describe("the dashboard in a browser", () => {
       const pre = document.createElement("pre");
       document.body.appendChild(pre);
       const a = new (window as any).Ansi.AnsiAppender(pre);
-      for (const chunk of ["ok: \x1b[0;32mgreen", " still\x1b[", "0m plain \x1b[1;31mbold red <script>window.__x=1</script>\x1b[0m", "\x1b[K end"]) a.append(chunk);
-      return { text: pre.textContent, spans: [...pre.querySelectorAll("span")].map((s) => [s.className, s.textContent]), scripts: pre.querySelectorAll("script").length, x: (window as any).__x };
+      for (const chunk of ["ok: \x1b[0;32mgreen", " still\x1b[", "0m plain \x1b[1;31mbold red <script>window.__x=1</script>\x1b[0m", "\x1b[K end"])
+        a.append(chunk);
+      return {
+        text: pre.textContent,
+        spans: [...pre.querySelectorAll("span")].map((s) => [s.className, s.textContent]),
+        scripts: pre.querySelectorAll("script").length,
+        x: (window as any).__x,
+      };
     });
     expect(result.text).toBe("ok: green still plain bold red <script>window.__x=1</script> end");
     expect(result.spans).toEqual([

@@ -15,7 +15,8 @@ let base: string;
 const received: { path: string; headers: Record<string, string | string[] | undefined>; body: string }[] = [];
 
 const LOCAL = [{ id: "localhost", hostVars: { ansible_connection: "local", ansible_python_interpreter: "/usr/bin/python3" } }];
-const PLAY = "- hosts: all\n  gather_facts: false\n  tasks:\n    - name: say hello\n      ansible.builtin.debug:\n        msg: hello from a webhook run\n    - name: change something\n      ansible.builtin.command: echo changed\n";
+const PLAY =
+  "- hosts: all\n  gather_facts: false\n  tasks:\n    - name: say hello\n      ansible.builtin.debug:\n        msg: hello from a webhook run\n    - name: change something\n      ansible.builtin.command: echo changed\n";
 
 /** The README's receiver check: any v1= of the header is the HMAC of "t.body", and t is within 5 minutes. */
 function verify(secret: string, header: string, body: string, toleranceS = 300): boolean {

@@ -35,7 +35,9 @@ describe("import graph", () => {
 
   it("keeps the worker and the agent apart (the agent is its own package)", () => {
     const crossing = [...graph].flatMap(([file, deps]) =>
-      deps.filter((d) => (file.startsWith("agent/src/") && !d.startsWith("agent/src/")) || (file.startsWith("worker/") && d.startsWith("agent/"))).map((d) => `${file} → ${d}`),
+      deps
+        .filter((d) => (file.startsWith("agent/src/") && !d.startsWith("agent/src/")) || (file.startsWith("worker/") && d.startsWith("agent/")))
+        .map((d) => `${file} → ${d}`),
     );
     expect(crossing).toEqual([]);
   });

@@ -31,7 +31,11 @@ export function tsType(s: JsonSchema, indent = ""): string {
   if (s.$ref) return refName(s.$ref);
   const alts = s.anyOf ?? s.oneOf;
   if (alts) return union(alts.map((a) => tsType(a, indent)));
-  if (s.allOf) return s.allOf.map((a) => tsType(a, indent)).map((t) => (topLevelUnion(t) ? `(${t})` : t)).join(" & ");
+  if (s.allOf)
+    return s.allOf
+      .map((a) => tsType(a, indent))
+      .map((t) => (topLevelUnion(t) ? `(${t})` : t))
+      .join(" & ");
   if (s.enum) return union(s.enum.map((v) => JSON.stringify(v)));
   const types = s.type === undefined ? [] : Array.isArray(s.type) ? s.type : [s.type];
   if (types.length === 0) return "unknown";

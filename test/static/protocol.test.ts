@@ -43,7 +43,8 @@ const publicHeader = (who: string) => `// The public API's answers as ${who} rea
 `;
 
 describe("protocol types", () => {
-  const schemas = async () => ((await (await app.request("/openapi.json")).json()) as { components: { schemas: Record<string, JsonSchema> } }).components.schemas;
+  const schemas = async () =>
+    ((await (await app.request("/openapi.json")).json()) as { components: { schemas: Record<string, JsonSchema> } }).components.schemas;
 
   it("agent/src/protocol.ts is what the worker's schemas say", async () => {
     const text = protocolModule(await schemas(), AGENT_SIDE, HEADER);

@@ -41,7 +41,12 @@ describe("agent protocol (bad input)", () => {
     expect(fields(tooMany)).toEqual(["events"]);
     // Result data nested beyond what can be stored is refused as input, not a 500.
     const deep = 100_000;
-    const nested = await call(a, "POST", `${base}/events`, `{"attempt":1,"leaseId":"${held(id).leaseId}","events":[{"seq":1,"timestamp":1,"event_type":"runner_on_ok","data":{"x":${"[".repeat(deep)}${"]".repeat(deep)}}}]}`);
+    const nested = await call(
+      a,
+      "POST",
+      `${base}/events`,
+      `{"attempt":1,"leaseId":"${held(id).leaseId}","events":[{"seq":1,"timestamp":1,"event_type":"runner_on_ok","data":{"x":${"[".repeat(deep)}${"]".repeat(deep)}}}]}`,
+    );
     expect(nested.status).toBe(400);
     expect(fields(nested)).toEqual(["events.0.data"]);
     const rel = await call(a, "POST", `${base}/release`, {});

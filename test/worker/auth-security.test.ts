@@ -12,7 +12,10 @@ const B = "acct-b";
 const ownJwk = JSON.parse(env.JWT_PRIVATE_KEY) as JWK;
 
 /** Signs arbitrary claims; by default with Runner's own key and issuer, valid for an hour. */
-async function sign(claims: JWTPayload, opts: { key?: CryptoKey; kid?: string; alg?: string; iss?: string | null; exp?: number | null; nbf?: number; iat?: number } = {}) {
+async function sign(
+  claims: JWTPayload,
+  opts: { key?: CryptoKey; kid?: string; alg?: string; iss?: string | null; exp?: number | null; nbf?: number; iat?: number } = {},
+) {
   const key = opts.key ?? ((await importJWK(ownJwk, "ES256")) as CryptoKey);
   const now = Math.floor(Date.now() / 1000);
   let jwt = new SignJWT({ accounts: [A], role: "admin", ...claims })
@@ -47,11 +50,7 @@ describe("authentication (security)", () => {
     ["no token", async () => null, /required/],
     ["malformed", async () => "not-a-jwt", /malformed/],
     ["three garbage parts", async () => "aaa.bbb.ccc", /malformed/],
-    [
-      "signed by another key (same kid)",
-      async () => sign({}, { key: (await generateKeyPair("ES256")).privateKey as CryptoKey }),
-      /signature/,
-    ],
+    ["signed by another key (same kid)", async () => sign({}, { key: (await generateKeyPair("ES256")).privateKey as CryptoKey }), /signature/],
     ["expired", async () => sign({}, { exp: Math.floor(Date.now() / 1000) - 3600 }), /expired/],
     ["not valid yet", async () => sign({}, { nbf: Math.floor(Date.now() / 1000) + 3600 }), /not valid yet/],
     ["issued in the future", async () => sign({}, { iat: Math.floor(Date.now() / 1000) + 3600, exp: Math.floor(Date.now() / 1000) + 7200 }), /not valid yet/],
@@ -62,7 +61,8 @@ describe("authentication (security)", () => {
     ["no accounts claim", async () => sign({ accounts: undefined }), /accounts/],
     [
       "alg none",
-      async () => `${b64url(JSON.stringify({ alg: "none", typ: "JWT" }))}.${b64url(JSON.stringify({ iss: "runner", sub: "x", accounts: "*", role: "admin", exp: 9999999999 }))}.`,
+      async () =>
+        `${b64url(JSON.stringify({ alg: "none", typ: "JWT" }))}.${b64url(JSON.stringify({ iss: "runner", sub: "x", accounts: "*", role: "admin", exp: 9999999999 }))}.`,
       /.+/,
     ],
     [
@@ -70,7 +70,12 @@ describe("authentication (security)", () => {
       async () => {
         const { d: _d, ...pub } = ownJwk;
         const secret = new TextEncoder().encode(JSON.stringify(pub));
-        return new SignJWT({ accounts: "*", role: "admin" }).setProtectedHeader({ alg: "HS256", kid: ownJwk.kid }).setIssuer("runner").setSubject("x").setExpirationTime("1h").sign(secret);
+        return new SignJWT({ accounts: "*", role: "admin" })
+          .setProtectedHeader({ alg: "HS256", kid: ownJwk.kid })
+          .setIssuer("runner")
+          .setSubject("x")
+          .setExpirationTime("1h")
+          .sign(secret);
       },
       /signature|verified/,
     ],

@@ -55,7 +55,9 @@ function recording(db: D1Database, out: Recorded[]): D1Database {
 }
 
 async function plan(r: Recorded): Promise<string[]> {
-  const { results } = await env.DB.prepare(`EXPLAIN QUERY PLAN ${r.sql}`).bind(...r.args).all<{ detail: string }>();
+  const { results } = await env.DB.prepare(`EXPLAIN QUERY PLAN ${r.sql}`)
+    .bind(...r.args)
+    .all<{ detail: string }>();
   return results.map((x) => x.detail);
 }
 
@@ -67,15 +69,31 @@ const CASES: [string, (db: D1Database) => Promise<unknown>, RegExp[]][] = [
   ["jobs list (count, page)", (db) => listJobs(db, "acme", page), [/jobs_by_account/, /jobs_by_account/]],
   ["one job", (db) => getJob(db, "acme", "j1"), [/sqlite_autoindex_jobs_1/]],
   ["account's executions", (db) => listExecutionViews(db, "acme", {}, page), [/INDEX executions_by_\w+ \(account_alias=\?\)/, /executions_by_account\b/]],
-  ["account's executions ?status=", (db) => listExecutionViews(db, "acme", { status: "RUNNING" }, page), [/executions_by_account_status/, /executions_by_account_status/]],
+  [
+    "account's executions ?status=",
+    (db) => listExecutionViews(db, "acme", { status: "RUNNING" }, page),
+    [/executions_by_account_status/, /executions_by_account_status/],
+  ],
   ["job's executions", (db) => listExecutionViews(db, "acme", { jobId: "j1" }, page), [/executions_by_job/, /executions_by_job\b/]],
-  ["job's executions ?status=", (db) => listExecutionViews(db, "acme", { jobId: "j1", status: "FAILURE" }, page), [/executions_by_job_status/, /executions_by_job_status/]],
+  [
+    "job's executions ?status=",
+    (db) => listExecutionViews(db, "acme", { jobId: "j1", status: "FAILURE" }, page),
+    [/executions_by_job_status/, /executions_by_job_status/],
+  ],
   ["status service: a job's executions", (db) => jobExecutionsOldestFirst(db, "acme", "j1"), [/executions_by_job/]],
   ["is the job id known", (db) => jobKnown(db, "acme", "j1"), [/sqlite_autoindex_jobs_1|executions_by_job/]],
   ["delete guard: an active execution?", (db) => hasActiveExecution(db, "acme", "j1"), [/executions_by_job/]],
-  ["delete unless active (and its schedules)", (db) => deleteJobUnlessActive(db, "acme", "nope", ACTIVE_STATUSES), [/sqlite_autoindex_jobs_1|executions_by_job/, /schedules_by_job/]],
+  [
+    "delete unless active (and its schedules)",
+    (db) => deleteJobUnlessActive(db, "acme", "nope", ACTIVE_STATUSES),
+    [/sqlite_autoindex_jobs_1|executions_by_job/, /schedules_by_job/],
+  ],
   // A range of the due index in slot order (no sort): the tick reads what is due, not what is held.
-  ["cron tick: due schedules and their service accounts", (db) => dueSchedules(db, Date.now(), 100), [/^(?![\s\S]*TEMP B-TREE)SEARCH s USING INDEX schedules_due \(next_run_time>\? AND next_run_time<\?\)\nSEARCH sa USING INDEX service_accounts_by_alias/]],
+  [
+    "cron tick: due schedules and their service accounts",
+    (db) => dueSchedules(db, Date.now(), 100),
+    [/^(?![\s\S]*TEMP B-TREE)SEARCH s USING INDEX schedules_due \(next_run_time>\? AND next_run_time<\?\)\nSEARCH sa USING INDEX service_accounts_by_alias/],
+  ],
   ["a job's schedules (count, page)", (db) => listSchedules(db, "acme", "j1", page), [/schedules_by_job/, /schedules_by_job/]],
   ["one schedule", (db) => getSchedule(db, "acme", "j1", "s1"), [/sqlite_autoindex_schedules_1/]],
   ["cron sweep", (db) => staleActiveExecutions(db, Date.now(), 200), [/executions_by_status_updated/]],
@@ -101,9 +119,17 @@ const CASES: [string, (db: D1Database) => Promise<unknown>, RegExp[]][] = [
   ["metrics: live agents online and offline", (db) => liveAgentCounts(db, Date.now()), [/INDEX agents_live \(revoked_time=\?\)/]],
   ["every login token's check", (db) => serviceAccountTokenVersion(db, "sa1"), [/sqlite_autoindex_service_accounts_1/]],
   // `since` bounds the range of the index (time>? or time<?, as SQLite reads a DESC column).
-  ["audit log (count, page)", (db) => listAudit(db, "acme", { since: 0 }, page), [/audit_by_account \(account_alias=\? AND time[<>]\?\)/, /audit_by_account \(account_alias=\? AND time[<>]\?\)/]],
+  [
+    "audit log (count, page)",
+    (db) => listAudit(db, "acme", { since: 0 }, page),
+    [/audit_by_account \(account_alias=\? AND time[<>]\?\)/, /audit_by_account \(account_alias=\? AND time[<>]\?\)/],
+  ],
   ["audit log ?resource=type", (db) => listAudit(db, "acme", { since: 0, resourceType: "job" }, page), [/audit_by_resource_type/, /audit_by_resource_type/]],
-  ["audit log ?resource=type/id", (db) => listAudit(db, "acme", { since: 0, resourceType: "job", resourceId: "j1" }, page), [/audit_by_resource\b/, /audit_by_resource\b/]],
+  [
+    "audit log ?resource=type/id",
+    (db) => listAudit(db, "acme", { since: 0, resourceType: "job", resourceId: "j1" }, page),
+    [/audit_by_resource\b/, /audit_by_resource\b/],
+  ],
   ["audit log of no account (operators)", (db) => listAudit(db, null, { since: 0 }, page), [/audit_by_account/, /audit_by_account/]],
   ["cron: audit prune, oldest first", (db) => pruneAudit(db, Date.now(), 1000), [/audit_by_time \(time<\?\)/]],
 ];

@@ -267,7 +267,9 @@ describe("the account's concurrency limit across its dispatchers", () => {
 
   it("a slot whose release was lost stops counting once the index shows no lease and the grace is over", async () => {
     const now = Date.now();
-    await env.DB.prepare("INSERT INTO account_slots (execution_id, account_alias, taken_time) VALUES ('orphan', 'orphans', ?)").bind(now - SLOT_GRACE_MS - 1).run();
+    await env.DB.prepare("INSERT INTO account_slots (execution_id, account_alias, taken_time) VALUES ('orphan', 'orphans', ?)")
+      .bind(now - SLOT_GRACE_MS - 1)
+      .run();
     await env.DB.prepare("INSERT INTO account_slots (execution_id, account_alias, taken_time) VALUES ('fresh', 'orphans', ?)").bind(now).run();
     expect((await slotsHeld(env.DB, ["orphans"], now)).get("orphans")).toBe(1);
   });

@@ -35,8 +35,9 @@ describe("dispatcher safety nets", () => {
     expect(await runDurableObjectAlarm(stub)).toBe(true);
     // The ended one is freed; the one still running keeps its slot.
     expect((await stub.snapshot()).leased.map((l) => l.executionId)).toEqual([live]);
-    const checked = await runInDurableObject(stub, (_o: Dispatcher, state) =>
-      state.storage.sql.exec<{ checked_at: number }>(`SELECT checked_at FROM leased`).one().checked_at,
+    const checked = await runInDurableObject(
+      stub,
+      (_o: Dispatcher, state) => state.storage.sql.exec<{ checked_at: number }>(`SELECT checked_at FROM leased`).one().checked_at,
     );
     expect(checked).toBeGreaterThan(old);
   });

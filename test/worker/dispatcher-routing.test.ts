@@ -24,7 +24,9 @@ describe("dispatcher routing", () => {
   it("only agents seen within the online window count; sharedPoolFallback sends the work to the shared pool meanwhile", async () => {
     const def = await newAgent("r6");
     expect(await route("r6", null)).toBe("acct:r6:");
-    await env.DB.prepare("UPDATE agents SET last_seen = ? WHERE id = ?").bind(Date.now() - ONLINE_WINDOW_MS - 1_000, def.agentId).run();
+    await env.DB.prepare("UPDATE agents SET last_seen = ? WHERE id = ?")
+      .bind(Date.now() - ONLINE_WINDOW_MS - 1_000, def.agentId)
+      .run();
     expect(await route("r6", null)).toBe("acct:r6:"); // offline, but registered: it waits for it
     expect((await api("PUT", "/accounts/r6/settings", { token: await token(["r6"], "admin"), body: { sharedPoolFallback: true } })).status).toBe(200);
     expect(await route("r6", null)).toBe("shared");

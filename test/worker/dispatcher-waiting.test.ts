@@ -21,7 +21,9 @@ const settings = async (alias: string, body: Record<string, unknown>) => {
   expect(r.status, r.text).toBe(200);
 };
 const reason = async (id: string) => (await execution(id)).waiting_reason;
-const logOf = async (id: string) => (await api("GET", `/jobs/${(await execution(id)).account_alias}/${(await execution(id)).job_id}/executions/${id}/log`, { token: await token("*", "viewer") })).text;
+const logOf = async (id: string) =>
+  (await api("GET", `/jobs/${(await execution(id)).account_alias}/${(await execution(id)).job_id}/executions/${id}/log`, { token: await token("*", "viewer") }))
+    .text;
 /** The dispatcher looks at its waiting reasons again (its alarm: what the clock would do). */
 const recheck = (key: string) => runDurableObjectAlarm(env.DISPATCHER.get(env.DISPATCHER.idFromName(key)));
 /** Retries `check` until it passes: what a pass of the dispatcher tells arrives after the call that caused it. */
@@ -63,7 +65,10 @@ describe("waiting reasons", () => {
       "[runner] execution INITIALIZING",
     ]);
     const events = (await api("GET", `/jobs/wait1/${job}/executions/${id}/events`, { token: await token(["wait1"], "viewer") })).json.results;
-    expect(events.filter((e: { event_type: string }) => e.event_type === "execution_waiting").map((e: { data: { code: string } }) => e.data.code)).toEqual(["no_agent", "queued_behind"]);
+    expect(events.filter((e: { event_type: string }) => e.event_type === "execution_waiting").map((e: { data: { code: string } }) => e.data.code)).toEqual([
+      "no_agent",
+      "queued_behind",
+    ]);
   });
 
   it("an agent not seen within the online window does not count: the job stays on its account's queue, saying when it was last seen", async () => {
@@ -120,12 +125,14 @@ describe("waiting reasons", () => {
     for (let i = 0; i < 4; i++) ids.push((await start("wait5", job)).execution_id);
     expect(await Promise.all(ids.map(reason))).toEqual(["next in line, waiting for a free agent", "queued behind 1", "queued behind 2", "queued behind 3"]);
     expect((await lease(agent, 2_000)).json.executionId).toBe(ids[0]);
-    await eventually(async () => expect(await Promise.all(ids.slice(1).map(reason))).toEqual(["next in line, waiting for a free agent", "queued behind 1", "queued behind 2"]));
+    await eventually(async () =>
+      expect(await Promise.all(ids.slice(1).map(reason))).toEqual(["next in line, waiting for a free agent", "queued behind 1", "queued behind 2"]),
+    );
     const log = await logOf(ids[3]!);
     expect(log.indexOf("queued behind 3\n")).toBeLessThan(log.indexOf("queued behind 2\n"));
     // Leave nothing queued for another test to meet.
     for (const id of ids.slice(1)) await api("POST", `/jobs/wait5/${job}/executions/${id}/kill`, { token: await token(["wait5"], "user") });
-    expect((await dispatcher(dispatcherKey("wait5", null)).sizes())).toMatchObject({ queued: 0, told: 0 });
+    expect(await dispatcher(dispatcherKey("wait5", null)).sizes()).toMatchObject({ queued: 0, told: 0 });
   });
 
   it("a long queue is told its place in steps, not one by one", async () => {

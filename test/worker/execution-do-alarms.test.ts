@@ -168,7 +168,10 @@ describe("lease loss", () => {
     expect(await failure(stub(id).heartbeat(AGENT, first))).toMatchObject({ status: 409, extensions: { command: "abandon" } });
     // The next agent's event numbering starts again at 1 and is not mistaken for a duplicate.
     expect(await stub(id).grantLease("agent-2")).not.toBeNull();
-    const up = await stub(id).uploadEvents("agent-2", { ...(await ref(id)), events: [{ seq: 1, timestamp: t0, event_type: "verbose", stdout: "cloning again\n" }] });
+    const up = await stub(id).uploadEvents("agent-2", {
+      ...(await ref(id)),
+      events: [{ seq: 1, timestamp: t0, event_type: "verbose", stdout: "cloning again\n" }],
+    });
     expect(up.acceptedThrough).toBe(1);
     const log = await stub(id).logChunk(undefined, 0);
     expect(log.text).toContain("cloning\n");

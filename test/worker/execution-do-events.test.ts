@@ -67,7 +67,16 @@ describe("uploads", () => {
 
   it("keeps the event's fields: type, host, task, play, text and data", async () => {
     const id = await executionIn(ALIAS, jobId, "RUNNING");
-    await upload(id, [ev(1, { event_type: "runner_on_failed", host: "web2", task: "restart nginx", play: "web", stdout: "fatal: [web2]: FAILED!\n", data: { msg: "boom", rc: 1 } })]);
+    await upload(id, [
+      ev(1, {
+        event_type: "runner_on_failed",
+        host: "web2",
+        task: "restart nginx",
+        play: "web",
+        stdout: "fatal: [web2]: FAILED!\n",
+        data: { msg: "boom", rc: 1 },
+      }),
+    ]);
     const { results } = await stub(id).events(undefined, 0, 0, 100);
     const e = results.find((r) => r.event_type === "runner_on_failed")!;
     expect(e).toMatchObject({ host: "web2", task: "restart nginx", play: "web", message: "fatal: [web2]: FAILED!\n", timestamp: 1_700_000_000_001 });
@@ -84,7 +93,10 @@ describe("host stats", () => {
         host: null,
         task: null,
         data: {
-          hosts: { web1: { ok: 2, changed: 1, failed: 0, skipped: 0, unreachable: 0, rescued: 0, ignored: 0 }, web2: { ok: 0, changed: 0, failed: 0, unreachable: 1 } },
+          hosts: {
+            web1: { ok: 2, changed: 1, failed: 0, skipped: 0, unreachable: 0, rescued: 0, ignored: 0 },
+            web2: { ok: 0, changed: 0, failed: 0, unreachable: 1 },
+          },
           custom: { note: "set_stats" },
         },
       }),
@@ -147,7 +159,7 @@ describe("the D1 index", () => {
     await check();
     await report(id, { status: "STOPPED" });
     await check();
-    expect((await indexRow(id))!.event_count).toBe((await stub(id).eventCount()));
+    expect((await indexRow(id))!.event_count).toBe(await stub(id).eventCount());
   });
 
   it("never takes an older version", async () => {

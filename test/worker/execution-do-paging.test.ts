@@ -31,7 +31,16 @@ beforeAll(async () => {
     for (let from = 1; from <= N; from += BATCH) {
       const events: AgentEvent[] = [];
       for (let seq = from; seq < from + BATCH; seq++) {
-        events.push({ seq, timestamp: seq, event_type: "runner_on_ok", host: `web${seq % 50}`, task: `task ${seq >> 4}`, play: "site", stdout: `ok: [web${seq % 50}] task ${seq}\n`, data: { changed: false, seq } });
+        events.push({
+          seq,
+          timestamp: seq,
+          event_type: "runner_on_ok",
+          host: `web${seq % 50}`,
+          task: `task ${seq >> 4}`,
+          play: "site",
+          stdout: `ok: [web${seq % 50}] task ${seq}\n`,
+          data: { changed: false, seq },
+        });
       }
       const r = await stub(id).uploadEvents(AGENT, { ...(await ref(id)), events });
       if (r.acceptedThrough !== from + BATCH - 1) throw new Error(`accepted ${r.acceptedThrough}`);
@@ -46,10 +55,14 @@ describe(`paging ${N} events`, () => {
     const first = await timed("API events page 0 (size 100)", () => api("GET", `/jobs/${ALIAS}/${jobId}/executions/${id}/events?size=100`, { token: t }));
     expect(first.json.totalSize).toBe(total);
     expect(first.json.results[0].sequence).toBe(1);
-    const middle = await timed("API events page 500 (size 100)", () => api("GET", `/jobs/${ALIAS}/${jobId}/executions/${id}/events?size=100&page=500`, { token: t }));
+    const middle = await timed("API events page 500 (size 100)", () =>
+      api("GET", `/jobs/${ALIAS}/${jobId}/executions/${id}/events?size=100&page=500`, { token: t }),
+    );
     expect(middle.json.results.map((e: { sequence: number }) => e.sequence)).toEqual(Array.from({ length: 100 }, (_, i) => 50_001 + i));
     expect(middle.json.results[0].data.seq).toBe(50_001 - 4);
-    const last = await timed("API events after=99,950 (size 100)", () => api("GET", `/jobs/${ALIAS}/${jobId}/executions/${id}/events?after=99950&size=100`, { token: t }));
+    const last = await timed("API events after=99,950 (size 100)", () =>
+      api("GET", `/jobs/${ALIAS}/${jobId}/executions/${id}/events?after=99950&size=100`, { token: t }),
+    );
     expect(last.json.totalSize).toBe(total - 99_950);
     expect(last.json.results.at(-1).event_type).toBe("execution_status");
     const deep = await timed("RPC events page 999 (size 100)", () => stub(id).events(undefined, 0, 999, 100));

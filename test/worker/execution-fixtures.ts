@@ -119,7 +119,9 @@ export function storedState(id: string): Promise<string> {
 
 /** The D1 index row of an execution. */
 export function indexRow(id: string) {
-  return env.DB.prepare("SELECT * FROM executions WHERE id = ?").bind(id).first<Record<string, unknown> & { snapshot: string; version: number; status: string }>();
+  return env.DB.prepare("SELECT * FROM executions WHERE id = ?")
+    .bind(id)
+    .first<Record<string, unknown> & { snapshot: string; version: number; status: string }>();
 }
 
 /** The ProblemError a call is refused with (status, extensions, message). */

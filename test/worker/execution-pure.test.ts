@@ -160,7 +160,11 @@ describe("lease body", () => {
   };
 
   it("merges the start overrides over the job: extra vars, tags, keys per host and for the job", () => {
-    const merged = mergeJob(job, { properties: { b: 3, c: 4 }, playbookTags: ["y"] }, { hosts: [{ id: "web2", sshPrivateKey: "given-web2" }], sshPrivateKey: "given-job" });
+    const merged = mergeJob(
+      job,
+      { properties: { b: 3, c: 4 }, playbookTags: ["y"] },
+      { hosts: [{ id: "web2", sshPrivateKey: "given-web2" }], sshPrivateKey: "given-job" },
+    );
     expect(merged).toEqual({
       name: "deploy",
       executionTtl: 60,
@@ -201,13 +205,26 @@ describe("lease body", () => {
   it("takes only the secret part of the overrides, and nothing when there is none", () => {
     expect(secretPart({})).toBeNull();
     expect(secretPart({ hosts: [{ id: "a" }, { id: "b", sshPrivateKey: null }] })).toBeNull();
-    expect(secretPart({ hosts: [{ id: "a" }, { id: "b", sshPrivateKey: "k" }], sshPrivateKey: "j" })).toEqual({ hosts: [{ id: "b", sshPrivateKey: "k" }], sshPrivateKey: "j" });
+    expect(secretPart({ hosts: [{ id: "a" }, { id: "b", sshPrivateKey: "k" }], sshPrivateKey: "j" })).toEqual({
+      hosts: [{ id: "b", sshPrivateKey: "k" }],
+      sshPrivateKey: "j",
+    });
   });
 
   it("assembles the lease from the execution, the merged job and its secrets", () => {
     const s = { id: "e1", attempt: 2, accountAlias: "acme", jobId: "j1", ttlAt: 99, limit: ["web2"], overrides: { check: true } };
     const body = leaseBody(s, { leaseId: "l1", leaseExpiresAt: 50 }, job, {}, null);
-    expect(body).toMatchObject({ executionId: "e1", attempt: 2, leaseId: "l1", leaseExpiresAt: 50, deadline: 99, limit: ["web2"], check: true, diff: false, inventory: null });
+    expect(body).toMatchObject({
+      executionId: "e1",
+      attempt: 2,
+      leaseId: "l1",
+      leaseExpiresAt: 50,
+      deadline: 99,
+      limit: ["web2"],
+      check: true,
+      diff: false,
+      inventory: null,
+    });
     expect(body.secrets).toEqual(expect.arrayContaining(["stored-job-key", "stored-web1"]));
     expect(body.heartbeatIntervalMs).toBeGreaterThan(0);
   });

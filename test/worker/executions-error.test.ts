@@ -67,7 +67,12 @@ describe("400", () => {
 describe("404", () => {
   it("lists under a job id that names nothing; a job without executions is an empty page, a deleted job's are still listed", async () => {
     const unknown = "01234567-89ab-7def-8123-456789abcdef";
-    for (const path of [`/jobs/${ALIAS}/${unknown}/executions`, `/jobs/${ALIAS}/${unknown}/executions?status=RUNNING`, `/status/${ALIAS}/job/${unknown}`, `/jobs/${ALIAS}/not-an-id/executions`]) {
+    for (const path of [
+      `/jobs/${ALIAS}/${unknown}/executions`,
+      `/jobs/${ALIAS}/${unknown}/executions?status=RUNNING`,
+      `/status/${ALIAS}/job/${unknown}`,
+      `/jobs/${ALIAS}/not-an-id/executions`,
+    ]) {
       const r = await api("GET", path, { token: t });
       expect(r.status, path).toBe(404);
       expect(r.headers.get("content-type")).toContain("application/problem+json");
@@ -81,7 +86,9 @@ describe("404", () => {
     const gone = await newJob(ALIAS);
     const ended = await executionIn(ALIAS, gone, "KILLED");
     expect((await api("DELETE", `/jobs/${ALIAS}/${gone}`, { token: t })).status).toBe(204);
-    expect((await api("GET", `/jobs/${ALIAS}/${gone}/executions`, { token: t })).json.results.map((e: { execution_id: string }) => e.execution_id)).toEqual([ended]);
+    expect((await api("GET", `/jobs/${ALIAS}/${gone}/executions`, { token: t })).json.results.map((e: { execution_id: string }) => e.execution_id)).toEqual([
+      ended,
+    ]);
     expect((await api("GET", `/jobs/${ALIAS}/${gone}/executions?status=RUNNING`, { token: t })).status).toBe(200);
     expect((await api("GET", `/status/${ALIAS}/job/${gone}`, { token: t })).json.totalSize).toBe(3); // PENDING, why it waited, KILLED
   });
@@ -98,7 +105,15 @@ describe("404", () => {
       `/jobs/${ALIAS}/${jobId}/executions/not-an-id`,
       `/jobs/${ALIAS}/${other}/executions/${running}`,
     ]) {
-      for (const [method, suffix] of [["GET", ""], ["GET", "/events"], ["GET", "/log"], ["GET", "/log?follow=true"], ["POST", "/stop"], ["POST", "/kill"], ["POST", "/restart"]] as const) {
+      for (const [method, suffix] of [
+        ["GET", ""],
+        ["GET", "/events"],
+        ["GET", "/log"],
+        ["GET", "/log?follow=true"],
+        ["POST", "/stop"],
+        ["POST", "/kill"],
+        ["POST", "/restart"],
+      ] as const) {
         const r = await api(method, `${path}${suffix}`, { token: t });
         expect(r.status, `${method} ${path}${suffix}`).toBe(404);
         expect(r.headers.get("content-type")).toContain("application/problem+json");

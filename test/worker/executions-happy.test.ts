@@ -313,7 +313,10 @@ describe("log follow (Server-Sent Events)", () => {
     const sse = sseReader(res);
     expect(await sse.until((m) => m.data.includes("[runner] execution RUNNING"))).toBe(true);
     await sleep(50); // the follower is waiting on the object by now
-    await stub(id).uploadEvents(AGENT, { ...(await ref(id)), events: [{ seq: 1, timestamp: 1, event_type: "runner_on_ok", host: "web1", stdout: "ok: [web1]\n" }] });
+    await stub(id).uploadEvents(AGENT, {
+      ...(await ref(id)),
+      events: [{ seq: 1, timestamp: 1, event_type: "runner_on_ok", host: "web1", stdout: "ok: [web1]\n" }],
+    });
     // Delivered live (well before the follower's 15 s wait would run out), before the execution ends.
     expect(await sse.until((m) => m.data.includes("ok: [web1]"))).toBe(true);
     await report(id, { status: "FAILURE", reason: "playbook_failed" });
@@ -322,7 +325,10 @@ describe("log follow (Server-Sent Events)", () => {
     const msgs = sse.msgs;
     const end = msgs.at(-1)!;
     expect(end).toMatchObject({ event: "end", data: "FAILURE" });
-    const text = msgs.filter((m) => !m.event).map((m) => m.data).join("");
+    const text = msgs
+      .filter((m) => !m.event)
+      .map((m) => m.data)
+      .join("");
     expect(text).toContain("[runner] execution RUNNING\n");
     expect(text).toContain("ok: [web1]\n");
     expect(text.endsWith("[runner] execution FAILURE (playbook_failed)\n")).toBe(true);
@@ -367,7 +373,10 @@ describe("log follow (plain text, for terminals)", () => {
     };
     expect(await until(() => text.includes("[runner] execution RUNNING\n"))).toBe(true);
     await sleep(50);
-    await stub(id).uploadEvents(AGENT, { ...(await ref(id)), events: [{ seq: 1, timestamp: 1, event_type: "runner_on_ok", host: "web1", stdout: "ok: [web1]\n" }] });
+    await stub(id).uploadEvents(AGENT, {
+      ...(await ref(id)),
+      events: [{ seq: 1, timestamp: 1, event_type: "runner_on_ok", host: "web1", stdout: "ok: [web1]\n" }],
+    });
     // Delivered live, before the execution ends, as bare text (no SSE framing).
     expect(await until(() => text.includes("ok: [web1]\n"))).toBe(true);
     expect(done).toBe(false);

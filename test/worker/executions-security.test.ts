@@ -40,7 +40,9 @@ describe("authentication and authorization", () => {
     for (const [m, p] of paths(OTHER, otherJob, otherId)) expect((await api(m!, p!, { token: mine })).status, `${m} ${p}`).toBe(404);
     // Its id under my own account and job is not found either.
     for (const suffix of ["", "/events", "/log", "/stop", "/kill"]) {
-      const r = await api(suffix && suffix !== "/events" && suffix !== "/log" ? "POST" : "GET", `/jobs/${ALIAS}/${jobId}/executions/${otherId}${suffix}`, { token: mine });
+      const r = await api(suffix && suffix !== "/events" && suffix !== "/log" ? "POST" : "GET", `/jobs/${ALIAS}/${jobId}/executions/${otherId}${suffix}`, {
+        token: mine,
+      });
       expect(r.status, suffix).toBe(404);
     }
     expect((await stub(otherId).view()).status).toBe("RUNNING");
@@ -83,10 +85,20 @@ describe("per-execution secrets", () => {
     expect(lease.secrets).toEqual(expect.arrayContaining([btoa(KEY), btoa(HOST_KEY)]));
     // The agent redacts before upload; even if a value slipped through, the lease itself is never stored.
     await report(exec, { status: "RUNNING" });
-    await stub(exec).uploadEvents(AGENT, { ...(await ref(exec)), events: [{ seq: 1, timestamp: 1, event_type: "runner_on_ok", host: "web1", stdout: "ok: [web1]\n", data: { key: "********" } }] });
+    await stub(exec).uploadEvents(AGENT, {
+      ...(await ref(exec)),
+      events: [{ seq: 1, timestamp: 1, event_type: "runner_on_ok", host: "web1", stdout: "ok: [web1]\n", data: { key: "********" } }],
+    });
     await report(exec, { status: "FAILURE", failedHosts: ["web1"] });
     const base = `/jobs/${ALIAS}/${jobId}/executions/${exec}`;
-    for (const p of [base, `${base}/events`, `${base}/log`, `/jobs/${ALIAS}/executions`, `/jobs/${ALIAS}/${jobId}/executions`, `/status/${ALIAS}/job/${jobId}`]) {
+    for (const p of [
+      base,
+      `${base}/events`,
+      `${base}/log`,
+      `/jobs/${ALIAS}/executions`,
+      `/jobs/${ALIAS}/${jobId}/executions`,
+      `/status/${ALIAS}/job/${jobId}`,
+    ]) {
       const r = await api("GET", p, { token: t });
       expect(r.status).toBe(200);
       clean(r.text, p);

@@ -78,14 +78,22 @@ describe("jobs: create and replace refuse unsafe inputs (400 naming the field), 
   });
 
   const cases: [string, Record<string, unknown>, string, RegExp?][] = [
-    ...BAD_HOST_IDS.map(([what, id]): [string, Record<string, unknown>, string] => [`host id with ${what}`, playbookJob({ hosts: hostsWith(id) }), "hosts.3.id"]),
+    ...BAD_HOST_IDS.map(([what, id]): [string, Record<string, unknown>, string] => [
+      `host id with ${what}`,
+      playbookJob({ hosts: hostsWith(id) }),
+      "hosts.3.id",
+    ]),
     ...CREDENTIALED_URLS.map(([what, url]): [string, Record<string, unknown>, string, RegExp] => [
       `repository.url with ${what}`,
       repoJob({ repository: { url, defaultPlaybook: "site.yml" } }),
       "repository.url",
       /repository\.credentials/,
     ]),
-    ...BAD_TAGS.map(([what, tag]): [string, Record<string, unknown>, string] => [`playbook tag with ${what}`, playbookJob({ playbookTags: ["ok", tag] }), "playbookTags.1"]),
+    ...BAD_TAGS.map(([what, tag]): [string, Record<string, unknown>, string] => [
+      `playbook tag with ${what}`,
+      playbookJob({ playbookTags: ["ok", tag] }),
+      "playbookTags.1",
+    ]),
   ];
 
   it.each(cases)("%s", async (_what, body, field, message) => {
@@ -105,7 +113,12 @@ describe("jobs: create and replace refuse unsafe inputs (400 naming the field), 
   });
 
   it("accepts the look-alikes that are safe: ssh users, scp-like URLs, ordinary host ids and tags", async () => {
-    for (const url of ["git@github.com:ops/site.git", "ssh://git@git.example.com/ops/site.git", "https://git.example.com/ops/site.git", "https://git.example.com/ops/a@b.git"]) {
+    for (const url of [
+      "git@github.com:ops/site.git",
+      "ssh://git@git.example.com/ops/site.git",
+      "https://git.example.com/ops/site.git",
+      "https://git.example.com/ops/a@b.git",
+    ]) {
       const r = await api("POST", `/jobs/${ALIAS}`, { token: admin, body: repoJob({ repository: { url, defaultPlaybook: "site.yml" } }) });
       expect(r.status, `${url}: ${r.text}`).toBe(200);
       expect(r.json.repository.url).toBe(url);
@@ -125,7 +138,11 @@ describe("start and restart overrides follow the job's rules", () => {
   });
 
   const cases: [string, Record<string, unknown>, string][] = [
-    ...BAD_HOST_IDS.map(([what, id]): [string, Record<string, unknown>, string] => [`host id with ${what}`, { hosts: hostsWith(id).map((h) => ({ ...h, sshPrivateKey: btoa("KEY") })) }, "hosts.3.id"]),
+    ...BAD_HOST_IDS.map(([what, id]): [string, Record<string, unknown>, string] => [
+      `host id with ${what}`,
+      { hosts: hostsWith(id).map((h) => ({ ...h, sshPrivateKey: btoa("KEY") })) },
+      "hosts.3.id",
+    ]),
     ["a repeated host id", { hosts: [...hostsWith("web4"), { id: "web2" }] }, "hosts.4.id"],
     ...BAD_TAGS.map(([what, tag]): [string, Record<string, unknown>, string] => [`playbook tag with ${what}`, { playbookTags: [tag] }, "playbookTags.0"]),
     ["a tag too long", { playbookTags: ["t".repeat(101)] }, "playbookTags.0"],
@@ -149,7 +166,12 @@ describe("start and restart overrides follow the job's rules", () => {
   });
 
   it("a clean override still starts, and reaches the lease", async () => {
-    const id = (await api("POST", `/jobs/${ALIAS}/${jobId}/start`, { token: await user(), body: { playbookTags: ["deploy", "db"], hosts: [{ id: "web2", sshPrivateKey: btoa("KEY") }] } })).json.execution_id;
+    const id = (
+      await api("POST", `/jobs/${ALIAS}/${jobId}/start`, {
+        token: await user(),
+        body: { playbookTags: ["deploy", "db"], hosts: [{ id: "web2", sshPrivateKey: btoa("KEY") }] },
+      })
+    ).json.execution_id;
     const lease = await stub(id).grantLease("agent-inputs");
     expect(lease!.job.playbookTags).toEqual(["deploy", "db"]);
   });

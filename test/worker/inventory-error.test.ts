@@ -100,7 +100,7 @@ describe("inventory API (bad input)", () => {
   });
 
   it("answers bad JSON 400, a body that is not JSON 415, a body over 1 MiB 413", async () => {
-    const bad = await put("{\"hosts\": [");
+    const bad = await put('{"hosts": [');
     expect(bad.status).toBe(400);
     expect(fields(bad)).toEqual(["body"]);
     expect((await put("hosts=web1", { "content-type": "application/x-www-form-urlencoded" })).status).toBe(415);

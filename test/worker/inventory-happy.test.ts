@@ -51,7 +51,11 @@ describe("inventory API (happy)", () => {
 
   it("accepts group names Ansible accepts and 10,000 hosts, and leases them (timings printed, not asserted)", async () => {
     const alias = "big";
-    const hosts = Array.from({ length: 10_000 }, (_, i) => ({ id: `h${i}.example.com`, groups: ["_edge", `Rack_${i % 40}`], hostVars: { ansible_host: `10.1.${i >> 8}.${i & 255}` } }));
+    const hosts = Array.from({ length: 10_000 }, (_, i) => ({
+      id: `h${i}.example.com`,
+      groups: ["_edge", `Rack_${i % 40}`],
+      hostVars: { ansible_host: `10.1.${i >> 8}.${i & 255}` },
+    }));
     const ms = (t0: number) => Math.round(performance.now() - t0);
     let t0 = performance.now();
     const stored = await putInventory(alias, hosts);

@@ -12,12 +12,20 @@ describe("job split", () => {
       body({
         name: "deploy",
         repository: { url: "https://git.example.com/r.git", defaultPlaybook: "site.yml", credentials: { username: "u", password: "pw", sshPrivateKey: "rk" } },
-        hosts: [{ id: "web1", sshPrivateKey: "hk" }, { id: "web2", hostVars: { a: 1 } }],
+        hosts: [
+          { id: "web1", sshPrivateKey: "hk" },
+          { id: "web2", hostVars: { a: 1 } },
+        ],
         sshPrivateKey: "jk",
       }),
     );
     expect(secrets).toEqual({ sshPrivateKey: "jk", repository: { password: "pw", sshPrivateKey: "rk" }, hosts: [{ id: "web1", sshPrivateKey: "hk" }] });
-    expect(definition.repository).toEqual({ url: "https://git.example.com/r.git", branch: null, defaultPlaybook: "site.yml", credentials: { username: "u", hasPassword: true, hasSshPrivateKey: true } });
+    expect(definition.repository).toEqual({
+      url: "https://git.example.com/r.git",
+      branch: null,
+      defaultPlaybook: "site.yml",
+      credentials: { username: "u", hasPassword: true, hasSshPrivateKey: true },
+    });
     expect(definition.hosts).toEqual([
       { id: "web1", hostVars: {}, hasSshPrivateKey: true },
       { id: "web2", hostVars: { a: 1 }, hasSshPrivateKey: false },
@@ -28,7 +36,17 @@ describe("job split", () => {
 
   it("fills the defaults", () => {
     const { definition, secrets } = split(body({ playbook: "LS0tCg==", callbacks: [{ url: "https://hook.example.com" }] }));
-    expect(definition).toMatchObject({ name: null, description: null, executionTtl: 180, playbookTags: [], hosts: [], properties: {}, useDynamicInventory: false, location: null, repository: null });
+    expect(definition).toMatchObject({
+      name: null,
+      description: null,
+      executionTtl: 180,
+      playbookTags: [],
+      hosts: [],
+      properties: {},
+      useDynamicInventory: false,
+      location: null,
+      repository: null,
+    });
     expect(definition.callbacks).toEqual([{ url: "https://hook.example.com", level: "DEBUG" }]);
     expect(isEmpty(secrets)).toBe(true);
   });
@@ -41,7 +59,14 @@ describe("job split", () => {
   });
 
   it("on replace keeps an omitted secret, removes an explicit null, and matches host secrets by id", () => {
-    const stored = { sshPrivateKey: "jk", repository: { password: "pw", sshPrivateKey: "rk" }, hosts: [{ id: "web1", sshPrivateKey: "hk1" }, { id: "web2", sshPrivateKey: "hk2" }] };
+    const stored = {
+      sshPrivateKey: "jk",
+      repository: { password: "pw", sshPrivateKey: "rk" },
+      hosts: [
+        { id: "web1", sshPrivateKey: "hk1" },
+        { id: "web2", sshPrivateKey: "hk2" },
+      ],
+    };
     const { definition, secrets } = split(
       body({
         repository: { url: "https://g/r.git", defaultPlaybook: "a.yml", credentials: { username: "u", password: null } },
@@ -52,7 +77,10 @@ describe("job split", () => {
     expect(secrets).toEqual({
       sshPrivateKey: "jk",
       repository: { sshPrivateKey: "rk" },
-      hosts: [{ id: "web2", sshPrivateKey: "hk2" }, { id: "web3", sshPrivateKey: "hk3" }],
+      hosts: [
+        { id: "web2", sshPrivateKey: "hk2" },
+        { id: "web3", sshPrivateKey: "hk3" },
+      ],
     });
     expect(definition.repository?.credentials).toEqual({ username: "u", hasPassword: false, hasSshPrivateKey: true });
     expect(definition.hosts.map((h) => h.hasSshPrivateKey)).toEqual([true, true, false]);
@@ -60,7 +88,10 @@ describe("job split", () => {
 
   it("on replace, credentials: null removes the repository's secrets, and a null job key removes it", () => {
     const stored = { sshPrivateKey: "jk", repository: { password: "pw" } };
-    const { secrets, definition } = split(body({ sshPrivateKey: null, repository: { url: "https://g/r.git", defaultPlaybook: "a.yml", credentials: null } }), stored);
+    const { secrets, definition } = split(
+      body({ sshPrivateKey: null, repository: { url: "https://g/r.git", defaultPlaybook: "a.yml", credentials: null } }),
+      stored,
+    );
     expect(isEmpty(secrets)).toBe(true);
     expect(definition.hasSshPrivateKey).toBe(false);
     expect(definition.repository?.credentials).toBeNull();

@@ -153,7 +153,11 @@ describe("job validation (error)", () => {
       return { status: res.status, json: (await res.json()) as any };
     };
     expect((await send(base)).status).toBe(401);
-    const r = await post({ ...base, callbacks: [{ url: "https://ok.example" }, { url: "http://127.0.0.1:8080/x" }, { url: "http://localhost/x" }, { url: "http://[::1]/x" }], hosts: [{ id: "" }] });
+    const r = await post({
+      ...base,
+      callbacks: [{ url: "https://ok.example" }, { url: "http://127.0.0.1:8080/x" }, { url: "http://localhost/x" }, { url: "http://[::1]/x" }],
+      hosts: [{ id: "" }],
+    });
     expect(r.status).toBe(400);
     expect(r.json.errors.map((e: { field: string }) => e.field).sort()).toEqual(["callbacks.1.url", "callbacks.2.url", "callbacks.3.url", "hosts.0.id"]);
     expect((await post({ ...base, callbacks: [{ url: "https://ok.example" }] })).status).toBe(200);

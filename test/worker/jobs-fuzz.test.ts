@@ -40,9 +40,27 @@ function randomValue(depth = 0): unknown {
 }
 
 const FIELDS = [
-  "name", "description", "executionTtl", "callbacks", "playbook", "repository", "playbookTags", "hosts", "properties",
-  "sshPrivateKey", "useDynamicInventory", "location", "id", "accountAlias", "status", "createdTime", "links", "hasSshPrivateKey",
-  "__proto__", "constructor", "prototype",
+  "name",
+  "description",
+  "executionTtl",
+  "callbacks",
+  "playbook",
+  "repository",
+  "playbookTags",
+  "hosts",
+  "properties",
+  "sshPrivateKey",
+  "useDynamicInventory",
+  "location",
+  "id",
+  "accountAlias",
+  "status",
+  "createdTime",
+  "links",
+  "hasSshPrivateKey",
+  "__proto__",
+  "constructor",
+  "prototype",
 ] as const;
 
 /** One guaranteed-invalid change, applied last, so bodies sent to stored jobs can never be accepted. */
@@ -95,8 +113,16 @@ function rawBody(): string | Uint8Array {
 }
 
 const CONTENT_TYPES = [
-  "application/json", "application/json; charset=utf-8", "application/problem+json", "text/plain", "application/x-www-form-urlencoded",
-  "multipart/form-data; boundary=x", "application/JSON", "json", "", "application/json; charset=latin1",
+  "application/json",
+  "application/json; charset=utf-8",
+  "application/problem+json",
+  "text/plain",
+  "application/x-www-form-urlencoded",
+  "multipart/form-data; boundary=x",
+  "application/JSON",
+  "json",
+  "",
+  "application/json; charset=latin1",
 ];
 
 function randomQuery(): string {

@@ -89,7 +89,14 @@ describe("jobs (happy)", () => {
   });
 
   it("accepts a loopback http callback when ALLOW_LOOPBACK_HTTP is on (tests)", async () => {
-    const job = await create(playbookJob({ callbacks: [{ url: "http://127.0.0.1:9999/hook", level: "RESULT" }, { url: "http://localhost/x", level: "ERROR" }] }));
+    const job = await create(
+      playbookJob({
+        callbacks: [
+          { url: "http://127.0.0.1:9999/hook", level: "RESULT" },
+          { url: "http://localhost/x", level: "ERROR" },
+        ],
+      }),
+    );
     expect(job.callbacks).toEqual([
       { url: "http://127.0.0.1:9999/hook", level: "RESULT" },
       { url: "http://localhost/x", level: "ERROR" },
@@ -100,11 +107,7 @@ describe("jobs (happy)", () => {
     const job = await create(
       playbookJob({
         sshPrivateKey: b64("JOBKEY"),
-        hosts: [
-          { id: "a", sshPrivateKey: b64("KEY-A") },
-          { id: "b", sshPrivateKey: b64("KEY-B") },
-          { id: "c" },
-        ],
+        hosts: [{ id: "a", sshPrivateKey: b64("KEY-A") }, { id: "b", sshPrivateKey: b64("KEY-B") }, { id: "c" }],
       }),
     );
     const got = (await api("GET", `/jobs/${ALIAS}/${job.id}`, { token: await auth() })).json;
@@ -134,7 +137,10 @@ describe("jobs (happy)", () => {
       repoJob({
         sshPrivateKey: b64("JOBKEY"),
         repository: { url: "https://h.example/r.git", defaultPlaybook: "s.yml", credentials: { username: "u", password: "p1", sshPrivateKey: b64("REPOKEY") } },
-        hosts: [{ id: "a", sshPrivateKey: b64("KEY-A") }, { id: "b", sshPrivateKey: b64("KEY-B") }],
+        hosts: [
+          { id: "a", sshPrivateKey: b64("KEY-A") },
+          { id: "b", sshPrivateKey: b64("KEY-B") },
+        ],
       }),
     );
     const body = {
@@ -187,9 +193,7 @@ describe("jobs (happy)", () => {
   it("refuses to delete while an execution is active (409), and deletes once it ended", async () => {
     const job = await create(playbookJob());
     const now = Date.now();
-    await env.DB.prepare(
-      "INSERT INTO executions (id, account_alias, job_id, status, created_time, updated_time) VALUES (?, ?, ?, 'RUNNING', ?, ?)",
-    )
+    await env.DB.prepare("INSERT INTO executions (id, account_alias, job_id, status, created_time, updated_time) VALUES (?, ?, ?, 'RUNNING', ?, ?)")
       .bind(`ex-${job.id}`, ALIAS, job.id, now, now)
       .run();
     const del = await api("DELETE", `/jobs/${ALIAS}/${job.id}`, { token: await auth() });
@@ -219,7 +223,11 @@ describe("jobs (happy)", () => {
     const job = await create(
       playbookJob({
         location: "dc9",
-        hosts: [{ id: "a", hostVars: { rnr_location: "dc1" } }, { id: "b", hostVars: { rnr_location: "dc1" } }, { id: "c", hostVars: { rnr_location: "dc2" } }],
+        hosts: [
+          { id: "a", hostVars: { rnr_location: "dc1" } },
+          { id: "b", hostVars: { rnr_location: "dc1" } },
+          { id: "c", hostVars: { rnr_location: "dc2" } },
+        ],
         callbacks: [{ url: "https://h.example/cb", level: "ERROR" }],
         executionTtl: 30,
         properties: { v: [1, 2] },

@@ -32,7 +32,11 @@ const secretJob = () =>
   });
 const secretRepoJob = () => ({
   name: "repo",
-  repository: { url: "https://h.example/r.git", defaultPlaybook: "site.yml", credentials: { username: "bot", password: REPO_PASSWORD, sshPrivateKey: b64(REPO_KEY) } },
+  repository: {
+    url: "https://h.example/r.git",
+    defaultPlaybook: "site.yml",
+    credentials: { username: "bot", password: REPO_PASSWORD, sshPrivateKey: b64(REPO_KEY) },
+  },
   hosts: [{ id: "web1", sshPrivateKey: b64(HOST_KEY) }],
   sshPrivateKey: b64(JOB_KEY),
 });
@@ -67,7 +71,12 @@ describe("secrets never leave (security)", () => {
   it("are not echoed by validation errors", async () => {
     const r = await api("POST", `/jobs/${ALIAS}`, {
       token: await auth(),
-      body: { ...secretJob(), sshPrivateKey: `${JOB_KEY}!!`, hosts: [{ id: "", sshPrivateKey: `${HOST_KEY}**` }], repository: { credentials: { password: 5 } } },
+      body: {
+        ...secretJob(),
+        sshPrivateKey: `${JOB_KEY}!!`,
+        hosts: [{ id: "", sshPrivateKey: `${HOST_KEY}**` }],
+        repository: { credentials: { password: 5 } },
+      },
     });
     expect(r.status).toBe(400);
     expectNoSecrets(r.text, "400");
@@ -165,7 +174,11 @@ describe("secrets.ts (security)", () => {
     const rotatedEnv = { ...env, RUNNER_SECRETS_KEY: `${k2},${env.RUNNER_SECRETS_KEY}` };
     const res = await app.request(
       `/jobs/${ALIAS}/${created.json.id}`,
-      { method: "PUT", body: JSON.stringify({ ...created.json, name: "rotated" }), headers: { "content-type": "application/json", authorization: `Bearer ${t}` } },
+      {
+        method: "PUT",
+        body: JSON.stringify({ ...created.json, name: "rotated" }),
+        headers: { "content-type": "application/json", authorization: `Bearer ${t}` },
+      },
       rotatedEnv,
     );
     expect(res.status).toBe(200);

@@ -25,7 +25,9 @@ describe("a lease lost before the playbook started and leased again to the same 
     const old = { attempt: first.json.attempt, leaseId: first.json.leaseId };
     const base = `/agent/executions/${id}`;
     expect((await call(agent, "POST", `${base}/heartbeat`, old)).status).toBe(200);
-    expect((await call(agent, "POST", `${base}/events`, { ...old, events: [{ seq: 1, timestamp: 1, event_type: "verbose", stdout: "first lease\n" }] })).status).toBe(200);
+    expect(
+      (await call(agent, "POST", `${base}/events`, { ...old, events: [{ seq: 1, timestamp: 1, event_type: "verbose", stdout: "first lease\n" }] })).status,
+    ).toBe(200);
 
     // No heartbeat for the whole lost-agent window: the alarm takes it back (the playbook had not started).
     vi.useFakeTimers({ toFake: ["Date"] });

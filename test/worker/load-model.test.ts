@@ -182,7 +182,10 @@ function table(rows: Row[]): string {
   ];
   for (const r of rows) {
     const c = r.c;
-    const alarms = Object.entries(c.alarms).filter(([, n]) => n !== 0).map(([k, n]) => `${k} ${fmt(n)}`).join(", ");
+    const alarms = Object.entries(c.alarms)
+      .filter(([, n]) => n !== 0)
+      .map(([k, n]) => `${k} ${fmt(n)}`)
+      .join(", ");
     const cell = (cls: string) => {
       const n = c.objects.byClass[cls] ?? 0;
       return n === 0 ? "0" : `${fmt(n)} (${methods(c, cls)})`;
@@ -262,7 +265,11 @@ describe("the load model", () => {
         const r = await call(agent, "POST", "/agent/lease", { waitMs: 200, capacity: 1 });
         expect(r.status).toBe(204);
       });
-      const perMinute: Row = { step: `idle agent, one minute (${fmt(IDLE_POLLS_PER_MINUTE)} polls of 25 s)`, requests: 0, c: JSON.parse(JSON.stringify(poll.c)) };
+      const perMinute: Row = {
+        step: `idle agent, one minute (${fmt(IDLE_POLLS_PER_MINUTE)} polls of 25 s)`,
+        requests: 0,
+        c: JSON.parse(JSON.stringify(poll.c)),
+      };
       addInto(perMinute.c, poll.c, IDLE_POLLS_PER_MINUTE - 1);
       perMinute.requests = IDLE_POLLS_PER_MINUTE;
       rows.push(perMinute);
@@ -294,11 +301,14 @@ describe("the load model", () => {
     }
 
     // What the D1 rows of one execution weigh (their columns' text, before SQLite's and the 7 indexes' overhead).
-    const size = (rows: Record<string, unknown>[]) => (rows.length ? Math.round(rows.reduce((n, r) => n + JSON.stringify(Object.values(r)).length, 0) / rows.length) : 0);
+    const size = (rows: Record<string, unknown>[]) =>
+      rows.length ? Math.round(rows.reduce((n, r) => n + JSON.stringify(Object.values(r)).length, 0) / rows.length) : 0;
     const execRow = size((await env.DB.prepare("SELECT * FROM executions WHERE job_id = ?").bind(plain).all()).results);
     const deliveryRow = size((await env.DB.prepare("SELECT * FROM deliveries").all()).results);
     console.log(`\nD1 bytes: an executions row ~${execRow} B of column text; a deliveries row ~${deliveryRow} B\n`);
-    console.log(`\nLOAD MODEL (test/worker/load-model.test.ts)\n\n${table(rows)}\n\nD1 statements of one execution: ${JSON.stringify(total.c.d1.byStatement)}\n`);
+    console.log(
+      `\nLOAD MODEL (test/worker/load-model.test.ts)\n\n${table(rows)}\n\nD1 statements of one execution: ${JSON.stringify(total.c.d1.byStatement)}\n`,
+    );
   });
 });
 

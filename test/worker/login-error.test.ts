@@ -33,7 +33,10 @@ describe("POST /authentication/login (bad input and refusals)", () => {
     const notJson = await api("POST", "/authentication/login", { token: null, body: "{username", headers: { "content-type": "application/json" } });
     expect(notJson.status).toBe(400);
     expect(fields(notJson)).toEqual(["body"]);
-    expect((await api("POST", "/authentication/login", { token: null, body: "username=x", headers: { "content-type": "application/x-www-form-urlencoded" } })).status).toBe(415);
+    expect(
+      (await api("POST", "/authentication/login", { token: null, body: "username=x", headers: { "content-type": "application/x-www-form-urlencoded" } }))
+        .status,
+    ).toBe(415);
   });
 
   it("an unknown username and a wrong password get the same 401, byte for byte", async () => {
@@ -68,7 +71,9 @@ describe("POST /authentication/login (bad input and refusals)", () => {
       expect((await login(sa.username)).status).toBe(200);
       ok.push(performance.now() - t);
     }
-    console.log(`login ms, median of each: wrong password ${median(wrong).toFixed(1)}, unknown user ${median(unknown).toFixed(1)}, success ${median(ok).toFixed(1)}`);
+    console.log(
+      `login ms, median of each: wrong password ${median(wrong).toFixed(1)}, unknown user ${median(unknown).toFixed(1)}, success ${median(ok).toFixed(1)}`,
+    );
     // Speed is measured, not asserted: that both paths do the same work is the next test's (counted).
   });
 
@@ -80,7 +85,10 @@ describe("POST /authentication/login (bad input and refusals)", () => {
     const spy = vi.spyOn(crypto.subtle, "deriveBits").mockImplementation((...args) => (calls.push(args[0]), original(...args)));
     try {
       const seen: unknown[][] = [];
-      for (const [username, password] of [[sa.username, "not the password, no"], ["nobody-counted", "not the password, no"]] as const) {
+      for (const [username, password] of [
+        [sa.username, "not the password, no"],
+        ["nobody-counted", "not the password, no"],
+      ] as const) {
         calls.length = 0;
         expect((await login(username, password)).status).toBe(401);
         seen.push(calls.map((c) => ({ ...(c as object), salt: undefined })));

@@ -105,7 +105,11 @@ describe("POST /authentication/login (security)", () => {
 
     const call = async (e: Env, method: string, path: string, headers: Record<string, string> = {}, body?: unknown) => {
       const ctx = createExecutionContext();
-      const res = await app.fetch(new Request(`http://runner.test${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) }), e, ctx);
+      const res = await app.fetch(
+        new Request(`http://runner.test${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) }),
+        e,
+        ctx,
+      );
       await waitOnExecutionContext(ctx);
       return { status: res.status, json: (await res.json().catch(() => undefined)) as any };
     };

@@ -51,7 +51,13 @@ describe("memory that could grow per request, token or execution", () => {
     const { privateKey } = await generateKeyPair("ES256");
     for (let i = 0; i < 6; i++) {
       const issuer = `https://issuer-${i}.example`;
-      const t = await new SignJWT({ accounts: ["mem2"] }).setProtectedHeader({ alg: "ES256" }).setIssuer(issuer).setAudience("runner").setSubject("s").setExpirationTime("1h").sign(privateKey);
+      const t = await new SignJWT({ accounts: ["mem2"] })
+        .setProtectedHeader({ alg: "ES256" })
+        .setIssuer(issuer)
+        .setAudience("runner")
+        .setSubject("s")
+        .setExpirationTime("1h")
+        .sign(privateKey);
       // Nothing listens there: the key fetch fails, and the token is refused; the set was cached all the same.
       const e = { ...env, OIDC_ISSUER: issuer, OIDC_AUDIENCE: "runner", OIDC_JWKS: "", OIDC_JWKS_URL: `http://127.0.0.1:9/jwks-${i}.json` } as Env;
       await expect(verifyToken(e, t)).rejects.toMatchObject({ status: 401 });
@@ -67,9 +73,13 @@ describe("memory that could grow per request, token or execution", () => {
       const r = await lease(agent, 0);
       expect(r.status).toBe(204);
     });
-    await inParallel(Array.from({ length: 1_500 }, (_, i) => i), 20, async (i) => {
-      await dispatcher(key).agentRevoked(`gone-${i}`);
-    });
+    await inParallel(
+      Array.from({ length: 1_500 }, (_, i) => i),
+      20,
+      async (i) => {
+        await dispatcher(key).agentRevoked(`gone-${i}`);
+      },
+    );
     const job = await newJob("mem3");
     const ids: string[] = [];
     for (let i = 0; i < 200; i++) ids.push(await start("mem3", job));

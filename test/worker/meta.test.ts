@@ -77,7 +77,11 @@ describe("meta endpoints (happy)", () => {
       for (const [method, op] of Object.entries(ops)) {
         if (Array.isArray(op.security) && op.security.length === 0) continue; // open: /health, jwks
         for (const auth of [null, "Bearer not-a-jwt"]) {
-          const r = await api(method.toUpperCase(), path, { token: null, body: method === "get" ? undefined : {}, headers: auth ? { authorization: auth } : {} });
+          const r = await api(method.toUpperCase(), path, {
+            token: null,
+            body: method === "get" ? undefined : {},
+            headers: auth ? { authorization: auth } : {},
+          });
           expect(r.status, `${method} ${template} (${auth ?? "no token"})`).toBe(401);
           expect(r.headers.get("www-authenticate"), `${method} ${template}`).toMatch(/^Bearer realm="runner"/);
           expect(r.headers.get("content-type")).toContain("application/problem+json");
@@ -118,7 +122,12 @@ describe("meta endpoints (happy)", () => {
     expect(res.status).toBe(500);
     expect(res.headers.get("content-type")).toContain("application/problem+json");
     const text = await res.text();
-    expect(JSON.parse(text)).toEqual({ type: "https://runner.dev/problems/internal-server-error", title: "Internal Server Error", status: 500, detail: "Something went wrong on our side." });
+    expect(JSON.parse(text)).toEqual({
+      type: "https://runner.dev/problems/internal-server-error",
+      title: "Internal Server Error",
+      status: 500,
+      detail: "Something went wrong on our side.",
+    });
     for (const leak of ["sshPrivateKey", "jobs.ts", "SELECT", "TypeError", "undefined"]) expect(text).not.toContain(leak);
     expect(errors).toHaveLength(1);
   });

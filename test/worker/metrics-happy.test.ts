@@ -46,9 +46,13 @@ describe("GET /metrics (happy)", () => {
     // An offline shared-pool agent, and an account agent not seen for two minutes.
     const shared = await newAgent(null);
     const stale = await newAgent("met2");
-    await env.DB.prepare("UPDATE agents SET last_seen = ? WHERE id IN (?, ?)").bind(Date.now() - 120_000, shared.agentId, stale.agentId).run();
+    await env.DB.prepare("UPDATE agents SET last_seen = ? WHERE id IN (?, ?)")
+      .bind(Date.now() - 120_000, shared.agentId, stale.agentId)
+      .run();
     // The oldest pending one has waited a minute.
-    await env.DB.prepare("UPDATE executions SET updated_time = ? WHERE job_id = ?").bind(Date.now() - 60_000, anywhere).run();
+    await env.DB.prepare("UPDATE executions SET updated_time = ? WHERE job_id = ?")
+      .bind(Date.now() - 60_000, anywhere)
+      .run();
 
     m = await scrape();
     const ex = m.get("runner_executions");

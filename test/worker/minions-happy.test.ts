@@ -36,7 +36,9 @@ describe("minions API (happy)", () => {
 
   it("an agent not seen for a minute is offline; its calls bring it back (lastSeen written at most every ~10 s)", async () => {
     const a = await newAgent("seen");
-    await env.DB.prepare("UPDATE agents SET last_seen = ? WHERE id = ?").bind(Date.now() - 120_000, a.agentId).run();
+    await env.DB.prepare("UPDATE agents SET last_seen = ? WHERE id = ?")
+      .bind(Date.now() - 120_000, a.agentId)
+      .run();
     const before = await api("GET", `/minions/seen/${a.agentId}`, { token: await token(["seen"], "viewer") });
     expect(before.json.online).toBe(false);
 
@@ -67,7 +69,16 @@ describe("minions API (happy)", () => {
   it("publishes the minions and agent routes in /openapi.json", async () => {
     const r = await api("GET", "/openapi.json", { token: null });
     expect(r.status).toBe(200);
-    for (const p of ["/minions/{alias}", "/minions/{alias}/tokens", "/minions/{alias}/{agentId}", "/minions/~shared", "/minions/~shared/{agentId}", "/agent/register", "/agent/lease", "/agent/executions/{executionId}/events"]) {
+    for (const p of [
+      "/minions/{alias}",
+      "/minions/{alias}/tokens",
+      "/minions/{alias}/{agentId}",
+      "/minions/~shared",
+      "/minions/~shared/{agentId}",
+      "/agent/register",
+      "/agent/lease",
+      "/agent/executions/{executionId}/events",
+    ]) {
       expect(Object.keys(r.json.paths)).toContain(p);
     }
     expect(r.json.components.schemas.Agent.properties.runningExecutions).toBeTruthy();

@@ -88,7 +88,10 @@ describe("the role table (security)", () => {
     const path = template.replace("{alias}", ALIAS).replace(/\{(\w+)\}/g, () => crypto.randomUUID());
     for (const accounts of [[ALIAS], "*"] as const) {
       for (const role of ROLES) {
-        const r = await api(method.toUpperCase(), path, { token: await token(accounts === "*" ? "*" : [...accounts], role), body: method === "get" || method === "delete" ? undefined : {} });
+        const r = await api(method.toUpperCase(), path, {
+          token: await token(accounts === "*" ? "*" : [...accounts], role),
+          body: method === "get" || method === "delete" ? undefined : {},
+        });
         const label = `${route} as ${role} (${accounts === "*" ? "operator" : "account"}): ${r.status} ${r.text.slice(0, 200)}`;
         if (ROLES.indexOf(role) < ROLES.indexOf(need)) {
           expect(r.status, label).toBe(403);

@@ -19,10 +19,41 @@ const SCRATCH = "fz-new";
 const { int, pick, chance, randomString } = seeded(SEED, { longStrings: 0.03 });
 
 const KEYS = [
-  "hosts", "id", "groups", "hostVars", "attempt", "status", "events", "seq", "timestamp", "event_type", "stdout", "data",
-  "failedHosts", "hostStats", "reason", "detail", "repositoryLog", "expiryDuration", "sshPrivateKey", "properties",
-  "playbookTags", "check", "diff", "token", "name", "location", "version", "hostname", "concurrency", "capacity", "waitMs",
-  "running", "description", "__proto__", "constructor",
+  "hosts",
+  "id",
+  "groups",
+  "hostVars",
+  "attempt",
+  "status",
+  "events",
+  "seq",
+  "timestamp",
+  "event_type",
+  "stdout",
+  "data",
+  "failedHosts",
+  "hostStats",
+  "reason",
+  "detail",
+  "repositoryLog",
+  "expiryDuration",
+  "sshPrivateKey",
+  "properties",
+  "playbookTags",
+  "check",
+  "diff",
+  "token",
+  "name",
+  "location",
+  "version",
+  "hostname",
+  "concurrency",
+  "capacity",
+  "waitMs",
+  "running",
+  "description",
+  "__proto__",
+  "constructor",
 ] as const;
 
 function randomValue(depth = 0): unknown {
@@ -72,7 +103,7 @@ function rawBody(): string | Uint8Array {
     case 0:
       return Uint8Array.from({ length: 1 + int(200) }, () => int(256));
     case 1:
-      return `${pick(["{", "[", "\"", "x"])}${randomString(200)}`;
+      return `${pick(["{", "[", '"', "x"])}${randomString(200)}`;
     case 2:
       return "[".repeat(30000) + "]".repeat(30000);
     case 3:
@@ -86,7 +117,14 @@ function rawBody(): string | Uint8Array {
   }
 }
 
-const CONTENT_TYPES = ["application/json", "application/json; charset=utf-8", "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", ""];
+const CONTENT_TYPES = [
+  "application/json",
+  "application/json; charset=utf-8",
+  "text/plain",
+  "application/x-www-form-urlencoded",
+  "multipart/form-data; boundary=x",
+  "",
+];
 
 function randomQuery(): string {
   const parts: string[] = [];
@@ -169,7 +207,13 @@ describe("routes fuzz (security)", () => {
         // ended execution (the state machine refuses them all, whatever the body).
         method = pick(["GET", "GET", "POST"]);
         const sub = method === "GET" ? pick(["", "/events", "/log", "/nope"]) : pick(["/stop", "/kill", "/restart", "/start"]);
-        path = pick([`${exec}${sub}`, `/jobs/${KEEP}/executions`, `/jobs/${KEEP}/${jobId}/executions`, `/status/${KEEP}/job/${jobId}`, `/status/${KEEP}/job/${jobId}/execution/${executionId}`]);
+        path = pick([
+          `${exec}${sub}`,
+          `/jobs/${KEEP}/executions`,
+          `/jobs/${KEEP}/${jobId}/executions`,
+          `/status/${KEEP}/job/${jobId}`,
+          `/status/${KEEP}/job/${jobId}/execution/${executionId}`,
+        ]);
         path += randomQuery();
         if (path.includes("/start")) path = `/jobs/${KEEP}/${jobId}/start`;
         // Any body at all for stop/kill/restart: the ended execution refuses them whatever it says.
@@ -177,8 +221,12 @@ describe("routes fuzz (security)", () => {
       } else if (kind === 1) {
         // Random ids and segments under /jobs and /status.
         method = pick(["GET", "POST", "DELETE", "PATCH"]);
-        const seg = () => pick([KEEP, jobId, executionId, encodeURIComponent(randomString(12)), "executions", "..", "%00", "x".repeat(300), crypto.randomUUID()]);
-        path = pick([`/jobs/${KEEP}/${seg()}/executions/${seg()}/${pick(["stop", "kill", "restart", "log", "events"])}`, `/status/${KEEP}/job/${seg()}/execution/${seg()}`]);
+        const seg = () =>
+          pick([KEEP, jobId, executionId, encodeURIComponent(randomString(12)), "executions", "..", "%00", "x".repeat(300), crypto.randomUUID()]);
+        path = pick([
+          `/jobs/${KEEP}/${seg()}/executions/${seg()}/${pick(["stop", "kill", "restart", "log", "events"])}`,
+          `/status/${KEEP}/job/${seg()}/execution/${seg()}`,
+        ]);
         if (path.includes(executionId) && method !== "GET") headers.authorization = `Bearer ${viewer}`;
         if (method === "POST") body = rawBody();
       } else if (kind === 2) {
@@ -194,7 +242,8 @@ describe("routes fuzz (security)", () => {
       } else if (kind === 3) {
         // Minions: lists with random paging, tokens into the scratch account, deletes of unknown ids.
         method = pick(["GET", "GET", "POST", "DELETE"]);
-        if (method === "GET") path = `/minions/${pick([KEEP, SCRATCH, "x", "bad alias"]).replace(/ /g, "%20")}${pick(["", "/tokens", `/${agent.agentId}`, `/${randomString(8)}`])}${randomQuery()}`;
+        if (method === "GET")
+          path = `/minions/${pick([KEEP, SCRATCH, "x", "bad alias"]).replace(/ /g, "%20")}${pick(["", "/tokens", `/${agent.agentId}`, `/${randomString(8)}`])}${randomQuery()}`;
         else if (method === "POST") {
           path = `/minions/${SCRATCH}/tokens`;
           body = chance(0.5) ? JSON.stringify(randomValue()) : rawBody();
@@ -204,7 +253,11 @@ describe("routes fuzz (security)", () => {
         // The agent protocol with the agent's own credential: every body refused.
         method = "POST";
         headers.authorization = `Bearer ${agent.credential}`;
-        path = pick([`/agent/executions/${executionId}/${pick(["heartbeat", "status", "events", "release"])}`, "/agent/lease", `/agent/executions/${encodeURIComponent(randomString(20))}/heartbeat`]);
+        path = pick([
+          `/agent/executions/${executionId}/${pick(["heartbeat", "status", "events", "release"])}`,
+          "/agent/lease",
+          `/agent/executions/${encodeURIComponent(randomString(20))}/heartbeat`,
+        ]);
         body = path === "/agent/lease" ? poisoned("lease") : chance(0.7) ? poisoned("agent") : rawBody();
       } else if (kind === 5) {
         // The agent protocol with a credential that is not one.
@@ -228,7 +281,14 @@ describe("routes fuzz (security)", () => {
       } else if (kind === 7) {
         // Writes to the kept account by credentials that may not write it.
         method = pick(["PUT", "POST", "DELETE"]);
-        path = pick([`/inventory/${KEEP}`, `/minions/${KEEP}/tokens`, `/minions/${KEEP}/${agent.agentId}`, `${exec}/kill`, `${exec}/restart`, `/jobs/${KEEP}/${jobId}/start`]);
+        path = pick([
+          `/inventory/${KEEP}`,
+          `/minions/${KEEP}/tokens`,
+          `/minions/${KEEP}/${agent.agentId}`,
+          `${exec}/kill`,
+          `${exec}/restart`,
+          `/jobs/${KEEP}/${jobId}/start`,
+        ]);
         if (method === "DELETE") path = `/minions/${KEEP}/${agent.agentId}`;
         headers.authorization = pick([`Bearer ${viewer}`, `Bearer ${foreign}`, `Bearer ${user.slice(0, -4)}abcd`, ""]);
         body = method === "DELETE" ? undefined : JSON.stringify({ hosts: [] });
@@ -272,9 +332,30 @@ describe("routes fuzz (security)", () => {
     const ESCAPES = ["%", "%Z", "%ZZ", "%E0%A4", "%C0%AF", "%FF", "%2F", "%5C", "%00", "%2e%2e", "%25", "%F0%9F%98%80", "%u2603", "\u00e9", "\u{1F600}"];
     const segment = (): string =>
       r.pick([
-        KEEP, SCRATCH, jobId, executionId, "executions", "tokens", "job", "execution", "log", "events", "stop", "kill", "restart", "start",
-        r.pick(ESCAPES), `${r.pick(ESCAPES)}${r.randomString(6).replace(/[#?/%]/g, "")}`, "x".repeat(1 + r.int(20_000)), ".", "..", "", ";x=1", agent.agentId,
-        KEEP.toUpperCase(), encodeURIComponent(r.randomString(12)),
+        KEEP,
+        SCRATCH,
+        jobId,
+        executionId,
+        "executions",
+        "tokens",
+        "job",
+        "execution",
+        "log",
+        "events",
+        "stop",
+        "kill",
+        "restart",
+        "start",
+        r.pick(ESCAPES),
+        `${r.pick(ESCAPES)}${r.randomString(6).replace(/[#?/%]/g, "")}`,
+        "x".repeat(1 + r.int(20_000)),
+        ".",
+        "..",
+        "",
+        ";x=1",
+        agent.agentId,
+        KEEP.toUpperCase(),
+        encodeURIComponent(r.randomString(12)),
       ]);
     const oddQuery = (): string => {
       switch (r.int(6)) {
@@ -294,7 +375,10 @@ describe("routes fuzz (security)", () => {
     };
     const HEADERS: [string, () => string][] = [
       ["last-event-id", () => r.pick(["-1", "1e3", "99999999999999999999", "abc", "", " 1 ", latin1(40), "0".repeat(5000)])],
-      ["content-type", () => r.pick(["application/json; charset=utf-16", "application/json;;;", "application/*", "*/*", "application/json, text/plain", latin1(30)])],
+      [
+        "content-type",
+        () => r.pick(["application/json; charset=utf-16", "application/json;;;", "application/*", "*/*", "application/json, text/plain", latin1(30)]),
+      ],
       ["content-encoding", () => r.pick(["gzip", "br", "deflate", "identity", latin1(10)])],
       ["accept", () => r.pick(["text/event-stream", "application/problem+json", "*/*;q=0", latin1(50)])],
       ["accept-encoding", () => r.pick(["gzip", "br, zstd", latin1(20)])],
@@ -303,15 +387,44 @@ describe("routes fuzz (security)", () => {
       ["if-none-match", () => r.pick(["*", '"x"', latin1(20)])],
       ["cookie", () => latin1(200)],
       ["x-forwarded-for", () => latin1(60)],
-      ["authorization", () => r.pick([`Bearer ${user}`, `Bearer ${user}`, `Bearer ${"A".repeat(16_000)}`, `Bearer ${user} ${user}`, `BEARER ${user}`, `Bearer\t${user}`, `Bearer ${agent.credential}`, latin1(80)])],
+      [
+        "authorization",
+        () =>
+          r.pick([
+            `Bearer ${user}`,
+            `Bearer ${user}`,
+            `Bearer ${"A".repeat(16_000)}`,
+            `Bearer ${user} ${user}`,
+            `BEARER ${user}`,
+            `Bearer\t${user}`,
+            `Bearer ${agent.credential}`,
+            latin1(80),
+          ]),
+      ],
     ];
 
     const ROUTES = [
-      `/jobs/${KEEP}`, `/jobs/${KEEP}/${jobId}`, `/jobs/${KEEP}/executions`, `/jobs/${KEEP}/${jobId}/executions`, exec, `${exec}/log`, `${exec}/events`,
-      `/status/${KEEP}/job/${jobId}`, `/status/${KEEP}/job/${jobId}/execution/${executionId}`, `/minions/${KEEP}`, `/minions/${KEEP}/tokens`,
-      `/minions/${KEEP}/${agent.agentId}`, `/inventory/${KEEP}`, "/agent/lease", `/agent/executions/${executionId}/heartbeat`, "/health",
+      `/jobs/${KEEP}`,
+      `/jobs/${KEEP}/${jobId}`,
+      `/jobs/${KEEP}/executions`,
+      `/jobs/${KEEP}/${jobId}/executions`,
+      exec,
+      `${exec}/log`,
+      `${exec}/events`,
+      `/status/${KEEP}/job/${jobId}`,
+      `/status/${KEEP}/job/${jobId}/execution/${executionId}`,
+      `/minions/${KEEP}`,
+      `/minions/${KEEP}/tokens`,
+      `/minions/${KEEP}/${agent.agentId}`,
+      `/inventory/${KEEP}`,
+      "/agent/lease",
+      `/agent/executions/${executionId}/heartbeat`,
+      "/health",
       // Writes that may succeed go to the scratch account; the agent's go to the ended execution.
-      `/jobs/${SCRATCH}/${scratchJob}/start`, `/jobs/${SCRATCH}`, `/inventory/${SCRATCH}`, `/agent/executions/${executionId}/events`,
+      `/jobs/${SCRATCH}/${scratchJob}/start`,
+      `/jobs/${SCRATCH}`,
+      `/inventory/${SCRATCH}`,
+      `/agent/executions/${executionId}/events`,
       `/agent/executions/${executionId}/status`,
     ];
     // First, on purpose rather than by chance: every route that takes a body, given one of the right
@@ -326,12 +439,26 @@ describe("routes fuzz (security)", () => {
         [`/jobs/${SCRATCH}`, `{"playbook":"LSBob3N0czogYWxsCg==","hosts":[{"id":"h"}],"properties":{"x":${x}}}`, userAuth],
         [`/jobs/${SCRATCH}/${scratchJob}`, `{"playbook":"LSBob3N0czogYWxsCg==","hosts":[{"id":"h","hostVars":{"x":${x}}}]}`, userAuth],
         [`/inventory/${SCRATCH}`, `{"hosts":[{"id":"h","hostVars":{"x":${x}}}]}`, userAuth],
-        [`/agent/executions/${executionId}/events`, `{"attempt":1,"leaseId":"${held(executionId).leaseId}","events":[{"seq":1,"timestamp":1,"event_type":"runner_on_ok","data":{"x":${x}}}]}`, agentAuth],
-        [`/agent/executions/${executionId}/status`, `{"attempt":1,"leaseId":"${held(executionId).leaseId}","status":"FAILURE","hostStats":{"h":{"ok":1,"changed":0,"failed":0,"skipped":0,"unreachable":0,"rescued":0,"ignored":0,"x":${x}}}}`, agentAuth],
+        [
+          `/agent/executions/${executionId}/events`,
+          `{"attempt":1,"leaseId":"${held(executionId).leaseId}","events":[{"seq":1,"timestamp":1,"event_type":"runner_on_ok","data":{"x":${x}}}]}`,
+          agentAuth,
+        ],
+        [
+          `/agent/executions/${executionId}/status`,
+          `{"attempt":1,"leaseId":"${held(executionId).leaseId}","status":"FAILURE","hostStats":{"h":{"ok":1,"changed":0,"failed":0,"skipped":0,"unreachable":0,"rescued":0,"ignored":0,"x":${x}}}}`,
+          agentAuth,
+        ],
         [`/minions/${SCRATCH}/tokens`, `{"name":${x}}`, userAuth],
       ];
       for (const [j, [path, body, headers]] of cases.entries()) {
-        await send(1000 * (d + 1) + j, path.includes(`/${scratchJob}`) && !path.endsWith("/start") ? "PUT" : path.startsWith("/inventory") ? "PUT" : "POST", path, { headers, body }, statuses);
+        await send(
+          1000 * (d + 1) + j,
+          path.includes(`/${scratchJob}`) && !path.endsWith("/start") ? "PUT" : path.startsWith("/inventory") ? "PUT" : "POST",
+          path,
+          { headers, body },
+          statuses,
+        );
       }
     }
 
@@ -347,7 +474,21 @@ describe("routes fuzz (security)", () => {
       } else if (shape < 7) {
         path = r.pick(ROUTES);
       } else {
-        const prefix = r.pick(["/jobs", "/status", "/minions", "/agent", "/inventory", "/JOBS", "", "//jobs", "/jobs/", "/health", "/docs", "/openapi.json", "/.well-known/jwks.json"]);
+        const prefix = r.pick([
+          "/jobs",
+          "/status",
+          "/minions",
+          "/agent",
+          "/inventory",
+          "/JOBS",
+          "",
+          "//jobs",
+          "/jobs/",
+          "/health",
+          "/docs",
+          "/openapi.json",
+          "/.well-known/jwks.json",
+        ]);
         path = `${prefix}${Array.from({ length: r.int(5) }, () => `/${segment()}`).join("")}`;
         if (r.chance(0.15)) path = `/jobs${"/a".repeat(1 + r.int(2000))}`;
       }
@@ -384,5 +525,4 @@ describe("routes fuzz (security)", () => {
     const after = await readState();
     for (const [k, v] of Object.entries(snapshot)) expect(after[k], k).toBe(v);
   });
-
 });

@@ -108,7 +108,12 @@ describe("at most once per (schedule, slot)", () => {
     const slot = s.nextRunTime!;
     // What the crashed tick did: the start, under the slot's id; the schedule still waits for the slot.
     const executionId = await slotExecutionId(s.id, slot);
-    await startExecution(env, ALIAS, jobId, { trigger: "schedule", scheduleId: s.id, executionId, actor: { subject: s.id, kind: "schedule", ip: null, requestId: null } });
+    await startExecution(env, ALIAS, jobId, {
+      trigger: "schedule",
+      scheduleId: s.id,
+      executionId,
+      actor: { subject: s.id, kind: "schedule", ip: null, requestId: null },
+    });
     expect((await getSchedule(ALIAS, jobId, s.id)).nextRunTime).toBe(slot);
     await tick(slot + 1000);
     const runs = await executionsOf(ALIAS, jobId);
@@ -184,7 +189,10 @@ describe("failures stay with their schedule", () => {
     await insert("no-job", "no-such-job", "* * * * *", "UTC");
     await tick(slot);
     expect((await executionsOf(ALIAS, good)).map((e) => e.schedule_id)).toEqual([ok.id]);
-    const row = (id: string) => env.DB.prepare("SELECT enabled, next_run_time, last_error FROM schedules WHERE id = ?").bind(id).first<{ enabled: number; next_run_time: number | null; last_error: string | null }>();
+    const row = (id: string) =>
+      env.DB.prepare("SELECT enabled, next_run_time, last_error FROM schedules WHERE id = ?")
+        .bind(id)
+        .first<{ enabled: number; next_run_time: number | null; last_error: string | null }>();
     const expr = (await row("bad-expression"))!;
     expect(expr.last_error).toMatch(/could not be evaluated/);
     expect(expr).toMatchObject({ enabled: 0, next_run_time: null }); // until someone replaces it

@@ -127,9 +127,35 @@ describe("schedule bodies (error)", () => {
 describe("schedule bodies (fuzz)", () => {
   // Seeded, so a failure replays: random values in the fields a schedule has, under both trigger keys.
   const { int, pick, chance, randomString } = seeded(0x5c4e_d011);
-  const EXPRESSIONS = ["* * * * *", "@hourly", "@HOURLY", "0 0 30 2 *", "*/7 1-5 * JAN-MAR MON#2", "L * * * *", "0 0 L * *", "5L", "2030-01-01T00:00:00", "2030-01-01T00:00:00Z", "2031-02-29T00:00:00Z", "99999-01-01T00:00:00Z", "0 0 1 1 1-0", "1,2,,3 * * * *"];
+  const EXPRESSIONS = [
+    "* * * * *",
+    "@hourly",
+    "@HOURLY",
+    "0 0 30 2 *",
+    "*/7 1-5 * JAN-MAR MON#2",
+    "L * * * *",
+    "0 0 L * *",
+    "5L",
+    "2030-01-01T00:00:00",
+    "2030-01-01T00:00:00Z",
+    "2031-02-29T00:00:00Z",
+    "99999-01-01T00:00:00Z",
+    "0 0 1 1 1-0",
+    "1,2,,3 * * * *",
+  ];
   const value = (): unknown =>
-    pick([null, true, 0, -1, 1e308, [], {}, randomString(), pick(EXPRESSIONS), pick(["UTC", "Europe/Berlin", "Etc/GMT+14", "America/Argentina/ComodRivadavia", "../etc", "\u0000"])]);
+    pick([
+      null,
+      true,
+      0,
+      -1,
+      1e308,
+      [],
+      {},
+      randomString(),
+      pick(EXPRESSIONS),
+      pick(["UTC", "Europe/Berlin", "Etc/GMT+14", "America/Argentina/ComodRivadavia", "../etc", "\u0000"]),
+    ]);
   const trigger = () => (chance(0.7) ? { type: pick(["cron", "date", "CRON", value()]), expression: chance(0.8) ? pick(EXPRESSIONS) : value() } : value());
 
   it("300 random bodies: never a 5xx, every error problem+json, only valid ones stored", async () => {

@@ -71,7 +71,11 @@ describe("create", () => {
 
   it("takes the trigger under `type`, as the original documented it, and answers the same", async () => {
     const a = await newSchedule(ALIAS, jobId, scheduleBody(sa, { trigger: { type: "cron", expression: "0 3 * * *" }, timezone: "Europe/Berlin" }));
-    const b = await newSchedule(ALIAS, jobId, { ...scheduleBody(sa, { timezone: "Europe/Berlin" }), trigger: undefined, type: { type: "cron", expression: "0 3 * * *" } });
+    const b = await newSchedule(ALIAS, jobId, {
+      ...scheduleBody(sa, { timezone: "Europe/Berlin" }),
+      trigger: undefined,
+      type: { type: "cron", expression: "0 3 * * *" },
+    });
     for (const s of [a, b]) {
       expect(s.trigger).toEqual({ type: "cron", expression: "0 3 * * *" });
       expect(s).not.toHaveProperty("type");
@@ -145,10 +149,29 @@ describe("list", () => {
 describe("replace", () => {
   it("accepts back what GET answered, changed, ignoring the read-only fields", async () => {
     const s = await newSchedule(ALIAS, jobId, scheduleBody(sa));
-    const body = { ...s, description: "changed", id: "x", scheduleId: "y", jobId: "z", accountAlias: "other", nextRunTime: 1, lastRunTime: 2, createdTime: 3, links: {} };
+    const body = {
+      ...s,
+      description: "changed",
+      id: "x",
+      scheduleId: "y",
+      jobId: "z",
+      accountAlias: "other",
+      nextRunTime: 1,
+      lastRunTime: 2,
+      createdTime: 3,
+      links: {},
+    };
     const r = await api("PUT", s.links.self, { token: t, body });
     expect(r.status, r.text).toBe(200);
-    expect(r.json).toMatchObject({ id: s.id, scheduleId: s.id, jobId, accountAlias: ALIAS, description: "changed", nextRunTime: s.nextRunTime, createdTime: s.createdTime });
+    expect(r.json).toMatchObject({
+      id: s.id,
+      scheduleId: s.id,
+      jobId,
+      accountAlias: ALIAS,
+      description: "changed",
+      nextRunTime: s.nextRunTime,
+      createdTime: s.createdTime,
+    });
     expect(r.json.lastUpdatedTime).toBeGreaterThanOrEqual(s.lastUpdatedTime);
     expect((await api("GET", s.links.self, { token: t })).json).toEqual(r.json);
   });

@@ -27,7 +27,11 @@ describe("schedules (security)", () => {
     const v = await token([ALIAS], "viewer");
     expect((await api("GET", list(), { token: v })).status).toBe(200);
     expect((await api("GET", s.links.self, { token: v })).json).toEqual(s);
-    for (const [m, path] of [["POST", list()], ["PUT", s.links.self], ["DELETE", s.links.self]] as const) {
+    for (const [m, path] of [
+      ["POST", list()],
+      ["PUT", s.links.self],
+      ["DELETE", s.links.self],
+    ] as const) {
       const r = await api(m, path, { token: v, body: m === "DELETE" ? undefined : scheduleBody(sa) });
       expect(r.status, `${m} ${r.text}`).toBe(403);
       expect(r.json.detail).toContain("needs 'user'");
@@ -46,7 +50,13 @@ describe("schedules (security)", () => {
   it("another account's token gets 404 for every route, whatever its role, and changes nothing", async () => {
     for (const role of ["viewer", "user", "admin"] as const) {
       const o = await token([OTHER], role);
-      for (const [m, path] of [["GET", list()], ["POST", list()], ["GET", s.links.self], ["PUT", s.links.self], ["DELETE", s.links.self]] as const) {
+      for (const [m, path] of [
+        ["GET", list()],
+        ["POST", list()],
+        ["GET", s.links.self],
+        ["PUT", s.links.self],
+        ["DELETE", s.links.self],
+      ] as const) {
         const r = await api(m, path, { token: o, body: m === "POST" || m === "PUT" ? scheduleBody(sa) : undefined });
         expect(r.status, `${role} ${m} ${path}: ${r.text}`).toBe(404);
       }

@@ -57,7 +57,10 @@ describe("service accounts (bad input and conflicts)", () => {
 
   it("a duplicate alias in the account is 409; the same alias in another account is fine", async () => {
     await newServiceAccount(A, { alias: "twice" });
-    const again = await api("POST", `/serviceAccounts/${A}`, { token: await token([A], "admin"), body: { alias: "twice", username: "fresh-name-1", password: PASSWORD } });
+    const again = await api("POST", `/serviceAccounts/${A}`, {
+      token: await token([A], "admin"),
+      body: { alias: "twice", username: "fresh-name-1", password: PASSWORD },
+    });
     expect(again.status).toBe(409);
     expect(fields(again)).toEqual(["alias"]);
     await newServiceAccount("sa-err-other", { alias: "twice" });

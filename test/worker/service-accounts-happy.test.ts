@@ -25,7 +25,10 @@ describe("service accounts (happy)", () => {
     expect(one.status).toBe(200);
     expect(one.json).toEqual(created.json);
 
-    const put = await api("PUT", `/serviceAccounts/${A}/deployer`, { token: admin, body: { username: "deploy-bot-2", password: "another long passphrase", role: "viewer" } });
+    const put = await api("PUT", `/serviceAccounts/${A}/deployer`, {
+      token: admin,
+      body: { username: "deploy-bot-2", password: "another long passphrase", role: "viewer" },
+    });
     expect(put.status).toBe(200);
     expect(put.json).toMatchObject({ id: created.json.id, alias: "deployer", username: "deploy-bot-2", role: "viewer", createdTime: created.json.createdTime });
     expect(put.json.lastUpdatedTime).toBeGreaterThanOrEqual(created.json.lastUpdatedTime);
@@ -39,7 +42,13 @@ describe("service accounts (happy)", () => {
 
   it("lists as the original did ({accounts: [aliases]}), plus results, newest first", async () => {
     const L = "sa-list";
-    expect((await api("GET", `/serviceAccounts/${L}`, { token: await token([L], "admin") })).json).toEqual({ accounts: [], totalSize: 0, page: 0, size: 100, results: [] });
+    expect((await api("GET", `/serviceAccounts/${L}`, { token: await token([L], "admin") })).json).toEqual({
+      accounts: [],
+      totalSize: 0,
+      page: 0,
+      size: 100,
+      results: [],
+    });
     const first = await newServiceAccount(L, { alias: "one" });
     const second = await newServiceAccount(L, { alias: "two", role: "admin" });
     await newServiceAccount("sa-list-other", { alias: "elsewhere" });
@@ -71,7 +80,10 @@ describe("service accounts (happy)", () => {
   it("never answers the password, nor its hash or salt; stores only a salted PBKDF2 hash with its iteration count", async () => {
     const admin = await token([A], "admin");
     const secret = "s3cret-passphrase-Ω-never-answered";
-    const created = await api("POST", `/serviceAccounts/${A}`, { token: admin, body: { alias: "quiet", username: "quiet-bot", password: secret, role: "admin" } });
+    const created = await api("POST", `/serviceAccounts/${A}`, {
+      token: admin,
+      body: { alias: "quiet", username: "quiet-bot", password: secret, role: "admin" },
+    });
     const row = await env.DB.prepare("SELECT * FROM service_accounts WHERE id = ?").bind(created.json.id).first<Record<string, unknown>>();
     expect(row).toMatchObject({ password_iterations: PBKDF2_ITERATIONS, token_version: 1 });
     expect(atob(row!.password_hash as string)).toHaveLength(32);
@@ -79,7 +91,9 @@ describe("service accounts (happy)", () => {
     expect(JSON.stringify(row)).not.toContain(secret);
     // The same password twice gets two salts, so two hashes.
     const twin = await api("POST", `/serviceAccounts/${A}`, { token: admin, body: { alias: "quiet2", username: "quiet-bot-2", password: secret } });
-    const twinRow = await env.DB.prepare("SELECT password_hash, password_salt FROM service_accounts WHERE id = ?").bind(twin.json.id).first<Record<string, string>>();
+    const twinRow = await env.DB.prepare("SELECT password_hash, password_salt FROM service_accounts WHERE id = ?")
+      .bind(twin.json.id)
+      .first<Record<string, string>>();
     expect(twinRow!.password_salt).not.toBe(row!.password_salt);
     expect(twinRow!.password_hash).not.toBe(row!.password_hash);
 
@@ -95,7 +109,9 @@ describe("service accounts (happy)", () => {
       await api("POST", "/authentication/login", { token: null, body: { username: "quiet-bot", password: secret } }), // 401
     ];
     expect(answers.map((a) => a.status)).toEqual([200, 200, 200, 200, 200, 409, 400, 200, 401]);
-    const after = await env.DB.prepare("SELECT password_hash, password_salt FROM service_accounts WHERE id = ?").bind(created.json.id).first<Record<string, string>>();
+    const after = await env.DB.prepare("SELECT password_hash, password_salt FROM service_accounts WHERE id = ?")
+      .bind(created.json.id)
+      .first<Record<string, string>>();
     for (const a of answers) {
       for (const leak of [secret, row!.password_hash as string, row!.password_salt as string, after!.password_hash, after!.password_salt]) {
         expect(a.text).not.toContain(leak);

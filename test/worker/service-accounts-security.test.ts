@@ -58,7 +58,9 @@ describe("service accounts (security)", () => {
     expect((await api("POST", `/jobs/${B}`, { token: t, body: playbookJob() })).status).toBe(404);
     expect((await api("GET", `/jobs/${B}`, { token: t })).status).toBe(404);
     // A user may not make service accounts (nor raise itself to admin).
-    expect((await api("POST", `/serviceAccounts/${A}`, { token: t, body: { alias: "x2", username: "escalate-bot", password: PASSWORD, role: "admin" } })).status).toBe(403);
+    expect(
+      (await api("POST", `/serviceAccounts/${A}`, { token: t, body: { alias: "x2", username: "escalate-bot", password: PASSWORD, role: "admin" } })).status,
+    ).toBe(403);
     expect((await api("PUT", `/serviceAccounts/${A}/robot`, { token: t, body: { role: "admin" } })).status).toBe(403);
     // An admin service account manages its account's service accounts.
     const admin = await newServiceAccount(A, { alias: "boss", role: "admin" });

@@ -102,7 +102,18 @@ describe("unusual values in a report are kept, never refused", () => {
     const bad: [Record<string, unknown>, string[]][] = [
       [{ status: "DONE" }, ["status"]],
       [{ status: "SUCCESS", hostStats: "web1" }, ["hostStats"]],
-      [{ status: "SUCCESS", hostStats: { web1: { ok: -1 } } }, ["hostStats.web1.changed", "hostStats.web1.failed", "hostStats.web1.ignored", "hostStats.web1.ok", "hostStats.web1.rescued", "hostStats.web1.skipped", "hostStats.web1.unreachable"]],
+      [
+        { status: "SUCCESS", hostStats: { web1: { ok: -1 } } },
+        [
+          "hostStats.web1.changed",
+          "hostStats.web1.failed",
+          "hostStats.web1.ignored",
+          "hostStats.web1.ok",
+          "hostStats.web1.rescued",
+          "hostStats.web1.skipped",
+          "hostStats.web1.unreachable",
+        ],
+      ],
       [{ status: "SUCCESS", failedHosts: "web1" }, ["failedHosts"]],
       [{ status: "SUCCESS", detail: 5 }, ["detail"]],
       [{ status: "SUCCESS", reason: ["x"] }, ["reason"]],

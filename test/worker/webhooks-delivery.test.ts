@@ -1,6 +1,15 @@
 import { createExecutionContext, createMessageBatch, env, getQueueResult } from "cloudflare:test";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CALLBACKS_DLQ, CALLBACKS_QUEUE, DELIVERY_TIMEOUT_MS, deliverBatch, MAX_RETRIES, onQueue, parseRetryAfter, retryDelaySeconds } from "../../worker/callbacks";
+import {
+  CALLBACKS_DLQ,
+  CALLBACKS_QUEUE,
+  DELIVERY_TIMEOUT_MS,
+  deliverBatch,
+  MAX_RETRIES,
+  onQueue,
+  parseRetryAfter,
+  retryDelaySeconds,
+} from "../../worker/callbacks";
 import { getDelivery, insertDeliveries } from "../../worker/db/webhooks";
 import type { CallbackMessage } from "../../worker/domain/contracts";
 import { deliveryId } from "../../worker/lib/ids";
@@ -35,7 +44,19 @@ async function delivery(url: string, eventSeq = 1): Promise<CallbackMessage> {
   const id = await deliveryId(executionId, callbackIndex, eventSeq);
   await env.DB.batch(
     insertDeliveries(env.DB, [
-      { id, account_alias: ALIAS, job_id: jobId, execution_id: executionId, callback_index: callbackIndex, url, level: "DEBUG", event_seq: eventSeq, event_type: "execution_status", sequence: 1, created_time: Date.now() },
+      {
+        id,
+        account_alias: ALIAS,
+        job_id: jobId,
+        execution_id: executionId,
+        callback_index: callbackIndex,
+        url,
+        level: "DEBUG",
+        event_seq: eventSeq,
+        event_type: "execution_status",
+        sequence: 1,
+        created_time: Date.now(),
+      },
     ]),
   );
   return { deliveryId: id, accountAlias: ALIAS, executionId, eventSeq, callbackIndex };
@@ -47,7 +68,10 @@ let msg = 0;
  * the queue's result, and the delay each retry asked for (which getQueueResult does not keep).
  */
 async function consume(messages: CallbackMessage[], attempts = 1, opts: Parameters<typeof deliverBatch>[2] = { random: () => 1 }) {
-  const batch = createMessageBatch<CallbackMessage>(CALLBACKS_QUEUE, messages.map((body) => ({ id: `m${++msg}`, timestamp: new Date(), attempts, body })));
+  const batch = createMessageBatch<CallbackMessage>(
+    CALLBACKS_QUEUE,
+    messages.map((body) => ({ id: `m${++msg}`, timestamp: new Date(), attempts, body })),
+  );
   const delays: Record<string, number | undefined> = {};
   for (const m of batch.messages) {
     const retry = m.retry.bind(m);
@@ -133,7 +157,10 @@ describe("webhook delivery (happy)", () => {
 
     // The dead letter of it keeps what was recorded; one whose consumer never recorded it is failed now.
     const lost = await delivery(`${RECEIVER}/lost`);
-    const dlq = createMessageBatch<CallbackMessage>(CALLBACKS_DLQ, [m, lost].map((body) => ({ id: `d${++msg}`, timestamp: new Date(), attempts: 1, body })));
+    const dlq = createMessageBatch<CallbackMessage>(
+      CALLBACKS_DLQ,
+      [m, lost].map((body) => ({ id: `d${++msg}`, timestamp: new Date(), attempts: 1, body })),
+    );
     const ctx = createExecutionContext();
     await onQueue(dlq, env);
     expect((await getQueueResult(dlq, ctx)).explicitAcks).toHaveLength(2);
@@ -172,7 +199,13 @@ describe("webhook delivery (happy)", () => {
 
   it("checks the URL again before each send: one refused now fails without a request", async () => {
     const before = receiver.received.length;
-    for (const url of ["https://169.254.169.254/latest/meta-data/", "https://0xa000001/", "https://[::ffff:a9fe:a9fe]/", "https://hooks.internal/x", "https://u:p@hooks.example.com/x"]) {
+    for (const url of [
+      "https://169.254.169.254/latest/meta-data/",
+      "https://0xa000001/",
+      "https://[::ffff:a9fe:a9fe]/",
+      "https://hooks.internal/x",
+      "https://u:p@hooks.example.com/x",
+    ]) {
       const m = await delivery(url);
       const { result, ids } = await consume([m]);
       expect(result.explicitAcks).toEqual(ids);
@@ -180,7 +213,10 @@ describe("webhook delivery (happy)", () => {
     }
     // Loopback is local development's, and only while ALLOW_LOOPBACK_HTTP says so (these tests have it on).
     const local = await delivery("https://0x7f000001:9/x");
-    await deliverBatch(createMessageBatch<CallbackMessage>(CALLBACKS_QUEUE, [{ id: "l1", timestamp: new Date(), attempts: 1, body: local }]), { ...env, ALLOW_LOOPBACK_HTTP: "false" });
+    await deliverBatch(createMessageBatch<CallbackMessage>(CALLBACKS_QUEUE, [{ id: "l1", timestamp: new Date(), attempts: 1, body: local }]), {
+      ...env,
+      ALLOW_LOOPBACK_HTTP: "false",
+    });
     expect(await row(local)).toMatchObject({ status: "failed", last_error: expect.stringMatching(/loopback/) });
     expect(receiver.received.length).toBe(before);
   });
@@ -195,7 +231,10 @@ describe("webhook delivery (happy)", () => {
     receiver.on("/fast", () => new Response("ok"));
     const slow = await delivery(`${RECEIVER}/slow`);
     const fast = await delivery(`${RECEIVER}/fast`);
-    const batch = createMessageBatch<CallbackMessage>(CALLBACKS_QUEUE, [slow, fast].map((body) => ({ id: `m${++msg}`, timestamp: new Date(), attempts: 1, body })));
+    const batch = createMessageBatch<CallbackMessage>(
+      CALLBACKS_QUEUE,
+      [slow, fast].map((body) => ({ id: `m${++msg}`, timestamp: new Date(), attempts: 1, body })),
+    );
     const ctx = createExecutionContext();
     const done = deliverBatch(batch, env);
     // The fast one is delivered while the slow one still waits.
@@ -230,7 +269,10 @@ describe("webhook delivery (happy)", () => {
     const fresh = rotated.json.secret as string;
     expect(fresh).not.toBe(old);
     expect(rotated.json.previousValidUntil - Date.now()).toBeGreaterThan(24 * 3600_000 - 60_000);
-    expect((await api("GET", `/webhooks/${ALIAS}/secret`, { token: admin })).json).toMatchObject({ secret: fresh, previousValidUntil: rotated.json.previousValidUntil });
+    expect((await api("GET", `/webhooks/${ALIAS}/secret`, { token: admin })).json).toMatchObject({
+      secret: fresh,
+      previousValidUntil: rotated.json.previousValidUntil,
+    });
 
     const m2 = await delivery(`${RECEIVER}/rot`);
     await consume([m2]);
@@ -239,7 +281,9 @@ describe("webhook delivery (happy)", () => {
     expect(await signedBy(during, old)).toEqual([1]);
 
     // 24 hours on (the overlap's end moved into the past): the previous one no longer signs.
-    await env.DB.prepare("UPDATE webhook_secrets SET previous_until = ? WHERE account_alias = ?").bind(Date.now() - 1, ALIAS).run();
+    await env.DB.prepare("UPDATE webhook_secrets SET previous_until = ? WHERE account_alias = ?")
+      .bind(Date.now() - 1, ALIAS)
+      .run();
     const m3 = await delivery(`${RECEIVER}/rot`);
     await consume([m3]);
     const after = receiver.at("/rot")[2]!;
@@ -273,9 +317,13 @@ describe("webhook routes (error)", () => {
     const m = await delivery(`${RECEIVER}/scope`);
     const other = await newJob(ALIAS);
     expect((await api("POST", `/jobs/${ALIAS}/${other}/executions/${executionId}/deliveries/${m.deliveryId}/redeliver`, { token: user })).status).toBe(404);
-    expect((await api("POST", `/jobs/${ALIAS}/${jobId}/executions/${executionId}/deliveries/${crypto.randomUUID()}/redeliver`, { token: user })).status).toBe(404);
+    expect((await api("POST", `/jobs/${ALIAS}/${jobId}/executions/${executionId}/deliveries/${crypto.randomUUID()}/redeliver`, { token: user })).status).toBe(
+      404,
+    );
     expect((await api("GET", `/jobs/${ALIAS}/${jobId}/executions/${crypto.randomUUID()}/deliveries`, { token: user })).status).toBe(404);
-    expect((await api("GET", `/jobs/other-acct/${jobId}/executions/${executionId}/deliveries`, { token: await token(["other-acct"], "admin") })).status).toBe(404);
+    expect((await api("GET", `/jobs/other-acct/${jobId}/executions/${executionId}/deliveries`, { token: await token(["other-acct"], "admin") })).status).toBe(
+      404,
+    );
     const page = await api("GET", `/jobs/${ALIAS}/${jobId}/executions/${executionId}/deliveries?size=2&page=1`, { token: user });
     expect(page.status).toBe(200);
     expect(page.json).toMatchObject({ page: 1, size: 2, totalSize: n });

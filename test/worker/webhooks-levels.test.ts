@@ -24,7 +24,14 @@ const RUN: Omit<AgentEvent, "seq" | "timestamp">[] = [
   { event_type: "playbook_on_task_start", play: "site", task: "ping", stdout: "\nTASK [ping] ***\n", data: { name: "ping" } },
   { event_type: "runner_on_ok", play: "site", task: "ping", host: "web1", stdout: "ok: [web1]\n", data: { changed: false } },
   { event_type: "runner_on_failed", play: "site", task: "ping", host: "web2", stdout: "fatal: [web2]: FAILED!\n", data: { msg: "boom", ignore_errors: false } },
-  { event_type: "runner_on_failed", play: "site", task: "try", host: "web1", stdout: "fatal: [web1]: FAILED! ...ignoring\n", data: { msg: "meh", ignore_errors: true } },
+  {
+    event_type: "runner_on_failed",
+    play: "site",
+    task: "try",
+    host: "web1",
+    stdout: "fatal: [web1]: FAILED! ...ignoring\n",
+    data: { msg: "meh", ignore_errors: true },
+  },
   { event_type: "runner_on_unreachable", play: "site", task: "ping", host: "web3", stdout: "fatal: [web3]: UNREACHABLE!\n", data: { msg: "no route" } },
   { event_type: "runner_on_async_failed", play: "site", task: "long", host: "web1", stdout: "ASYNC FAILED on web1\n", data: { msg: "timeout" } },
   {
@@ -163,7 +170,11 @@ describe("webhook levels (happy)", () => {
     const got = await receiver.waitFor("/crash", 1);
     // The PENDING status (and the waiting reason that follows it): none lost.
     expect(got.length).toBeGreaterThanOrEqual(1);
-    expect(got.find((r) => r.json.sequence === 1)?.json).toMatchObject({ execution_id: id, sequence: 1, event: { event_type: "execution_status", data: { status: "PENDING" } } });
+    expect(got.find((r) => r.json.sequence === 1)?.json).toMatchObject({
+      execution_id: id,
+      sequence: 1,
+      event: { event_type: "execution_status", data: { status: "PENDING" } },
+    });
     // The dispatcher was not held up meanwhile: the execution is queued.
     expect((await stub(id).view()).status).toBe("PENDING");
   });

@@ -78,7 +78,11 @@ describe("callback URL rules (security)", () => {
     const save = async (url: string, allow: boolean) => {
       const res = await app.request(
         `/jobs/${ALIAS}`,
-        { method: "POST", body: JSON.stringify(playbookJob({ callbacks: [{ url: "https://ok.example.com/x" }, { url, level: "RESULT" }] })), headers: { "content-type": "application/json", authorization: `Bearer ${t}` } },
+        {
+          method: "POST",
+          body: JSON.stringify(playbookJob({ callbacks: [{ url: "https://ok.example.com/x" }, { url, level: "RESULT" }] })),
+          headers: { "content-type": "application/json", authorization: `Bearer ${t}` },
+        },
         { ...env, ALLOW_LOOPBACK_HTTP: allow ? "true" : "false" },
       );
       return { status: res.status, json: (await res.json()) as any };
@@ -92,7 +96,10 @@ describe("callback URL rules (security)", () => {
         if (ok) expect(r.status, `${url} allow=${allow}`).toBe(200);
         else {
           expect(r.status, `${url} allow=${allow}`).toBe(400);
-          expect(r.json.errors.map((e: { field: string }) => e.field), url).toEqual(["callbacks.1.url"]);
+          expect(
+            r.json.errors.map((e: { field: string }) => e.field),
+            url,
+          ).toEqual(["callbacks.1.url"]);
           // The message never echoes the URL (it may carry a token).
           expect(JSON.stringify(r.json)).not.toContain("pass@");
         }

@@ -74,7 +74,14 @@ export class AnsiAppender {
     for (let m: RegExpExecArray | null; (m = ESCAPE.exec(text)); ) {
       emit(text.slice(last, m.index));
       last = m.index + m[0].length;
-      if (m[2] === "m") apply(this.style, (m[1] ?? "").split(";").filter((x) => x !== "" && x !== "?").map(Number));
+      if (m[2] === "m")
+        apply(
+          this.style,
+          (m[1] ?? "")
+            .split(";")
+            .filter((x) => x !== "" && x !== "?")
+            .map(Number),
+        );
     }
     emit(text.slice(last).replace(/\x1b/g, ""));
     this.el.appendChild(frag);

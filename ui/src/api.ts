@@ -82,7 +82,9 @@ export class ApiError extends Error {
   }
   /** The messages for a field and everything under it (`hosts.1` matches `hosts.1.id`). */
   fieldMessages(field: string): string[] {
-    return (this.problem.errors ?? []).filter((e) => e.field === field || e.field.startsWith(field + ".")).map((e) => (e.field === field ? e.message : `${e.field.slice(field.length + 1)}: ${e.message}`));
+    return (this.problem.errors ?? [])
+      .filter((e) => e.field === field || e.field.startsWith(field + "."))
+      .map((e) => (e.field === field ? e.message : `${e.field.slice(field.length + 1)}: ${e.message}`));
   }
 }
 

@@ -65,7 +65,10 @@ export function Loading({ what = "Loading" }: { what?: string }) {
 }
 
 /** Loads data, with reload; `null` from the loader means "not available" (e.g. a 404 panel). */
-export function useLoad<T>(load: (signal: AbortSignal) => Promise<T>, deps: unknown[]): { data: T | undefined; error: unknown; loading: boolean; reload: () => void; set: (data: T) => void } {
+export function useLoad<T>(
+  load: (signal: AbortSignal) => Promise<T>,
+  deps: unknown[],
+): { data: T | undefined; error: unknown; loading: boolean; reload: () => void; set: (data: T) => void } {
   const [state, setState] = useState<{ data: T | undefined; error: unknown; loading: boolean }>({ data: undefined, error: null, loading: true });
   const [tick, setTick] = useState(0);
   useEffect(() => {
@@ -106,25 +109,38 @@ export function useNow(active: boolean): number {
  * A write-only secret: shown as "set" / "not set", never its value. `value` is undefined (keep
  * what is stored), null (remove it) or the new text (replace it).
  */
-export function Secret(props: { id: string; label: string; isSet: boolean; value: string | null | undefined; onChange: (v: string | null | undefined) => void; error?: unknown; field?: string; hint?: string }) {
+export function Secret(props: {
+  id: string;
+  label: string;
+  isSet: boolean;
+  value: string | null | undefined;
+  onChange: (v: string | null | undefined) => void;
+  error?: unknown;
+  field?: string;
+  hint?: string;
+}) {
   const { id, label, isSet, value, onChange } = props;
   const state = value === undefined ? (isSet ? "set" : "not set") : value === null ? "will be removed" : "will be replaced";
   return html`<div class="field secret">
     <span class="label" id=${`${id}-label`}>${label}</span>
     <span class=${`secret-state ${isSet ? "is-set" : ""}`} data-testid=${`${id}-state`}>${state}</span>
     <span class="secret-actions">
-      ${value === undefined
-        ? html`<button type="button" class="small" onClick=${() => onChange("")} aria-describedby=${`${id}-label`}>${isSet ? "Replace" : "Set"}</button>
+      ${
+        value === undefined
+          ? html`<button type="button" class="small" onClick=${() => onChange("")} aria-describedby=${`${id}-label`}>${isSet ? "Replace" : "Set"}</button>
             ${isSet ? html`<button type="button" class="small" onClick=${() => onChange(null)} aria-describedby=${`${id}-label`}>Remove</button>` : null}`
-        : html`<button type="button" class="small" onClick=${() => onChange(undefined)} aria-describedby=${`${id}-label`}>Keep ${isSet ? "stored" : "unset"}</button>`}
+          : html`<button type="button" class="small" onClick=${() => onChange(undefined)} aria-describedby=${`${id}-label`}>Keep ${isSet ? "stored" : "unset"}</button>`
+      }
     </span>
-    ${typeof value === "string"
-      ? html`<textarea id=${id} rows="3" class="mono" aria-labelledby=${`${id}-label`} placeholder="Paste the private key (PEM or base64), or pick a file" autocomplete="off" spellcheck="false" value=${value} onInput=${(e: Event) => onChange(inputValue(e))}></textarea>
+    ${
+      typeof value === "string"
+        ? html`<textarea id=${id} rows="3" class="mono" aria-labelledby=${`${id}-label`} placeholder="Paste the private key (PEM or base64), or pick a file" autocomplete="off" spellcheck="false" value=${value} onInput=${(e: Event) => onChange(inputValue(e))}></textarea>
           <input type="file" aria-label=${`${label}: from a file`} onChange=${async (e: Event) => {
             const f = (e.currentTarget as HTMLInputElement).files?.[0];
             if (f) onChange(await f.text());
           }} />`
-      : null}
+        : null
+    }
     ${props.hint ? html`<p class="hint">${props.hint}</p>` : null}
     ${props.field ? html`<${FieldMsg} error=${props.error} field=${props.field} />` : null}
   </div>`;

@@ -48,7 +48,13 @@ function page(route: string[]) {
       return { title: "Inventory", nav: "inventory", view: html`<${Inventory} />` };
     case "audit":
       // Admins only (the API answers 403 to anyone else); the link is not shown to other roles.
-      return { title: "Audit", nav: "audit", view: can("admin") ? html`<${Audit} />` : html`<section><div class="page-head"><h1 tabindex="-1">Audit</h1></div><div class="empty">The audit log is for admins.</div></section>` };
+      return {
+        title: "Audit",
+        nav: "audit",
+        view: can("admin")
+          ? html`<${Audit} />`
+          : html`<section><div class="page-head"><h1 tabindex="-1">Audit</h1></div><div class="empty">The audit log is for admins.</div></section>`,
+      };
     default:
       return { title: "Not found", nav: "", view: html`<div class="empty">No such page. <a href="#/jobs">Go to the jobs</a>.</div>` };
   }

@@ -69,7 +69,11 @@ export function parseJsonObject(text: string, what: string): Record<string, unkn
   return v as Record<string, unknown>;
 }
 
-export const splitList = (s: string) => s.split(/[\s,]+/).map((x) => x.trim()).filter(Boolean);
+export const splitList = (s: string) =>
+  s
+    .split(/[\s,]+/)
+    .map((x) => x.trim())
+    .filter(Boolean);
 
 export const pretty = (v: unknown) => JSON.stringify(v, null, 2);
 

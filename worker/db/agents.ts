@@ -116,7 +116,9 @@ export async function agentPresence(db: D1Database, alias: string | null, locati
   const stmt =
     alias === null
       ? db.prepare(`SELECT COUNT(*) AS n, MAX(last_seen) AS seen FROM agents WHERE ${LIVE_SHARED}`)
-      : db.prepare(`SELECT COUNT(*) AS n, MAX(last_seen) AS seen FROM agents WHERE account_alias = ? AND location IS ? AND revoked_time IS NULL`).bind(alias, location);
+      : db
+          .prepare(`SELECT COUNT(*) AS n, MAX(last_seen) AS seen FROM agents WHERE account_alias = ? AND location IS ? AND revoked_time IS NULL`)
+          .bind(alias, location);
   const row = await stmt.first<{ n: number; seen: number | null }>();
   return { registered: row?.n ?? 0, lastSeen: row?.seen ?? null };
 }

@@ -34,7 +34,21 @@ export async function writeIndex(db: D1Database, w: IndexWrite): Promise<void> {
          snapshot = excluded.snapshot, event_count = excluded.event_count
        WHERE excluded.version > executions.version`,
     )
-    .bind(w.id, w.accountAlias, w.jobId, w.status, w.trigger, w.scheduleId, w.agentId, w.reason, w.createdTime, w.updatedTime, w.version, JSON.stringify(w.view), w.eventCount)
+    .bind(
+      w.id,
+      w.accountAlias,
+      w.jobId,
+      w.status,
+      w.trigger,
+      w.scheduleId,
+      w.agentId,
+      w.reason,
+      w.createdTime,
+      w.updatedTime,
+      w.version,
+      JSON.stringify(w.view),
+      w.eventCount,
+    )
     .run();
 }
 

@@ -40,9 +40,27 @@ export async function insertScheduleIfRoom(db: D1Database, r: ScheduleRow, max: 
            AND (SELECT COUNT(*) FROM schedules WHERE account_alias = ? AND job_id = ?) < ?`,
       )
       .bind(
-        r.id, r.account_alias, r.job_id, r.description, r.service_account_alias, r.trigger_type, r.expression, r.timezone, r.enabled,
-        r.next_run_time, r.last_run_time, r.last_run_delay_ms, r.last_execution_id, r.last_error, r.created_time, r.last_updated_time,
-        r.job_id, r.account_alias, r.account_alias, r.job_id, max,
+        r.id,
+        r.account_alias,
+        r.job_id,
+        r.description,
+        r.service_account_alias,
+        r.trigger_type,
+        r.expression,
+        r.timezone,
+        r.enabled,
+        r.next_run_time,
+        r.last_run_time,
+        r.last_run_delay_ms,
+        r.last_execution_id,
+        r.last_error,
+        r.created_time,
+        r.last_updated_time,
+        r.job_id,
+        r.account_alias,
+        r.account_alias,
+        r.job_id,
+        max,
       ),
     audit,
     db.prepare(`SELECT 1 AS found FROM jobs WHERE id = ? AND account_alias = ?`).bind(r.job_id, r.account_alias),
@@ -73,7 +91,19 @@ export async function replaceSchedule(db: D1Database, r: ScheduleRow, audit: D1P
            next_run_time = ?, last_error = NULL, last_updated_time = ?
          WHERE id = ? AND account_alias = ? AND job_id = ?`,
       )
-      .bind(r.description, r.service_account_alias, r.trigger_type, r.expression, r.timezone, r.enabled, r.next_run_time, r.last_updated_time, r.id, r.account_alias, r.job_id),
+      .bind(
+        r.description,
+        r.service_account_alias,
+        r.trigger_type,
+        r.expression,
+        r.timezone,
+        r.enabled,
+        r.next_run_time,
+        r.last_updated_time,
+        r.id,
+        r.account_alias,
+        r.job_id,
+      ),
     audit,
   ]);
   return (res?.meta.changes ?? 0) > 0;
@@ -98,7 +128,9 @@ export interface DueSchedule extends ScheduleRow {
  * or before `now` are read), each joined to its service account through service_accounts_by_alias.
  */
 export async function dueSchedules(db: D1Database, now: number, limit: number): Promise<{ rows: DueSchedule[]; rowsRead: number }> {
-  const cols = COLUMNS.split(", ").map((c) => `s.${c}`).join(", ");
+  const cols = COLUMNS.split(", ")
+    .map((c) => `s.${c}`)
+    .join(", ");
   const { results, meta } = await db
     .prepare(
       `SELECT ${cols}, sa.role AS service_account_role

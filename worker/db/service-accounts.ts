@@ -16,8 +16,7 @@ export interface ServiceAccountRow {
   last_updated_time: number;
 }
 
-const COLUMNS =
-  "id, account_alias, alias, username, role, password_hash, password_salt, password_iterations, token_version, created_time, last_updated_time";
+const COLUMNS = "id, account_alias, alias, username, role, password_hash, password_salt, password_iterations, token_version, created_time, last_updated_time";
 
 /** Which unique rule an insert or update broke, or null when it broke none (or something else). */
 export type Clash = "alias" | "username";
@@ -34,7 +33,19 @@ export async function insertServiceAccount(db: D1Database, r: ServiceAccountRow,
     await db.batch([
       db
         .prepare(`INSERT INTO service_accounts (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-        .bind(r.id, r.account_alias, r.alias, r.username, r.role, r.password_hash, r.password_salt, r.password_iterations, r.token_version, r.created_time, r.last_updated_time),
+        .bind(
+          r.id,
+          r.account_alias,
+          r.alias,
+          r.username,
+          r.role,
+          r.password_hash,
+          r.password_salt,
+          r.password_iterations,
+          r.token_version,
+          r.created_time,
+          r.last_updated_time,
+        ),
       audit,
     ]);
     return null;
@@ -74,7 +85,12 @@ export function listServiceAccounts(db: D1Database, accountAlias: string, p: Pag
  * (a concurrent change wins, and this one answers "gone"); or the unique rule it broke. `audit`
  * (an `ifChanged` statement) is recorded in the same batch, only if the row changed.
  */
-export async function updateServiceAccount(db: D1Database, r: ServiceAccountRow, expectedVersion: number, audit: D1PreparedStatement): Promise<Clash | "gone" | null> {
+export async function updateServiceAccount(
+  db: D1Database,
+  r: ServiceAccountRow,
+  expectedVersion: number,
+  audit: D1PreparedStatement,
+): Promise<Clash | "gone" | null> {
   try {
     const [res] = await db.batch([
       db
@@ -83,7 +99,18 @@ export async function updateServiceAccount(db: D1Database, r: ServiceAccountRow,
              token_version = ?, last_updated_time = ?
            WHERE id = ? AND account_alias = ? AND token_version = ?`,
         )
-        .bind(r.username, r.role, r.password_hash, r.password_salt, r.password_iterations, r.token_version, r.last_updated_time, r.id, r.account_alias, expectedVersion),
+        .bind(
+          r.username,
+          r.role,
+          r.password_hash,
+          r.password_salt,
+          r.password_iterations,
+          r.token_version,
+          r.last_updated_time,
+          r.id,
+          r.account_alias,
+          expectedVersion,
+        ),
       audit,
     ]);
     return (res?.meta.changes ?? 0) > 0 ? null : "gone";
@@ -104,7 +131,9 @@ export async function rehashServiceAccountPassword(
   hash: { hash: string; salt: string; iterations: number },
 ): Promise<void> {
   await db
-    .prepare(`UPDATE service_accounts SET password_hash = ?, password_salt = ?, password_iterations = ? WHERE id = ? AND token_version = ? AND password_hash = ?`)
+    .prepare(
+      `UPDATE service_accounts SET password_hash = ?, password_salt = ?, password_iterations = ? WHERE id = ? AND token_version = ? AND password_hash = ?`,
+    )
     .bind(hash.hash, hash.salt, hash.iterations, row.id, row.token_version, row.password_hash)
     .run();
 }

@@ -7,7 +7,10 @@ export interface SettingsRow {
 
 /** The account's stored settings; null when it never changed any (the defaults apply). */
 export function getSettingsRow(db: D1Database, accountAlias: string): Promise<SettingsRow | null> {
-  return db.prepare(`SELECT pending_timeout_minutes, shared_pool_fallback FROM account_settings WHERE account_alias = ?`).bind(accountAlias).first<SettingsRow>();
+  return db
+    .prepare(`SELECT pending_timeout_minutes, shared_pool_fallback FROM account_settings WHERE account_alias = ?`)
+    .bind(accountAlias)
+    .first<SettingsRow>();
 }
 
 export async function putSettingsRow(db: D1Database, accountAlias: string, row: SettingsRow, now: number): Promise<void> {

@@ -30,7 +30,14 @@ export async function insertWebhookSecretOnce(db: D1Database, accountAlias: stri
 }
 
 /** Replaces the secret if it is still `expected`, keeping that one as the previous until `previousUntil`. */
-export async function rotateWebhookSecret(db: D1Database, accountAlias: string, expected: string, next: string, now: number, previousUntil: number): Promise<boolean> {
+export async function rotateWebhookSecret(
+  db: D1Database,
+  accountAlias: string,
+  expected: string,
+  next: string,
+  now: number,
+  previousUntil: number,
+): Promise<boolean> {
   const r = await db
     .prepare("UPDATE webhook_secrets SET previous_secret = secret, previous_until = ?, secret = ?, created_time = ? WHERE account_alias = ? AND secret = ?")
     .bind(previousUntil, next, now, accountAlias, expected)
@@ -65,7 +72,10 @@ export interface DeliveryRow {
 const COLUMNS =
   "id, account_alias, job_id, execution_id, callback_index, url, level, event_seq, event_type, sequence, status, attempts, last_response_code, last_error, created_time, updated_time, delivered_time";
 
-export type NewDelivery = Pick<DeliveryRow, "id" | "account_alias" | "job_id" | "execution_id" | "callback_index" | "url" | "level" | "event_seq" | "event_type" | "sequence" | "created_time">;
+export type NewDelivery = Pick<
+  DeliveryRow,
+  "id" | "account_alias" | "job_id" | "execution_id" | "callback_index" | "url" | "level" | "event_seq" | "event_type" | "sequence" | "created_time"
+>;
 
 /** The statements that record new deliveries as pending; a row that exists already is left as it is. */
 export function insertDeliveries(db: D1Database, rows: NewDelivery[]): D1PreparedStatement[] {
@@ -75,7 +85,20 @@ export function insertDeliveries(db: D1Database, rows: NewDelivery[]): D1Prepare
         `INSERT OR IGNORE INTO deliveries (id, account_alias, job_id, execution_id, callback_index, url, level, event_seq, event_type, sequence, status, attempts, created_time, updated_time)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?)`,
       )
-      .bind(r.id, r.account_alias, r.job_id, r.execution_id, r.callback_index, r.url, r.level, r.event_seq, r.event_type, r.sequence, r.created_time, r.created_time),
+      .bind(
+        r.id,
+        r.account_alias,
+        r.job_id,
+        r.execution_id,
+        r.callback_index,
+        r.url,
+        r.level,
+        r.event_seq,
+        r.event_type,
+        r.sequence,
+        r.created_time,
+        r.created_time,
+      ),
   );
 }
 

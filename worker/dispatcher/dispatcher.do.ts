@@ -248,8 +248,7 @@ export class Dispatcher extends DurableObject<Env> {
       do {
         this.again = false;
         while (await this.step());
-      }
-      while (this.again);
+      } while (this.again);
     } catch (e) {
       log.error("dispatcher: pump failed", { error: e });
       this.recheckAt = Date.now() + LIMIT_RECHECK_MS;
@@ -304,7 +303,12 @@ export class Dispatcher extends DurableObject<Env> {
       this.full.add(item.account_alias);
       return true;
     }
-    const giveBack = () => (claim === "taken" ? releaseSlots(this.env.DB, [item.execution_id]).catch((e: unknown) => log.error("dispatcher: slot release failed", { executionId: item.execution_id, error: e })) : undefined);
+    const giveBack = () =>
+      claim === "taken"
+        ? releaseSlots(this.env.DB, [item.execution_id]).catch((e: unknown) =>
+            log.error("dispatcher: slot release failed", { executionId: item.execution_id, error: e }),
+          )
+        : undefined;
     if (!queued()) {
       await giveBack(); // removed (stopped, killed) while the slot was claimed
       return true;
@@ -359,9 +363,7 @@ export class Dispatcher extends DurableObject<Env> {
   private async pick(): Promise<QueueRow | null> {
     const now = Date.now();
     const limit = this.limit();
-    const accounts = this.queue
-      .accountsByTurn(now)
-      .filter((a) => !this.full.has(a));
+    const accounts = this.queue.accountsByTurn(now).filter((a) => !this.full.has(a));
     if (accounts.length === 0) {
       if (this.full.size > 0) this.recheckAt = now + LIMIT_RECHECK_MS;
       return null;

@@ -136,7 +136,12 @@ export class DispatchQueue {
     if (!job) return null;
     return (
       this.sql
-        .exec<QueueRow>(`SELECT * FROM queue WHERE account_alias = ? AND job_id = ? AND not_before <= ? ORDER BY enqueued_at, seq LIMIT 1`, account, job.job_id, now)
+        .exec<QueueRow>(
+          `SELECT * FROM queue WHERE account_alias = ? AND job_id = ? AND not_before <= ? ORDER BY enqueued_at, seq LIMIT 1`,
+          account,
+          job.job_id,
+          now,
+        )
         .toArray()[0] ?? null
     );
   }

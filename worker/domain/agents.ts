@@ -69,7 +69,12 @@ export async function listRegistrationTokens(env: Env, alias: string, p: PagePar
 
 /** Agents already registered with the token keep working; only new registrations stop. */
 export async function revokeRegistrationToken(env: Env, alias: string, tokenId: string, actor: Actor): Promise<void> {
-  const audit = auditStatement(env.DB, actor, { accountAlias: alias, action: "registrationToken.revoked", resource: { type: "registrationToken", id: tokenId } }, { ifChanged: true });
+  const audit = auditStatement(
+    env.DB,
+    actor,
+    { accountAlias: alias, action: "registrationToken.revoked", resource: { type: "registrationToken", id: tokenId } },
+    { ifChanged: true },
+  );
   if (!(await revokeToken(env.DB, alias, tokenId, Date.now(), audit))) throw notFound();
 }
 
@@ -97,7 +102,7 @@ export async function registerAgent(env: Env, body: RegisterBody, bearer: string
     if (!bearer) throw unauthorized("A registration token (body 'token') or an operator token (bearer) is required.", true);
     const p = await verifyToken(env, bearer);
     if (p.accounts !== "*" || p.role !== "admin") {
-      throw forbidden("Only an operator token (accounts \"*\", role admin) registers a shared-pool agent; others need a registration token.");
+      throw forbidden('Only an operator token (accounts "*", role admin) registers a shared-pool agent; others need a registration token.');
     }
     accountAlias = null;
     location = body.location ?? null;
@@ -112,20 +117,24 @@ export async function registerAgent(env: Env, body: RegisterBody, bearer: string
     resource: { type: "agent", id },
     details: { name, location, hostname: body.hostname ?? null, tokenId },
   });
-  await insertAgent(env.DB, {
-    id,
-    account_alias: accountAlias,
-    name,
-    location,
-    version: body.version ?? null,
-    hostname: body.hostname ?? null,
-    concurrency: body.concurrency ?? 1,
-    credential_hash: await hashSecret(credential),
-    token_id: tokenId,
-    created_time: now,
-    last_seen: now,
-    revoked_time: null,
-  }, audit);
+  await insertAgent(
+    env.DB,
+    {
+      id,
+      account_alias: accountAlias,
+      name,
+      location,
+      version: body.version ?? null,
+      hostname: body.hostname ?? null,
+      concurrency: body.concurrency ?? 1,
+      credential_hash: await hashSecret(credential),
+      token_id: tokenId,
+      created_time: now,
+      last_seen: now,
+      revoked_time: null,
+    },
+    audit,
+  );
   return {
     agentId: id,
     credential,
@@ -154,14 +163,20 @@ export async function pollForLease(
 ): Promise<LeaseBody | null> {
   // The concurrency given at registration may not be the one the agent runs with (`run --concurrency`).
   if (ask.concurrency !== undefined && ask.concurrency !== agent.concurrency) {
-    ctx.waitUntil(setAgentConcurrency(env.DB, agent.id, ask.concurrency).catch((e) => log.error("agent: concurrency update failed", { agentId: agent.id, error: e })));
+    ctx.waitUntil(
+      setAgentConcurrency(env.DB, agent.id, ask.concurrency).catch((e) => log.error("agent: concurrency update failed", { agentId: agent.id, error: e })),
+    );
   }
   if (ask.capacity === 0) return null;
   const wait = Math.min(ask.waitMs ?? MAX_POLL_WAIT_MS, MAX_POLL_WAIT_MS);
   // RPC typing maps the lease's `unknown` extra vars to `never`; the value is the object's LeaseBody.
   const lease = (await dispatcherStub(env, agentDispatcherKey(agent)).poll({ agentId: agent.id, alive: () => !signal.aborted }, wait)) as LeaseBody | null;
   if (lease && signal.aborted) {
-    ctx.waitUntil(executionClient(env, lease.executionId).release(agent.id, { attempt: lease.attempt, leaseId: lease.leaseId }).catch(() => undefined));
+    ctx.waitUntil(
+      executionClient(env, lease.executionId)
+        .release(agent.id, { attempt: lease.attempt, leaseId: lease.leaseId })
+        .catch(() => undefined),
+    );
     return null;
   }
   return lease;
@@ -189,7 +204,10 @@ export type AgentPool = string | null;
 
 export async function listAgents(env: Env, pool: AgentPool, p: PageParams): Promise<Page<AgentView>> {
   const page = await listLiveAgents(env.DB, pool, p);
-  const running = await leasedExecutionsOf(env.DB, page.results.map((r) => r.id));
+  const running = await leasedExecutionsOf(
+    env.DB,
+    page.results.map((r) => r.id),
+  );
   const now = Date.now();
   return { ...page, results: page.results.map((r) => agentView(r, running.get(r.id) ?? [], now)) };
 }
@@ -210,7 +228,12 @@ export async function getAgentView(env: Env, pool: AgentPool, agentId: string): 
 export async function revokeAgentAndLeases(env: Env, pool: AgentPool, agentId: string, actor: Actor): Promise<void> {
   const a = await getAgent(env.DB, agentId);
   if (!a || a.account_alias !== pool) throw notFound();
-  const audit = auditStatement(env.DB, actor, { accountAlias: pool, action: "agent.revoked", resource: { type: "agent", id: agentId }, details: { name: a.name, location: a.location } }, { ifChanged: true });
+  const audit = auditStatement(
+    env.DB,
+    actor,
+    { accountAlias: pool, action: "agent.revoked", resource: { type: "agent", id: agentId }, details: { name: a.name, location: a.location } },
+    { ifChanged: true },
+  );
   if (!(await revokeAgent(env.DB, pool, agentId, Date.now(), audit))) throw notFound();
   // First the dispatcher (no new lease can reach the agent), then the leases it already holds.
   await dispatcherStub(env, agentDispatcherKey(a)).agentRevoked(agentId);

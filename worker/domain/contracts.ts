@@ -1,6 +1,15 @@
 import { ProblemError, type Outcome } from "../lib/problem";
 import type { WaitingReason } from "./waiting";
-import type { AgentAnswer as AgentAnswerBody, EventUpload, ExecutionStatus, ExecutionView, LeaseBody, LeaseRef, StatusEvent, StatusReport } from "../schemas/execution";
+import type {
+  AgentAnswer as AgentAnswerBody,
+  EventUpload,
+  ExecutionStatus,
+  ExecutionView,
+  LeaseBody,
+  LeaseRef,
+  StatusEvent,
+  StatusReport,
+} from "../schemas/execution";
 
 /**
  * Types and constants shared by the Jobs domain, the Execution object, the Dispatcher object and

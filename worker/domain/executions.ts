@@ -33,7 +33,14 @@ function execution(env: Env, executionId: string) {
  * failure to record is logged rather than answered). Details: ids, statuses and the names of the
  * keys a start or restart overrode, never their values (keys, extra vars).
  */
-function auditExecution(env: Env, actor: Actor, scope: { accountAlias: string }, action: "execution.started" | "execution.stopped" | "execution.killed" | "execution.restarted", view: ExecutionView, details: Record<string, string | number | string[] | null> = {}) {
+function auditExecution(
+  env: Env,
+  actor: Actor,
+  scope: { accountAlias: string },
+  action: "execution.started" | "execution.stopped" | "execution.killed" | "execution.restarted",
+  view: ExecutionView,
+  details: Record<string, string | number | string[] | null> = {},
+) {
   return recordAuditAfter(env, actor, {
     accountAlias: scope.accountAlias,
     action,
@@ -155,7 +162,11 @@ export async function* readLog(env: Env, scope: Scope, executionId: string, afte
  * A page of the account's (or one job's) executions from the index, newest first. A job id that
  * names nothing (no such job, and no executions of a deleted one) is a 404, as any unknown id is.
  */
-export async function listExecutions(env: Env, accountAlias: string, q: PageParams & { jobId?: string; status?: ExecutionStatus }): Promise<Page<ExecutionView>> {
+export async function listExecutions(
+  env: Env,
+  accountAlias: string,
+  q: PageParams & { jobId?: string; status?: ExecutionStatus },
+): Promise<Page<ExecutionView>> {
   const page = await listExecutionViews(env.DB, accountAlias, { jobId: q.jobId, status: q.status }, q);
   if (q.jobId !== undefined && page.totalSize === 0 && !(await jobKnown(env.DB, accountAlias, q.jobId))) throw notFound("No such job.");
   return page;

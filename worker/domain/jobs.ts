@@ -86,13 +86,7 @@ export async function createJob(env: Env, accountAlias: string, input: JobInput,
   return jobView(row);
 }
 
-export async function replaceJob(
-  env: Env,
-  accountAlias: string,
-  jobId: string,
-  input: JobReplace,
-  actor: Actor,
-): Promise<Job> {
+export async function replaceJob(env: Env, accountAlias: string, jobId: string, input: JobReplace, actor: Actor): Promise<Job> {
   // Optimistic: the secrets merge is computed from the version read, and only lands on it.
   for (let attempt = 0; attempt < 3; attempt++) {
     const current = await getJob(env.DB, accountAlias, jobId);
@@ -171,8 +165,6 @@ export async function getJobSummary(env: Env, accountAlias: string, jobId: strin
   const row = await getJob(env.DB, accountAlias, jobId);
   if (!row) return null;
   const d = definitionOf(row);
-  const hostLocations = [
-    ...new Set(d.hosts.map((h) => h.hostVars.rnr_location).filter((l): l is string => typeof l === "string" && l.length > 0)),
-  ];
+  const hostLocations = [...new Set(d.hosts.map((h) => h.hostVars.rnr_location).filter((l): l is string => typeof l === "string" && l.length > 0))];
   return { id: row.id, executionTtl: d.executionTtl, location: d.location, hostLocations, callbacks: d.callbacks };
 }

@@ -35,7 +35,12 @@ export function loginThrottle(env: Env, username: string) {
 
 // One answer for every wrong pair: which half was wrong is not said.
 const refused = () =>
-  new ProblemError({ status: 401, title: "Unauthorized", detail: "The username or password is not right.", headers: { "WWW-Authenticate": `Bearer realm="runner"` } });
+  new ProblemError({
+    status: 401,
+    title: "Unauthorized",
+    detail: "The username or password is not right.",
+    headers: { "WWW-Authenticate": `Bearer realm="runner"` },
+  });
 
 export async function login(env: Env, input: LoginInput, origin: Origin): Promise<LoginAnswer> {
   const throttle = loginThrottle(env, input.username);
@@ -56,12 +61,16 @@ export async function login(env: Env, input: LoginInput, origin: Origin): Promis
     throw refused();
   }
   await throttle.succeeded();
-  await recordAudit(env, { ...origin, subject: row.id, kind: "serviceAccount" }, {
-    accountAlias: row.account_alias,
-    action: "login.succeeded",
-    resource: { type: "serviceAccount", id: row.alias },
-    details: { username: row.username, role: row.role },
-  });
+  await recordAudit(
+    env,
+    { ...origin, subject: row.id, kind: "serviceAccount" },
+    {
+      accountAlias: row.account_alias,
+      action: "login.succeeded",
+      resource: { type: "serviceAccount", id: row.alias },
+      details: { username: row.username, role: row.role },
+    },
+  );
 
   if (needsRehash(stored)) await rehashServiceAccountPassword(env.DB, row, await hashPassword(input.password));
 

@@ -24,7 +24,12 @@ export async function updateSettings(env: Env, accountAlias: string, body: Accou
     pendingTimeoutMinutes: body.pendingTimeoutMinutes ?? current.pendingTimeoutMinutes,
     sharedPoolFallback: body.sharedPoolFallback ?? current.sharedPoolFallback,
   };
-  await putSettingsRow(env.DB, accountAlias, { pending_timeout_minutes: next.pendingTimeoutMinutes, shared_pool_fallback: next.sharedPoolFallback ? 1 : 0 }, Date.now());
+  await putSettingsRow(
+    env.DB,
+    accountAlias,
+    { pending_timeout_minutes: next.pendingTimeoutMinutes, shared_pool_fallback: next.sharedPoolFallback ? 1 : 0 },
+    Date.now(),
+  );
   await recordAudit(env, actor, {
     accountAlias,
     action: "accountSettings.changed",

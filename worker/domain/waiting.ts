@@ -47,7 +47,8 @@ function where(account: string | null, location: string | null): string {
 /** How long ago, in the largest whole unit ("12 minutes ago"). */
 export function ago(ms: number): string {
   const s = Math.max(0, Math.floor(ms / 1000));
-  const [n, unit] = s < 60 ? [s, "second"] : s < 3600 ? [Math.floor(s / 60), "minute"] : s < 86_400 ? [Math.floor(s / 3600), "hour"] : [Math.floor(s / 86_400), "day"];
+  const [n, unit] =
+    s < 60 ? [s, "second"] : s < 3600 ? [Math.floor(s / 60), "minute"] : s < 86_400 ? [Math.floor(s / 3600), "hour"] : [Math.floor(s / 86_400), "day"];
   return `${n} ${unit}${n === 1 ? "" : "s"} ago`;
 }
 

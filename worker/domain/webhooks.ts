@@ -54,7 +54,11 @@ export async function rotateWebhookSecret(env: Env, accountAlias: string, actor:
     const next = await encryptSecret(env, newSecret());
     if (await rotateRow(env.DB, accountAlias, current.secret, next, now, now + ROTATION_OVERLAP_MS)) {
       await recordAuditAfter(env, actor, { accountAlias, action: "webhookSecret.rotated", resource: { type: "webhook", id: accountAlias } });
-      return viewOfSecret(env, { ...current, secret: next, previous_secret: current.secret, previous_until: now + ROTATION_OVERLAP_MS, created_time: now }, now);
+      return viewOfSecret(
+        env,
+        { ...current, secret: next, previous_secret: current.secret, previous_until: now + ROTATION_OVERLAP_MS, created_time: now },
+        now,
+      );
     }
   }
   throw conflict("The secret was rotated by another request at the same time; read it again.");

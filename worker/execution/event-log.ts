@@ -169,7 +169,9 @@ export class EventLog {
       else this.sql.exec("INSERT OR IGNORE INTO held (lease_gen, agent_seq, json) VALUES (?, ?, ?)", s.leaseGen, e.seq, JSON.stringify(e));
     }
     for (;;) {
-      const next = this.sql.exec<{ json: string }>("SELECT json FROM held WHERE lease_gen = ? AND agent_seq = ?", s.leaseGen, s.acceptedThrough + 1).toArray()[0];
+      const next = this.sql
+        .exec<{ json: string }>("SELECT json FROM held WHERE lease_gen = ? AND agent_seq = ?", s.leaseGen, s.acceptedThrough + 1)
+        .toArray()[0];
       if (!next) break;
       store(JSON.parse(next.json) as AgentEvent);
     }

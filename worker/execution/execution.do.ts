@@ -196,7 +196,15 @@ export class Execution extends DurableObject<Env> implements ExecutionRpc {
       await this.catchUp();
       const s = this.s;
       // A retried terminal report (its answer was lost) is acknowledged, not abandoned.
-      if (s && s.agentId === agentId && s.attempt === body.attempt && s.endedLeaseId === body.leaseId && body.status && TERMINAL.has(s.status) && s.status === body.status) {
+      if (
+        s &&
+        s.agentId === agentId &&
+        s.attempt === body.attempt &&
+        s.endedLeaseId === body.leaseId &&
+        body.status &&
+        TERMINAL.has(s.status) &&
+        s.status === body.status
+      ) {
         return { status: s.status, command: null };
       }
       const held = this.holder(agentId, body);

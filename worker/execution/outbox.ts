@@ -105,7 +105,13 @@ const DESTINATIONS: { [K in OutboxKind]: { batch: number; deliver: Deliver<Extra
       await env.DB.batch(insertDeliveries(env.DB, rows));
       await env.CALLBACKS.sendBatch(
         rows.map((r) => {
-          const body: CallbackMessage = { deliveryId: r.id, accountAlias: r.account_alias, executionId: r.execution_id, eventSeq: r.event_seq, callbackIndex: r.callback_index };
+          const body: CallbackMessage = {
+            deliveryId: r.id,
+            accountAlias: r.account_alias,
+            executionId: r.execution_id,
+            eventSeq: r.event_seq,
+            callbackIndex: r.callback_index,
+          };
           return { body };
         }),
       );
@@ -158,7 +164,7 @@ export class Outbox {
       }
     }
     // The index row first: nothing else leaves before the row that describes it.
-    const blocked = new Set<OutboxKind>(failed ? Object.keys(DESTINATIONS) as OutboxKind[] : []);
+    const blocked = new Set<OutboxKind>(failed ? (Object.keys(DESTINATIONS) as OutboxKind[]) : []);
     let i = 0;
     while (i < s.outbox.length) {
       const first = s.outbox[i]!;

@@ -40,7 +40,7 @@ function v4Number(host: string): number | null {
 function inBlock(n: number, base: string, bits: number): boolean {
   const b = v4Number(base)!;
   const mask = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
-  return ((n & mask) >>> 0) === ((b & mask) >>> 0);
+  return (n & mask) >>> 0 === (b & mask) >>> 0;
 }
 
 const blockedV4 = (n: number) => BLOCKED_V4.some(([base, bits]) => inBlock(n, base, bits));

@@ -55,7 +55,9 @@ export async function slotExecutionId(scheduleId: string, slot: number): Promise
  * (version 8: custom) of SHA-256 of the three.
  */
 export async function deliveryId(executionId: string, callbackIndex: number, eventSeq: number): Promise<string> {
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(`delivery\u0000${executionId}\u0000${callbackIndex}\u0000${eventSeq}`)));
+  const digest = new Uint8Array(
+    await crypto.subtle.digest("SHA-256", new TextEncoder().encode(`delivery\u0000${executionId}\u0000${callbackIndex}\u0000${eventSeq}`)),
+  );
   const b = digest.slice(0, 16);
   b[6] = 0x80 | (b[6]! & 0x0f);
   b[8] = 0x80 | (b[8]! & 0x3f);

@@ -49,10 +49,7 @@ export function fingerprint(sql: string): { kind: "read" | "write"; key: string 
   const s = sql.replace(/\s+/g, " ").trim();
   const verb = (/^(\w+)/.exec(s)?.[1] ?? "?").toUpperCase();
   const read = verb === "SELECT" || (verb === "WITH" && !/\b(INSERT|UPDATE|DELETE)\b/i.test(s));
-  const table =
-    /^(?:INSERT(?: OR \w+)? INTO|REPLACE INTO|UPDATE|DELETE FROM)\s+([\w"]+)/i.exec(s)?.[1] ??
-    /\bFROM\s+([\w"]+)/i.exec(s)?.[1] ??
-    "?";
+  const table = /^(?:INSERT(?: OR \w+)? INTO|REPLACE INTO|UPDATE|DELETE FROM)\s+([\w"]+)/i.exec(s)?.[1] ?? /\bFROM\s+([\w"]+)/i.exec(s)?.[1] ?? "?";
   return { kind: read ? "read" : "write", key: `${verb} ${table.replace(/"/g, "")}` };
 }
 
@@ -140,7 +137,10 @@ export function installMeter(env: Record<string, unknown>, classes: Record<strin
     const exec = dbProto.exec;
     if (exec) {
       dbProto.exec = function (this: unknown, sql: unknown) {
-        for (const part of String(sql).split(/;\s*\n?/).filter((p) => p.trim())) countSql(part);
+        for (const part of String(sql)
+          .split(/;\s*\n?/)
+          .filter((p) => p.trim()))
+          countSql(part);
         return exec.call(this, sql);
       };
     }

@@ -123,9 +123,7 @@ export function problemResponses(...statuses: number[]) {
     415: "The body is not application/json",
     429: "Too many attempts: wait for the seconds `Retry-After` names",
   };
-  return Object.fromEntries(
-    statuses.map((s) => [s, { description: text[s] ?? "Error", content: { "application/problem+json": { schema: ProblemSchema } } }]),
-  );
+  return Object.fromEntries(statuses.map((s) => [s, { description: text[s] ?? "Error", content: { "application/problem+json": { schema: ProblemSchema } } }]));
 }
 
 const TYPE_BASE = "https://runner.dev/problems/";
@@ -155,7 +153,12 @@ export function problemResponse(p: ProblemData): Response {
   });
 }
 
-const invalidJson = (): ProblemData => ({ status: 400, title: "Bad Request", detail: "The body is not valid JSON.", errors: [{ field: "body", message: "is not valid JSON" }] });
+const invalidJson = (): ProblemData => ({
+  status: 400,
+  title: "Bad Request",
+  detail: "The body is not valid JSON.",
+  errors: [{ field: "body", message: "is not valid JSON" }],
+});
 const internal = (detail = "Something went wrong on our side."): ProblemData => ({ status: 500, title: "Internal Server Error", detail });
 
 /** The single error mapper: known errors keep their status, anything else is a 500 without internals. */

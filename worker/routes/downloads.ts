@@ -31,7 +31,9 @@ downloads.openapi(
     const m = FILE.exec(file);
     if (!m) throw notFound("No such download: there are runner-agent.tgz and runner-cli.tgz (and their versioned names).");
     const conditional = c.req.header("if-none-match");
-    const asset = await c.env.ASSETS.fetch(new Request(new URL(`/downloads/${file}`, c.req.url), { headers: conditional ? { "if-none-match": conditional } : {} }));
+    const asset = await c.env.ASSETS.fetch(
+      new Request(new URL(`/downloads/${file}`, c.req.url), { headers: conditional ? { "if-none-match": conditional } : {} }),
+    );
     if (asset.status === 304) return new Response(null, { status: 304, headers: asset.headers });
     if (asset.status !== 200) throw notFound(`${file} is not on this server (the API was deployed without \`npm run deploy\`, which packs it).`);
     const headers = new Headers({ "content-type": "application/gzip", "content-disposition": `attachment; filename="${file}"` });

@@ -1,15 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { streamSSE } from "hono/streaming";
-import {
-  getExecution,
-  killExecution,
-  listEvents,
-  listExecutions,
-  readLog,
-  restartExecution,
-  startExecution,
-  stopExecution,
-} from "../domain/executions";
+import { getExecution, killExecution, listEvents, listExecutions, readLog, restartExecution, startExecution, stopExecution } from "../domain/executions";
 import { requireAccess } from "../lib/auth";
 import { actorOf } from "../lib/request-context";
 import { emptyJsonIsNoBody, jsonAnswer, jsonBody, router } from "../lib/hono";
@@ -32,7 +23,10 @@ const LogQuery = z.object({
   follow: z
     .enum(["true", "false", ""], { message: "must be true or false" })
     .optional()
-    .openapi({ param: { name: "follow", in: "query" }, description: "Stream live until the execution ends: plain text, or Server-Sent Events when the client accepts text/event-stream." }),
+    .openapi({
+      param: { name: "follow", in: "query" },
+      description: "Stream live until the execution ends: plain text, or Server-Sent Events when the client accepts text/event-stream.",
+    }),
   after: afterParam("Resume after this event sequence (as Last-Event-ID does)."),
 });
 
@@ -128,7 +122,10 @@ executions.openapi(
     summary: "Stop gracefully; after expiryDuration seconds (0: never) it escalates to a kill",
     middleware: [requireAccess("executions", "write"), emptyJsonIsNoBody] as const,
     request: { params: ExecutionParams, body: jsonBody(StopBody, false) },
-    responses: { 200: jsonAnswer(ExecutionView, "The execution, STOPPING (or STOPPED when it was PENDING)"), ...problemResponses(400, 401, 403, 404, 409, 415) },
+    responses: {
+      200: jsonAnswer(ExecutionView, "The execution, STOPPING (or STOPPED when it was PENDING)"),
+      ...problemResponses(400, 401, 403, 404, 409, 415),
+    },
   }),
   async (c) => {
     const p = c.req.valid("param");

@@ -21,7 +21,7 @@ metrics.openapi(
     middleware: [
       requireAuth,
       async (c, next) => {
-        if (c.var.principal.accounts !== "*") throw forbidden("The metrics are for operators: a token for every account (\"*\").");
+        if (c.var.principal.accounts !== "*") throw forbidden('The metrics are for operators: a token for every account ("*").');
         await next();
       },
     ] as const,
@@ -32,29 +32,53 @@ metrics.openapi(
   }),
   async (c) => {
     const now = Date.now();
-    const [byStatus, queues, agents] = await Promise.all([executionsByStatus(c.env.DB), pendingQueues(c.env.DB), liveAgentCounts(c.env.DB, now - ONLINE_WINDOW_MS)]);
+    const [byStatus, queues, agents] = await Promise.all([
+      executionsByStatus(c.env.DB),
+      pendingQueues(c.env.DB),
+      liveAgentCounts(c.env.DB, now - ONLINE_WINDOW_MS),
+    ]);
     const out = new Exposition();
 
     out.family("runner_executions", "gauge", "Executions in the index by status");
     for (const s of EXECUTION_STATUSES) out.sample("runner_executions", { status: s }, byStatus.get(s) ?? 0);
 
-    out.family("runner_executions_pending", "gauge", 'Pending executions by account and the location they wait for ("": the account\'s default agents or the shared pool)');
+    out.family(
+      "runner_executions_pending",
+      "gauge",
+      'Pending executions by account and the location they wait for ("": the account\'s default agents or the shared pool)',
+    );
     for (const q of queues) out.sample("runner_executions_pending", { account: q.account, location: q.location }, q.pending);
     out.family("runner_executions_pending_oldest_age_seconds", "gauge", "How long the oldest pending execution of each account and location has waited");
     for (const q of queues) out.sample("runner_executions_pending_oldest_age_seconds", { account: q.account, location: q.location }, age(now, q.oldestSince));
-    out.family("runner_executions_oldest_pending_age_seconds", "gauge", "How long the oldest pending execution of the whole service has waited (0: none is pending)");
+    out.family(
+      "runner_executions_oldest_pending_age_seconds",
+      "gauge",
+      "How long the oldest pending execution of the whole service has waited (0: none is pending)",
+    );
     out.sample("runner_executions_oldest_pending_age_seconds", {}, queues.length ? Math.max(...queues.map((q) => age(now, q.oldestSince))) : 0);
 
-    out.family("runner_agents", "gauge", `Live (not revoked) agents by account ("~shared": the shared pool), location and state (online: seen within ${ONLINE_WINDOW_MS / 1000} s)`);
+    out.family(
+      "runner_agents",
+      "gauge",
+      `Live (not revoked) agents by account ("~shared": the shared pool), location and state (online: seen within ${ONLINE_WINDOW_MS / 1000} s)`,
+    );
     for (const a of agents) {
       const labels = { account: a.account ?? "~shared", location: a.location ?? "" };
       out.sample("runner_agents", { ...labels, state: "online" }, a.online);
       out.sample("runner_agents", { ...labels, state: "offline" }, a.total - a.online);
     }
     out.family("runner_agents_online", "gauge", "Live agents seen recently, over every account and the shared pool");
-    out.sample("runner_agents_online", {}, agents.reduce((n, a) => n + a.online, 0));
+    out.sample(
+      "runner_agents_online",
+      {},
+      agents.reduce((n, a) => n + a.online, 0),
+    );
     out.family("runner_agents_offline", "gauge", "Live agents not seen recently, over every account and the shared pool");
-    out.sample("runner_agents_offline", {}, agents.reduce((n, a) => n + a.total - a.online, 0));
+    out.sample(
+      "runner_agents_offline",
+      {},
+      agents.reduce((n, a) => n + a.total - a.online, 0),
+    );
 
     return c.text(out.text(), 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8", "cache-control": "no-store" });
   },

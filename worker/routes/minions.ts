@@ -1,12 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import {
-  createRegistrationToken,
-  getAgentView,
-  listAgents,
-  listRegistrationTokens,
-  revokeAgentAndLeases,
-  revokeRegistrationToken,
-} from "../domain/agents";
+import { createRegistrationToken, getAgentView, listAgents, listRegistrationTokens, revokeAgentAndLeases, revokeRegistrationToken } from "../domain/agents";
 import { requireAccess, requireOperator } from "../lib/auth";
 import { actorOf } from "../lib/request-context";
 import { emptyJsonIsNoBody, jsonAnswer, jsonBody, router } from "../lib/hono";

@@ -20,7 +20,8 @@ schedules.openapi(
     path: "/{alias}/{jobId}/schedules",
     tags,
     summary: "Schedule the job: cron (five fields or @hourly…) or one date, in an IANA time zone",
-    description: "Fires on behalf of `serviceAccountAlias` (role user or admin). The trigger may be sent as `trigger` or, as the original documented it, `type`. At most 100 per job.",
+    description:
+      "Fires on behalf of `serviceAccountAlias` (role user or admin). The trigger may be sent as `trigger` or, as the original documented it, `type`. At most 100 per job.",
     middleware: [requireAccess("schedules", "write")] as const,
     request: { params: JobParams, body: jsonBody(ScheduleInput) },
     responses: { 200: one, ...problemResponses(400, 401, 403, 404, 409, 413, 415) },

@@ -24,7 +24,7 @@ webhooks.openapi(
     path: "/{alias}/secret",
     tags,
     summary: "The account's webhook signing secret (created on first read)",
-    description: "Deliveries carry `Runner-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.<body>\">` keyed by this secret.",
+    description: 'Deliveries carry `Runner-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">` keyed by this secret.',
     middleware: [requireAccess("webhooks", "read")] as const,
     request: { params: AliasOnly },
     responses: { 200: jsonAnswer(WebhookSecret, "The secret"), ...problemResponses(401, 403, 404) },

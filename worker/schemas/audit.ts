@@ -35,7 +35,17 @@ export const AUDIT_ACTIONS = [
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 
 /** What an action was done to; `?resource=` names one of these, alone or as `type/id`. */
-export const AUDIT_RESOURCE_TYPES = ["job", "execution", "schedule", "serviceAccount", "registrationToken", "agent", "inventory", "webhook", "account"] as const;
+export const AUDIT_RESOURCE_TYPES = [
+  "job",
+  "execution",
+  "schedule",
+  "serviceAccount",
+  "registrationToken",
+  "agent",
+  "inventory",
+  "webhook",
+  "account",
+] as const;
 export type AuditResourceType = (typeof AUDIT_RESOURCE_TYPES)[number];
 
 /**

@@ -28,9 +28,7 @@ export function jsonDepth(v: unknown, limit = MAX_JSON_DEPTH): number {
 
 /** A JSON object (not an array) that nests at most MAX_JSON_DEPTH levels. */
 export const jsonObject = (what: string) =>
-  z
-    .record(z.string(), z.unknown())
-    .refine((v) => jsonDepth(v) <= MAX_JSON_DEPTH, { message: `${what} must nest at most ${MAX_JSON_DEPTH} levels` });
+  z.record(z.string(), z.unknown()).refine((v) => jsonDepth(v) <= MAX_JSON_DEPTH, { message: `${what} must nest at most ${MAX_JSON_DEPTH} levels` });
 
 // ---- paging (README, "A session with curl"): `page` from 0 and `size` 1-100 (default 100) in,
 // `{totalSize, page, size, results}` out, all four always present.
@@ -61,9 +59,7 @@ export interface Page<T> {
 
 /** The answer schema of a list of `item`, registered in /openapi.json as `name`. */
 export function pageSchema<T extends z.ZodTypeAny>(item: T, name: string) {
-  return z
-    .object({ totalSize: z.number().int(), page: z.number().int(), size: z.number().int(), results: z.array(item) })
-    .openapi(name);
+  return z.object({ totalSize: z.number().int(), page: z.number().int(), size: z.number().int(), results: z.array(item) }).openapi(name);
 }
 
 export function pageOf<T>(p: PageParams, totalSize: number, results: T[]): Page<T> {

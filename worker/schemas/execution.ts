@@ -144,7 +144,10 @@ export const StatusEventPage = pageSchema(StatusEvent, "StatusEventPage");
 
 // ---- user bodies --------------------------------------------------------------------------
 
-const secretText = z.string().min(1).max(64 * 1024);
+const secretText = z
+  .string()
+  .min(1)
+  .max(64 * 1024);
 
 /** Host ids and tags follow the job's own rules: what reaches the agent at start is as safe as what was saved. */
 export const StartBody = z
@@ -162,7 +165,10 @@ export const StartBody = z
       .optional(),
     sshPrivateKey: secretText.nullable().optional(),
     properties: jsonObject("properties").optional(),
-    playbookTags: z.array(PlaybookTag).max(MAX_PLAYBOOK_TAGS, { message: `must have at most ${MAX_PLAYBOOK_TAGS} tags` }).optional(),
+    playbookTags: z
+      .array(PlaybookTag)
+      .max(MAX_PLAYBOOK_TAGS, { message: `must have at most ${MAX_PLAYBOOK_TAGS} tags` })
+      .optional(),
     check: z.boolean().optional(),
     diff: z.boolean().optional(),
   })
@@ -174,7 +180,12 @@ export const RestartBody = StartBody.pick({ hosts: true, sshPrivateKey: true }).
 export const StopBody = z
   .object({
     /** Seconds before a graceful stop escalates to a kill; 0 (or absent) never escalates on its own. */
-    expiryDuration: z.number().int().min(0).max(7 * 24 * 3600).optional(),
+    expiryDuration: z
+      .number()
+      .int()
+      .min(0)
+      .max(7 * 24 * 3600)
+      .optional(),
   })
   .openapi("StopExecution");
 
@@ -253,7 +264,10 @@ export const AgentEvent = z
     play: z.string().max(1024).nullable().optional(),
     task: z.string().max(1024).nullable().optional(),
     host: z.string().max(255).nullable().optional(),
-    stdout: z.string().max(1024 * 1024).optional(),
+    stdout: z
+      .string()
+      .max(1024 * 1024)
+      .optional(),
     /** Ansible's result: nests deeper than extra vars may (registered API answers), but not without bound. */
     data: z
       .unknown()
@@ -264,9 +278,7 @@ export const AgentEvent = z
 export type AgentEvent = z.infer<typeof AgentEvent>;
 
 export const MAX_EVENTS_PER_BATCH = 2000;
-export const EventUpload = z
-  .object({ ...leaseRef, events: z.array(AgentEvent).max(MAX_EVENTS_PER_BATCH) })
-  .openapi("EventUpload");
+export const EventUpload = z.object({ ...leaseRef, events: z.array(AgentEvent).max(MAX_EVENTS_PER_BATCH) }).openapi("EventUpload");
 export type EventUpload = z.infer<typeof EventUpload>;
 
 /** The body of heartbeat and release: which lease the call belongs to. */
@@ -324,9 +336,7 @@ export const LeaseBody = z
     }),
     inventory: z
       .object({
-        hosts: z.array(
-          z.object({ id: z.string(), groups: z.array(z.string()), hostVars: jsonRecord() }),
-        ),
+        hosts: z.array(z.object({ id: z.string(), groups: z.array(z.string()), hostVars: jsonRecord() })),
       })
       .nullable(),
     limit: z.array(z.string()).nullable(),
@@ -338,7 +348,5 @@ export const LeaseBody = z
 export type LeaseBody = z.infer<typeof LeaseBody>;
 
 /** Answer to heartbeat/status/events/release: the lease's new expiry and a pending command. */
-export const AgentAnswerSchema = z
-  .object({ leaseExpiresAt: z.number().int().optional(), command: z.enum(["stop", "kill"]).nullable() })
-  .openapi("AgentAnswer");
+export const AgentAnswerSchema = z.object({ leaseExpiresAt: z.number().int().optional(), command: z.enum(["stop", "kill"]).nullable() }).openapi("AgentAnswer");
 export type AgentAnswer = z.infer<typeof AgentAnswerSchema>;

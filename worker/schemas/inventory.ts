@@ -19,7 +19,10 @@ const GroupName = z
 const InventoryHost = z
   .object({
     id: HostId,
-    groups: z.array(GroupName).max(MAX_GROUPS_PER_HOST, { message: `must have at most ${MAX_GROUPS_PER_HOST} groups` }).nullish(),
+    groups: z
+      .array(GroupName)
+      .max(MAX_GROUPS_PER_HOST, { message: `must have at most ${MAX_GROUPS_PER_HOST} groups` })
+      .nullish(),
     hostVars: hostVars.nullish(),
   })
   .openapi("InventoryHost");

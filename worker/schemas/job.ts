@@ -139,7 +139,11 @@ const Callback = z
         const p = callbackUrlProblem(v, true);
         if (p) ctx.addIssue({ code: "custom", message: p });
       })
-      .openapi({ description: "Absolute https URL of a public host: no credentials, no loopback, private, link-local or unique-local address, no localhost, .local or .internal name (loopback only in local development).", example: "https://hooks.example.com/runner" }),
+      .openapi({
+        description:
+          "Absolute https URL of a public host: no credentials, no loopback, private, link-local or unique-local address, no localhost, .local or .internal name (loopback only in local development).",
+        example: "https://hooks.example.com/runner",
+      }),
     level: z.enum(CALLBACK_LEVELS).nullish().openapi({ default: "DEBUG" }),
   })
   .openapi("Callback");
@@ -184,7 +188,12 @@ const HostInput = z
 const Credentials = z
   .object({
     username: text(255).nullish(),
-    password: z.string().min(1, { message: "must not be empty (use null to remove it)" }).max(4096, { message: "must be at most 4096 characters" }).nullish().openapi({ description: "Write-only: never answered." }),
+    password: z
+      .string()
+      .min(1, { message: "must not be empty (use null to remove it)" })
+      .max(4096, { message: "must be at most 4096 characters" })
+      .nullish()
+      .openapi({ description: "Write-only: never answered." }),
     sshPrivateKey: secretField,
   })
   .openapi("RepositoryCredentials");
@@ -253,7 +262,10 @@ const fields = {
     .nullish()
     .openapi({ description: "Base64 of one playbook file. Exactly one of playbook or repository." }),
   repository: RepositoryInput.nullish(),
-  playbookTags: z.array(PlaybookTag).max(MAX_PLAYBOOK_TAGS, { message: `must have at most ${MAX_PLAYBOOK_TAGS} tags` }).nullish(),
+  playbookTags: z
+    .array(PlaybookTag)
+    .max(MAX_PLAYBOOK_TAGS, { message: `must have at most ${MAX_PLAYBOOK_TAGS} tags` })
+    .nullish(),
   hosts: z.array(HostInput).max(1000, { message: "must have at most 1000 hosts" }).nullish(),
   properties: jsonObject("properties").nullish().openapi({ description: "Extra variables (ansible-playbook --extra-vars)." }),
   sshPrivateKey: secretField,
@@ -296,8 +308,7 @@ export const JobInput = z
   .object(fields)
   .superRefine(crossFieldRules, { when: (p) => isObject(p.value) })
   .openapi("JobInput", {
-    description:
-      "A job definition. Exactly one of `playbook` or `repository`; `hosts` unless `useDynamicInventory`. Unknown fields are ignored.",
+    description: "A job definition. Exactly one of `playbook` or `repository`; `hosts` unless `useDynamicInventory`. Unknown fields are ignored.",
   });
 export type JobInput = z.infer<typeof JobInput>;
 
@@ -314,9 +325,7 @@ export type JobReplace = z.infer<typeof JobReplace>;
 
 // ---------------------------------------------------------------- the answer
 
-const HostView = z
-  .object({ id: z.string(), hostVars: z.record(z.string(), z.unknown()), hasSshPrivateKey: z.boolean() })
-  .openapi("Host");
+const HostView = z.object({ id: z.string(), hostVars: z.record(z.string(), z.unknown()), hasSshPrivateKey: z.boolean() }).openapi("Host");
 
 const RepositoryView = z
   .object({

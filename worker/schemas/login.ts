@@ -10,7 +10,11 @@ import { MAX_PASSWORD } from "./service-account";
 export const LoginInput = z
   .object({
     username: z.string().min(1, { message: "must not be empty" }).max(256, { message: "must be at most 256 characters" }),
-    password: z.string().min(1, { message: "must not be empty" }).max(MAX_PASSWORD, { message: `must be at most ${MAX_PASSWORD} characters` }).openapi({ format: "password" }),
+    password: z
+      .string()
+      .min(1, { message: "must not be empty" })
+      .max(MAX_PASSWORD, { message: `must be at most ${MAX_PASSWORD} characters` })
+      .openapi({ format: "password" }),
   })
   .openapi("LoginInput");
 export type LoginInput = z.infer<typeof LoginInput>;

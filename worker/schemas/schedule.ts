@@ -17,25 +17,27 @@ export const MAX_SCHEDULES_PER_JOB = 100;
 export const Trigger = z
   .object({
     type: z.enum(TRIGGER_TYPES, { message: "must be cron or date" }),
-    expression: z
-      .string()
-      .trim()
-      .min(1, { message: "must not be empty" })
-      .max(200, { message: "must be at most 200 characters" })
-      .openapi({
-        description: "cron: five fields (minute hour day-of-month month day-of-week) or @hourly, @daily, @weekly, @monthly, @yearly. date: one ISO-8601 date-time (without an offset: in `timezone`).",
-        example: "0 3 * * *",
-      }),
+    expression: z.string().trim().min(1, { message: "must not be empty" }).max(200, { message: "must be at most 200 characters" }).openapi({
+      description:
+        "cron: five fields (minute hour day-of-month month day-of-week) or @hourly, @daily, @weekly, @monthly, @yearly. date: one ISO-8601 date-time (without an offset: in `timezone`).",
+      example: "0 3 * * *",
+    }),
   })
   .openapi("ScheduleTrigger");
 export type Trigger = z.output<typeof Trigger>;
 
 const fields = {
   description: z.string().trim().min(1, { message: "must not be empty" }).max(1000, { message: "must be at most 1000 characters" }),
-  serviceAccountAlias: ServiceAccountAlias.openapi({ description: "The service account the schedule starts executions as: role user or admin in this account." }),
+  serviceAccountAlias: ServiceAccountAlias.openapi({
+    description: "The service account the schedule starts executions as: role user or admin in this account.",
+  }),
   trigger: Trigger.optional().openapi({ description: "When it fires. The original's own documentation sends it as `type`: either key is accepted." }),
   type: Trigger.optional().openapi({ description: "The original's name for `trigger` (the same object)." }),
-  timezone: z.string().max(64, { message: "must be at most 64 characters" }).optional().openapi({ description: "An IANA time zone name; default UTC.", example: "Europe/Berlin" }),
+  timezone: z
+    .string()
+    .max(64, { message: "must be at most 64 characters" })
+    .optional()
+    .openapi({ description: "An IANA time zone name; default UTC.", example: "Europe/Berlin" }),
   enabled: z.boolean().optional().openapi({ description: "Default true." }),
 };
 
@@ -52,7 +54,11 @@ export const ScheduleInput = z
   .superRefine(oneTrigger, { when: (p) => isObject(p.value) })
   .openapi("ScheduleInput");
 
-const readOnly = (what: string) => z.unknown().optional().openapi({ description: `Read-only (${what}): ignored.` });
+const readOnly = (what: string) =>
+  z
+    .unknown()
+    .optional()
+    .openapi({ description: `Read-only (${what}): ignored.` });
 
 /** PUT replaces the definition; the read-only fields a GET answered are accepted and ignored. */
 export const ScheduleReplace = z
@@ -77,7 +83,12 @@ export const ScheduleReplace = z
 export type ScheduleInput = z.output<typeof ScheduleInput>;
 export type ScheduleReplace = z.output<typeof ScheduleReplace>;
 
-const epochMs = (description: string) => z.number().int().nullable().openapi({ description: `${description} Epoch milliseconds.` });
+const epochMs = (description: string) =>
+  z
+    .number()
+    .int()
+    .nullable()
+    .openapi({ description: `${description} Epoch milliseconds.` });
 
 export const Schedule = z
   .object({
@@ -92,7 +103,11 @@ export const Schedule = z
     serviceAccountAlias: z.string(),
     nextRunTime: epochMs("The next slot it fires at; null when disabled or a date that has fired."),
     lastRunTime: epochMs("The slot it last fired for."),
-    lastRunDelayMs: z.number().int().nullable().openapi({ description: "How long after that slot its execution was started (a slot missed while the service was down fires once, late)." }),
+    lastRunDelayMs: z
+      .number()
+      .int()
+      .nullable()
+      .openapi({ description: "How long after that slot its execution was started (a slot missed while the service was down fires once, late)." }),
     lastExecutionId: z.string().nullable(),
     lastError: z.string().nullable().openapi({ description: "Why the last slot did not fire (or null when it did)." }),
     createdTime: z.number().int().openapi({ description: "Epoch milliseconds." }),

@@ -13,14 +13,10 @@ export const MIN_PASSWORD = 12;
 /** Long enough for any passphrase; PBKDF2 hashes a longer one no slower, but nothing needs more. */
 export const MAX_PASSWORD = 1024;
 
-export const ServiceAccountAlias = z
-  .string()
-  .regex(/^[A-Za-z0-9_.-]{2,64}$/, { message: "must be 2-64 characters of A-Z, a-z, 0-9, _, . or -" });
+export const ServiceAccountAlias = z.string().regex(/^[A-Za-z0-9_.-]{2,64}$/, { message: "must be 2-64 characters of A-Z, a-z, 0-9, _, . or -" });
 
 /** ASCII only, so that "unique whatever the case" means the same to SQLite (NOCASE) and to us. */
-export const Username = z
-  .string()
-  .regex(/^[A-Za-z0-9_.@+-]{2,128}$/, { message: "must be 2-128 characters of A-Z, a-z, 0-9, _, ., @, + or -" });
+export const Username = z.string().regex(/^[A-Za-z0-9_.@+-]{2,128}$/, { message: "must be 2-128 characters of A-Z, a-z, 0-9, _, ., @, + or -" });
 
 export const Password = z
   .string()

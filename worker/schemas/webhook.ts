@@ -9,7 +9,9 @@ import { ExecutionParams, ExecutionView, StatusEvent } from "./execution";
 
 export const WebhookSecret = z
   .object({
-    secret: z.string().openapi({ description: "HMAC-SHA256 key of Runner-Signature's v1 (its UTF-8 bytes).", example: "whsec_3q2-7wAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" }),
+    secret: z
+      .string()
+      .openapi({ description: "HMAC-SHA256 key of Runner-Signature's v1 (its UTF-8 bytes).", example: "whsec_3q2-7wAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" }),
     createdTime: z.number().int(),
     previousValidUntil: z
       .number()
@@ -33,7 +35,9 @@ export const Delivery = z
     event_type: z.string(),
     event_sequence: z.number().int().openapi({ description: "The event's sequence in the execution." }),
     sequence: z.number().int().openapi({ description: "The delivery's sequence, increasing per execution and URL." }),
-    status: z.enum(DELIVERY_STATUSES).openapi({ description: "pending (queued or being retried), delivered (a 2xx), failed (retries exhausted, or the URL is refused)." }),
+    status: z
+      .enum(DELIVERY_STATUSES)
+      .openapi({ description: "pending (queued or being retried), delivered (a 2xx), failed (retries exhausted, or the URL is refused)." }),
     attempts: z.number().int(),
     last_response_code: z.number().int().nullable(),
     last_error: z.string().nullable(),

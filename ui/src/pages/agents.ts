@@ -77,26 +77,31 @@ function Tokens() {
     <h2 id="tokens-h">Registration tokens</h2>
     <p class="muted small">An agent registers once with a token and gets a credential of its own. Revoking a token stops new registrations only.</p>
     <${ProblemBanner} error=${error ?? list.error} fields=${["name", "description", "location"]} />
-    ${created
-      ? html`<div class="created" role="status" data-testid="created-token">
+    ${
+      created
+        ? html`<div class="created" role="status" data-testid="created-token">
           <p><strong>Token created. It is shown only this once:</strong> copy it now.</p>
           <pre class="mono code">${command}</pre>
           <div class="actions"><${CopyButton} text=${command} label="Copy the commands" /><${CopyButton} text=${created.token} label="Copy the token" /><button type="button" class="small" onClick=${() => setCreated(null)}>Done</button></div>
         </div>`
-      : null}
-    ${!list.data
-      ? html`<${Loading} />`
-      : list.data.results.length === 0
-        ? html`<${Empty}>No registration tokens${can("admin") ? " — create one to register an agent" : ""}.<//>`
-        : html`<ul class="plain">${list.data.results.map(
-            (t) => html`<li key=${t.id}>
+        : null
+    }
+    ${
+      !list.data
+        ? html`<${Loading} />`
+        : list.data.results.length === 0
+          ? html`<${Empty}>No registration tokens${can("admin") ? " — create one to register an agent" : ""}.<//>`
+          : html`<ul class="plain">${list.data.results.map(
+              (t) => html`<li key=${t.id}>
               <strong>${t.name ?? shortId(t.id)}</strong> <span class="muted small">${t.location ? `location ${t.location} · ` : ""}created ${ago(t.createdTime)}</span>
               ${t.description ? html`<div class="small">${t.description}</div>` : null}
               ${can("admin") ? html` <button type="button" class="small danger" onClick=${() => revoke(t)}>Revoke</button>` : null}
             </li>`,
-          )}</ul>`}
-    ${can("admin")
-      ? html`<form onSubmit=${create} class="token-form">
+            )}</ul>`
+    }
+    ${
+      can("admin")
+        ? html`<form onSubmit=${create} class="token-form">
           <h3>New registration token</h3>
           <div class="row3">
             <${Field} label="Name" id="tok-name" error=${error} field="name"><input id="tok-name" value=${form.name} onInput=${(e: Event) => setForm({ ...form, name: inputValue(e) })} placeholder="dc1" /><//>
@@ -105,14 +110,18 @@ function Tokens() {
           </div>
           <button type="submit" class="primary" disabled=${busy}>Create token</button>
         </form>`
-      : null}
+        : null
+    }
   </section>`;
 }
 
 export function Agents() {
   const agents = useLoad((signal) => api<Page<Agent>>("GET", `/minions/${acct()}?size=100`, undefined, { signal }), []);
   const operator = session()?.operator;
-  const shared = useLoad((signal) => (operator ? api<Page<Agent>>("GET", `/minions/~shared?size=100`, undefined, { signal }) : Promise.resolve(null)), [operator]);
+  const shared = useLoad(
+    (signal) => (operator ? api<Page<Agent>>("GET", `/minions/~shared?size=100`, undefined, { signal }) : Promise.resolve(null)),
+    [operator],
+  );
   useInterval(() => {
     agents.reload();
     if (operator) shared.reload();
@@ -120,15 +129,19 @@ export function Agents() {
   return html`<section>
     <div class="page-head"><h1 tabindex="-1">Agents</h1></div>
     <${ProblemBanner} error=${agents.error} />
-    ${!agents.data
-      ? html`<${Loading} />`
-      : agents.data.results.length === 0
-        ? html`<${Empty}>No agents of this account yet${can("admin") ? " — create a registration token below and run the commands it shows on a machine of your network" : ""}. ${operator ? "" : "Executions may still run on the operator's shared pool."}<//>`
-        : html`<${AgentTable} agents=${agents.data.results} base=${`/minions/${acct()}`} onChange=${agents.reload} label="Agents" />`}
-    ${operator && shared.data
-      ? html`<h2>Shared pool</h2>
+    ${
+      !agents.data
+        ? html`<${Loading} />`
+        : agents.data.results.length === 0
+          ? html`<${Empty}>No agents of this account yet${can("admin") ? " — create a registration token below and run the commands it shows on a machine of your network" : ""}. ${operator ? "" : "Executions may still run on the operator's shared pool."}<//>`
+          : html`<${AgentTable} agents=${agents.data.results} base=${`/minions/${acct()}`} onChange=${agents.reload} label="Agents" />`
+    }
+    ${
+      operator && shared.data
+        ? html`<h2>Shared pool</h2>
           ${shared.data.results.length === 0 ? html`<${Empty}>No shared-pool agents.<//>` : html`<${AgentTable} agents=${shared.data.results} base="/minions/~shared" onChange=${shared.reload} label="Shared-pool agents" />`}`
-      : null}
+        : null
+    }
     <${Tokens} />
   </section>`;
 }

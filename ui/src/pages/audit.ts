@@ -53,7 +53,9 @@ export function Audit() {
   const [applied, setApplied] = useState("");
   const list = useLoad(
     (signal) =>
-      api<Page<AuditEntry>>("GET", `/audit/${acct()}?page=${page}&size=${SIZE}${applied ? `&resource=${encodeURIComponent(applied)}` : ""}`, undefined, { signal }),
+      api<Page<AuditEntry>>("GET", `/audit/${acct()}?page=${page}&size=${SIZE}${applied ? `&resource=${encodeURIComponent(applied)}` : ""}`, undefined, {
+        signal,
+      }),
     [page, applied],
   );
   const apply = (t: string, i: string) => {
@@ -85,11 +87,12 @@ export function Audit() {
       <button type="submit" class="small" disabled=${!type}>Filter</button>
     </form>
     <${ProblemBanner} error=${list.error} fields=${["resource"]} />
-    ${!list.data
-      ? html`<${Loading} what="Loading the audit log" />`
-      : list.data.totalSize === 0
-        ? html`<${Empty}>${applied ? `Nothing recorded about ${applied}.` : "Nothing recorded yet."}<//>`
-        : html`<div class="table-wrap"><table class="list" aria-label="Audit log" data-testid="audit-table">
+    ${
+      !list.data
+        ? html`<${Loading} what="Loading the audit log" />`
+        : list.data.totalSize === 0
+          ? html`<${Empty}>${applied ? `Nothing recorded about ${applied}.` : "Nothing recorded yet."}<//>`
+          : html`<div class="table-wrap"><table class="list" aria-label="Audit log" data-testid="audit-table">
               <thead><tr><th scope="col">When</th><th scope="col">Who</th><th scope="col">Action</th><th scope="col">Resource</th><th scope="col">From</th><th scope="col">Details</th></tr></thead>
               <tbody>${list.data.results.map(
                 (e) => html`<tr key=${e.id} data-action=${e.action}>
@@ -102,6 +105,7 @@ export function Audit() {
                 </tr>`,
               )}</tbody>
             </table></div>
-            <${Pager} ...${list.data} onPage=${setPage} />`}
+            <${Pager} ...${list.data} onPage=${setPage} />`
+    }
   </section>`;
 }

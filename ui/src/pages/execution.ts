@@ -44,9 +44,11 @@ export function Execution({ jobId, executionId }: { jobId: string; executionId: 
       <div><dt>Agent</dt><dd class="mono">${e.agent_id ? shortId(e.agent_id) : "—"}</dd></div>
       ${e.repository_log ? html`<div><dt>Commit</dt><dd><span class="mono">${e.repository_log.commit.slice(0, 10)}</span> ${e.repository_log.message ? html`<span class="small">${e.repository_log.message.split("\n")[0]}</span>` : null}</dd></div>` : null}
     </dl>
-    ${e.timers.length > 1
-      ? html`<details><summary>Runs (${e.timers.length})</summary><ol>${e.timers.map((t) => html`<li>${formatTime(t.start)} → ${t.end ? formatTime(t.end) : "running"} (${duration((t.end ?? now) - t.start)})</li>`)}</ol></details>`
-      : null}
+    ${
+      e.timers.length > 1
+        ? html`<details><summary>Runs (${e.timers.length})</summary><ol>${e.timers.map((t) => html`<li>${formatTime(t.start)} → ${t.end ? formatTime(t.end) : "running"} (${duration((t.end ?? now) - t.start)})</li>`)}</ol></details>`
+        : null
+    }
     ${can("user") ? html`<${Actions} path=${path} exec=${e} onDone=${onAction} />` : null}
     <${Log} key=${`${e.execution_id}:${e.attempt}`} path=${`${path}/log`} onEnd=${x.reload} />
     <div class="grid2">
@@ -158,9 +160,10 @@ function Hosts({ exec }: { exec: Exec }) {
   return html`<section class="card" aria-labelledby="hosts-h">
     <h2 id="hosts-h">Hosts</h2>
     ${exec.failed_hosts.length ? html`<p class="bad" data-testid="failed-hosts">Failed: ${exec.failed_hosts.join(", ")}</p>` : null}
-    ${hosts.length === 0
-      ? html`<${Empty}>${isTerminal(exec.status) ? "No host results." : "Host results appear when the play recap is in."}<//>`
-      : html`<div class="table-wrap"><table class="list num" aria-label="Per-host results" data-testid="host-table">
+    ${
+      hosts.length === 0
+        ? html`<${Empty}>${isTerminal(exec.status) ? "No host results." : "Host results appear when the play recap is in."}<//>`
+        : html`<div class="table-wrap"><table class="list num" aria-label="Per-host results" data-testid="host-table">
           <thead><tr><th scope="col">Host</th>${cols.map((c) => html`<th scope="col">${c}</th>`)}</tr></thead>
           <tbody>${hosts.map(
             ([h, s]) => html`<tr key=${h} class=${exec.failed_hosts.includes(h) ? "row-bad" : ""}>
@@ -168,7 +171,8 @@ function Hosts({ exec }: { exec: Exec }) {
               ${cols.map((c) => html`<td class=${(s[c] ?? 0) > 0 ? `n-${c}` : "muted"}>${s[c] ?? 0}</td>`)}
             </tr>`,
           )}</tbody>
-        </table></div>`}
+        </table></div>`
+    }
   </section>`;
 }
 
@@ -252,9 +256,10 @@ function Tasks({ path, live, status, endTime }: { path: string; live: boolean; s
   return html`<section class="card" aria-labelledby="tasks-h">
     <h2 id="tasks-h">Tasks</h2>
     <${ProblemBanner} error=${error} />
-    ${tasks.length === 0
-      ? html`<${Empty}>${isTerminal(status) ? "No tasks ran." : "No task has started yet."}<//>`
-      : html`<div class="table-wrap"><table class="list" aria-label="Tasks" data-testid="task-table">
+    ${
+      tasks.length === 0
+        ? html`<${Empty}>${isTerminal(status) ? "No tasks ran." : "No task has started yet."}<//>`
+        : html`<div class="table-wrap"><table class="list" aria-label="Tasks" data-testid="task-table">
           <thead><tr><th scope="col">Task</th><th scope="col">Duration</th><th scope="col">Results</th></tr></thead>
           <tbody>${tasks.map((t, i) => {
             const end = t.end ?? endTime ?? (live ? now : null);
@@ -264,7 +269,8 @@ function Tasks({ path, live, status, endTime }: { path: string; live: boolean; s
               <td class="small">${[t.ok && `${t.ok} ok`, t.changed && `${t.changed} changed`, t.failed && `${t.failed} failed`, t.unreachable && `${t.unreachable} unreachable`, t.skipped && `${t.skipped} skipped`].filter(Boolean).join(", ") || "—"}</td>
             </tr>`;
           })}</tbody>
-        </table></div>`}
+        </table></div>`
+    }
   </section>`;
 }
 
@@ -296,11 +302,12 @@ function Deliveries({ path, live }: { path: string; live: boolean }) {
     <h2 id="deliv-h">Webhook deliveries</h2>
     <${ProblemBanner} error=${error ?? list.error} />
     ${done ? html`<p role="status" class="notice">${done}</p>` : null}
-    ${!list.data
-      ? html`<${Loading} />`
-      : rows.length === 0
-        ? html`<${Empty}>No deliveries for this execution (its job has no callbacks, or none were due yet).<//>`
-        : html`<div class="table-wrap"><table class="list" aria-label="Webhook deliveries">
+    ${
+      !list.data
+        ? html`<${Loading} />`
+        : rows.length === 0
+          ? html`<${Empty}>No deliveries for this execution (its job has no callbacks, or none were due yet).<//>`
+          : html`<div class="table-wrap"><table class="list" aria-label="Webhook deliveries">
             <thead><tr><th scope="col">Event</th><th scope="col">URL</th><th scope="col">Status</th><th scope="col">Attempts</th><th scope="col">Last answer</th><th scope="col">When</th>${can("user") ? html`<th scope="col"><span class="visually-hidden">Actions</span></th>` : null}</tr></thead>
             <tbody>${rows.map((d) => {
               const id = d.delivery_id;
@@ -315,6 +322,7 @@ function Deliveries({ path, live }: { path: string; live: boolean }) {
                 ${can("user") ? html`<td><button type="button" class="small" onClick=${() => redeliver(id)}>Redeliver</button></td>` : null}
               </tr>`;
             })}</tbody>
-          </table></div>`}
+          </table></div>`
+    }
   </section>`;
 }

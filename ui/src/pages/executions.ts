@@ -15,7 +15,11 @@ export function Executions() {
     (signal) => api<Page<Execution>>("GET", `/jobs/${acct()}/executions?page=${page}&size=50${status ? `&status=${status}` : ""}`, undefined, { signal }),
     [page, status],
   );
-  useInterval(list.reload, 3000, (list.data?.results ?? []).some((x) => !isTerminal(x.status)));
+  useInterval(
+    list.reload,
+    3000,
+    (list.data?.results ?? []).some((x) => !isTerminal(x.status)),
+  );
   return html`<section>
     <div class="page-head"><h1 tabindex="-1">Executions</h1></div>
     <div class="toolbar">
@@ -29,10 +33,12 @@ export function Executions() {
       </select>
     </div>
     <${ProblemBanner} error=${list.error} />
-    ${!list.data
-      ? html`<${Loading} />`
-      : list.data.totalSize === 0
-        ? html`<${Empty}>${status ? `No ${status} executions.` : html`No executions yet — start one from a <a href="#/jobs">job</a>.`}<//>`
-        : html`<${ExecutionRows} rows=${list.data.results} showJob=${true} /><${Pager} ...${list.data} onPage=${setPage} />`}
+    ${
+      !list.data
+        ? html`<${Loading} />`
+        : list.data.totalSize === 0
+          ? html`<${Empty}>${status ? `No ${status} executions.` : html`No executions yet — start one from a <a href="#/jobs">job</a>.`}<//>`
+          : html`<${ExecutionRows} rows=${list.data.results} showJob=${true} /><${Pager} ...${list.data} onPage=${setPage} />`
+    }
   </section>`;
 }

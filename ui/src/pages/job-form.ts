@@ -81,7 +81,12 @@ function fromJob(j: Job): FormState {
     repoPassword: undefined,
     repoHasKey: !!j.repository?.credentials?.hasSshPrivateKey,
     repoKey: undefined,
-    hosts: (j.hosts ?? []).map((h) => ({ id: h.id, vars: Object.keys(h.hostVars ?? {}).length ? pretty(h.hostVars) : "", hasKey: !!h.hasSshPrivateKey, key: undefined })),
+    hosts: (j.hosts ?? []).map((h) => ({
+      id: h.id,
+      vars: Object.keys(h.hostVars ?? {}).length ? pretty(h.hostVars) : "",
+      hasKey: !!h.hasSshPrivateKey,
+      key: undefined,
+    })),
     useDynamicInventory: !!j.useDynamicInventory,
     location: j.location ?? "",
     properties: Object.keys(j.properties ?? {}).length ? pretty(j.properties) : "",
@@ -143,7 +148,12 @@ function toBody(f: FormState): { body?: Record<string, unknown>; errors: { field
     if (pw !== undefined) credentials.password = pw;
     const rk = secretOut(f.repoKey);
     if (rk !== undefined) credentials.sshPrivateKey = rk;
-    body.repository = { url: f.repoUrl.trim() || undefined, branch: f.repoBranch.trim() || null, defaultPlaybook: f.repoPlaybook.trim() || undefined, credentials };
+    body.repository = {
+      url: f.repoUrl.trim() || undefined,
+      branch: f.repoBranch.trim() || null,
+      defaultPlaybook: f.repoPlaybook.trim() || undefined,
+      credentials,
+    };
   }
   return { body, errors };
 }
@@ -188,7 +198,20 @@ export function JobForm({ jobId }: { jobId?: string }) {
     }
   };
 
-  const placed = ["name", "description", "executionTtl", "playbook", "repository", "hosts", "properties", "playbookTags", "callbacks", "sshPrivateKey", "location", "useDynamicInventory"];
+  const placed = [
+    "name",
+    "description",
+    "executionTtl",
+    "playbook",
+    "repository",
+    "hosts",
+    "properties",
+    "playbookTags",
+    "callbacks",
+    "sshPrivateKey",
+    "location",
+    "useDynamicInventory",
+  ];
   return html`<form class="job-form" onSubmit=${submit} novalidate>
     <div class="page-head"><h1 tabindex="-1">${jobId ? `Edit ${form.name || "job"}` : "New job"}</h1></div>
     <${ProblemBanner} error=${error} fields=${placed} />
@@ -207,15 +230,16 @@ export function JobForm({ jobId }: { jobId?: string }) {
         <label><input type="radio" name="source" value="inline" checked=${form.source === "inline"} onChange=${() => set({ source: "inline" })} /> Inline</label>
         <label><input type="radio" name="source" value="repository" checked=${form.source === "repository"} onChange=${() => set({ source: "repository" })} /> Git repository</label>
       </div>
-      ${form.source === "inline"
-        ? html`<${Field} label="Playbook (YAML)" id="job-playbook" error=${error} field="playbook">
+      ${
+        form.source === "inline"
+          ? html`<${Field} label="Playbook (YAML)" id="job-playbook" error=${error} field="playbook">
               <textarea id="job-playbook" rows="10" class="mono" spellcheck="false" value=${form.playbookText} onInput=${input("playbookText")}></textarea>
               <input type="file" accept=".yml,.yaml,text/yaml,text/plain" aria-label="Playbook from a file" onChange=${async (e: Event) => {
                 const file = (e.currentTarget as HTMLInputElement).files?.[0];
                 if (file) set({ playbookText: await file.text() });
               }} />
             <//>`
-        : html`<${Field} label="Repository URL" id="repo-url" error=${error} field="repository.url">
+          : html`<${Field} label="Repository URL" id="repo-url" error=${error} field="repository.url">
               <input id="repo-url" value=${form.repoUrl} onInput=${input("repoUrl")} placeholder="https://git.example.com/ops/playbooks.git" />
             <//>
             <div class="row2">
@@ -233,16 +257,19 @@ export function JobForm({ jobId }: { jobId?: string }) {
               <span class="label" id="repo-password-label">Password or access token</span>
               <span class=${`secret-state ${form.repoHasPassword ? "is-set" : ""}`}>${form.repoPassword === undefined ? (form.repoHasPassword ? "set" : "not set") : form.repoPassword === null ? "will be removed" : "will be replaced"}</span>
               <span class="secret-actions">
-                ${form.repoPassword === undefined
-                  ? html`<button type="button" class="small" onClick=${() => set({ repoPassword: "" })}>${form.repoHasPassword ? "Replace" : "Set"}</button>
+                ${
+                  form.repoPassword === undefined
+                    ? html`<button type="button" class="small" onClick=${() => set({ repoPassword: "" })}>${form.repoHasPassword ? "Replace" : "Set"}</button>
                       ${form.repoHasPassword ? html`<button type="button" class="small" onClick=${() => set({ repoPassword: null })}>Remove</button>` : null}`
-                  : html`<button type="button" class="small" onClick=${() => set({ repoPassword: undefined })}>Keep</button>`}
+                    : html`<button type="button" class="small" onClick=${() => set({ repoPassword: undefined })}>Keep</button>`
+                }
               </span>
               ${typeof form.repoPassword === "string" ? html`<input type="password" aria-labelledby="repo-password-label" autocomplete="new-password" value=${form.repoPassword} onInput=${(e: Event) => set({ repoPassword: inputValue(e) })} />` : null}
               <${FieldMsg} error=${error} field="repository.credentials.password" />
             </div>
             <${Secret} id="repo-key" label="Repository SSH key" isSet=${form.repoHasKey} value=${form.repoKey} onChange=${(v: SecretValue) => set({ repoKey: v })} error=${error} field="repository.credentials.sshPrivateKey" />
-            <${FieldMsg} error=${error} field="repository" />`}
+            <${FieldMsg} error=${error} field="repository" />`
+      }
     </fieldset>
 
     <fieldset><legend>Hosts</legend>

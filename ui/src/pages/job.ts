@@ -26,12 +26,14 @@ export function Job({ jobId }: { jobId: string }) {
     <nav class="crumbs" aria-label="Breadcrumb"><a href="#/jobs">Jobs</a> ›</nav>
     <div class="page-head">
       <h1 tabindex="-1" data-testid="job-name">${j.name || shortId(j.id)}</h1>
-      ${can("user")
-        ? html`<div class="actions">
+      ${
+        can("user")
+          ? html`<div class="actions">
             <a class="button" href=${href("jobs", jobId, "edit")}>Edit</a>
             <button type="button" class="danger" onClick=${remove}>Delete</button>
           </div>`
-        : null}
+          : null
+      }
     </div>
     <${ProblemBanner} error=${deleteError} />
     ${j.description ? html`<p class="description" data-testid="job-description">${j.description}</p>` : null}
@@ -42,14 +44,18 @@ export function Job({ jobId }: { jobId: string }) {
         <dl class="props">
           <dt>Id</dt><dd class="mono">${j.id}</dd>
           <dt>Playbook</dt>
-          <dd>${j.repository
-            ? html`<span class="mono">${j.repository.url}</span> · ${j.repository.branch ?? "default branch"} · <span class="mono">${j.repository.defaultPlaybook}</span>
+          <dd>${
+            j.repository
+              ? html`<span class="mono">${j.repository.url}</span> · ${j.repository.branch ?? "default branch"} · <span class="mono">${j.repository.defaultPlaybook}</span>
                 ${j.repository.credentials ? html`<div class="small">credentials: ${j.repository.credentials.username ?? "no username"}, password ${j.repository.credentials.hasPassword ? "set" : "not set"}, SSH key ${j.repository.credentials.hasSshPrivateKey ? "set" : "not set"}</div>` : null}`
-            : "inline"}</dd>
+              : "inline"
+          }</dd>
           <dt>Hosts</dt>
-          <dd>${j.useDynamicInventory
-            ? html`the account's <a href="#/inventory">inventory</a>`
-            : html`<ul class="plain">${j.hosts.map((h) => html`<li><span class="mono">${h.id}</span>${Object.keys(h.hostVars).length ? html` <span class="muted small mono">${JSON.stringify(h.hostVars)}</span>` : null}${h.hasSshPrivateKey ? html` <span class="tag">key set</span>` : null}</li>`)}</ul>`}</dd>
+          <dd>${
+            j.useDynamicInventory
+              ? html`the account's <a href="#/inventory">inventory</a>`
+              : html`<ul class="plain">${j.hosts.map((h) => html`<li><span class="mono">${h.id}</span>${Object.keys(h.hostVars).length ? html` <span class="muted small mono">${JSON.stringify(h.hostVars)}</span>` : null}${h.hasSshPrivateKey ? html` <span class="tag">key set</span>` : null}</li>`)}</ul>`
+          }</dd>
           <dt>Default SSH key</dt><dd>${j.hasSshPrivateKey ? "set" : "not set"}</dd>
           <dt>Location</dt><dd>${j.location ?? "default"}</dd>
           <dt>Tags</dt><dd>${j.playbookTags.length ? j.playbookTags.join(", ") : html`<span class="muted">all tasks</span>`}</dd>
@@ -82,7 +88,9 @@ function StartPanel({ job }: { job: JobAnswer }) {
       const p = parseJsonObject(props, "Properties");
       if (p) body.properties = p;
     } catch (err) {
-      return setError(new ApiError(400, { title: "Check the form", detail: (err as Error).message, errors: [{ field: "properties", message: (err as Error).message }] }));
+      return setError(
+        new ApiError(400, { title: "Check the form", detail: (err as Error).message, errors: [{ field: "properties", message: (err as Error).message }] }),
+      );
     }
     if (tags.trim()) body.playbookTags = splitList(tags);
     if (check) body.check = true;
@@ -103,8 +111,9 @@ function StartPanel({ job }: { job: JobAnswer }) {
       <button type="button" aria-expanded=${open} aria-controls="start-options" onClick=${() => setOpen(!open)}>${open ? "Hide options" : "Start with options…"}</button>
     </div>
     <${ProblemBanner} error=${error} fields=${open ? ["properties", "playbookTags"] : []} />
-    ${open
-      ? html`<form id="start-options" onSubmit=${start}>
+    ${
+      open
+        ? html`<form id="start-options" onSubmit=${start}>
           <${Field} label="Properties for this run (JSON, merged over the job's)" id="start-properties" error=${error} field="properties">
             <textarea id="start-properties" rows="3" class="mono" spellcheck="false" value=${props} onInput=${(e: Event) => setProps(inputValue(e))} placeholder=${Object.keys(job.properties).length ? pretty(job.properties) : '{"version": "1.2.3"}'}></textarea>
           <//>
@@ -115,12 +124,16 @@ function StartPanel({ job }: { job: JobAnswer }) {
           <label class="check"><input type="checkbox" checked=${diff} onChange=${(e: Event) => setDiff(inputChecked(e))} /> Show diffs</label>
           <button type="submit" class="primary" disabled=${busy}>Start with these options</button>
         </form>`
-      : null}
+        : null
+    }
   </div>`;
 }
 
 function Schedules({ jobId }: { jobId: string }) {
-  const list = useLoad((signal) => api<Page<Schedule> | null>("GET", `/jobs/${acct()}/${enc(jobId)}/schedules?size=100`, undefined, { signal, allow404: true }), [jobId]);
+  const list = useLoad(
+    (signal) => api<Page<Schedule> | null>("GET", `/jobs/${acct()}/${enc(jobId)}/schedules?size=100`, undefined, { signal, allow404: true }),
+    [jobId],
+  );
   const [error, setError] = useState<unknown>(null);
   const [adding, setAdding] = useState(false);
   const [form, setForm] = useState({ description: "", type: "cron", expression: "0 * * * *", timezone: "UTC", serviceAccountAlias: "", enabled: true });
@@ -160,23 +173,28 @@ function Schedules({ jobId }: { jobId: string }) {
   return html`<section class="card" aria-labelledby="sched-h" data-testid="schedules">
     <h2 id="sched-h">Schedules</h2>
     <${ProblemBanner} error=${error ?? list.error} fields=${adding ? ["description", "serviceAccountAlias", "trigger", "timezone", "enabled"] : []} />
-    ${!list.data
-      ? html`<${Loading} />`
-      : schedules.length === 0
-        ? html`<${Empty}>No schedules${can("user") ? " — add one to run this job on a cron or at a date" : ""}.<//>`
-        : html`<ul class="plain schedules">${schedules.map(
-            (s) => html`<li key=${s.id}>
+    ${
+      !list.data
+        ? html`<${Loading} />`
+        : schedules.length === 0
+          ? html`<${Empty}>No schedules${can("user") ? " — add one to run this job on a cron or at a date" : ""}.<//>`
+          : html`<ul class="plain schedules">${schedules.map(
+              (s) => html`<li key=${s.id}>
               <div><strong>${s.description}</strong> <span class="tag">${s.enabled ? "enabled" : "disabled"}</span></div>
               <div class="small mono">${s.trigger?.type}: ${s.trigger?.expression} (${s.timezone ?? "UTC"}) · as ${s.serviceAccountAlias}</div>
               <div class="small">next run: ${s.enabled && s.nextRunTime ? html`<span title=${formatTime(s.nextRunTime)}>${formatTime(s.nextRunTime)} (${ago(s.nextRunTime)})</span>` : "—"} · last: ${s.lastRunTime ? ago(s.lastRunTime) : "never"}${s.lastError ? html` · <span class="bad">${s.lastError}</span>` : null}</div>
-              ${can("user")
-                ? html`<div class="actions"><button type="button" class="small" onClick=${() => toggle(s)}>${s.enabled ? "Disable" : "Enable"}</button><button type="button" class="small danger" onClick=${() => remove(s)}>Delete</button></div>`
-                : null}
+              ${
+                can("user")
+                  ? html`<div class="actions"><button type="button" class="small" onClick=${() => toggle(s)}>${s.enabled ? "Disable" : "Enable"}</button><button type="button" class="small danger" onClick=${() => remove(s)}>Delete</button></div>`
+                  : null
+              }
             </li>`,
-          )}</ul>`}
+            )}</ul>`
+    }
     ${can("user") && !adding ? html`<button type="button" class="small" onClick=${() => setAdding(true)}>Add a schedule</button>` : null}
-    ${adding
-      ? html`<form onSubmit=${add} class="sched-form">
+    ${
+      adding
+        ? html`<form onSubmit=${add} class="sched-form">
           <${Field} label="Description" id="sched-desc" error=${error} field="description">
             <input id="sched-desc" required value=${form.description} onInput=${(e: Event) => setForm({ ...form, description: inputValue(e) })} />
           <//>
@@ -202,7 +220,8 @@ function Schedules({ jobId }: { jobId: string }) {
           <label class="check"><input type="checkbox" checked=${form.enabled} onChange=${(e: Event) => setForm({ ...form, enabled: inputChecked(e) })} /> Enabled</label>
           <div class="actions"><button type="submit" class="primary">Add schedule</button><button type="button" onClick=${() => setAdding(false)}>Cancel</button></div>
         </form>`
-      : null}
+        : null
+    }
   </section>`;
 }
 
@@ -226,16 +245,21 @@ export function ExecutionRows({ rows, showJob = false }: { rows: Execution[]; sh
 
 function JobExecutions({ jobId }: { jobId: string }) {
   const [page, setPage] = useState(0);
-  const list = useLoad((signal) => api<Page<Execution>>("GET", `/jobs/${acct()}/${enc(jobId)}/executions?page=${page}&size=20`, undefined, { signal }), [jobId, page]);
+  const list = useLoad(
+    (signal) => api<Page<Execution>>("GET", `/jobs/${acct()}/${enc(jobId)}/executions?page=${page}&size=20`, undefined, { signal }),
+    [jobId, page],
+  );
   const active = (list.data?.results ?? []).some((x) => !isTerminal(x.status));
   useInterval(list.reload, 3000, active);
   return html`<section aria-labelledby="exec-h">
     <h2 id="exec-h">Executions</h2>
     <${ProblemBanner} error=${list.error} />
-    ${!list.data
-      ? html`<${Loading} />`
-      : list.data.totalSize === 0
-        ? html`<${Empty}>Not run yet${can("user") ? " — press Start" : ""}.<//>`
-        : html`<${ExecutionRows} rows=${list.data.results} /><${Pager} ...${list.data} onPage=${setPage} />`}
+    ${
+      !list.data
+        ? html`<${Loading} />`
+        : list.data.totalSize === 0
+          ? html`<${Empty}>Not run yet${can("user") ? " — press Start" : ""}.<//>`
+          : html`<${ExecutionRows} rows=${list.data.results} /><${Pager} ...${list.data} onPage=${setPage} />`
+    }
   </section>`;
 }

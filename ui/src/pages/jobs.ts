@@ -16,7 +16,12 @@ const SIZE = 100;
 
 /** The earliest next run of a job's enabled schedules; undefined when the schedules API is not there. */
 export async function nextRunOf(jobId: string, signal?: AbortSignal): Promise<number | null | undefined> {
-  const page = await api<Page<{ enabled?: boolean; nextRunTime?: number | null }> | null>("GET", `/jobs/${acct()}/${enc(jobId)}/schedules?size=100`, undefined, { allow404: true, signal });
+  const page = await api<Page<{ enabled?: boolean; nextRunTime?: number | null }> | null>(
+    "GET",
+    `/jobs/${acct()}/${enc(jobId)}/schedules?size=100`,
+    undefined,
+    { allow404: true, signal },
+  );
   if (!page) return undefined;
   const times = page.results.filter((s) => s.enabled !== false && typeof s.nextRunTime === "number").map((s) => s.nextRunTime as number);
   return times.length ? Math.min(...times) : null;
@@ -25,25 +30,30 @@ export async function nextRunOf(jobId: string, signal?: AbortSignal): Promise<nu
 export function Jobs() {
   const [page, setPage] = useState(0);
   const [query, setQuery] = useState("");
-  const { data, error, loading } = useLoad(async (signal) => {
-    const jobs = await api<Page<JobSummary>>("GET", `/jobs/${acct()}?page=${page}&size=${SIZE}`, undefined, { signal });
-    // Last executions: the account's newest first, then one read per job not in that page.
-    const recent = await api<Page<Execution>>("GET", `/jobs/${acct()}/executions?size=100`, undefined, { signal });
-    const last = new Map<string, Execution>();
-    for (const e of recent.results) if (!last.has(e.job_id)) last.set(e.job_id, e);
-    let schedules = true;
-    const rows: Row[] = await pool(jobs.results, 4, async (job) => {
-      let l = last.get(job.id) ?? null;
-      if (!l && recent.totalSize > recent.results.length) {
-        l = (await api<Page<Execution>>("GET", `/jobs/${acct()}/${enc(job.id)}/executions?size=1`, undefined, { signal }).catch(() => null))?.results[0] ?? null;
-      }
-      // The schedules API may not exist on this server: the first 404 stops the asking.
-      const next = schedules ? await nextRunOf(job.id, signal).catch(() => undefined) : undefined;
-      if (next === undefined) schedules = false;
-      return { job, last: l, next };
-    });
-    return { jobs, rows, schedules };
-  }, [page]);
+  const { data, error, loading } = useLoad(
+    async (signal) => {
+      const jobs = await api<Page<JobSummary>>("GET", `/jobs/${acct()}?page=${page}&size=${SIZE}`, undefined, { signal });
+      // Last executions: the account's newest first, then one read per job not in that page.
+      const recent = await api<Page<Execution>>("GET", `/jobs/${acct()}/executions?size=100`, undefined, { signal });
+      const last = new Map<string, Execution>();
+      for (const e of recent.results) if (!last.has(e.job_id)) last.set(e.job_id, e);
+      let schedules = true;
+      const rows: Row[] = await pool(jobs.results, 4, async (job) => {
+        let l = last.get(job.id) ?? null;
+        if (!l && recent.totalSize > recent.results.length) {
+          l =
+            (await api<Page<Execution>>("GET", `/jobs/${acct()}/${enc(job.id)}/executions?size=1`, undefined, { signal }).catch(() => null))?.results[0] ??
+            null;
+        }
+        // The schedules API may not exist on this server: the first 404 stops the asking.
+        const next = schedules ? await nextRunOf(job.id, signal).catch(() => undefined) : undefined;
+        if (next === undefined) schedules = false;
+        return { job, last: l, next };
+      });
+      return { jobs, rows, schedules };
+    },
+    [page],
+  );
 
   const q = query.trim().toLowerCase();
   const rows = (data?.rows ?? []).filter(
@@ -60,14 +70,15 @@ export function Jobs() {
       <input id="job-search" type="search" placeholder="Search by name, description, id or repository" value=${query} onInput=${(e: Event) => setQuery(inputValue(e))} />
     </div>
     <${ProblemBanner} error=${error} />
-    ${loading && !data
-      ? html`<${Loading} what="Loading jobs" />`
-      : data && data.jobs.totalSize === 0
-        ? html`<${Empty}>No jobs yet — ${can("user") ? html`<a href="#/jobs/new">create one</a>` : "a user or admin can create one"}.<//>`
-        : data && rows.length === 0
-          ? html`<${Empty}>No job matches “${query}”.<//>`
-          : data
-            ? html`<div class="table-wrap"><table class="list" aria-label="Jobs">
+    ${
+      loading && !data
+        ? html`<${Loading} what="Loading jobs" />`
+        : data && data.jobs.totalSize === 0
+          ? html`<${Empty}>No jobs yet — ${can("user") ? html`<a href="#/jobs/new">create one</a>` : "a user or admin can create one"}.<//>`
+          : data && rows.length === 0
+            ? html`<${Empty}>No job matches “${query}”.<//>`
+            : data
+              ? html`<div class="table-wrap"><table class="list" aria-label="Jobs">
                 <thead><tr><th scope="col">Name</th><th scope="col">Playbook</th><th scope="col">Hosts</th><th scope="col">Last execution</th>${data.schedules ? html`<th scope="col">Next run</th>` : null}<th scope="col">Updated</th></tr></thead>
                 <tbody>
                   ${rows.map(
@@ -83,6 +94,7 @@ export function Jobs() {
                 </tbody>
               </table></div>
               <${Pager} page=${data.jobs.page} size=${data.jobs.size} totalSize=${data.jobs.totalSize} onPage=${setPage} />`
-            : null}
+              : null
+    }
   </section>`;
 }
