@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 // @ts-expect-error plain ESM helpers shared with npm start
 import { freePort, killGroup, startWranglerDev } from "../../scripts/lib/wrangler-dev.mjs";
-import { processesMatching, waitUntilGone } from "../fixtures/processes";
+import { processesMatching, processesWithEnv, waitUntilGone } from "../fixtures/processes";
 import { b64, sleep } from "./stack";
 
 const ROOT = join(import.meta.dirname, "..", "..");
@@ -19,6 +19,17 @@ let api: { stop(): Promise<void> } | null = null;
 
 afterAll(async () => {
   if (start) killGroup(start, "SIGKILL");
+  // npm start's own children (wrangler dev, the agent) lead groups of their own: a start.mjs that
+  // died mid-test leaves them, and they name this test's state directory on their command line.
+  const named = processesMatching(new RegExp(state.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")));
+  // The agent gets its state directory by environment only.
+  for (const p of [...named, ...processesWithEnv("RUNNER_STATE_DIR", state)]) {
+    try {
+      process.kill(-p.pgid, "SIGKILL");
+    } catch {
+      /* gone */
+    }
+  }
   await api?.stop();
   for (const p of processesMatching(/sleep 117\.5/)) process.kill(p.pid, "SIGKILL");
   rmSync(state, { recursive: true, force: true });
