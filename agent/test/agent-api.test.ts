@@ -4,7 +4,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { createServer, type Server, type Socket } from "node:net";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { main } from "../src/cli.ts";
 import { startStack, type StackHandle } from "../../test/fixtures/stack.ts";
@@ -62,8 +62,12 @@ interface RunningAgent {
   signal(sig: NodeJS.Signals): void;
 }
 
+const workDirOf = (file: string) => join(stack.dir, `work-${basename(file, ".json")}`);
+
 function startAgent(file: string, args: string[] = []): RunningAgent {
-  const workDir = join(stack.dir, "work");
+  // A work directory per registration: one agent process may use a work directory at a time, and a
+  // test's agent may still be exiting when the next test's starts.
+  const workDir = workDirOf(file);
   chmodSync(stack.dir, 0o711); // the slot users pass through to their workspaces
   // The state directory (what the agent holds) beside its config, inside the stack's folder.
   const stateDir = file.replace(/\.json$/, ".state");
@@ -241,7 +245,7 @@ describe("runner-agent run", () => {
     const first = startAgent(file, ["--isolation", "none"]);
     const ids = await startJob(sshJob("t7", sleepPlaybook(36.5)));
     await untilStatus(ids, ["RUNNING"]);
-    const workDir = join(stack.dir, "work");
+    const workDir = workDirOf(file);
     const ownedBy = (pid: number) =>
       readdirSync(workDir).filter((n) => n.startsWith("x-") && readFileSync(join(workDir, n, ".owner"), "utf8").trim() === String(pid));
     const left = () => processesWithEnv("RUNNER_AGENT_TRACKING_ID", `${first.child.pid}:`);

@@ -76,10 +76,11 @@ describe.each<"sandbox" | "uid">(["sandbox", "uid"])("isolation %s: a tenant's p
     decoy = spawn("/bin/sh", ["-c", "sleep 300", "runner-agent", `--secret=${CMDLINE_SECRET}`], {
       env: { PATH: process.env.PATH, RUNNER_CREDENTIAL: ENV_SECRET },
       stdio: "ignore",
+      detached: true, // its own group: the sleep it forks goes with it at the end
     });
   });
   afterAll(() => {
-    decoy?.kill("SIGKILL");
+    if (decoy?.pid) process.kill(-decoy.pid, "SIGKILL");
     work.remove();
     rmSync(agentDir, { recursive: true, force: true });
   });
