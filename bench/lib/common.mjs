@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { isTerminal, sleep } from "../../test/e2e/stack.ts";
 import { importJWK, SignJWT } from "jose";
 
-export const ROOT = join(import.meta.dirname, "..");
+export const ROOT = join(import.meta.dirname, "../..");
 export const A = "bench";
 export const LOCAL = [{ id: "localhost", hostVars: { ansible_connection: "local", ansible_python_interpreter: "/usr/bin/python3" } }];
 export const TWO_TASKS =
