@@ -86,10 +86,10 @@ export function processes() {
 }
 
 /**
- * This bench's workerd processes, split into the trivial Worker's (the process group of its
- * `wrangler dev`) and Runner's (every other workerd descended from this process).
+ * This bench's workerd processes: those of each named `wrangler dev` (`{ name: its process group }`)
+ * and Runner's (every other workerd descended from this process).
  */
-export function workerdGroups(trivialGroup) {
+export function workerdGroups(groups) {
   return () => {
     const all = processes();
     const parent = new Map(all.map((p) => [p.pid, p.ppid]));
@@ -98,10 +98,10 @@ export function workerdGroups(trivialGroup) {
       return false;
     };
     const workerd = all.filter((p) => p.name === "workerd" && ours(p.pid));
-    return {
-      trivial: workerd.filter((p) => p.pgrp === trivialGroup).map((p) => p.pid),
-      runner: workerd.filter((p) => p.pgrp !== trivialGroup).map((p) => p.pid),
-    };
+    const named = new Set(Object.values(groups));
+    const out = { runner: workerd.filter((p) => !named.has(p.pgrp)).map((p) => p.pid) };
+    for (const [name, pgrp] of Object.entries(groups)) out[name] = workerd.filter((p) => p.pgrp === pgrp).map((p) => p.pid);
+    return out;
   };
 }
 

@@ -8,8 +8,11 @@ import { A, ROOT, TWO_TASKS, b64, call, createJob, record, rssMiB, signBenchToke
 /**
  * workerd's memory growth over the same 10,000 mixed requests sent to Runner and to a trivial
  * Worker (bench/trivial-worker, `fetch() { return new Response("ok") }`) under its own `wrangler
- * dev` in the same run: what the local runtime grows by on its own, and what Runner adds. Each
- * request carries a token of its own (10,000 distinct tokens), so a per-token cache would show.
+ * dev` in the same run: what the local runtime grows by on its own, and what Runner adds. A
+ * control Worker (bench/control-worker) asks the runtime for what Runner asks per request (a D1
+ * read, an object call, a log line) with no logic of its own, so Runner against it is what
+ * Runner's code adds. Each request carries a token of its own (10,000 distinct tokens), so a
+ * per-token cache would show.
  * RSS is summed over each `wrangler dev`'s workerd processes, from /proc.
  */
 export async function workerd() {
@@ -20,8 +23,11 @@ export async function workerd() {
   await call("POST", `/jobs/${A}/${jobId}/executions/${execId}/kill`, {});
   process.stderr.write("bench: workerd: starting the trivial Worker\n");
   const trivialState = mkdtempSync(join(tmpdir(), "runner-trivial-"));
-  const trivial = await startWranglerDev({ cwd: join(ROOT, "bench/trivial-worker"), persistTo: trivialState });
+  const controlState = mkdtempSync(join(tmpdir(), "runner-control-"));
+  let trivial, control;
   try {
+    trivial = await startWranglerDev({ cwd: join(ROOT, "bench/trivial-worker"), persistTo: trivialState });
+    control = await startWranglerDev({ cwd: join(ROOT, "bench/control-worker"), persistTo: controlState });
     const N = Number(process.env.BENCH_WORKERD_REQUESTS) || 10_000;
     const progress = (m) => process.stderr.write(`bench: workerd: ${m}\n`);
     progress(`signing ${N} tokens`);
@@ -64,7 +70,7 @@ export async function workerd() {
       );
       return bad;
     };
-    const groups = workerdGroups(trivial.child.pid);
+    const groups = workerdGroups({ trivial: trivial.child.pid, control: control.child.pid });
     const measure = async (base, which) => {
       progress(`${which}: warming up`);
       await send(base, requests.slice(0, 500)); // warm: first-use costs are not growth
@@ -79,6 +85,7 @@ export async function workerd() {
       return { before, after, growth: after - before, secs, bad };
     };
     const t = await measure(trivial.url, "trivial");
+    const k = await measure(control.url, "control");
     const r = await measure(stack.url, "runner");
     const perReq = (m) => ((m.growth * 1024) / N).toFixed(1);
     record(
@@ -95,10 +102,20 @@ export async function workerd() {
       "MiB",
       `${r.before.toFixed(0)} → ${r.after.toFixed(0)} MiB, ${perReq(r)} KiB/request, ${r.secs.toFixed(1)} s, ${r.bad} 5xx`,
     );
+    record(
+      "workerd",
+      `control Worker (one D1 read or object call and one log line where Runner makes them): growth over the same ${N}`,
+      k.growth,
+      "MiB",
+      `${k.before.toFixed(0)} → ${k.after.toFixed(0)} MiB, ${perReq(k)} KiB/request, ${k.secs.toFixed(1)} s`,
+    );
     record("workerd", "Runner growth / trivial growth", r.growth / t.growth, "x", "target ≤ 1.2");
+    record("workerd", "Runner growth / control growth", r.growth / k.growth, "x", "what Runner's own code adds to the runtime's share");
   } finally {
-    await trivial.stop();
+    await trivial?.stop();
+    await control?.stop();
     rmSync(trivialState, { recursive: true, force: true });
+    rmSync(controlState, { recursive: true, force: true });
     stack.startAgent();
   }
 }
