@@ -342,6 +342,7 @@ function summarize(step, agents, rate, secs, s, meter) {
     scheduledLeases: s.scheduledLeases,
     dispatcher: b("DISPATCHER"),
     execution: b("EXECUTION"),
+    agent: b("AGENT"),
     d1: {
       rps: per(meter.d1.reads + meter.d1.writes),
       reads: per(meter.d1.reads),
@@ -375,12 +376,12 @@ function f1(x) {
 function printRow(r, header) {
   if (header) {
     console.log(
-      "\n| step | agents | starts/s offered→done | Worker req/s | busiest Dispatcher req/s (all) | busiest Execution req/s (all) | D1 stmt/s (writes; index) | queue msg/s | dispatch p50 / p99 ms: shared pool; account queues | cron tick ms | errors |",
+      "\n| step | agents | starts/s offered→done | Worker req/s | busiest Dispatcher req/s (all) | busiest Execution req/s (all) | busiest Agent req/s (all) | D1 stmt/s (writes; index) | queue msg/s | dispatch p50 / p99 ms: shared pool; account queues | cron tick ms | errors |",
     );
-    console.log("| --- | ---: | --- | ---: | --- | --- | --- | ---: | --- | --- | ---: |");
+    console.log("| --- | ---: | --- | ---: | --- | --- | --- | --- | ---: | --- | --- | ---: |");
   }
   console.log(
-    `| ${r.step} | ${r.agents} | ${f1(r.offered)} → ${f1(r.started)} / fin ${f1(r.finished)} | ${f1(r.httpRps)} | ${f1(r.dispatcher.rps)} \`${r.dispatcher.name}\` (${f1(r.dispatcher.total)}) | ${f1(r.execution.rps)} (${f1(r.execution.total)}) | ${f1(r.d1.rps)} (${f1(r.d1.writes)}; ${f1(r.d1.indexWrites)}) | ${f1(r.queue)} | ${f1(r.shared.p50)} / ${f1(r.shared.p99)} (n=${r.shared.n}); ${f1(r.own.p50)} / ${f1(r.own.p99)} (n=${r.own.n}) | ${r.ticks.join(", ") || "-"} | ${r.errors}${r.errors ? ` ${JSON.stringify(r.errorKinds)}` : ""} |`,
+    `| ${r.step} | ${r.agents} | ${f1(r.offered)} → ${f1(r.started)} / fin ${f1(r.finished)} | ${f1(r.httpRps)} | ${f1(r.dispatcher.rps)} \`${r.dispatcher.name}\` (${f1(r.dispatcher.total)}) | ${f1(r.execution.rps)} (${f1(r.execution.total)}) | ${f1(r.agent.rps)} (${f1(r.agent.total)}) | ${f1(r.d1.rps)} (${f1(r.d1.writes)}; ${f1(r.d1.indexWrites)}) | ${f1(r.queue)} | ${f1(r.shared.p50)} / ${f1(r.shared.p99)} (n=${r.shared.n}); ${f1(r.own.p50)} / ${f1(r.own.p99)} (n=${r.own.n}) | ${r.ticks.join(", ") || "-"} | ${r.errors}${r.errors ? ` ${JSON.stringify(r.errorKinds)}` : ""} |`,
   );
 }
 

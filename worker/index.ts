@@ -1,3 +1,4 @@
+import { Agent } from "./agent-identity/agent.do";
 import { app } from "./app";
 import { onQueue } from "./callbacks";
 import { onCron } from "./cron";
@@ -6,10 +7,10 @@ import { Execution } from "./execution/execution.do";
 import { meterHook } from "./lib/meter";
 import { LoginThrottle } from "./login-throttle.do";
 
-export { Dispatcher, Execution, LoginThrottle };
+export { Agent, Dispatcher, Execution, LoginThrottle };
 
 /** Counted by the load recorder when `RUNNER_METER=true` (the simulator's wrangler dev only; worker/lib/meter.ts). */
-const METERED = { EXECUTION: Execution, DISPATCHER: Dispatcher, LOGIN_THROTTLE: LoginThrottle };
+const METERED = { EXECUTION: Execution, DISPATCHER: Dispatcher, LOGIN_THROTTLE: LoginThrottle, AGENT: Agent };
 
 export default {
   fetch: (req, env, ctx) => meterHook(req, env, METERED) ?? app.fetch(req, env, ctx),

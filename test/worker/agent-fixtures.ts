@@ -1,6 +1,9 @@
 /** Shared steps for the dispatcher, agent and minions tests: real routes, real objects. */
-import { env } from "cloudflare:test";
+import { env, runInDurableObject } from "cloudflare:test";
 import { expect } from "vitest";
+import type { Agent } from "../../worker/index";
+import { agentIdentity } from "../../worker/domain/agent-identity";
+import { rawStub } from "../../worker/lib/meter";
 import { getJobSummary } from "../../worker/domain/jobs";
 import { dispatcherStub, routeExecution } from "../../worker/domain/dispatch";
 import { executionClient } from "../../worker/domain/execution-client";
@@ -31,6 +34,23 @@ export async function newAgent(alias: string | null, opts: { location?: string; 
   const r = await api("POST", "/agent/register", { token: t, body });
   expect(r.status).toBe(200);
   return { agentId: r.json.agentId, credential: r.json.credential, location: r.json.location };
+}
+
+/**
+ * Makes the agent look last seen at `at`, as if it had not called since: its D1 row, and its
+ * object's record of its last `lastSeen` write (which the next call's throttle looks at).
+ */
+export async function ageAgent(agentId: string, at: number): Promise<void> {
+  await env.DB.prepare("UPDATE agents SET last_seen = ? WHERE id = ?").bind(at, agentId).run();
+  // The load model's recorder wraps stubs; runInDurableObject needs the real one.
+  await runInDurableObject(rawStub(agentIdentity(env, agentId)), (o: Agent) => {
+    o.seenWrittenAt = at;
+  });
+}
+
+/** D1's `last_seen` of the agent. */
+export async function lastSeenInD1(agentId: string): Promise<number | null> {
+  return (await env.DB.prepare("SELECT last_seen FROM agents WHERE id = ?").bind(agentId).first<{ last_seen: number | null }>())!.last_seen;
 }
 
 /** An agent call with its credential. */

@@ -9,11 +9,12 @@
  */
 import { env } from "cloudflare:test";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Dispatcher, Execution, LoginThrottle } from "../../worker/index";
+import { SEEN_WRITE_MS } from "../../worker/domain/contracts";
+import { Agent, Dispatcher, Execution, LoginThrottle } from "../../worker/index";
 import { installMeter, type Meter, type MeterCounts } from "../../worker/lib/meter";
 // @ts-expect-error plain ESM helper shared with the simulator
 import { fakePlaybookBatches } from "../../scripts/lib/fake-playbook.mjs";
-import { call, newAgent, sleep, type TestAgent } from "./agent-fixtures";
+import { ageAgent, call, newAgent, sleep, type TestAgent } from "./agent-fixtures";
 import { api, token } from "./helpers";
 import { playbookJob } from "./jobs-fixtures";
 import { MINUTE, newSchedule, runAs, scheduleBody, setNextRun, tick } from "./schedule-fixtures";
@@ -24,6 +25,8 @@ const ALIAS = "load";
 const HEARTBEATS = 6;
 /** Idle polls per minute: each long poll is held 25 s. */
 const IDLE_POLLS_PER_MINUTE = 60 / 25;
+/** Of those, the ones that write `lastSeen`: every other poll (the first at least SEEN_WRITE_MS, 30 s, after the last write). */
+const IDLE_SEEN_WRITES_PER_MINUTE = 60 / (Math.ceil(SEEN_WRITE_MS / 25_000) * 25);
 
 interface Row {
   step: string;
@@ -39,7 +42,12 @@ let agent: TestAgent;
 
 beforeAll(async () => {
   receiver.install(); // first: the meter's fetch wraps the receiver, so deliveries count
-  meter = installMeter(env as unknown as Record<string, unknown>, { EXECUTION: Execution, DISPATCHER: Dispatcher, LOGIN_THROTTLE: LoginThrottle });
+  meter = installMeter(env as unknown as Record<string, unknown>, {
+    EXECUTION: Execution,
+    DISPATCHER: Dispatcher,
+    LOGIN_THROTTLE: LoginThrottle,
+    AGENT: Agent,
+  });
   agent = await newAgent(ALIAS, { name: "load-1" });
 });
 afterAll(() => receiver.uninstall());
@@ -64,8 +72,12 @@ async function counted(step: string, requests: number, fn: () => Promise<unknown
   return { step, requests, c: meter.snapshot(), note };
 }
 
-/** Makes the agent's lastSeen old, as it is between two real long polls (25 s apart; written at most every 10 s). */
-const ageAgent = () => meter.uncounted(() => env.DB.prepare("UPDATE agents SET last_seen = 0 WHERE id = ?").bind(agent.agentId).run());
+/**
+ * Makes the agent's last `lastSeen` write old (its object's record and its D1 row), as it is when a
+ * call comes SEEN_WRITE_MS (30 s) or more after the last write: once per 30 s run of a busy agent,
+ * every other idle poll.
+ */
+const agePastThrottle = () => meter.uncounted(() => ageAgent(agent.agentId, 0));
 
 async function newJob(extra: Record<string, unknown> = {}): Promise<string> {
   const r = await api("POST", `/jobs/${ALIAS}`, { token: await token([ALIAS], "admin"), body: playbookJob(extra) });
@@ -90,7 +102,8 @@ async function oneExecution(jobId: string): Promise<{ rows: Row[]; id: string }>
     }),
   );
   let ref = { attempt: 0, leaseId: "" };
-  await ageAgent();
+  // The one lastSeen write of a 30 s run (an agent that runs back to back writes every 30 s).
+  await agePastThrottle();
   rows.push(
     await counted("lease (the agent's poll answered with it)", 1, async () => {
       const r = await call(agent, "POST", "/agent/lease", { waitMs: 5_000, capacity: 1 });
@@ -103,11 +116,8 @@ async function oneExecution(jobId: string): Promise<{ rows: Row[]; id: string }>
   rows.push(
     await counted(`heartbeats (${HEARTBEATS}, a 30 s run)`, HEARTBEATS, async () => {
       for (let i = 0; i < HEARTBEATS; i++) {
-        // Every other heartbeat finds lastSeen 10 s old: the agent's row is written every 10 s.
-        if (i % 2 === 0) await ageAgent();
         const r = await call(agent, "POST", `${path}/heartbeat`, ref);
         expect(r.status, r.text).toBe(200);
-        await sleep(50); // lets the lastSeen write (waitUntil) land before the next call reads it
       }
     }),
   );
@@ -177,8 +187,8 @@ const writes = (c: MeterCounts) =>
 
 function table(rows: Row[]): string {
   const out = [
-    "| step | Worker requests | Execution DO | Dispatcher DO | D1 reads | D1 writes (which) | queue msgs | fetch | DO alarms |",
-    "| --- | ---: | --- | --- | ---: | --- | ---: | ---: | --- |",
+    "| step | Worker requests | Agent DO | Execution DO | Dispatcher DO | D1 reads | D1 writes (which) | queue msgs | fetch | DO alarms |",
+    "| --- | ---: | --- | --- | --- | ---: | --- | ---: | ---: | --- |",
   ];
   for (const r of rows) {
     const c = r.c;
@@ -191,7 +201,7 @@ function table(rows: Row[]): string {
       return n === 0 ? "0" : `${fmt(n)} (${methods(c, cls)})`;
     };
     out.push(
-      `| ${r.step}${r.note ? ` — ${r.note}` : ""} | ${fmt(r.requests)} | ${cell("EXECUTION")} | ${cell("DISPATCHER")} | ${fmt(c.d1.reads)} | ${fmt(c.d1.writes)}${c.d1.writes ? ` (${writes(c)})` : ""} | ${fmt(c.queue.messages)} | ${fmt(c.fetches)} | ${alarms || "—"} |`,
+      `| ${r.step}${r.note ? ` — ${r.note}` : ""} | ${fmt(r.requests)} | ${cell("AGENT")} | ${cell("EXECUTION")} | ${cell("DISPATCHER")} | ${fmt(c.d1.reads)} | ${fmt(c.d1.writes)}${c.d1.writes ? ` (${writes(c)})` : ""} | ${fmt(c.queue.messages)} | ${fmt(c.fetches)} | ${alarms || "—"} |`,
     );
   }
   return out.join("\n");
@@ -209,8 +219,16 @@ describe("the load model", () => {
     rows.push(total);
     const heartbeats = steps.find((r) => r.step.startsWith("heartbeats"))!;
     expect(heartbeats.c.objects.byMethod["EXECUTION.heartbeat"]).toBe(HEARTBEATS);
-    // A heartbeat writes no index row: only the agent's lastSeen (at most every 10 s).
-    expect(heartbeats.c.d1.byStatement["INSERT executions"] ?? 0).toBe(0);
+    // A heartbeat writes no index row, and within the throttle no lastSeen either: D1 nothing.
+    expect(heartbeats.c.d1.writes).toBe(0);
+    // Every agent call is authenticated by the agent's object, never by a D1 read of `agents`
+    // (the start's read is routing: has the account an online agent).
+    for (const step of steps.slice(1)) {
+      expect(step.c.d1.byStatement["SELECT agents"] ?? 0, step.step).toBe(0);
+      expect(step.c.objects.byMethod["AGENT.authenticate"], step.step).toBe(step.requests);
+    }
+    // lastSeen reaches D1 once in the run (the lease's poll came 30 s after the last write).
+    expect(total.c.d1.byStatement["UPDATE agents"]).toBe(1);
 
     // ---- a log follower for the whole run: the same execution again, with `?follow=true` beside it ----
     {
@@ -258,20 +276,25 @@ describe("the load model", () => {
       rows.push(per);
     }
 
-    // ---- an idle agent: one long poll that ends without work, times the polls of a minute ----------
+    // ---- an idle agent: long polls that end without work, one writing lastSeen and one not, times a minute ----
     {
-      await ageAgent();
-      const poll = await counted("", 1, async () => {
-        const r = await call(agent, "POST", "/agent/lease", { waitMs: 200, capacity: 1 });
-        expect(r.status).toBe(204);
-      });
+      const idlePoll = () =>
+        counted("", 1, async () => {
+          const r = await call(agent, "POST", "/agent/lease", { waitMs: 200, capacity: 1 });
+          expect(r.status).toBe(204);
+        });
+      await agePastThrottle();
+      const writing = await idlePoll();
+      const quiet = await idlePoll();
+      expect(writing.c.d1.byStatement["UPDATE agents"]).toBe(1);
+      expect(quiet.c.d1.reads + quiet.c.d1.writes).toBe(0);
       const perMinute: Row = {
-        step: `idle agent, one minute (${fmt(IDLE_POLLS_PER_MINUTE)} polls of 25 s)`,
-        requests: 0,
-        c: JSON.parse(JSON.stringify(poll.c)),
+        step: `idle agent, one minute (${fmt(IDLE_POLLS_PER_MINUTE)} polls of 25 s, ${fmt(IDLE_SEEN_WRITES_PER_MINUTE)} writing lastSeen)`,
+        requests: IDLE_POLLS_PER_MINUTE,
+        c: JSON.parse(JSON.stringify(writing.c)),
       };
-      addInto(perMinute.c, poll.c, IDLE_POLLS_PER_MINUTE - 1);
-      perMinute.requests = IDLE_POLLS_PER_MINUTE;
+      addInto(perMinute.c, writing.c, IDLE_SEEN_WRITES_PER_MINUTE - 1);
+      addInto(perMinute.c, quiet.c, IDLE_POLLS_PER_MINUTE - IDLE_SEEN_WRITES_PER_MINUTE);
       rows.push(perMinute);
     }
 
@@ -314,16 +337,12 @@ describe("the load model", () => {
 
 /** The rest of `oneExecution` for an execution already started (lease onwards), uncounted per step. */
 async function runRest(id: string): Promise<void> {
-  await ageAgent();
+  await agePastThrottle();
   const l = await call(agent, "POST", "/agent/lease", { waitMs: 5_000, capacity: 1 });
   expect(l.status, l.text).toBe(200);
   const ref = { attempt: l.json.attempt, leaseId: l.json.leaseId };
   const path = `/agent/executions/${id}`;
-  for (let i = 0; i < HEARTBEATS; i++) {
-    if (i % 2 === 0) await ageAgent();
-    await call(agent, "POST", `${path}/heartbeat`, ref);
-    await sleep(50);
-  }
+  for (let i = 0; i < HEARTBEATS; i++) await call(agent, "POST", `${path}/heartbeat`, ref);
   await call(agent, "POST", `${path}/status`, { ...ref, status: "RUNNING" });
   for (const events of fakePlaybookBatches({ hosts: 1, tasks: 5 }) as unknown[][]) {
     await call(agent, "POST", `${path}/events`, { ...ref, events });

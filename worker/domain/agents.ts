@@ -6,7 +6,6 @@ import {
   listLiveTokens,
   revokeAgent,
   revokeToken,
-  setAgentConcurrency,
   findLiveTokenByHash,
   type AgentRow,
   type TokenRow,
@@ -20,6 +19,7 @@ import type { Actor, Origin } from "../schemas/audit";
 import type { Page, PageParams } from "../schemas/common";
 import type { LeaseBody } from "../schemas/execution";
 import { MAX_POLL_WAIT_MS, type AgentView, type RegisterAnswer, type RegisterBody, type TokenView } from "../schemas/agent";
+import { agentIdentity, storedAgent, type AgentIdentity } from "./agent-identity";
 import { auditStatement } from "./audit";
 import { HEARTBEAT_INTERVAL_MS, isOnline, lostAgentWindowMs, ONLINE_WINDOW_MS } from "./contracts";
 import { agentDispatcherKey, dispatcherStub } from "./dispatch";
@@ -117,24 +117,25 @@ export async function registerAgent(env: Env, body: RegisterBody, bearer: string
     resource: { type: "agent", id },
     details: { name, location, hostname: body.hostname ?? null, tokenId },
   });
-  await insertAgent(
-    env.DB,
-    {
-      id,
-      account_alias: accountAlias,
-      name,
-      location,
-      version: body.version ?? null,
-      hostname: body.hostname ?? null,
-      concurrency: body.concurrency ?? 1,
-      credential_hash: await hashSecret(credential),
-      token_id: tokenId,
-      created_time: now,
-      last_seen: now,
-      revoked_time: null,
-    },
-    audit,
-  );
+  const row: AgentRow = {
+    id,
+    account_alias: accountAlias,
+    name,
+    location,
+    version: body.version ?? null,
+    hostname: body.hostname ?? null,
+    concurrency: body.concurrency ?? 1,
+    credential_hash: await hashSecret(credential),
+    token_id: tokenId,
+    created_time: now,
+    last_seen: now,
+    revoked_time: null,
+  };
+  await insertAgent(env.DB, row, audit);
+  // The agent's object knows it from its first call. Should this fail, that call loads it from D1.
+  await agentIdentity(env, id)
+    .init(storedAgent(row), now)
+    .catch((e) => log.error("agent: identity init failed", { agentId: id, error: e }));
   return {
     agentId: id,
     credential,
@@ -156,7 +157,7 @@ export async function registerAgent(env: Env, body: RegisterBody, bearer: string
  */
 export async function pollForLease(
   env: Env,
-  agent: AgentRow,
+  agent: AgentIdentity,
   ask: { capacity?: number; concurrency?: number; waitMs?: number },
   signal: AbortSignal,
   ctx: { waitUntil(p: Promise<unknown>): void },
@@ -164,7 +165,9 @@ export async function pollForLease(
   // The concurrency given at registration may not be the one the agent runs with (`run --concurrency`).
   if (ask.concurrency !== undefined && ask.concurrency !== agent.concurrency) {
     ctx.waitUntil(
-      setAgentConcurrency(env.DB, agent.id, ask.concurrency).catch((e) => log.error("agent: concurrency update failed", { agentId: agent.id, error: e })),
+      agentIdentity(env, agent.id)
+        .setConcurrency(agent.id, ask.concurrency)
+        .catch((e) => log.error("agent: concurrency update failed", { agentId: agent.id, error: e })),
     );
   }
   if (ask.capacity === 0) return null;
@@ -221,20 +224,23 @@ export async function getAgentView(env: Env, pool: AgentPool, agentId: string): 
 }
 
 /**
- * Revokes an agent of the pool: its credential stops working at once (the D1 row is what every
- * call checks), its waiting polls are dropped, and every lease it holds is lost at once (a run
- * that started ends FAILURE agent_revoked; one that had not goes back to PENDING).
+ * Revokes an agent of the pool: its credential stops working at once (its `Agent` object, which
+ * every call asks, is told first), its waiting polls are dropped, and every lease it holds is lost
+ * at once (a run that started ends FAILURE agent_revoked; one that had not goes back to PENDING).
  */
 export async function revokeAgentAndLeases(env: Env, pool: AgentPool, agentId: string, actor: Actor): Promise<void> {
   const a = await getAgent(env.DB, agentId);
-  if (!a || a.account_alias !== pool) throw notFound();
+  if (!a || a.account_alias !== pool || a.revoked_time !== null) throw notFound();
+  const now = Date.now();
+  // The object first: if D1 then fails, the credential is refused already and a retry finishes.
+  await agentIdentity(env, agentId).revoke(storedAgent(a), now);
   const audit = auditStatement(
     env.DB,
     actor,
     { accountAlias: pool, action: "agent.revoked", resource: { type: "agent", id: agentId }, details: { name: a.name, location: a.location } },
     { ifChanged: true },
   );
-  if (!(await revokeAgent(env.DB, pool, agentId, Date.now(), audit))) throw notFound();
+  if (!(await revokeAgent(env.DB, pool, agentId, now, audit))) throw notFound();
   // First the dispatcher (no new lease can reach the agent), then the leases it already holds.
   await dispatcherStub(env, agentDispatcherKey(a)).agentRevoked(agentId);
   const held = (await leasedExecutionsOf(env.DB, [agentId])).get(agentId) ?? [];

@@ -1,4 +1,5 @@
 import { ProblemError, type Outcome } from "../lib/problem";
+import { MAX_POLL_WAIT_MS } from "../schemas/agent";
 import type { WaitingReason } from "./waiting";
 import type {
   AgentAnswer as AgentAnswerBody,
@@ -109,11 +110,24 @@ export const UNREACHABLE_AFTER_MS = 2 * HEARTBEAT_INTERVAL_MS;
 export const LEASE_ACK_MS = 10_000;
 /**
  * An agent is online when it was seen this recently: `GET /minions` shows it, and routing and the
- * dispatcher's waiting reasons count only such agents. Longer than an idle agent's long poll (25 s)
- * plus the 10 s throttle on `lastSeen` writes, which can leave its `lastSeen` 35 s old while it polls.
+ * dispatcher's waiting reasons count only such agents. Its `lastSeen` in D1 is written by the
+ * agent's `Agent` object at most every SEEN_WRITE_MS, so an idle agent, calling once per long poll
+ * (MAX_POLL_WAIT_MS, 25 s), has its `lastSeen` rewritten at the first poll at least SEEN_WRITE_MS
+ * after the last write: at most SEEN_WRITE_MS + 25 s = 55 s apart. The window must exceed that, with
+ * room for a poll's round trip (SEEN_WRITE_SLACK_MS).
  */
 export const ONLINE_WINDOW_MS = 60_000;
 export const isOnline = (lastSeen: number | null, now: number) => lastSeen !== null && now - lastSeen <= ONLINE_WINDOW_MS;
+/** Room left in the online window for the round trips between an idle agent's polls. */
+export const SEEN_WRITE_SLACK_MS = 5_000;
+/**
+ * The `Agent` object writes `lastSeen` to D1 at most this often (30 s): the longest throttle that
+ * keeps a polling agent online. An idle agent's polls (25 s apart) then write every other poll,
+ * 1.2 writes a minute; a busy agent (heartbeats every 5 s) 2 a minute.
+ */
+export const SEEN_WRITE_MS = ONLINE_WINDOW_MS - MAX_POLL_WAIT_MS - SEEN_WRITE_SLACK_MS;
+/** Is a `lastSeen` write due, the last one having been at `written` (0: none this object knows of)? */
+export const seenWriteDue = (written: number, now: number) => now - written >= SEEN_WRITE_MS;
 // The lease and agent body schemas live with the execution entity.
 export type { LeaseBody, StatusReport, EventUpload } from "../schemas/execution";
 

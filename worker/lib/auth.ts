@@ -1,10 +1,8 @@
 import { createLocalJWKSet, createRemoteJWKSet, decodeJwt, importJWK, jwtVerify, SignJWT, type JSONWebKeySet, type JWK, type JWTPayload } from "jose";
 import type { MiddlewareHandler } from "hono";
-import { getAgent, touchAgent, type AgentRow } from "../db/agents";
 import { serviceAccountTokenVersion } from "../db/service-accounts";
-import { hexToBytes } from "./encoding";
+import { agentIdentity, type AgentIdentity } from "../domain/agent-identity";
 import { sha256 } from "./hash";
-import { log } from "./log";
 import { forbidden, notFound, unauthorized, badRequest, ProblemError } from "./problem";
 import { ROLES, roleAtLeast, roleNeeded, type Action, type Family, type Role } from "./roles";
 
@@ -212,38 +210,27 @@ export function requireAccess(family: Family, action: Action): MiddlewareHandler
 
 // ---- agents (docs/agent-protocol.md) ----------------------------------------------------------
 
-export type AgentEnv = { Bindings: Env; Variables: AuthVars & { agent: AgentRow } };
-
-/** lastSeen is written at most this often per agent, so polls and uploads don't turn into D1 writes. */
-export const SEEN_THROTTLE_MS = 10_000;
+export type AgentEnv = { Bindings: Env; Variables: AuthVars & { agent: AgentIdentity } };
 
 const CREDENTIAL_RE = /^rac_([0-9a-f-]{36})_([A-Za-z0-9_-]{43})$/;
 
-/** The agent a `rac_…` credential belongs to; unknown, malformed or revoked → 401. */
-export async function authenticateAgent(env: Env, credential: string): Promise<AgentRow> {
+/**
+ * The agent a `rac_…` credential belongs to; unknown, malformed or revoked → 401. Its `Agent`
+ * object answers (the credential's hash only crosses to it) and records the sighting.
+ */
+export async function authenticateAgent(env: Env, credential: string): Promise<AgentIdentity> {
   const m = CREDENTIAL_RE.exec(credential);
   if (!m) throw unauthorized("The agent credential is malformed (expected rac_<agentId>_<secret>).");
-  const agent = await getAgent(env.DB, m[1]!);
-  // Hash and compare even for an unknown id so the answer takes the same time either way.
-  const presented = await sha256(credential);
-  const stored = agent ? hexToBytes(agent.credential_hash) : new Uint8Array(presented.length);
-  const same = stored.length === presented.length && crypto.subtle.timingSafeEqual(stored, presented);
-  if (!agent || !same) throw unauthorized("The agent credential is not valid.");
-  if (agent.revoked_time !== null) throw unauthorized("This agent was revoked.");
-  return agent;
+  const answer = await agentIdentity(env, m[1]!).authenticate(m[1]!, await sha256(credential));
+  if (answer.ok) return answer.agent;
+  throw unauthorized(answer.reason === "revoked" ? "This agent was revoked." : "The agent credential is not valid.");
 }
 
-/** `/agent/*` middleware: Bearer rac_… → `c.var.agent`; records the sighting (throttled). */
+/** `/agent/*` middleware: Bearer rac_… → `c.var.agent` (the object records the sighting). */
 export const requireAgent: MiddlewareHandler<AgentEnv> = async (c, next) => {
   const header = c.req.header("authorization");
   const credential = bearerToken(header);
   if (!credential) throw unauthorized("An agent credential (Bearer rac_...) is required.", !header);
-  const agent = await authenticateAgent(c.env, credential);
-  const now = Date.now();
-  if (agent.last_seen === null || now - agent.last_seen >= SEEN_THROTTLE_MS) {
-    const write = touchAgent(c.env.DB, agent.id, now).catch((e) => log.error("agent: lastSeen update failed", { agentId: agent.id, error: e }));
-    c.executionCtx.waitUntil(write);
-  }
-  c.set("agent", agent);
+  c.set("agent", await authenticateAgent(c.env, credential));
   await next();
 };

@@ -54,9 +54,14 @@ export function fingerprint(sql: string): { kind: "read" | "write"; key: string 
 }
 
 /** The bindings counted (wrangler.toml); anything else in env (service bindings, vars) is left alone. */
-const BINDINGS = { d1: "DB", objects: ["EXECUTION", "DISPATCHER", "LOGIN_THROTTLE"], queue: "CALLBACKS" } as const;
+const BINDINGS = { d1: "DB", objects: ["EXECUTION", "DISPATCHER", "LOGIN_THROTTLE", "AGENT"], queue: "CALLBACKS" } as const;
 
 let installed: { meter: Meter; counts: MeterCounts } | null = null;
+
+/** Counting stub → the stub it wraps (what `runInDurableObject` needs: a real stub). */
+const uncountedStubs = new WeakMap<object, object>();
+/** The stub a counting one wraps; any other stub as it is. */
+export const rawStub = <T extends object>(stub: T): T => (uncountedStubs.get(stub) as T | undefined) ?? stub;
 
 type AnyFn = (...a: unknown[]) => unknown;
 
@@ -166,7 +171,7 @@ export function installMeter(env: Record<string, unknown>, classes: Record<strin
       const hex = String((id as { toString(): string }).toString());
       const cls = classOfNamespace(this, env) ?? classOfId.get(hex) ?? "?";
       const objectKey = `${cls}:${names.get(hex) ?? hex.slice(0, 12)}`;
-      return new Proxy(stub, {
+      const counted = new Proxy(stub, {
         get(target, prop) {
           const v = Reflect.get(target, prop);
           if (typeof prop !== "string" || prop === "then" || typeof v !== "function") return v;
@@ -180,6 +185,8 @@ export function installMeter(env: Record<string, unknown>, classes: Record<strin
           };
         },
       });
+      uncountedStubs.set(counted, stub);
+      return counted;
     };
   }
 
