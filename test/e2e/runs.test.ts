@@ -107,6 +107,34 @@ describe("end-to-end runs (happy)", () => {
     expect(plain.text).not.toContain("PRIVATE KEY");
   });
 
+  it("streams the plain-text follow live to a client that accepts gzip (what fetch and browsers send), not in one piece at the end", async () => {
+    const slow =
+      "- hosts: all\n  gather_facts: false\n  tasks:\n    - name: first\n      ansible.builtin.debug:\n        msg: early line\n    - name: wait\n      ansible.builtin.command: sleep 4\n";
+    const created = await createJob({ name: "plain-follow", playbook: b64(slow), sshPrivateKey: sshd.clientKey.base64, hosts: sshHosts(["web1"]) }, true);
+    const ex = created.execution;
+    const res = await fetch(`${stack.url}/jobs/${A}/${created.id}/executions/${ex.execution_id}/log?follow=true`, {
+      headers: { authorization: `Bearer ${token}`, "accept-encoding": "gzip, br" },
+    });
+    expect(res.headers.get("content-type")).toContain("text/plain");
+    expect(res.headers.get("content-encoding") ?? "identity").toBe("identity");
+    const reader = res.body!.getReader();
+    const dec = new TextDecoder();
+    let text = "";
+    let statusAtEarlyLine: string | null = null;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      text += dec.decode(value, { stream: true });
+      if (statusAtEarlyLine === null && text.includes("early line")) {
+        statusAtEarlyLine = (await stack.call("GET", `/jobs/${A}/${created.id}/executions/${ex.execution_id}`, token)).json.status;
+      }
+    }
+    // The line arrived while the 4 s task still ran: had the answer been held back, it would have come with the end.
+    expect(statusAtEarlyLine).toBe("RUNNING");
+    expect(text).toMatch(/PLAY RECAP/);
+    expect((await stack.waitFor(A, created.id, ex.execution_id, token, isTerminal)).status).toBe("SUCCESS");
+  });
+
   it("runs a playbook from a local git repository and reports the commit that ran", async () => {
     const job = await createJob({
       name: "from git",

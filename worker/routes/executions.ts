@@ -230,6 +230,11 @@ executions.openapi(
         await pieces.return(undefined);
       },
     });
-    return new Response(body, { status: 200, headers: { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" } });
+    const headers: Record<string, string> = { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" };
+    // A followed log is not compressed: the edge (and wrangler dev, which mimics it) gzips
+    // text/plain for a client that accepts it and holds the small pieces of a live log until the
+    // end. A Content-Encoding of our own leaves the body as it is.
+    if (q.follow === "true") Object.assign(headers, { "content-encoding": "identity", "cache-control": "no-store, no-transform" });
+    return new Response(body, { status: 200, headers });
   },
 );
