@@ -307,7 +307,7 @@ export class Run {
           signal: this.initAbort.signal,
           onSpawn: (c) => (this.child = c),
           onSecret: (s) => this.redactor.add(s),
-          spawn: (args, o) => spawnIsolated(this.iso, this.mounts, "git", args, o),
+          spawn: (cmd, args, o) => spawnIsolated(this.iso, this.mounts, cmd, args, o),
           onCloned: (repositoryLog) => {
             this.log.info("repository cloned", { commit: repositoryLog.commit, branch: repositoryLog.branch });
             void this.report({ repositoryLog });

@@ -328,6 +328,30 @@ describe("runner-agent run", () => {
     }
   });
 
+  it("a clone dies with its SIGKILLed agent: git's watcher kills its group (isolation none)", async () => {
+    const file = join(stack.dir, "death-git.json");
+    await register(file, "d-git");
+    const agent = startAgent(file, ["--isolation", "none"]);
+    const run = () => processesWithEnv("RUNNER_AGENT_TRACKING_ID", `${agent.child.pid}:`);
+    const port = (hang.address() as { port: number }).port;
+    let ids: { jobId: string; executionId: string } | undefined;
+    try {
+      ids = await startJob({
+        location: "d-git",
+        repository: { url: `http://127.0.0.1:${port}/dead.git`, defaultPlaybook: "site.yml" },
+        hosts: [{ id: "web1" }],
+      });
+      await waitFor("git, hanging", async () => (run().some((p) => /^git .*clone/.test(p.cmdline)) ? true : undefined));
+      process.kill(agent.child.pid!, "SIGKILL");
+      await agent.exit;
+      expect(await waitUntilGone(run, 10_000)).toEqual([]);
+    } finally {
+      agent.child.kill("SIGKILL");
+      killAll(run());
+      if (ids) await stack.call("POST", `/jobs/${A}/${ids.jobId}/executions/${ids.executionId}/kill`, admin, {});
+    }
+  });
+
   it("runs a useDynamicInventory job on the account inventory, grouped for hosts: patterns; a restart reruns only the failed host", async () => {
     const file = join(stack.dir, "run8.json");
     await register(file, "t8");
