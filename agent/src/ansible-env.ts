@@ -41,9 +41,17 @@ export interface AnsibleEnvOptions {
   hostKeyChecking: HostKeyChecking;
   knownHosts?: string;
   ws: Pick<Workspace, "cp" | "tmp">;
+  /**
+   * Under uid isolation, the slot's own uid: when the agent dies, the callback plugin also kills
+   * every process of that uid (what left the process group). Never set for a shared uid.
+   */
+  lifelineUid?: number;
 }
 
-/** ansible-playbook's environment: our callback plugin on fd 3, no colours, ssh sockets and temp files in the workspace. */
+/** ansible-playbook's fd whose other end only the agent holds: EOF there means the agent is gone. */
+export const LIFELINE_FD = 4;
+
+/** ansible-playbook's environment: our callback plugin on fd 3 (its lifeline on fd 4), no colours, ssh sockets and temp files in the workspace. */
 export function ansibleEnv(o: AnsibleEnvOptions): NodeJS.ProcessEnv {
   const { base, callbackDir, ws } = o;
   const env: NodeJS.ProcessEnv = {
@@ -52,6 +60,8 @@ export function ansibleEnv(o: AnsibleEnvOptions): NodeJS.ProcessEnv {
     ANSIBLE_STDOUT_CALLBACK: "runner_events",
     ANSIBLE_CALLBACK_PLUGINS: base.ANSIBLE_CALLBACK_PLUGINS ? `${callbackDir}:${base.ANSIBLE_CALLBACK_PLUGINS}` : callbackDir,
     RUNNER_EVENTS_FD: "3",
+    RUNNER_LIFELINE_FD: String(LIFELINE_FD),
+    ...(o.lifelineUid !== undefined && o.lifelineUid > 0 ? { RUNNER_LIFELINE_UID: String(o.lifelineUid) } : {}),
     ANSIBLE_NOCOLOR: "1",
     ANSIBLE_FORCE_COLOR: "0",
     ANSIBLE_RETRY_FILES_ENABLED: "0",

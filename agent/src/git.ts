@@ -35,10 +35,19 @@ export interface CloneOptions {
   beforeGit?: () => Promise<void>;
 }
 
-/** Starts `git` with `args` as the leader of a new process group, with `opts.cwd` existing. */
-export type GitSpawn = (args: string[], opts: SpawnOptions & { cwd: string }) => ChildProcess;
+/** Starts `cmd` (git under its lifeline) with `args` as the leader of a new process group, with `opts.cwd` existing. */
+export type GitSpawn = (cmd: string, args: string[], opts: SpawnOptions & { cwd: string }) => ChildProcess;
 
-const plainSpawn: GitSpawn = (args, opts) => spawnGroup("git", args, opts);
+const plainSpawn: GitSpawn = (cmd, args, opts) => spawnGroup(cmd, args, opts);
+
+/**
+ * git runs under a watcher in its process group that SIGKILLs the group once fd 3 reaches EOF:
+ * the agent holds the only other end, so a clone (which can hang on a server) dies with the agent
+ * whatever the isolation (the callback plugin does the same for ansible-playbook; bwrap's
+ * --die-with-parent only covers the sandbox). git itself does not keep fd 3.
+ */
+const LIFELINE_SH = '(read -r _ <&3; kill -9 0) </dev/null >/dev/null 2>&1 & exec 3<&-; exec "$@"';
+const GIT_ARGV = ["-c", LIFELINE_SH, "runner-git-lifeline", "git"];
 
 interface GitResult {
   code: number | null;
@@ -85,7 +94,11 @@ function runGit(
   opts: { cwd: string; env: NodeJS.ProcessEnv; signal?: AbortSignal; onSpawn?: (c: ChildProcess) => void; spawn?: GitSpawn },
 ): Promise<GitResult> {
   return new Promise((resolve, reject) => {
-    const child = (opts.spawn ?? plainSpawn)(args, { cwd: opts.cwd, env: opts.env, stdio: ["ignore", "pipe", "pipe"] });
+    const child = (opts.spawn ?? plainSpawn)("/bin/sh", [...GIT_ARGV, ...args], { cwd: opts.cwd, env: opts.env, stdio: ["ignore", "pipe", "pipe", "pipe"] });
+    const lifeline = child.stdio[3] as (NodeJS.ReadableStream & { destroy(): void }) | null;
+    lifeline?.on("error", () => {}).resume(); // nothing is ever sent on it either way
+    // git is gone: its watcher ends the group (what git left in it too).
+    child.once("exit", () => lifeline?.destroy());
     opts.onSpawn?.(child);
     let stdout = "";
     let stderr = "";
@@ -101,7 +114,10 @@ function runGit(
     });
     child.on("close", (code, signal) => {
       opts.signal?.removeEventListener("abort", onAbort);
-      resolve({ code, signal, stdout, stderr });
+      // The shell's exec found no git.
+      if (code === 127 && /runner-git-lifeline: .*git: not found/.test(stderr))
+        reject(new CloneError("could not run git: it is not installed on the agent's machine"));
+      else resolve({ code, signal, stdout, stderr });
     });
   });
 }

@@ -85,7 +85,7 @@ export async function preparePlaybook(ctx: PlaybookContext, ws: Workspace): Prom
       signal: ctx.signal,
       onSpawn: (c) => ctx.onSpawn(c),
       onSecret: (s) => ctx.onSecret(s),
-      spawn: (args, o) => ctx.spawn(args, o),
+      spawn: (cmd, args, o) => ctx.spawn(cmd, args, o),
       beforeGit: () => handOver(ws),
     });
   } catch (err) {

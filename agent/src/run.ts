@@ -12,7 +12,7 @@ import { randomBytes } from "node:crypto";
 import { dirname, join, resolve } from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
-import { ansibleEnv, runEnv, type HostKeyChecking } from "./ansible-env.ts";
+import { ansibleEnv, LIFELINE_FD, runEnv, type HostKeyChecking } from "./ansible-env.ts";
 import { AnsibleOutput } from "./ansible-output.ts";
 import { InventoryError, writeRunFiles } from "./inventory.ts";
 import { silentLogger, type Logger } from "./log.ts";
@@ -307,7 +307,7 @@ export class Run {
           signal: this.initAbort.signal,
           onSpawn: (c) => (this.child = c),
           onSecret: (s) => this.redactor.add(s),
-          spawn: (args, o) => spawnIsolated(this.iso, this.mounts, "git", args, o),
+          spawn: (cmd, args, o) => spawnIsolated(this.iso, this.mounts, cmd, args, o),
           onCloned: (repositoryLog) => {
             this.log.info("repository cloned", { commit: repositoryLog.commit, branch: repositoryLog.branch });
             void this.report({ repositoryLog });
@@ -360,11 +360,17 @@ export class Run {
       hostKeyChecking: this.opts.hostKeyChecking ?? "off",
       knownHosts: this.opts.knownHosts,
       ws,
+      // A slot uid runs nothing but this run; never the agent's own user (none), never root.
+      lifelineUid: this.iso.level === "uid" ? this.iso.uid : undefined,
     });
     const cmd = this.opts.ansiblePlaybook ?? "ansible-playbook";
     this.log.debug("starting ansible-playbook", { args: args.join(" ") });
 
-    const child = spawnIsolated(this.iso, this.mounts, cmd, args, { cwd: ws.project, env, stdio: ["ignore", "pipe", "pipe", "pipe"] });
+    // fd 3: events; fd 4 (LIFELINE_FD): the lifeline, a socket whose other end only this process
+    // holds (close-on-exec), so that the run dies with the agent even when no sandbox does it.
+    const child = spawnIsolated(this.iso, this.mounts, cmd, args, { cwd: ws.project, env, stdio: ["ignore", "pipe", "pipe", "pipe", "pipe"] });
+    const lifeline = child.stdio[LIFELINE_FD] as (NodeJS.ReadableStream & { destroy(): void }) | null;
+    lifeline?.on("error", () => {}).resume(); // nothing is ever sent on it either way
     const spawnedAt = performance.now();
     this.mark("spawned", spawnedAt);
     timings.leaseToSpawnMs = spawnedAt - this.receivedAt;
@@ -393,7 +399,7 @@ export class Run {
     }
     // Streams end when the last process holding them exits; don't wait forever for a daemonised straggler.
     await Promise.race([Promise.all([eventsDone, stdoutDone, stderrDone]), new Promise((r) => setTimeout(r, 3000))]);
-    for (const s of [child.stdout, child.stderr, child.stdio[3]]) (s as NodeJS.ReadableStream & { destroy?: () => void })?.destroy?.();
+    for (const s of [child.stdout, child.stderr, child.stdio[3], lifeline]) (s as NodeJS.ReadableStream & { destroy?: () => void })?.destroy?.();
     this.mark("exited");
     this.log.debug("ansible-playbook exited", { code: exit.code, signal: exit.signal });
     return exitOutcome({

@@ -8,6 +8,8 @@
 //   - uid: as the slot's unprivileged uid/gid only (the agent must be root): file modes keep the
 //     agent's config and other workspaces unreadable, and the agent's processes unsignalable.
 //   - none: as the agent's own user (trusted playbooks only).
+// Under every level a run dies with the agent: bwrap's --die-with-parent, and the lifeline of
+// ansible-playbook (callback plugin) and git (git.ts) for uid and none.
 import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from "node:child_process";
 import { lstatSync, readFileSync, readlinkSync } from "node:fs";
 import { dirname, resolve } from "node:path";

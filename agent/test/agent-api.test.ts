@@ -9,7 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { main } from "../src/cli.ts";
 import { startStack, type StackHandle } from "../../test/fixtures/stack.ts";
 import { startSshd, type SshServer } from "../../test/fixtures/sshd.ts";
-import { processesWithEnv, waitUntilGone } from "../../test/fixtures/processes.ts";
+import { processesMatching, processesWithEnv, waitUntilGone } from "../../test/fixtures/processes.ts";
+import { defaultUidBase, probeIsolation, removeSlotUsers } from "../src/sandbox.ts";
 import { b64 } from "./helpers.ts";
 
 const BIN = join(import.meta.dirname, "..", "bin", "runner-agent.mjs");
@@ -82,6 +83,16 @@ function startAgent(file: string, args: string[] = []): RunningAgent {
   return { child, output: () => out, exit, signal: (sig) => child.pid && process.kill(child.pid, sig) };
 }
 
+function killAll(list: { pid: number }[]): void {
+  for (const p of list) {
+    try {
+      process.kill(p.pid, "SIGKILL");
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+}
+
 async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
   const until = Date.now() + timeoutMs;
   while (Date.now() < until) {
@@ -117,6 +128,8 @@ const sleepPlaybook = (seconds: number, tasks = 1) =>
     `- hosts: all\n  gather_facts: false\n  tasks:\n` +
       Array.from({ length: tasks }, (_, i) => `    - name: step ${i + 1}\n      ansible.builtin.command: sleep ${seconds}\n`).join(""),
   );
+const LOCAL = { ansible_connection: "local", ansible_python_interpreter: "/usr/bin/python3" };
+const support = probeIsolation(tmpdir());
 const sshJob = (location: string, playbook: string) => ({
   location,
   playbook,
@@ -238,40 +251,105 @@ describe("runner-agent run", () => {
   });
 
   it("a restarted agent ends what a SIGKILLed one left running and removes its workspace (without the sandbox)", async () => {
-    // In the sandbox the run dies with its agent (see the e2e suite); without it, the next agent
-    // is what ends the orphans.
+    // The run's process group dies with its agent (the lifeline, tested below); without the
+    // sandbox or a uid of its own, what left the group (setsid) is the next agent's to end.
     const file = join(stack.dir, "run7.json");
     await register(file, "t7");
     const first = startAgent(file, ["--isolation", "none"]);
-    const ids = await startJob(sshJob("t7", sleepPlaybook(36.5)));
-    await untilStatus(ids, ["RUNNING"]);
-    const workDir = workDirOf(file);
-    const ownedBy = (pid: number) =>
-      readdirSync(workDir).filter((n) => n.startsWith("x-") && readFileSync(join(workDir, n, ".owner"), "utf8").trim() === String(pid));
+    const playbook = `- hosts: all\n  gather_facts: false\n  tasks:\n    - ansible.builtin.shell: "setsid sleep 296.7 >/dev/null 2>&1 </dev/null &"\n    - ansible.builtin.command: sleep 36.5\n`;
     const left = () => processesWithEnv("RUNNER_AGENT_TRACKING_ID", `${first.child.pid}:`);
-    await waitFor("ssh to the host", async () => (left().some((p) => /^ssh /.test(p.cmdline)) ? true : undefined));
-    expect(ownedBy(first.child.pid!)).toHaveLength(1);
-    process.kill(first.child.pid!, "SIGKILL");
-    await first.exit;
-    await new Promise((r) => setTimeout(r, 300));
-    expect(left().some((p) => /ansible-playbook/.test(p.cmdline))).toBe(true); // orphaned, still running
-
-    const second = startAgent(file, ["--isolation", "none"]);
+    let ids: { jobId: string; executionId: string } | undefined;
     try {
-      // "agent started" is logged before the sweep runs: wait for the sweep's own lines.
-      await waitFor("the sweep", async () => (second.output().includes("removed workspaces left by an earlier agent") ? true : undefined));
-      expect(second.output()).toContain("killed processes left by an earlier agent that did not exit cleanly");
-      expect(second.output()).toContain("removed workspaces left by an earlier agent");
-      expect(await waitUntilGone(left, 3000)).toEqual([]);
-      expect(ownedBy(first.child.pid!)).toEqual([]);
-      // It also says at once what the dead agent held, instead of the server waiting out the lease.
-      await waitFor("the report", async () => (second.output().includes("reported an execution an earlier agent process held as lost") ? true : undefined));
-      expect(await execution(ids)).toMatchObject({ status: "FAILURE", reason: "agent_lost" });
+      ids = await startJob({ location: "t7", playbook: b64(playbook), hosts: [{ id: "localhost", hostVars: LOCAL }] });
+      await untilStatus(ids, ["RUNNING"]);
+      const workDir = workDirOf(file);
+      const ownedBy = (pid: number) =>
+        readdirSync(workDir).filter((n) => n.startsWith("x-") && readFileSync(join(workDir, n, ".owner"), "utf8").trim() === String(pid));
+      await waitFor("the second task", async () => (left().some((p) => /^sleep 36\.5/.test(p.cmdline)) ? true : undefined));
+      expect(ownedBy(first.child.pid!)).toHaveLength(1);
+      process.kill(first.child.pid!, "SIGKILL");
+      await first.exit;
+      expect(await waitUntilGone(() => left().filter((p) => !/^sleep 296\.7/.test(p.cmdline)), 10_000)).toEqual([]);
+      expect(left().map((p) => p.cmdline)).toEqual(["sleep 296.7"]); // orphaned, still running
+
+      const second = startAgent(file, ["--isolation", "none"]);
+      try {
+        // "agent started" is logged before the sweep runs: wait for the sweep's own lines.
+        await waitFor("the sweep", async () => (second.output().includes("removed workspaces left by an earlier agent") ? true : undefined));
+        expect(second.output()).toContain("killed processes left by an earlier agent that did not exit cleanly");
+        expect(second.output()).toContain("removed workspaces left by an earlier agent");
+        expect(await waitUntilGone(left, 3000)).toEqual([]);
+        expect(ownedBy(first.child.pid!)).toEqual([]);
+        // It also says at once what the dead agent held, instead of the server waiting out the lease.
+        await waitFor("the report", async () => (second.output().includes("reported an execution an earlier agent process held as lost") ? true : undefined));
+        expect(await execution(ids)).toMatchObject({ status: "FAILURE", reason: "agent_lost" });
+      } finally {
+        second.signal("SIGTERM");
+      }
+      expect(await second.exit).toBe(0);
     } finally {
-      second.signal("SIGTERM");
+      first.child.kill("SIGKILL");
+      killAll(left()); // when it failed before the second agent's sweep
+      if (ids) await stack.call("POST", `/jobs/${A}/${ids.jobId}/executions/${ids.executionId}/kill`, admin, {});
     }
-    expect(await second.exit).toBe(0);
-    await stack.call("POST", `/jobs/${A}/${ids.jobId}/executions/${ids.executionId}/kill`, admin, {});
+  });
+
+  // bwrap's --die-with-parent covers the sandbox; under uid and none the callback plugin's lifeline
+  // (fd 4, whose other end only the agent holds) kills the run's process group, and under uid also
+  // every process of the slot's uid (what left the group with setsid).
+  it.each([
+    ["none", 1],
+    ["uid", 2],
+    ["sandbox", 3],
+  ] as const)("a run dies with its SIGKILLed agent, with nothing else doing the killing (isolation %s)", async (level, n) => {
+    if (level !== "none") expect(support[level], `isolation ${level} must work on this machine`).toMatchObject({ ok: true });
+    const file = join(stack.dir, `death-${level}.json`);
+    await register(file, `d-${level}`);
+    const agent = startAgent(file, ["--isolation", level]);
+    // Under none a process that leaves the session is the next agent's to end (see the test above).
+    const escape = level === "none" ? "" : `    - ansible.builtin.shell: "setsid sleep 297.${n} >/dev/null 2>&1 </dev/null &"\n`;
+    const playbook = `- hosts: all\n  gather_facts: false\n  tasks:\n${escape}    - ansible.builtin.command: sleep 298.${n}\n`;
+    const marked = () => processesMatching(new RegExp(`sleep 29[78]\\.${n}`));
+    const run = () => [...processesWithEnv("RUNNER_AGENT_TRACKING_ID", `${agent.child.pid}:`), ...marked()];
+    let ids: { jobId: string; executionId: string } | undefined;
+    try {
+      ids = await startJob({ location: `d-${level}`, playbook: b64(playbook), hosts: [{ id: "localhost", hostVars: LOCAL }] });
+      await waitFor("the task's sleep", async () => (marked().some((p) => p.cmdline.includes("298")) ? true : undefined));
+      if (escape) expect(marked().some((p) => p.cmdline.includes("297"))).toBe(true);
+      expect(run().some((p) => /ansible-playbook/.test(p.cmdline))).toBe(true);
+      process.kill(agent.child.pid!, "SIGKILL");
+      await agent.exit;
+      expect(await waitUntilGone(run, 10_000)).toEqual([]);
+    } finally {
+      agent.child.kill("SIGKILL");
+      killAll(run());
+      if (ids) await stack.call("POST", `/jobs/${A}/${ids.jobId}/executions/${ids.executionId}/kill`, admin, {});
+      if (level === "uid") removeSlotUsers(defaultUidBase(workDirOf(file)), 1); // made system users by the agent
+    }
+  });
+
+  it("a clone dies with its SIGKILLed agent: git's watcher kills its group (isolation none)", async () => {
+    const file = join(stack.dir, "death-git.json");
+    await register(file, "d-git");
+    const agent = startAgent(file, ["--isolation", "none"]);
+    const run = () => processesWithEnv("RUNNER_AGENT_TRACKING_ID", `${agent.child.pid}:`);
+    const port = (hang.address() as { port: number }).port;
+    let ids: { jobId: string; executionId: string } | undefined;
+    try {
+      ids = await startJob({
+        location: "d-git",
+        repository: { url: `http://127.0.0.1:${port}/dead.git`, defaultPlaybook: "site.yml" },
+        hosts: [{ id: "web1" }],
+      });
+      await waitFor("git, hanging", async () => (run().some((p) => /^git .*clone/.test(p.cmdline)) ? true : undefined));
+      process.kill(agent.child.pid!, "SIGKILL");
+      await agent.exit;
+      expect(await waitUntilGone(run, 10_000)).toEqual([]);
+    } finally {
+      agent.child.kill("SIGKILL");
+      killAll(run());
+      if (ids) await stack.call("POST", `/jobs/${A}/${ids.jobId}/executions/${ids.executionId}/kill`, admin, {});
+    }
   });
 
   it("runs a useDynamicInventory job on the account inventory, grouped for hosts: patterns; a restart reruns only the failed host", async () => {

@@ -39,7 +39,7 @@ describe("ssh arguments", () => {
 
 describe("ansible-playbook's environment", () => {
   const ws = { cp: "/w/cp", tmp: "/w/tmp" };
-  it("sets our callback on fd 3, no colours, sockets and temp files in the workspace, the tracking id", () => {
+  it("sets our callback on fd 3 and its lifeline on fd 4, no colours, sockets and temp files in the workspace, the tracking id", () => {
     const env = ansibleEnv({
       base: { PATH: "/bin", ANSIBLE_STDOUT_CALLBACK_OVERRIDE: "x" },
       trackingId: "t1",
@@ -54,6 +54,7 @@ describe("ansible-playbook's environment", () => {
       ANSIBLE_STDOUT_CALLBACK: "runner_events",
       ANSIBLE_CALLBACK_PLUGINS: "/cb",
       RUNNER_EVENTS_FD: "3",
+      RUNNER_LIFELINE_FD: "4",
       ANSIBLE_NOCOLOR: "1",
       ANSIBLE_HOST_KEY_CHECKING: "True",
       ANSIBLE_SSH_ARGS: "-C -o ControlMaster=auto -o ControlPersist=60s -o UserKnownHostsFile=/kh",
@@ -62,6 +63,9 @@ describe("ansible-playbook's environment", () => {
       TMPDIR: "/w/tmp",
     });
     expect(env).not.toHaveProperty("ANSIBLE_STDOUT_CALLBACK_OVERRIDE");
+    expect(env).not.toHaveProperty("RUNNER_LIFELINE_UID"); // kill(-1) only as a slot's own uid
+    expect(ansibleEnv({ base: {}, trackingId: "t", callbackDir: "/cb", hostKeyChecking: "off", ws, lifelineUid: 1200000 }).RUNNER_LIFELINE_UID).toBe("1200000");
+    expect(ansibleEnv({ base: {}, trackingId: "t", callbackDir: "/cb", hostKeyChecking: "off", ws, lifelineUid: 0 })).not.toHaveProperty("RUNNER_LIFELINE_UID");
   });
   it("puts our callback directory before the user's", () => {
     const env = ansibleEnv({ base: { ANSIBLE_CALLBACK_PLUGINS: "/mine" }, trackingId: "t", callbackDir: "/cb", hostKeyChecking: "off", ws });

@@ -64,8 +64,8 @@ describe("end-to-end resilience", () => {
     const done = await stack.waitFor(A, jobId, executionId, token, isTerminal, 120_000);
     expect(done.status).toBe("FAILURE");
     expect(done.reason).toBe("agent_lost");
-    // The run does not outlive its agent: the sandbox dies with it (bwrap --die-with-parent), with
-    // nothing else doing the killing.
+    // The run does not outlive its agent: the sandbox dies with it (bwrap --die-with-parent, and
+    // ansible-playbook's lifeline), with no later agent doing the killing.
     expect(await waitUntilGone(() => stack.trackedProcesses(agentPid), 10_000)).toEqual([]);
   }, 180_000);
 });

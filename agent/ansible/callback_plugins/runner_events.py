@@ -18,6 +18,10 @@ DOCUMENTATION = '''
       - A first SIGINT asks for a graceful stop, the playbook ends before its next task starts;
         a second SIGINT interrupts at once.
       - Without RUNNER_EVENTS_FD or RUNNER_EVENTS_FILE it prints exactly like the default callback.
+      - With RUNNER_LIFELINE_FD, a thread waits for end-of-file on that descriptor (the agent holds
+        the only other end, so EOF means the agent is gone, even SIGKILLed) and then SIGKILLs the
+        run's process group (and, with RUNNER_LIFELINE_UID naming its own unprivileged uid, every
+        process of that uid).
     extends_documentation_fragment:
       - default_callback
       - result_format_callback
@@ -26,9 +30,11 @@ DOCUMENTATION = '''
 '''
 
 import json
+import errno
 import os
 import signal
 import textwrap
+import threading
 import time
 import traceback
 
@@ -91,6 +97,52 @@ class _Capture(object):
         return u''.join(self.parts)
 
 
+_lifeline_started = False
+
+
+def _lifeline_watch(fd, sweep_uid):
+    """Blocks until the agent's end of the lifeline closes, then kills the run (never returns then)."""
+    try:
+        os.set_blocking(fd, True)
+        while True:
+            try:
+                data = os.read(fd, 4096)
+            except OSError as e:
+                if e.errno == errno.EINTR:
+                    continue
+                return  # not a lifeline after all (closed, not ours): leave the run alone
+            if not data:
+                break  # EOF: the agent is gone
+    except Exception:
+        return
+    # A slot's uid runs nothing but this run: that reaches what left the process group (setsid).
+    # Only for an unprivileged uid of its own: as root or as the agent's user kill(-1) would hit
+    # everything else. kill(-1) spares the caller, the group kill ends it last.
+    if sweep_uid is not None and os.getuid() == sweep_uid and os.geteuid() == sweep_uid and sweep_uid != 0:
+        try:
+            os.kill(-1, signal.SIGKILL)
+        except OSError:
+            pass
+    os.killpg(0, signal.SIGKILL)
+
+
+def _start_lifeline():
+    """The run must not outlive the agent whatever its isolation (bwrap's --die-with-parent only covers the sandbox)."""
+    global _lifeline_started
+    # Taken out of the environment: a task's own ansible-playbook must not take another fd for it.
+    fd = os.environ.pop('RUNNER_LIFELINE_FD', None)
+    uid = os.environ.pop('RUNNER_LIFELINE_UID', None)
+    if _lifeline_started or not fd:
+        return
+    _lifeline_started = True
+    try:
+        t = threading.Thread(target=_lifeline_watch, args=(int(fd), int(uid) if uid else None), name='runner-lifeline')
+        t.daemon = True
+        t.start()
+    except Exception:
+        pass
+
+
 def _host_name(host):
     if host is None:
         return None
@@ -116,6 +168,7 @@ class CallbackModule(DefaultCallbackModule):
 
     def __init__(self, *args, **kwargs):
         super(CallbackModule, self).__init__(*args, **kwargs)
+        _start_lifeline()
         self._runner_fd = None
         self._runner_file = None
         self._runner_play = None
