@@ -51,6 +51,19 @@ export async function waitForHealth(url, timeoutMs = 60_000, child) {
  * @param {{port?: number, persistTo?: string, cwd?: string, vars?: Record<string,string>, stdio?: any, envFile?: string}} opts
  */
 export async function startWranglerDev(opts = {}) {
+  // wrangler picks some of its own ports (its direct sockets) as free and binds them later; with
+  // other stacks starting beside it one can be taken in between ("Address already in use"). A
+  // busy machine is no reason to fail: start again, with fresh ports.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(opts);
+    } catch (e) {
+      if (attempt >= 3 || !/Address already in use|EADDRINUSE/.test(String(e?.message))) throw e;
+    }
+  }
+}
+
+async function startOnce(opts) {
   const port = opts.port ?? (await freePort());
   const args = [
     "wrangler",

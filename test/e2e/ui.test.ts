@@ -1,106 +1,36 @@
 // The dashboard in a real browser (Debian's chromium, headless, driven by puppeteer-core) against
 // the real stack: wrangler dev serving /ui and /docs from Workers Static Assets, and a real agent
-// running ansible-playbook. Screenshots go to test/artifacts/ui/ (gitignored).
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+// running ansible-playbook (test/e2e/ui-fixtures.ts). Screenshots go to test/artifacts/ui/ (gitignored).
 import { join } from "node:path";
-import puppeteer, { type Browser, type Page } from "puppeteer-core";
+import type { Page } from "puppeteer-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 // @ts-expect-error plain ESM helper shared with the scripts
 import { gzippedSize, JS_BUDGET_BYTES } from "../../scripts/build-ui.mjs";
-import { b64, isTerminal, sleep, Stack } from "./stack";
+import { b64, isTerminal, sleep } from "./stack";
+import { ARTIFACTS, clickText, Dashboard, fill, playbook, shot, statusOf, text } from "./ui-fixtures";
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const A = "acme";
-const ARTIFACTS = join(import.meta.dirname, "..", "artifacts", "ui");
 // The README's screenshot is refreshed only when asked (UPDATE_README_SHOT=1), so a test run
 // leaves the tree as it found it; every run saves its own under test/artifacts/.
 const README_SHOT = process.env.UPDATE_README_SHOT ? join(import.meta.dirname, "..", "..", "docs", "execution.png") : join(ARTIFACTS, "execution-readme.png");
 const LOCAL = { ansible_connection: "local", ansible_python_interpreter: "/usr/bin/python3" };
 const USER = { alias: "ui-user", username: "acme-ui", password: "a long dashboard passphrase", role: "user" };
 
-const stack = new Stack();
-let browser: Browser;
+const ui = new Dashboard();
+const { stack, consoleErrors, newPage, go } = ui;
 let page: Page;
 let admin: string;
-/** Console errors and CSP violations seen in any page: there must be none. */
-const consoleErrors: string[] = [];
-let userDataDir: string;
-
-async function newPage(width = 1440, height = 900): Promise<Page> {
-  const p = await browser.newPage();
-  await p.setViewport({ width, height });
-  p.on("console", (m) => {
-    // API answers of 4xx are part of the tests (and shown by the app); anything else is not expected.
-    if (m.type() === "error" && !/^Failed to load resource: the server responded with a status of 4\d\d/.test(m.text())) consoleErrors.push(m.text());
-  });
-  p.on("pageerror", (e) => consoleErrors.push(String(e)));
-  p.on("dialog", (d) => void d.accept());
-  return p;
-}
-
-async function shot(p: Page, name: string) {
-  await p.screenshot({ path: join(ARTIFACTS, `${name}.png`) as `${string}.png`, fullPage: true });
-}
-
-/** Sets an input's value the way typing would (Preact listens to input events). */
-async function fill(p: Page, selector: string, value: string) {
-  await p.waitForSelector(selector);
-  await p.$eval(
-    selector,
-    (el, v) => {
-      const proto = el instanceof HTMLTextAreaElement ? HTMLTextAreaElement.prototype : HTMLInputElement.prototype;
-      Object.getOwnPropertyDescriptor(proto, "value")!.set!.call(el, v);
-      el.dispatchEvent(new Event("input", { bubbles: true }));
-    },
-    value,
-  );
-}
-
-/** Goes to a dashboard route and waits until its page is drawn. */
-async function go(p: Page, route: string, ready = "main h1") {
-  await p.goto(`${stack.url}/ui/${route}`);
-  await p.waitForSelector(ready);
-}
-
-const text = (p: Page, selector: string) => p.$eval(selector, (el) => el.textContent ?? "").catch(() => "");
-const statusOf = (p: Page) => p.$eval("[data-testid=execution-status] [data-status]", (el) => el.getAttribute("data-status")).catch(() => null);
-
-async function clickText(p: Page, tag: string, label: string) {
-  const handle = await p.waitForFunction(
-    (t, l) => [...document.querySelectorAll(t)].find((el) => el.textContent?.trim() === l && !(el as HTMLButtonElement).disabled) ?? null,
-    { timeout: 15_000 },
-    tag,
-    label,
-  );
-  await (handle as any).click();
-}
-
-function playbook(tasks: string) {
-  return `- hosts: all\n  gather_facts: false\n  tasks:\n${tasks}`;
-}
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`no chromium at ${CHROMIUM} (apt-get install chromium)`);
-  mkdirSync(ARTIFACTS, { recursive: true });
-  await stack.start();
+  await ui.start();
   admin = await stack.token([A], "admin");
   const sa = await stack.call("POST", `/serviceAccounts/${A}`, admin, USER);
   expect(sa.status, sa.text).toBe(200);
-  userDataDir = mkdtempSync(join(tmpdir(), "rnr-chromium-"));
-  browser = await puppeteer.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    userDataDir,
-    args: ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"],
-  });
   page = await newPage();
 });
 
 afterAll(async () => {
-  await browser?.close();
-  if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
-  await stack.stop();
+  await ui.stop();
 });
 
 describe("the dashboard in a browser", () => {
