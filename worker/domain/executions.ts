@@ -63,10 +63,10 @@ export async function startExecution(
   jobId: string,
   opts: { trigger: "api" | "schedule"; scheduleId?: string; scheduledTime?: number; executionId?: string; overrides?: StartOverrides; actor: Actor },
 ): Promise<ExecutionView> {
-  const job = await getJobSummary(env, accountAlias, jobId);
+  // Both reads at once: each is a round trip to D1 on the way to the lease.
+  const [job, settings] = await Promise.all([getJobSummary(env, accountAlias, jobId), readSettings(env, accountAlias)]);
   if (!job) throw notFound("No such job.");
   const executionId = opts.executionId ?? newId();
-  const settings = await readSettings(env, accountAlias);
   const input: InitInput = {
     executionId,
     accountAlias,
