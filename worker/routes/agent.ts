@@ -8,7 +8,7 @@ import { jsonAnswer, jsonBody, router } from "../lib/hono";
 import { originOf } from "../lib/request-context";
 import { problemResponses } from "../lib/problem";
 import { LeaseRequest, RegisterAnswer, RegisterBody } from "../schemas/agent";
-import { AgentAnswerSchema, EventUpload, LeaseBody, LeaseRef, StatusReport } from "../schemas/execution";
+import { AgentAnswerSchema, AgentEvent, EventUpload, LeaseBody, LeaseRef, StatusReport } from "../schemas/execution";
 
 /**
  * The agent protocol (docs/agent-protocol.md). Routes only parse and hand over: the Dispatcher
@@ -21,6 +21,8 @@ agent.use("/executions/*", requireAgent);
 const security = [{ agentCredential: [] }];
 const optionalBearer: Record<string, string[]>[] = [{}, { bearer: [] }];
 agent.openAPIRegistry.registerComponent("securitySchemes", "agentCredential", { type: "http", scheme: "bearer", bearerFormat: "rac_…" });
+// EventUpload's events are checked by hand (worker/schemas/execution.ts) and name this schema by reference.
+agent.openAPIRegistry.register("AgentEvent", AgentEvent);
 
 agent.openapi(
   createRoute({
