@@ -36,4 +36,6 @@ export async function memory() {
   // What the run leaves behind: idle again, polling for the next lease.
   await sleep(5000);
   record("memory", "agent RSS idle after that run", rss(), "MiB", "5 s after the run; target ≤ 60");
+  await sleep(25_000);
+  record("memory", "agent RSS idle 30 s after that run", rss(), "MiB", "target ≤ 60");
 }
