@@ -55,6 +55,12 @@ async function runAgent() {
     });
   }
 
+  // Without V8's optimizing compiler (TurboFan) the agent stays ~6 MiB smaller (its code and working
+  // memory are never touched): what an agent does is mostly waiting and native work (JSON, regular
+  // expressions, pipes), so the cost is CPU only under floods of events (docs/BENCHMARKS.md, item 7:
+  // ~30% more CPU, +5% time to deliver 100,000 events). RUNNER_AGENT_TURBOFAN=1 keeps it. Set
+  // before any of the agent's code loads.
+  if (process.env.RUNNER_AGENT_TURBOFAN !== "1") (await import("node:v8")).setFlagsFromString("--no-turbofan");
   const { main } = await import(pathToFileURL(entry).href);
   const code = await main(process.argv.slice(2));
   process.exitCode = code;

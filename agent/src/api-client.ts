@@ -1,5 +1,6 @@
 // HTTP client for the agent protocol (docs/agent-protocol.md). One method per call; every failure
 // becomes an ApiError that says whether it may be retried.
+import { httpFetch, type HttpAnswer, type HttpFetch } from "./http-fetch.ts";
 import type * as P from "./protocol.ts";
 import type { AgentCommand, Lease, LeaseRef, RegisterAnswer, StatusReport, WireEvent } from "./types.ts";
 
@@ -61,7 +62,8 @@ export interface ApiClientOptions {
   version: string;
   /** Per-request timeout for calls other than the long poll. */
   timeoutMs?: number;
-  fetch?: typeof fetch;
+  /** The HTTP of every call (default: `httpFetch`, node:http; the metrics wrap it). */
+  fetch?: HttpFetch;
 }
 
 /** What the agent registers with: the protocol's body, with what it always sends required. */
@@ -89,7 +91,7 @@ export class ApiClient {
   private credential: string | undefined;
   private readonly version: string;
   private readonly timeoutMs: number;
-  private readonly fetchImpl: typeof fetch;
+  private readonly fetchImpl: HttpFetch;
   /** Server clock minus ours, from the Date header of the last answer (1 s resolution). */
   clockOffsetMs = 0;
 
@@ -98,7 +100,7 @@ export class ApiClient {
     this.credential = opts.credential;
     this.version = opts.version;
     this.timeoutMs = opts.timeoutMs ?? 30_000;
-    this.fetchImpl = opts.fetch ?? fetch;
+    this.fetchImpl = opts.fetch ?? httpFetch;
   }
 
   setCredential(credential: string): void {
@@ -130,7 +132,7 @@ export class ApiClient {
       headers["content-type"] = "application/json";
       payload = JSON.stringify(body);
     }
-    let res: Response;
+    let res: HttpAnswer;
     try {
       res = await this.fetchImpl(url, { method, headers, body: payload, signal });
     } catch (err) {

@@ -1,9 +1,6 @@
 // The `runner-agent` command: register, run, doctor, install-service. Each command's work is in
-// commands/; this module declares them and their options.
-import { doctorCommand } from "./commands/doctor.ts";
-import { installServiceCommand } from "./commands/install-service.ts";
-import { registerCommand } from "./commands/register.ts";
-import { runCommand } from "./commands/run-agent.ts";
+// commands/, loaded when that command runs (a running agent does not carry the others: resident
+// memory); this module declares them and their options.
 import type { CliIO } from "./commands/common.ts";
 import { Command, CommanderError, Option } from "commander";
 import { EXIT } from "./agent.ts";
@@ -76,7 +73,7 @@ ${EXIT_CODES}`,
     .addOption(opt("logFormat", "--log-format <format>", ": text or json"))
     .addOption(opt("logLevel", "--log-level <level>", ": debug, info, warn or error"))
     .addHelpText("after", `\nExample:\n  RUNNER_TOKEN=rrt_... runner-agent register --url https://runner.example.com --location dc1\n`)
-    .action(async (flags: Record<string, unknown>) => setExit(await registerCommand(flags, io)));
+    .action(async (flags: Record<string, unknown>) => setExit(await (await import("./commands/register.ts")).registerCommand(flags, io)));
 
   program
     .command("run")
@@ -116,7 +113,7 @@ and gives running ones --shutdown-grace seconds before it stops them; a second s
 ${EXIT_CODES}
 `,
     )
-    .action(async (flags: Record<string, unknown>) => setExit(await runCommand(flags, io)));
+    .action(async (flags: Record<string, unknown>) => setExit(await (await import("./commands/run-agent.ts")).runCommand(flags, io)));
 
   program
     .command("doctor")
@@ -128,7 +125,7 @@ ${EXIT_CODES}
     .addOption(opt("uidBase", "--uid-base <uid>", ""))
     .addOption(opt("concurrency", "--concurrency <n>", ""))
     .addOption(opt("ansiblePlaybook", "--ansible-playbook <path>", ""))
-    .action(async (flags: Record<string, unknown>) => setExit(await doctorCommand(flags, io)));
+    .action(async (flags: Record<string, unknown>) => setExit(await (await import("./commands/doctor.ts")).doctorCommand(flags, io)));
 
   program
     .command("install-service")
@@ -159,7 +156,7 @@ failure (not on exit codes 2, 3 and 6, which a restart does not fix), and stops 
 to the agent alone so running executions can finish (--shutdown-grace).
 `,
     )
-    .action(async (flags: Record<string, unknown>) => setExit(await installServiceCommand(flags, io)));
+    .action(async (flags: Record<string, unknown>) => setExit(await (await import("./commands/install-service.ts")).installServiceCommand(flags, io)));
 
   return program;
 }

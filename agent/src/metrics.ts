@@ -4,6 +4,7 @@
 import { createServer, type Server } from "node:http";
 import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
 import { parseListen } from "./config.ts";
+import { httpFetch, type HttpAnswer, type HttpFetch } from "./http-fetch.ts";
 
 export interface AgentGauges {
   /** Executions this agent holds now. */
@@ -64,11 +65,11 @@ export class AgentMetrics {
   }
 
   /** A fetch that counts the agent protocol's calls: pass it to the ApiClient. */
-  instrument(inner: typeof fetch = fetch): typeof fetch {
+  instrument(inner: HttpFetch = httpFetch): HttpFetch {
     return async (input, init) => {
-      const path = new URL(typeof input === "string" || input instanceof URL ? input : input.url).pathname;
+      const path = input.pathname;
       const call = path.endsWith("/agent/lease") ? "lease" : path.endsWith("/agent/register") ? "register" : (EXECUTION_CALL.exec(path)?.[1] ?? "other");
-      let res: Response;
+      let res: HttpAnswer;
       try {
         res = await inner(input, init);
       } catch (err) {

@@ -104,12 +104,12 @@ describe("metrics", () => {
       if (a instanceof Error) throw a;
       return a;
     });
-    const lease = (): Promise<unknown> => fetch("http://api/agent/lease", { method: "POST", body: "{}" });
+    const lease = (): Promise<unknown> => fetch(new URL("http://api/agent/lease"), { method: "POST", body: "{}" });
     await lease();
     await lease();
     await lease();
     await expect(lease()).rejects.toThrow("fetch failed");
-    await fetch("http://api/agent/executions/e1/events", { method: "POST", body: JSON.stringify({ attempt: 1, leaseId: "l", events: [{}, {}, {}] }) });
+    await fetch(new URL("http://api/agent/executions/e1/events"), { method: "POST", body: JSON.stringify({ attempt: 1, leaseId: "l", events: [{}, {}, {}] }) });
     running = 1;
 
     const addr = await m.listen("127.0.0.1:0");

@@ -105,6 +105,28 @@ export function workerdGroups(groups) {
   };
 }
 
+/** CPU ms (user + system) used so far by this bench's descendants (wrangler dev's workerd and node), from /proc. */
+export function serverCpuMs(only) {
+  const all = processes();
+  const parent = new Map(all.map((p) => [p.pid, p.ppid]));
+  const ours = (pid) => {
+    for (let p = parent.get(pid) ?? 0, hops = 0; p > 1 && hops < 64; p = parent.get(p) ?? 0, hops++) if (p === process.pid) return true;
+    return false;
+  };
+  let ticks = 0;
+  for (const p of all) {
+    if (!ours(p.pid) || (p.name !== "workerd" && p.name !== "node") || (only && p.name !== only)) continue;
+    try {
+      const stat = readFileSync(`/proc/${p.pid}/stat`, "utf8");
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      ticks += Number(f[11]) + Number(f[12]); // utime, stime
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  return ticks * 10; // USER_HZ is 100 on Linux
+}
+
 export const rssMiB = (pids) => pids.reduce((sum, pid) => sum + Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0), 0) / 1024;
 
 /** Seconds for `n` bare ansible-playbook runs of the two-task playbook, `parallel` at a time. */

@@ -1,4 +1,4 @@
-import { A, TWO_TASKS, b64, call, createJob, median, record, stack, token } from "../lib/common.mjs";
+import { A, TWO_TASKS, b64, call, createJob, median, record, serverCpuMs, stack, token } from "../lib/common.mjs";
 
 /** Events per second into one execution through the agent protocol, and paging at 100,000 events. */
 export async function ingest() {
@@ -22,6 +22,7 @@ export async function ingest() {
     B = Number(process.env.BENCH_INGEST_BATCH ?? 2000);
   const line = 'ok: [localhost] => {\n    "msg": "an event of typical size for a debug task"\n}\n';
   const t0 = performance.now();
+  const cpu0 = { all: serverCpuMs(), workerd: serverCpuMs("workerd") };
   for (let seq = 1; seq <= N; seq += B) {
     const batch = [];
     for (let k = seq; k < seq + B; k++)
@@ -40,7 +41,15 @@ export async function ingest() {
     await r.arrayBuffer();
   }
   const secs = (performance.now() - t0) / 1000;
+  const cpu = { all: serverCpuMs() - cpu0.all, workerd: serverCpuMs("workerd") - cpu0.workerd };
   record("ingest", "events/s into one execution", N / secs, "events/s", `batches of ${B}; target ≥ 20,000`);
+  record(
+    "ingest",
+    "server CPU per 1,000 events",
+    (cpu.all / N) * 1000,
+    "ms",
+    `workerd alone ${((cpu.workerd / N) * 1000).toFixed(1)} ms; at most ${Math.round(N / (cpu.all / 1000))} events/s per core`,
+  );
   await agentCall(`/agent/executions/${id}/status`, { attempt: lease.attempt, leaseId: lease.leaseId, status: "SUCCESS", hostStats: {}, failedHosts: [] });
   const pageTimes = [];
   for (const page of [0, 10, 500, 999]) {

@@ -3,7 +3,8 @@ import { generateKeyPair, SignJWT } from "jose";
 import { describe, expect, it } from "vitest";
 import { dispatcherKey } from "../../worker/domain/contracts";
 import type { Execution } from "../../worker/index";
-import { remoteJwksCacheSize, verifyToken } from "../../worker/lib/auth";
+import { remoteJwksCacheSize, tokenCacheSize, verifyToken } from "../../worker/lib/auth";
+import { TOKEN_CACHE_MAX } from "../../worker/lib/token-cache";
 import { encryptSecret, ringCacheSize } from "../../worker/lib/secrets";
 import { api, token } from "./helpers";
 import { dispatcher, lease, newAgent } from "./agent-fixtures";
@@ -13,7 +14,7 @@ import { AGENT, executionIn, newJob, object, ref, start, stub } from "./executio
  * "No memory of ours grows" (issue 13, item 5): nothing in the isolate or the Durable Objects is
  * kept per request, per token or per execution without a bound or a removal point. Many distinct
  * tokens, executions, polls and followers come and go; then each collection is counted through
- * its test-only introspection (`ringCacheSize`, `remoteJwksCacheSize`, the Dispatcher's `sizes()`,
+ * its test-only introspection (`ringCacheSize`, `remoteJwksCacheSize`, `tokenCacheSize`, the Dispatcher's `sizes()`,
  * the Execution's `memorySizes()`). The module-level caches are this isolate's: the Worker under
  * test runs in it.
  */
@@ -34,7 +35,7 @@ async function inParallel<T>(items: T[], width: number, fn: (item: T, i: number)
 const key32 = () => btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(32))));
 
 describe("memory that could grow per request, token or execution", () => {
-  it("2,000 requests with 2,000 distinct tokens leave no per-token entry anywhere", async () => {
+  it("2,000 requests with 2,000 distinct tokens leave no per-token entry beyond the verified-token cache's bound", async () => {
     const before = { rings: ringCacheSize(), remote: remoteJwksCacheSize() };
     await newJob("mem1");
     const tokens = await Promise.all(Array.from({ length: 2_000 }, (_, i) => token(["mem1"], "viewer", `user-${i}`)));
@@ -43,6 +44,9 @@ describe("memory that could grow per request, token or execution", () => {
       expect(r.status).toBe(200);
     });
     expect({ rings: ringCacheSize(), remote: remoteJwksCacheSize() }).toEqual(before);
+    // More tokens than it may hold went through it: it keeps its bound (the most recent ones).
+    expect(TOKEN_CACHE_MAX).toBeLessThan(tokens.length);
+    expect(tokenCacheSize()).toBe(TOKEN_CACHE_MAX);
   }, 180_000);
 
   it("the key-ring and remote-JWKS caches keep a few configurations, however many they see", async () => {

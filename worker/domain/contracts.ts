@@ -131,6 +131,13 @@ export const seenWriteDue = (written: number, now: number) => now - written >= S
 // The lease and agent body schemas live with the execution entity.
 export type { LeaseBody, StatusReport, EventUpload } from "../schemas/execution";
 
+/** A batch of events in order, as JSON text (see `uploadEventRun`). */
+export interface EventRun {
+  json: string;
+  first: number;
+  count: number;
+}
+
 // ---- the Execution object's RPC surface ------------------------------------------------------
 
 export interface InitInput {
@@ -227,6 +234,13 @@ export interface ExecutionRpc {
   heartbeat(agentId: string, ref: LeaseRef): Promise<Outcome<AgentAnswer>>;
   report(agentId: string, body: StatusReport): Promise<Outcome<AgentAnswer & { status: string }>>;
   uploadEvents(agentId: string, body: EventUpload): Promise<Outcome<AgentAnswer & { acceptedThrough: number }>>;
+  /**
+   * `uploadEvents` for a batch whose seqs run `first`, `first + 1`, … (`count` of them) and that
+   * holds no `playbook_on_stats`, as the JSON text of its events: when it follows the last stored
+   * event and no callback is owed events, it is stored in one statement, without a copy of the
+   * array across RPC; otherwise it is parsed and stored as `uploadEvents` stores it.
+   */
+  uploadEventRun(agentId: string, ref: LeaseRef, run: EventRun): Promise<Outcome<AgentAnswer & { acceptedThrough: number }>>;
   release(agentId: string, ref: LeaseRef): Promise<Outcome<AgentAnswer>>;
   /** The agent's credential was revoked: its lease is lost at once. */
   agentRevoked(agentId: string): Promise<void>;

@@ -22,6 +22,7 @@ export function executionClient(env: Pick<Env, "EXECUTION">, executionId: string
     heartbeat: async (...a: Parameters<ExecutionRpc["heartbeat"]>) => settle(await s.heartbeat(...a)),
     report: async (...a: Parameters<ExecutionRpc["report"]>) => settle(await s.report(...a)),
     uploadEvents: async (...a: Parameters<ExecutionRpc["uploadEvents"]>) => settle(await s.uploadEvents(...a)),
+    uploadEventRun: async (...a: Parameters<ExecutionRpc["uploadEventRun"]>) => settle(await s.uploadEventRun(...a)),
     release: async (...a: Parameters<ExecutionRpc["release"]>) => settle(await s.release(...a)),
     agentRevoked: (...a: Parameters<ExecutionRpc["agentRevoked"]>) => s.agentRevoked(...a),
     waiting: (...a: Parameters<ExecutionRpc["waiting"]>) => s.waiting(...a),

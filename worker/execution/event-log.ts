@@ -150,17 +150,7 @@ export class EventLog {
    */
   storeBatch(s: LogState, events: AgentEvent[], stored: (e: AgentEvent) => void): void {
     const store = (e: AgentEvent) => {
-      this.append(s, {
-        ts: e.timestamp,
-        type: e.event_type,
-        host: e.host ?? null,
-        task: e.task ?? null,
-        play: e.play ?? null,
-        stdout: e.stdout ?? "",
-        data: e.data === undefined ? null : JSON.stringify(e.data),
-        agentSeq: e.seq,
-      });
-      s.acceptedThrough = e.seq;
+      this.storeOne(s, e);
       stored(e);
     };
     for (const e of [...events].sort((a, b) => a.seq - b.seq)) {
@@ -168,6 +158,49 @@ export class EventLog {
       if (e.seq === s.acceptedThrough + 1) store(e);
       else this.sql.exec("INSERT OR IGNORE INTO held (lease_gen, agent_seq, json) VALUES (?, ?, ?)", s.leaseGen, e.seq, JSON.stringify(e));
     }
+    this.releaseHeld(s, store);
+  }
+
+  /**
+   * Stores `count` agent events that follow the last stored one in order (seqs acceptedThrough + 1,
+   * …), from the JSON text of their array, in one statement: what `storeBatch` would store for them
+   * when nothing but the log sees each event (the caller checks: no callback is owed events, none
+   * is a `playbook_on_stats`). Then releases what was held behind them, through `stored`.
+   */
+  storeRun(s: LogState, json: string, count: number, stored: (e: AgentEvent) => void): void {
+    this.sql.exec(
+      `INSERT INTO events (seq, ts, type, host, task, play, stdout, data, lease_gen, agent_seq)
+       SELECT ? + key, value ->> 'timestamp', value ->> 'event_type', value ->> 'host', value ->> 'task', value ->> 'play',
+              coalesce(value ->> 'stdout', ''), value -> 'data', ?, value ->> 'seq'
+       FROM json_each(?)`,
+      s.nextSeq,
+      s.leaseGen,
+      json,
+    );
+    s.nextSeq += count;
+    s.acceptedThrough += count;
+    this.releaseHeld(s, (e) => {
+      this.storeOne(s, e);
+      stored(e);
+    });
+  }
+
+  private storeOne(s: LogState, e: AgentEvent): void {
+    this.append(s, {
+      ts: e.timestamp,
+      type: e.event_type,
+      host: e.host ?? null,
+      task: e.task ?? null,
+      play: e.play ?? null,
+      stdout: e.stdout ?? "",
+      data: e.data === undefined ? null : JSON.stringify(e.data),
+      agentSeq: e.seq,
+    });
+    s.acceptedThrough = e.seq;
+  }
+
+  /** Stores the held events that now follow the last stored one, and drops those behind it. */
+  private releaseHeld(s: LogState, store: (e: AgentEvent) => void): void {
     for (;;) {
       const next = this.sql
         .exec<{ json: string }>("SELECT json FROM held WHERE lease_gen = ? AND agent_seq = ?", s.leaseGen, s.acceptedThrough + 1)

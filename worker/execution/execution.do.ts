@@ -5,6 +5,7 @@ import {
   type AgentAnswer,
   type AgentCommand,
   type EventPage,
+  type EventRun,
   type ExecutionRpc,
   type InitInput,
   type JobForLease,
@@ -222,14 +223,30 @@ export class Execution extends DurableObject<Env> implements ExecutionRpc {
   }
 
   uploadEvents(agentId: string, body: EventUpload): Promise<Outcome<AgentAnswer & { acceptedThrough: number }>> {
+    return this.storeUpload(agentId, body, (s, stored) => this.log.storeBatch(s, body.events, stored));
+  }
+
+  uploadEventRun(agentId: string, ref: LeaseRef, run: EventRun): Promise<Outcome<AgentAnswer & { acceptedThrough: number }>> {
+    return this.storeUpload(agentId, ref, (s, stored) => {
+      // One statement when nothing but the log sees these events (no stats among them, no callback).
+      if (run.count > 0 && run.first === s.acceptedThrough + 1 && s.callbacks.length === 0) this.log.storeRun(s, run.json, run.count, stored);
+      else this.log.storeBatch(s, JSON.parse(run.json) as EventUpload["events"], stored);
+    });
+  }
+
+  private storeUpload(
+    agentId: string,
+    ref: LeaseRef,
+    write: (s: State, stored: (e: EventUpload["events"][number]) => void) => void,
+  ): Promise<Outcome<AgentAnswer & { acceptedThrough: number }>> {
     return outcome(async () => {
       await this.catchUp();
-      const s = this.holder(agentId, body);
+      const s = this.holder(agentId, ref);
       this.renew(s);
       let stats: Record<string, HostStats> | null = null;
       try {
         this.ctx.storage.transactionSync(() => {
-          this.log.storeBatch(s, body.events, (e) => {
+          write(s, (e) => {
             if (e.event_type === "playbook_on_stats") stats = statsFrom(e.data) ?? stats;
           });
           if (stats) {

@@ -3,6 +3,7 @@ import type { MiddlewareHandler } from "hono";
 import { serviceAccountTokenVersion } from "../db/service-accounts";
 import { agentIdentity, type AgentIdentity } from "../domain/agent-identity";
 import { sha256 } from "./hash";
+import { TokenCache } from "./token-cache";
 import { forbidden, notFound, unauthorized, badRequest, ProblemError } from "./problem";
 import { ROLES, roleAtLeast, roleNeeded, type Action, type Family, type Role } from "./roles";
 
@@ -84,7 +85,53 @@ function principalFrom(payload: JWTPayload, accountsClaim: string): Principal {
 const OIDC_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"];
 const CLOCK_TOLERANCE_S = 30;
 
+// Verified tokens (worker/lib/token-cache.ts): the signature is checked once per token and minute.
+const verified = new TokenCache<Principal>();
+
+/** Test-only introspection (test/worker/memory-bounded.test.ts): entries of the verified-token cache. */
+export const tokenCacheSize = () => verified.size;
+
+/** What decides whether a token is trusted: a change of any of it empties the verified-token cache. */
+const trustConfig = (env: Env) =>
+  [
+    env.RUNNER_ISSUER,
+    env.JWT_PRIVATE_KEY,
+    env.JWT_PREVIOUS_PUBLIC_KEYS,
+    env.OIDC_ISSUER,
+    env.OIDC_AUDIENCE,
+    env.OIDC_JWKS,
+    env.OIDC_JWKS_URL,
+    env.OIDC_ACCOUNTS_CLAIM,
+  ].join("\n");
+
+// The own keys, imported once per configuration (jose keeps the imported keys inside the set).
+let ownSet: { config: string; set: ReturnType<typeof createLocalJWKSet> } | null = null;
+function ownKeySet(env: Env) {
+  const config = `${env.JWT_PRIVATE_KEY}\n${env.JWT_PREVIOUS_PUBLIC_KEYS}`;
+  if (ownSet?.config !== config) ownSet = { config, set: createLocalJWKSet(ownJwks(env)) };
+  return ownSet.set;
+}
+
 export async function verifyToken(env: Env, token: string): Promise<Principal> {
+  const config = trustConfig(env);
+  const key = await verified.keyOf(token);
+  const hit = verified.get(config, key);
+  if (hit) return accepted(env, hit.principal, hit.tokenVersion);
+  const { principal, tokenVersion, exp } = await verifySignature(env, token);
+  const answer = await accepted(env, principal, tokenVersion);
+  // Only what passed every check is remembered; `exp` is required, so it bounds the entry.
+  verified.set(config, key, { principal, tokenVersion }, exp);
+  return answer;
+}
+
+/** A verified principal, once a service account's token version still matches (checked on every use). */
+async function accepted(env: Env, principal: Principal, tokenVersion: unknown): Promise<Principal> {
+  if (tokenVersion === undefined) return { ...principal };
+  await checkTokenVersion(env, principal.sub, tokenVersion);
+  return { ...principal, kind: "serviceAccount" };
+}
+
+async function verifySignature(env: Env, token: string): Promise<{ principal: Principal; tokenVersion?: unknown; exp: number }> {
   let claims: JWTPayload;
   try {
     claims = decodeJwt(token);
@@ -94,17 +141,16 @@ export async function verifyToken(env: Env, token: string): Promise<Principal> {
   const ownIssuer = env.RUNNER_ISSUER || "runner";
   try {
     if (claims.iss === ownIssuer) {
-      const { payload } = await jwtVerify(token, createLocalJWKSet(ownJwks(env)), {
+      const { payload } = await jwtVerify(token, ownKeySet(env), {
         issuer: ownIssuer,
         algorithms: ["ES256"],
         requiredClaims: ["exp"],
         clockTolerance: CLOCK_TOLERANCE_S,
       });
       const principal = principalFrom(payload, "accounts");
-      // Only login tokens carry the claim, so every other token costs no storage read here.
-      if (!(TOKEN_VERSION_CLAIM in payload)) return principal;
-      await checkTokenVersion(env, principal.sub, payload[TOKEN_VERSION_CLAIM]);
-      return { ...principal, kind: "serviceAccount" };
+      // Only login tokens carry the claim, so every other token costs no storage read.
+      const tokenVersion = TOKEN_VERSION_CLAIM in payload ? (payload[TOKEN_VERSION_CLAIM] ?? null) : undefined;
+      return { principal, tokenVersion, exp: payload.exp! };
     }
     // External tokens need an audience: without one, any token the issuer minted for any other
     // application would be accepted here (fail closed on a half-configured issuer).
@@ -125,7 +171,7 @@ export async function verifyToken(env: Env, token: string): Promise<Principal> {
         requiredClaims: ["exp"],
         clockTolerance: CLOCK_TOLERANCE_S,
       });
-      return principalFrom(payload, env.OIDC_ACCOUNTS_CLAIM || "accounts");
+      return { principal: principalFrom(payload, env.OIDC_ACCOUNTS_CLAIM || "accounts"), exp: payload.exp! };
     }
   } catch (e) {
     if (e instanceof ProblemError) throw e;
