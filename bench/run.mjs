@@ -5,6 +5,7 @@
 //   npm run bench -- schedules    # the cron tick with 10 vs 10,010 schedules held
 //   npm run bench -- webhooks     # deliveries/s of one execution's 1,000 events at DEBUG
 //   npm run bench -- workerd      # workerd's memory growth: Runner against a trivial Worker
+//   npm run bench -- thousand     # 1,000 hosts, forks 50 (~10 min: BENCH_THOUSAND_ROUNDS=n for n interleaved rounds)
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Stack } from "../test/e2e/stack.ts";
@@ -18,8 +19,9 @@ import { api } from "./sections/api.mjs";
 import { fanout } from "./sections/fanout.mjs";
 import { workerd } from "./sections/workerd.mjs";
 import { memory } from "./sections/memory.mjs";
+import { thousand } from "./sections/thousand.mjs";
 
-const sections = { schedules, dispatch, e2e, ingest, webhooks, api, fanout, workerd, memory };
+const sections = { schedules, dispatch, e2e, ingest, webhooks, api, fanout, workerd, memory, thousand };
 
 const wanted = process.argv.slice(2).filter((a) => sections[a]);
 const order = wanted.length ? wanted : Object.keys(sections);

@@ -108,6 +108,8 @@ export async function writeRunFiles(lease: Lease, privateDir: string): Promise<R
     await writePrivateFile(limitPath, lease.limit.map(limitPattern).join("\n") + "\n");
     args.push("--limit", `@${limitPath}`);
   }
+  // The job's parallelism; absent: Ansible's default (or the agent's own ANSIBLE_FORKS).
+  if (Number.isInteger(job.forks) && job.forks! > 0) args.push("--forks", String(job.forks));
   if (lease.check) args.push("--check");
   if (lease.diff) args.push("--diff");
   return { args, inventoryPath, hostIds };

@@ -61,6 +61,7 @@ export type Lease = {
     properties: Record<string, unknown>;
     playbookTags: string[];
     useDynamicInventory: boolean;
+    forks?: number;
   };
   inventory: {
     hosts: {

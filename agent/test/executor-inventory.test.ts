@@ -156,6 +156,22 @@ describe("inventory", () => {
     expect(only.sink.events.filter((e) => e.event_type === "runner_on_ok").map((e) => e.host)).toEqual(["!odd"]);
   });
 
+  it("runs ansible-playbook with the job's forks, and with Ansible's default without them", async () => {
+    const local = { ansible_connection: "local", ansible_python_interpreter: "/usr/bin/python3" };
+    const job = {
+      playbook: b64("- hosts: all\n  gather_facts: false\n  tasks:\n    - ansible.builtin.debug:\n        msg: 'forks={{ ansible_forks }}'\n"),
+      hosts: [{ id: "local", hostVars: local }],
+    };
+    const set = await run({ ...job, forks: 37 });
+    expect(set.result.status).toBe("SUCCESS");
+    expect(set.sink.log()).toContain('"msg": "forks=37"');
+    expect(set.recorded).toContain("--forks 37");
+    const unset = await run(job);
+    expect(unset.result.status).toBe("SUCCESS");
+    expect(unset.sink.log()).toContain('"msg": "forks=5"');
+    expect(unset.recorded).not.toContain("--forks");
+  });
+
   it("ends INIT_FAILURE naming a key that is not a key, and a job without hosts", async () => {
     const bad = await run({ playbook: b64("- hosts: all\n  tasks: []\n"), hosts: [{ id: "a" }, { id: "b", sshPrivateKey: "not a key!" }] });
     expect(bad.final).toMatchObject({ status: "INIT_FAILURE", reason: "workspace_failed" });

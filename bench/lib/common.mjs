@@ -38,6 +38,20 @@ export function useStack(s, t) {
 export async function call(method, path, body) {
   return stack.call(method, path, token, body);
 }
+/**
+ * A request that needs no answer, retried: after a section's minutes-long runs without a request,
+ * the kept-alive socket may have been closed by the server, and the first request on it fails
+ * (EPIPE). Sections call this before anything they time or must not send twice (a start).
+ */
+export async function warm() {
+  for (let i = 0; i < 3; i++) {
+    try {
+      return await stack.call("GET", "/health", null);
+    } catch {
+      await sleep(100);
+    }
+  }
+}
 export async function createJob(body) {
   const r = await call("POST", `/jobs/${A}`, { name: "bench", hosts: LOCAL, ...body });
   if (r.status !== 200) throw new Error(`create job: ${r.status} ${r.text}`);

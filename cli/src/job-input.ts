@@ -87,6 +87,7 @@ export interface JobFlags {
   sshKey?: string;
   location?: string;
   ttl?: string;
+  forks?: string;
 }
 
 /** Applies the job flags over `body` (a job as read, or a file's). */
@@ -123,6 +124,12 @@ export function applyJobFlags(body: Record<string, unknown>, f: JobFlags): Recor
     if (!Number.isInteger(n)) throw new UsageError("--ttl must be a whole number of minutes");
     out.executionTtl = n;
   }
+  if (f.forks !== undefined) {
+    // "default" (or 0) goes back to Ansible's own; the API checks the range.
+    const n = f.forks === "default" ? 0 : Number(f.forks);
+    if (!Number.isInteger(n)) throw new UsageError("--forks must be a whole number (or default)");
+    out.forks = n === 0 ? null : n;
+  }
   return out;
 }
 
@@ -149,7 +156,8 @@ export function jobOptions(cmd: Command): Command {
     .option("--tags <tags>", "playbook tags, comma-separated")
     .option("--ssh-key <file>", "the default SSH private key (read from the file; never shown again)")
     .option("--location <location>", "run on agents of this location")
-    .option("--ttl <minutes>", "how long an execution may take (default 180)");
+    .option("--ttl <minutes>", "how long an execution may take (default 180)")
+    .option("--forks <n>", "hosts ansible-playbook works on at once (1-500; default: Ansible's)");
 }
 
 /** The fields PUT ignores (and the editor need not show). */

@@ -170,10 +170,15 @@ describe("the runner CLI against the real stack", () => {
   });
 
   it("edits, shows and removes a job; lists the agents", async () => {
-    const e = await runner("jobs", "edit", "broken", "--name", "mended", "--tags", "a,b");
+    const e = await runner("jobs", "edit", "broken", "--name", "mended", "--tags", "a,b", "--forks", "20");
     expect(e.code, e.stderr).toBe(0);
     const shown = JSON.parse((await runner("jobs", "show", "mended", "--json")).stdout);
-    expect(shown).toMatchObject({ name: "mended", playbookTags: ["a", "b"] });
+    expect(shown).toMatchObject({ name: "mended", playbookTags: ["a", "b"], forks: 20 });
+    expect((await runner("jobs", "edit", "mended", "--forks", "default")).code).toBe(0);
+    expect(JSON.parse((await runner("jobs", "show", "mended", "--json")).stdout).forks).toBeNull();
+    const bad = await runner("jobs", "edit", "mended", "--forks", "1000");
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toContain("forks");
     expect((await runner("jobs", "show", "mended")).stdout).toContain("name: mended");
     const rm = await runner("jobs", "rm", "mended");
     expect(rm.code, rm.stderr).toBe(0);

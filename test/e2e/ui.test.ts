@@ -215,6 +215,7 @@ describe("the dashboard in a browser", () => {
       name: "edit me",
       playbook: b64(playbook("    - ansible.builtin.ping:\n")),
       hosts: [{ id: "web1" }],
+      forks: 20,
     });
     const key = "-----BEGIN OPENSSH PRIVATE KEY-----\nnot-a-real-key\n-----END OPENSSH PRIVATE KEY-----\n";
     await go(page, `#/jobs/${r.json.id}/edit`, "#host-0-id");
@@ -228,6 +229,7 @@ describe("the dashboard in a browser", () => {
     expect(await text(page, "main")).not.toContain("not-a-real-key");
     const stored = await stack.call("GET", `/jobs/${A}/${r.json.id}`, admin);
     expect(stored.json.hosts[0].hasSshPrivateKey).toBe(true);
+    expect(stored.json.forks).toBe(20); // a field the form shows is saved back as it was
     expect(stored.text).not.toContain("not-a-real-key");
     // Saved again untouched: the key stays; then removed.
     await go(page, `#/jobs/${r.json.id}/edit`, "#host-0-id");

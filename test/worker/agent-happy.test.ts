@@ -56,6 +56,20 @@ describe("agent protocol (happy)", () => {
     expect(row).toEqual({ account_alias: null });
   });
 
+  it("hands the job's forks to the agent in the lease, and nothing when the job has none", async () => {
+    const a = await newAgent("forks");
+    const withForks = await newExecution("forks", await newJob("forks", { forks: 50 }));
+    const plain = await newExecution("forks", await newJob("forks"));
+    const jobs = new Map<string, Record<string, unknown>>();
+    for (let i = 0; i < 2; i++) {
+      const l = await lease(a);
+      expect(l.status).toBe(200);
+      jobs.set(l.json.executionId, l.json.job);
+    }
+    expect(jobs.get(withForks)).toMatchObject({ forks: 50 });
+    expect(jobs.get(plain)).not.toHaveProperty("forks");
+  });
+
   it("runs a lease through heartbeat, events and status to SUCCESS", async () => {
     const a = await newAgent("flow");
     const job = await newJob("flow");

@@ -31,6 +31,7 @@ describe("jobs (happy)", () => {
       hasSshPrivateKey: false,
       useDynamicInventory: false,
       location: null,
+      forks: null,
       status: "ACTIVE",
     });
     expect(job.id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
@@ -246,6 +247,39 @@ describe("jobs (happy)", () => {
     expect(lease).toMatchObject({ name: "deploy", executionTtl: 30, playbook: PLAYBOOK, properties: { v: [1, 2] }, playbookTags: ["t"], location: "dc9" });
     expect(lease).not.toHaveProperty("repository");
     expect(await loadJobForLease(env, "other", job.id)).toBeNull();
+  });
+});
+
+describe("forks (happy)", () => {
+  it("stores and answers a job's forks; a PUT without them goes back to Ansible's default, like any optional field", async () => {
+    const job = await create(playbookJob({ forks: 50 }));
+    expect(job.forks).toBe(50);
+    expect((await api("GET", `/jobs/${ALIAS}/${job.id}`, { token: await auth() })).json.forks).toBe(50);
+    expect(await loadJobForLease(env, ALIAS, job.id)).toMatchObject({ forks: 50 });
+
+    // What was read, PUT back: kept.
+    const got = (await api("GET", `/jobs/${ALIAS}/${job.id}`, { token: await auth() })).json;
+    const kept = await api("PUT", `/jobs/${ALIAS}/${job.id}`, { token: await auth(), body: { ...got, forks: 500 } });
+    expect(kept.status, kept.text).toBe(200);
+    expect(kept.json.forks).toBe(500);
+    // A PUT is the whole definition: omitted (or null) is the default, as with location or executionTtl.
+    const omitted = await api("PUT", `/jobs/${ALIAS}/${job.id}`, { token: await auth(), body: playbookJob({ location: "dc1" }) });
+    expect(omitted.status, omitted.text).toBe(200);
+    expect(omitted.json).toMatchObject({ forks: null, location: "dc1" });
+    expect(await loadJobForLease(env, ALIAS, job.id)).not.toHaveProperty("forks");
+    const nulled = await api("PUT", `/jobs/${ALIAS}/${job.id}`, { token: await auth(), body: playbookJob({ forks: null }) });
+    expect(nulled.json.forks).toBeNull();
+  });
+
+  it("answers forks: null for a job stored before the field existed", async () => {
+    const job = await create(playbookJob());
+    const row = await env.DB.prepare("SELECT definition FROM jobs WHERE id = ?").bind(job.id).first<{ definition: string }>();
+    const old = JSON.parse(row!.definition);
+    delete old.forks;
+    await env.DB.prepare("UPDATE jobs SET definition = ? WHERE id = ?").bind(JSON.stringify(old), job.id).run();
+    const got = await api("GET", `/jobs/${ALIAS}/${job.id}`, { token: await auth() });
+    expect(got.json.forks).toBeNull();
+    expect(await loadJobForLease(env, ALIAS, job.id)).not.toHaveProperty("forks");
   });
 });
 

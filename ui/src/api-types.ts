@@ -29,6 +29,7 @@ export type Job = {
   hasSshPrivateKey: boolean;
   useDynamicInventory: boolean;
   location: string | null;
+  forks: number | null;
   status: "ACTIVE";
   createdTime: number;
   lastUpdatedTime: number;

@@ -25,6 +25,8 @@ export interface StoredDefinition {
   hasSshPrivateKey: boolean;
   useDynamicInventory: boolean;
   location: string | null;
+  /** Absent in definitions stored before the field existed: read as null. */
+  forks?: number | null;
 }
 
 /** Every secret of a job; encrypted as one JSON document. Hosts as a list (ids are user text). */
@@ -98,6 +100,7 @@ export function split(input: JobInput | JobReplace, stored?: JobSecrets): { defi
     hasSshPrivateKey: jobKey !== undefined,
     useDynamicInventory: input.useDynamicInventory ?? false,
     location: input.location ?? null,
+    forks: input.forks ?? null,
   };
   return { definition, secrets };
 }

@@ -57,6 +57,7 @@ export function jobView(row: JobRow): Job {
     hasSshPrivateKey: d.hasSshPrivateKey,
     useDynamicInventory: d.useDynamicInventory,
     location: d.location,
+    forks: d.forks ?? null,
     status: "ACTIVE",
     createdTime: row.created_time,
     lastUpdatedTime: row.last_updated_time,
@@ -147,6 +148,7 @@ export async function loadJobForLease(env: Env, accountAlias: string, jobId: str
     useDynamicInventory: d.useDynamicInventory,
     location: d.location,
   };
+  if (d.forks) job.forks = d.forks;
   if (d.repository) {
     const c = d.repository.credentials;
     job.repository = {

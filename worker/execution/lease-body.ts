@@ -25,6 +25,8 @@ export function mergeJob(job: JobForLease, o: PlainOverrides, secret: SecretOver
     playbookTags: o.playbookTags ?? job.playbookTags,
     useDynamicInventory: job.useDynamicInventory,
   };
+  // Only when set: a lease without it is what agents that predate the field were handed.
+  if (job.forks) out.forks = job.forks;
   if (job.playbook !== undefined) out.playbook = job.playbook;
   if (job.repository !== undefined) out.repository = job.repository;
   return out;

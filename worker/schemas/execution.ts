@@ -373,6 +373,7 @@ export const LeaseBody = z
       properties: jsonRecord(),
       playbookTags: z.array(z.string()),
       useDynamicInventory: z.boolean(),
+      forks: z.number().int().optional().openapi({ description: "ansible-playbook --forks; absent: Ansible's default." }),
     }),
     inventory: z
       .object({

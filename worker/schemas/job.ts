@@ -17,6 +17,8 @@ import { AliasOnly, jsonObject, pageSchema, pathParam } from "./common";
 export const CALLBACK_LEVELS = ["DEBUG", "ERROR", "RESULT"] as const;
 export const DEFAULT_EXECUTION_TTL = 180;
 export const MAX_EXECUTION_TTL = 10080;
+/** Bound on `forks`: beyond it one agent's machine runs out of processes long before Ansible gains anything. */
+export const MAX_FORKS = 500;
 
 // ---------------------------------------------------------------- value checks (shared)
 
@@ -277,6 +279,13 @@ const fields = {
     .regex(NO_CONTROL, { message: "must not contain control characters" })
     .nullish()
     .openapi({ description: "Routes executions to agents of this location." }),
+  forks: z
+    .number({ message: "must be a whole number" })
+    .int({ message: "must be a whole number" })
+    .min(1, { message: "must be at least 1 (omit it or give null for Ansible's default)" })
+    .max(MAX_FORKS, { message: `must be at most ${MAX_FORKS}` })
+    .nullish()
+    .openapi({ description: "Hosts ansible-playbook works on at once (`--forks`); null or absent: Ansible's default (5, or the agent's ANSIBLE_FORKS)." }),
 };
 
 /** The rules that span fields, checked even when some fields are already wrong. */
@@ -355,6 +364,7 @@ export const Job = z
     hasSshPrivateKey: z.boolean(),
     useDynamicInventory: z.boolean(),
     location: z.string().nullable(),
+    forks: z.number().int().nullable(),
     status: z.literal("ACTIVE"),
     createdTime: z.number().int().openapi({ description: "Epoch milliseconds." }),
     lastUpdatedTime: z.number().int().openapi({ description: "Epoch milliseconds." }),

@@ -36,6 +36,7 @@ interface FormState {
   properties: string;
   tags: string;
   ttl: string;
+  forks: string;
   callbacks: CallbackRow[];
   hasKey: boolean;
   key: SecretValue;
@@ -62,6 +63,7 @@ const blank = (): FormState => ({
   properties: "",
   tags: "",
   ttl: "180",
+  forks: "",
   callbacks: [],
   hasKey: false,
   key: undefined,
@@ -92,6 +94,7 @@ function fromJob(j: Job): FormState {
     properties: Object.keys(j.properties ?? {}).length ? pretty(j.properties) : "",
     tags: (j.playbookTags ?? []).join(", "),
     ttl: String(j.executionTtl ?? 180),
+    forks: j.forks ? String(j.forks) : "",
     callbacks: (j.callbacks ?? []).map((c) => ({ url: c.url, level: c.level ?? "DEBUG" })),
     hasKey: !!j.hasSshPrivateKey,
     key: undefined,
@@ -121,6 +124,8 @@ function toBody(f: FormState): { body?: Record<string, unknown>; errors: { field
     name: f.name.trim() || null,
     description: f.description.trim() || null,
     executionTtl: f.ttl.trim() ? Number(f.ttl) : null,
+    // Kept on every save: a PUT without it would put the job back to Ansible's default.
+    forks: f.forks.trim() ? Number(f.forks) : null,
     playbookTags: splitList(f.tags),
     properties: json(f.properties, "properties", "Properties") ?? {},
     useDynamicInventory: f.useDynamicInventory,
@@ -136,6 +141,7 @@ function toBody(f: FormState): { body?: Record<string, unknown>; errors: { field
     }),
   };
   if (f.ttl.trim() !== "" && !/^\d+$/.test(f.ttl.trim())) errors.push({ field: "executionTtl", message: "must be a whole number of minutes" });
+  if (f.forks.trim() !== "" && !/^\d+$/.test(f.forks.trim())) errors.push({ field: "forks", message: "must be a whole number" });
   const key = secretOut(f.key);
   if (key !== undefined) body.sshPrivateKey = key;
   if (f.source === "inline") {
@@ -202,6 +208,7 @@ export function JobForm({ jobId }: { jobId?: string }) {
     "name",
     "description",
     "executionTtl",
+    "forks",
     "playbook",
     "repository",
     "hosts",
@@ -308,6 +315,9 @@ export function JobForm({ jobId }: { jobId?: string }) {
           <input id="job-ttl" inputmode="numeric" value=${form.ttl} onInput=${input("ttl")} />
         <//>
       </div>
+      <${Field} label="Forks" id="job-forks" error=${error} field="forks" hint="Hosts worked on at once, 1-500 (empty: Ansible's default, 5).">
+        <input id="job-forks" inputmode="numeric" value=${form.forks} onInput=${input("forks")} />
+      <//>
     </fieldset>
 
     <fieldset><legend>Callbacks (webhooks)</legend>
