@@ -101,7 +101,10 @@ export class Uploader {
   private readonly stopper = new AbortController();
   private nextSeq = 1;
   private acceptedThrough = 0;
+  /** When the oldest event not yet handed to `send` was queued: a batch goes 250 ms after it. */
   private firstQueuedAt = 0;
+  /** Every queued event is in a batch sent (or being sent): the next one queued starts the wait. */
+  private allSent = true;
   private flushWanted = false;
   private wake: (() => void) | null = null;
   private flushWaiters: (() => void)[] = [];
@@ -172,7 +175,10 @@ export class Uploader {
 
   private enqueue(e: EventInput): WireEvent {
     const event: WireEvent = { seq: this.nextSeq++, ...e };
-    if (!this.pending) this.firstQueuedAt = Date.now();
+    if (this.allSent) {
+      this.firstQueuedAt = Date.now();
+      this.allSent = false;
+    }
     const spool = this.spool;
     if (spool && (spool.count > 0 || this.queue.length >= this.memoryEvents || this.queue.bytes >= this.memoryBytes)) {
       if (!spool.count) this.log.warn("the upload backlog is beyond what is kept in memory: spooling events to disk", { backlog: this.queue.length });
@@ -306,7 +312,6 @@ export class Uploader {
     if (through > this.acceptedThrough) this.acceptedThrough = through;
     this.queue.dropThrough(this.acceptedThrough);
     this.refill();
-    if (this.queue.length) this.firstQueuedAt = Math.min(this.firstQueuedAt, Date.now());
   }
 
   private async loop(): Promise<void> {
@@ -316,6 +321,9 @@ export class Uploader {
       if (signal.aborted) break;
       const batch = this.take();
       if (!batch.length) continue;
+      // What arrives while this batch is on its way waits for its own 250 ms: without this, a
+      // steady stream would go out as back-to-back uploads of a few events each.
+      if (batch.length === this.pending) this.allSent = true;
       const before = this.acceptedThrough;
       try {
         const answer = await this.opts.send(batch, signal);

@@ -66,6 +66,22 @@ describe("uploader", () => {
     await u.stop();
   });
 
+  it("sends a steady stream about every 250 ms, not as back-to-back uploads of what arrived during the last one", async () => {
+    const t = new RecordingTransport();
+    // Each upload takes 40 ms, as over a network: events keep coming meanwhile.
+    const u = uploaderFor(t, { send: async (events) => (await new Promise((r) => setTimeout(r, 40)), t.events({ attempt: 1, events })) });
+    let i = 0;
+    const feed = setInterval(() => u.push(ev(++i)), 5);
+    await new Promise((r) => setTimeout(r, 1500));
+    clearInterval(feed);
+    await u.flush();
+    await u.stop();
+    // 1.5 s at one batch per ~250 ms is ~6 (+ the flush); back to back at 40 ms each it was ~30. A
+    // slow machine only makes fewer.
+    expect(u.batches).toBeLessThanOrEqual(10);
+    expect(t.storedEvents().map((e) => e.seq)).toEqual(Array.from({ length: i }, (_, k) => k + 1));
+  });
+
   it("retries after 5xx and lost answers, and the server ends with each event exactly once", async () => {
     const t = new RecordingTransport();
     t.failEvents = 2;
