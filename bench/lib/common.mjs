@@ -259,3 +259,11 @@ export function recordHops(section, runs) {
     prev = name;
   }
 }
+
+/** Events `from`..`to - 1` as a bench agent uploads them: one `runner_on_ok` each on localhost. */
+export function okEvents(from, to, stdout, data) {
+  const events = [];
+  for (let seq = from; seq < to; seq++)
+    events.push({ seq, timestamp: Date.now(), event_type: "runner_on_ok", host: "localhost", task: `task ${seq}`, play: "bench", stdout, data });
+  return events;
+}

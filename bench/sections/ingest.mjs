@@ -1,4 +1,4 @@
-import { A, TWO_TASKS, b64, call, createJob, median, record, serverCpuMs, stack, token } from "../lib/common.mjs";
+import { A, TWO_TASKS, b64, call, createJob, median, record, serverCpuMs, stack, token, okEvents } from "../lib/common.mjs";
 
 /** Events per second into one execution through the agent protocol, and paging at 100,000 events. */
 export async function ingest() {
@@ -24,18 +24,7 @@ export async function ingest() {
   const t0 = performance.now();
   const cpu0 = { all: serverCpuMs(), workerd: serverCpuMs("workerd") };
   for (let seq = 1; seq <= N; seq += B) {
-    const batch = [];
-    for (let k = seq; k < seq + B; k++)
-      batch.push({
-        seq: k,
-        timestamp: Date.now(),
-        event_type: "runner_on_ok",
-        host: "localhost",
-        task: `task ${k}`,
-        play: "bench",
-        stdout: line,
-        data: { changed: false, msg: "x" },
-      });
+    const batch = okEvents(seq, seq + B, line, { changed: false, msg: "x" });
     const r = await agentCall(`/agent/executions/${id}/events`, { attempt: lease.attempt, leaseId: lease.leaseId, events: batch });
     if (r.status !== 200) throw new Error(`upload ${r.status} ${await r.text()}`);
     await r.arrayBuffer();

@@ -1,6 +1,6 @@
 import { createServer } from "node:http";
 import { sleep } from "../../test/e2e/stack.ts";
-import { A, TWO_TASKS, b64, call, createJob, record, stack } from "../lib/common.mjs";
+import { A, TWO_TASKS, b64, call, createJob, record, stack, okEvents } from "../lib/common.mjs";
 
 /**
  * Webhook deliveries per second from one execution: a bench agent uploads 1,000 events (two
@@ -53,18 +53,7 @@ export async function webhooks() {
       B = 500;
     const t0 = performance.now();
     for (let seq = 1; seq <= N; seq += B) {
-      const events = [];
-      for (let k = seq; k < seq + B; k++)
-        events.push({
-          seq: k,
-          timestamp: Date.now(),
-          event_type: "runner_on_ok",
-          host: "localhost",
-          task: `task ${k}`,
-          play: "bench",
-          stdout: "ok: [localhost]\n",
-          data: { changed: false },
-        });
+      const events = okEvents(seq, seq + B, "ok: [localhost]\n", { changed: false });
       const r = await agentCall(`/agent/executions/${id}/events`, { ...ref, events });
       if (r.status !== 200) throw new Error(`upload ${r.status} ${await r.text()}`);
       await r.arrayBuffer();
