@@ -122,16 +122,7 @@ agent.openapi(
   }),
   async (c) => {
     const { executionId } = c.req.valid("param");
-    const { attempt, leaseId, events } = c.req.valid("json");
-    const object = held(c.env, executionId);
-    // The usual batch (in order, no stats) crosses to the object as text: cheaper than a copy of
-    // the array, and the object can store it in one statement.
-    const first = events[0]?.seq ?? 0;
-    const inOrder = events.every((e, i) => e.seq === first + i && e.event_type !== "playbook_on_stats");
-    if (events.length > 0 && inOrder) {
-      return c.json(await object.uploadEventRun(c.var.agent.id, { attempt, leaseId }, { json: JSON.stringify(events), first, count: events.length }), 200);
-    }
-    return c.json(await object.uploadEvents(c.var.agent.id, { attempt, leaseId, events }), 200);
+    return c.json(await held(c.env, executionId).upload(c.var.agent.id, c.req.valid("json")), 200);
   },
 );
 
