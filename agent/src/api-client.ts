@@ -72,7 +72,8 @@ export type RegisterBody = Omit<P.AgentRegister, "version" | "hostname" | "concu
 
 export type HeartbeatAnswer = P.AgentAnswer;
 export type EventsAnswer = P.AgentAnswer & { acceptedThrough: number };
-export type StatusAnswer = Omit<P.AgentAnswer, "leaseExpiresAt"> & { status?: string };
+/** With `events` in the report, `acceptedThrough` says how far they are stored. */
+export type StatusAnswer = Omit<P.AgentAnswer, "leaseExpiresAt"> & { status?: string; acceptedThrough?: number };
 
 function command(v: unknown): AgentCommand {
   return v === "stop" || v === "kill" ? v : null;
@@ -186,8 +187,10 @@ export class ApiClient {
 
   async status(executionId: string, body: StatusReport & LeaseRef, signal?: AbortSignal): Promise<StatusAnswer> {
     const { json } = await this.request("POST", `agent/executions/${encodeURIComponent(executionId)}/status`, body, { signal });
-    const a = (json ?? {}) as { status?: string; command?: unknown };
-    return { status: a.status, command: command(a.command) };
+    const a = (json ?? {}) as { status?: string; command?: unknown; acceptedThrough?: unknown };
+    const out: StatusAnswer = { status: a.status, command: command(a.command) };
+    if (typeof a.acceptedThrough === "number") out.acceptedThrough = a.acceptedThrough;
+    return out;
   }
 
   async events(executionId: string, body: LeaseRef & { events: WireEvent[] }, signal?: AbortSignal): Promise<EventsAnswer> {

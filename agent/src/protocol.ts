@@ -74,6 +74,7 @@ export type Lease = {
   check: boolean;
   diff: boolean;
   secrets: string[];
+  reportEvents?: boolean;
 };
 
 export type LeaseRef = {
@@ -96,6 +97,7 @@ export type StatusReport = {
   reason?: string;
   detail?: string;
   repositoryLog?: RepositoryLogReport;
+  events?: AgentEvent[];
 };
 
 export type HostStats = {
@@ -117,12 +119,6 @@ export type RepositoryLogReport = {
   branch?: string | null;
 };
 
-export type EventUpload = {
-  attempt: number;
-  leaseId: string;
-  events: AgentEvent[];
-};
-
 export type AgentEvent = {
   seq: number;
   timestamp: number;
@@ -132,4 +128,10 @@ export type AgentEvent = {
   host?: string | null;
   stdout?: string;
   data?: unknown;
+};
+
+export type EventUpload = {
+  attempt: number;
+  leaseId: string;
+  events: AgentEvent[];
 };

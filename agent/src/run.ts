@@ -29,7 +29,10 @@ export interface RunSink {
   event(e: EventInput): void;
   /** A status report or repositoryLog; resolves when delivered (or given up on). */
   report(r: StatusReport): Promise<void>;
-  /** Resolves when every event given so far is delivered (or given up on). */
+  /**
+   * Resolves when every event given so far is delivered (or given up on), or held to go with the
+   * final status report that follows (session.ts, when the API takes that).
+   */
   flush(): Promise<void>;
 }
 
@@ -68,8 +71,8 @@ export interface RunResult extends RunOutcome {
     /**
      * When each hop of the run happened (epoch ms, this machine's clock): the lease received, the
      * workspace ready, ansible-playbook spawned, its first event, the process exited (its output
-     * read to the end), its processes and workspace cleaned up, the last event accepted by the
-     * API, the final status reported. Logged with "execution finished" (the bench reads them).
+     * read to the end), its processes and workspace cleaned up, the last events delivered (or held
+     * for the final status), the final status reported. Logged with "execution finished" (the bench reads them).
      */
     marks: Partial<Record<Mark, number>>;
   };

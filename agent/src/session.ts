@@ -14,7 +14,7 @@ import { leaseWatch } from "./loops/lease-watch.ts";
 import { silentLogger, type Logger } from "./log.ts";
 import { Reporter } from "./reporter.ts";
 import { Backoff, sleep } from "./retry.ts";
-import type { AgentCommand, Lease, LeaseRef, StatusReport, WireEvent } from "./types.ts";
+import { TERMINAL, type AgentCommand, type Lease, type LeaseRef, type StatusReport, type WireEvent } from "./types.ts";
 import { Uploader } from "./uploader.ts";
 
 /**
@@ -36,6 +36,9 @@ export function apiTransport(client: ApiClient, executionId: string): ExecutionT
     release: (b, s) => client.release(executionId, b, s),
   };
 }
+
+/** A status report with the events it carries stays under the API's 1 MiB body limit. */
+const MAX_REPORT_BYTES = 960_000;
 
 export interface SessionOptions {
   transport: ExecutionTransport;
@@ -74,6 +77,8 @@ export class Session {
   /** The latest `leaseExpiresAt` the API answered (its clock). */
   private leaseExpiresAt: number;
   private leaseLost = false;
+  /** The uploader holds the last events for the final status report (flush()). */
+  private holding = false;
 
   constructor(lease: Lease, opts: SessionOptions) {
     this.lease = lease;
@@ -98,15 +103,15 @@ export class Session {
       log: this.log,
     });
     this.reporter = new Reporter({
-      send: (r, signal) => opts.transport.status({ ...r, ...ref }, signal),
+      send: (r, signal) => this.sendReport(r, signal),
       onCommand,
       onFatal,
       log: this.log,
     });
     const sink = {
       event: (e: Parameters<Uploader["push"]>[0]) => void this.uploader.push(e),
-      report: (r: StatusReport) => this.reporter.report(r),
-      flush: () => this.uploader.flush(),
+      report: (r: StatusReport) => this.report(r),
+      flush: () => this.flush(),
     };
     this.execution = new Run(lease, sink, { receivedAt: performance.now(), ...opts.executor, log: opts.log });
   }
@@ -123,6 +128,49 @@ export class Session {
   /** The files the upload backlog is spooled to right now (tests). */
   get spoolFiles(): string[] {
     return this.uploader.spoolFiles;
+  }
+
+  /**
+   * Every event so far delivered, or held to go with the final status in one call when the API
+   * takes that (the lease's `reportEvents`) and they fit in one: the run's end is then one request.
+   */
+  private async flush(): Promise<void> {
+    if (this.lease.reportEvents && (await this.uploader.hold())) {
+      this.holding = true;
+      return;
+    }
+    await this.uploader.flush();
+  }
+
+  /** A status report; the final one carries the events held for it. */
+  private async report(r: StatusReport): Promise<void> {
+    if (this.holding && r.status && TERMINAL.has(r.status)) {
+      this.holding = false;
+      const held = this.uploader.held();
+      if (held.events.length && held.bytes + JSON.stringify(r).length <= MAX_REPORT_BYTES) return this.reporter.report({ ...r, events: held.events });
+      // Nothing to carry, or too much with this report (a thousand hosts' stats): the usual way.
+      this.uploader.resume();
+      await this.uploader.flush();
+    }
+    return this.reporter.report(r);
+  }
+
+  private async sendReport(r: StatusReport, signal: AbortSignal): Promise<StatusAnswer> {
+    let a: StatusAnswer;
+    try {
+      a = await this.opts.transport.status({ ...r, ...this.ref }, signal);
+    } catch (err) {
+      if (!r.events || ApiError.from(err).status !== 400) throw err;
+      // A refused event must not cost the run its outcome: the events go the usual way (the
+      // uploader mends what is refused), then the status alone.
+      this.log.warn("the API refused the final status with the run's last events; sending them apart", { error: ApiError.from(err).message });
+      this.uploader.resume();
+      await this.uploader.flush();
+      const { events: _, ...alone } = r;
+      return this.opts.transport.status({ ...alone, ...this.ref }, signal);
+    }
+    if (r.events) this.uploader.delivered(a.acceptedThrough);
+    return a;
   }
 
   /** An answer renewed the lease until `serverMs` (answers may come back out of order: the latest counts). */

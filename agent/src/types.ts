@@ -28,6 +28,6 @@ export type RepositoryLog = { [K in keyof P.RepositoryLogReport]-?: K extends "b
 export type LeaseRef = P.LeaseRef;
 
 /** A status report without `attempt`/`leaseId` (the session adds them). */
-export type StatusReport = Omit<P.StatusReport, keyof LeaseRef | "repositoryLog"> & { repositoryLog?: RepositoryLog };
+export type StatusReport = Omit<P.StatusReport, keyof LeaseRef | "repositoryLog" | "events"> & { repositoryLog?: RepositoryLog; events?: WireEvent[] };
 
 export const TERMINAL: ReadonlySet<string> = new Set(["SUCCESS", "FAILURE", "INIT_FAILURE", "STOPPED", "KILLED"]);

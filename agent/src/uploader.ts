@@ -20,6 +20,8 @@ export const MAX_BATCH_EVENTS = 2000;
 export const MEMORY_EVENTS = 10_000;
 export const MEMORY_BYTES = 16 * 1024 * 1024;
 export const SPOOL_MAX_BYTES = 512 * 1024 * 1024;
+/** Bytes of events per upload (the API takes bodies up to 1 MiB). */
+export const MAX_BATCH_BYTES = 900_000;
 
 export interface UploaderOptions {
   send(events: WireEvent[], signal: AbortSignal): Promise<EventsAnswer>;
@@ -117,6 +119,10 @@ export class Uploader {
   private dropped = 0;
   private droppedBytes = 0;
   private retryWake: (() => void) | null = null;
+  /** An upload on its way: settles once its answer is taken in. */
+  private sending: Promise<void> | null = null;
+  /** Sending paused: the queued events wait to go with the final status (hold()). */
+  private holding = false;
   /** Batches sent, for tests and figures. */
   batches = 0;
 
@@ -214,6 +220,44 @@ export class Uploader {
     return new Promise((res) => this.flushWaiters.push(res));
   }
 
+  /**
+   * Pauses sending so that the events still queued go with the final status in one call (`held()`,
+   * then `delivered()` with its answer); an upload on its way is answered first, so that a command
+   * in its answer still counts. False, and nothing paused, when they would not fit in one call (or
+   * cannot be sent at all): the caller flushes instead.
+   */
+  async hold(): Promise<boolean> {
+    this.endDrop();
+    this.holding = true;
+    while (this.sending) await this.sending;
+    const fits =
+      !this.gaveUp &&
+      !this.stopper.signal.aborted &&
+      !this.spool?.count &&
+      this.queue.length <= (this.opts.maxEvents ?? MAX_BATCH_EVENTS) &&
+      this.queue.bytes <= (this.opts.maxBytes ?? MAX_BATCH_BYTES);
+    if (!fits) this.resume();
+    return fits;
+  }
+
+  /** The events held for the final status (they stay queued until `delivered`), and their size. */
+  held(): { events: WireEvent[]; bytes: number } {
+    return { events: [...this.queue].map((q) => q.event), bytes: this.queue.bytes };
+  }
+
+  /** The final status's answer stored the held events through `through`; sending goes on for the rest. */
+  delivered(through: number | undefined): void {
+    if (through !== undefined) this.accept(through);
+    this.resume();
+    this.settleFlushes();
+  }
+
+  /** Sending goes on (after `hold()`). */
+  resume(): void {
+    this.holding = false;
+    this.poke();
+  }
+
   /** Stops uploading (what is still queued is dropped, the spool removed) and waits for the loop to end. */
   async stop(): Promise<void> {
     this.stopper.abort();
@@ -272,18 +316,19 @@ export class Uploader {
   }
 
   private ready(): boolean {
+    if (this.holding) return false;
     this.refill();
     if (!this.queue.length) return false;
     if (this.flushWanted) return true;
     const maxEvents = this.opts.maxEvents ?? MAX_BATCH_EVENTS;
-    if (this.queue.length >= maxEvents || this.queue.bytes >= (this.opts.maxBytes ?? 900_000)) return true;
+    if (this.queue.length >= maxEvents || this.queue.bytes >= (this.opts.maxBytes ?? MAX_BATCH_BYTES)) return true;
     return Date.now() - this.firstQueuedAt >= (this.opts.intervalMs ?? 250);
   }
 
   private async waitForWork(): Promise<void> {
     const signal = this.stopper.signal;
     while (!signal.aborted && !this.ready()) {
-      const wait = this.pending ? Math.max(1, (this.opts.intervalMs ?? 250) - (Date.now() - this.firstQueuedAt)) : 60_000;
+      const wait = this.pending && !this.holding ? Math.max(1, (this.opts.intervalMs ?? 250) - (Date.now() - this.firstQueuedAt)) : 60_000;
       await new Promise<void>((res) => {
         const t = setTimeout(res, wait);
         this.wake = () => {
@@ -297,7 +342,7 @@ export class Uploader {
 
   private take(): WireEvent[] {
     const maxEvents = this.opts.maxEvents ?? MAX_BATCH_EVENTS;
-    const maxBytes = this.opts.maxBytes ?? 900_000;
+    const maxBytes = this.opts.maxBytes ?? MAX_BATCH_BYTES;
     const batch: WireEvent[] = [];
     let bytes = 0;
     for (const q of this.queue) {
@@ -326,10 +371,7 @@ export class Uploader {
       if (batch.length === this.pending) this.allSent = true;
       const before = this.acceptedThrough;
       try {
-        const answer = await this.opts.send(batch, signal);
-        this.batches++;
-        this.accept(answer.acceptedThrough);
-        if (answer.command) this.opts.onCommand?.(answer.command);
+        const answer = await this.send(batch, signal);
         if (this.acceptedThrough <= before && this.queue.length) {
           // The server holds back (a gap it is still waiting for): resend from there, but not in a tight loop.
           this.log.warn("the API did not accept the batch; resending", { acceptedThrough: answer.acceptedThrough, first: batch[0]!.seq });
@@ -357,6 +399,25 @@ export class Uploader {
       this.settleFlushes();
     }
     this.settleFlushes();
+  }
+
+  /** One upload, its answer taken in (accepted events dropped, its command passed on) before `sending` settles. */
+  private async send(batch: WireEvent[], signal: AbortSignal): Promise<EventsAnswer> {
+    const p = this.opts.send(batch, signal).then((answer) => {
+      this.batches++;
+      this.accept(answer.acceptedThrough);
+      if (answer.command) this.opts.onCommand?.(answer.command);
+      return answer;
+    });
+    this.sending = p.then(
+      () => undefined,
+      () => undefined,
+    );
+    try {
+      return await p;
+    } finally {
+      this.sending = null;
+    }
   }
 
   /**

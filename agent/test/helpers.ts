@@ -117,10 +117,16 @@ export class RecordingTransport implements ExecutionTransport {
     }
     return { acceptedThrough: this.through(), command: this.command };
   }
+  /** Refuse (400) a status report that carries events, as an API refusing one of them would. */
+  refuseReportEvents = false;
   async status(body: StatusReport & { attempt: number }): Promise<StatusAnswer> {
     this.bodies.push({ kind: "status", json: JSON.stringify(body) });
+    if (body.events && this.refuseReportEvents) throw new ApiError("POST status: 400 events.0.data", 400);
     this.statusReports.push(body);
-    return { status: body.status, command: this.command };
+    // Its events are stored before the status, as the server does.
+    if (!body.events) return { status: body.status, command: this.command };
+    for (const e of body.events) if (!this.stored.has(e.seq)) this.stored.set(e.seq, e);
+    return { status: body.status, command: this.command, acceptedThrough: this.through() };
   }
   async heartbeat(body: { attempt: number }): Promise<HeartbeatAnswer> {
     this.bodies.push({ kind: "heartbeat", json: JSON.stringify(body) });

@@ -236,3 +236,46 @@ describe("uploader spool", () => {
     expect(readdirSync(dir)).toEqual([]);
   });
 });
+
+describe("uploader: holding the last events for the final status", () => {
+  it("waits for the upload on its way (its command still counts), then holds the rest: nothing is sent until delivered", async () => {
+    const t = new RecordingTransport();
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let commands = 0;
+    const u = uploaderFor(t, {
+      intervalMs: 10,
+      send: async (events) => {
+        await gate; // the first upload is slow
+        return { ...(await t.events({ attempt: 1, events })), command: "stop" };
+      },
+      onCommand: () => void commands++,
+    });
+    for (let i = 1; i <= 3; i++) u.push(ev(i));
+    await new Promise((r) => setTimeout(r, 100)); // the batch of 3 is on its way (held at the gate)
+    const holding = u.hold();
+    for (let i = 4; i <= 5; i++) u.push(ev(i));
+    release();
+    expect(await holding).toBe(true);
+    expect(commands).toBe(1); // the answer of the upload on its way was taken in first
+    const { events } = u.held();
+    expect(events.map((e) => e.seq)).toEqual([4, 5]);
+    await new Promise((r) => setTimeout(r, 100)); // well past the 10 ms interval: still nothing sent
+    expect(t.bodies.filter((b) => b.kind === "events")).toHaveLength(1);
+    u.delivered(5);
+    expect(u.pending).toBe(0);
+    await u.flush(); // resolves at once: nothing left
+    await u.stop();
+    expect(t.bodies.filter((b) => b.kind === "events")).toHaveLength(1);
+  });
+
+  it("does not hold more than one call takes: sending goes on, and a flush delivers everything", async () => {
+    const t = new RecordingTransport();
+    const u = uploaderFor(t, { maxEvents: 10 });
+    for (let i = 1; i <= 25; i++) u.push(ev(i));
+    expect(await u.hold()).toBe(false);
+    await u.flush();
+    await u.stop();
+    expect(t.storedEvents().map((e) => e.seq)).toEqual(Array.from({ length: 25 }, (_, i) => i + 1));
+  });
+});

@@ -238,7 +238,7 @@ export async function hopsOf(jobId, executionId, client, output) {
     ["RUNNING stored", statusAt((s) => s === "RUNNING")],
     ["first output seen by the follower", client.firstOutput],
     ["process exited (output read)", a.exited],
-    ["last events accepted", a.flushed],
+    ["last events delivered or held for the final status", a.flushed],
     ["processes and workspace cleaned up", a.cleanedUp],
     ["final status stored", statusAt((s) => ["SUCCESS", "FAILURE", "INIT_FAILURE", "STOPPED", "KILLED"].includes(s))],
     ["agent has the final status's answer", a.reported],

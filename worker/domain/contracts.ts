@@ -232,7 +232,8 @@ export interface ExecutionRpc {
   /** PENDING → INITIALIZING for `agentId`; null when it is no longer PENDING (or cannot run). */
   grantLease(agentId: string): Promise<LeaseBody | null>;
   heartbeat(agentId: string, ref: LeaseRef): Promise<Outcome<AgentAnswer>>;
-  report(agentId: string, body: StatusReport): Promise<Outcome<AgentAnswer & { status: string }>>;
+  /** A status change and/or the repository log; with `events`, the run's last events are stored first (the answer's `acceptedThrough`). */
+  report(agentId: string, body: StatusReport): Promise<Outcome<AgentAnswer & { status: string; acceptedThrough?: number }>>;
   uploadEvents(agentId: string, body: EventUpload): Promise<Outcome<AgentAnswer & { acceptedThrough: number }>>;
   /**
    * `uploadEvents` for a batch whose seqs run `first`, `first + 1`, … (`count` of them) and that

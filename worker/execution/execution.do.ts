@@ -192,10 +192,12 @@ export class Execution extends DurableObject<Env> implements ExecutionRpc {
     });
   }
 
-  report(agentId: string, body: StatusReport): Promise<Outcome<AgentAnswer & { status: string }>> {
+  report(agentId: string, body: StatusReport): Promise<Outcome<AgentAnswer & { status: string; acceptedThrough?: number }>> {
     return outcome(async () => {
       await this.catchUp();
       const s = this.s;
+      // With events, the answer says how far they are stored (as an upload's does).
+      const through = (x: State) => (body.events ? { acceptedThrough: x.acceptedThrough } : {});
       // A retried terminal report (its answer was lost) is acknowledged, not abandoned.
       if (
         s &&
@@ -206,11 +208,13 @@ export class Execution extends DurableObject<Env> implements ExecutionRpc {
         TERMINAL.has(s.status) &&
         s.status === body.status
       ) {
-        return { status: s.status, command: null };
+        return { status: s.status, command: null, ...through(s) };
       }
       const held = this.holder(agentId, body);
       this.renew(held);
       if (body.status) this.allowed(REPORT_CAUSE[body.status], held); // check before touching anything
+      // The run's last events first: the status event follows them, and a follower sees them before the end.
+      if (body.events?.length) this.storeEvents(held, (x, stored) => this.log.storeBatch(x, body.events!, stored));
       if (body.repositoryLog) {
         held.repositoryLog = body.repositoryLog;
         this.bump(held, Date.now());
@@ -218,7 +222,7 @@ export class Execution extends DurableObject<Env> implements ExecutionRpc {
       if (body.status) this.apply(REPORT_CAUSE[body.status], { report: body });
       else this.save();
       await this.afterChange();
-      return { status: held.status, ...this.answer(held) };
+      return { status: held.status, ...this.answer(held), ...through(held) };
     });
   }
 
@@ -243,26 +247,31 @@ export class Execution extends DurableObject<Env> implements ExecutionRpc {
       await this.catchUp();
       const s = this.holder(agentId, ref);
       this.renew(s);
-      let stats: Record<string, HostStats> | null = null;
-      try {
-        this.ctx.storage.transactionSync(() => {
-          write(s, (e) => {
-            if (e.event_type === "playbook_on_stats") stats = statsFrom(e.data) ?? stats;
-          });
-          if (stats) {
-            applyStats(s, stats);
-            this.bump(s, Date.now());
-          }
-          this.save();
-        });
-      } catch (e) {
-        this.s = loadState(this.sql); // the transaction rolled back: so must the counters held in memory
-        throw e;
-      }
+      this.storeEvents(s, write);
       this.log.wake();
       await this.afterChange();
       return { acceptedThrough: s.acceptedThrough, ...this.answer(s) };
     });
+  }
+
+  /** Stores a batch in one transaction, with the host stats a playbook_on_stats among it carries. */
+  private storeEvents(s: State, write: (s: State, stored: (e: EventUpload["events"][number]) => void) => void): void {
+    let stats: Record<string, HostStats> | null = null;
+    try {
+      this.ctx.storage.transactionSync(() => {
+        write(s, (e) => {
+          if (e.event_type === "playbook_on_stats") stats = statsFrom(e.data) ?? stats;
+        });
+        if (stats) {
+          applyStats(s, stats);
+          this.bump(s, Date.now());
+        }
+        this.save();
+      });
+    } catch (e) {
+      this.s = loadState(this.sql); // the transaction rolled back: so must the counters held in memory
+      throw e;
+    }
   }
 
   release(agentId: string, ref: LeaseRef): Promise<Outcome<AgentAnswer>> {

@@ -98,5 +98,6 @@ export function leaseBody(
     check: s.overrides.check ?? false,
     diff: s.overrides.diff ?? false,
     secrets: secretValues(merged),
+    reportEvents: true,
   };
 }

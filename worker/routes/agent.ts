@@ -93,11 +93,17 @@ agent.openapi(
     method: "post",
     path: "/executions/{executionId}/status",
     tags: ["Agent protocol"],
-    summary: "Report a status change and/or the repository log",
+    summary: "Report a status change and/or the repository log; the final status may carry the run's last events",
     security,
     request: { params: ExecParam, body: jsonBody(StatusReport) },
     responses: {
-      200: jsonAnswer(AgentAnswerSchema.extend({ status: z.string() }), "Accepted"),
+      200: jsonAnswer(
+        AgentAnswerSchema.extend({
+          status: z.string(),
+          acceptedThrough: z.number().int().optional().openapi({ description: "With `events`: stored through this sequence." }),
+        }),
+        "Accepted",
+      ),
       ...execResponses,
     },
   }),

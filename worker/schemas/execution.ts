@@ -226,34 +226,6 @@ function byHost<T extends z.ZodType>(value: T) {
     .openapi({ type: "object", additionalProperties: { $ref: "#/components/schemas/HostStats" } });
 }
 
-/**
- * A status report is refused (400) only when it is structurally wrong. Its values come from the
- * playbook (host names added at run time, commit messages, error text), and a refused terminal
- * report would lose the run's outcome: unusual values are kept, or cut down, never refused.
- */
-export const StatusReport = z
-  .object({
-    ...leaseRef,
-    status: z.enum(AGENT_REPORTABLE).optional(),
-    exitCode: z.number().int().nullable().optional(),
-    hostStats: byHost(HostStats).optional(),
-    failedHosts: z.array(z.string()).optional(),
-    /** A lower_snake_case code; anything else is made one (or dropped), not refused. */
-    reason: z
-      .string()
-      .transform((v) => reasonCode(v))
-      .optional(),
-    /** Shown in the status event (cut to 4000 characters there). */
-    detail: z.string().optional(),
-    repositoryLog: RepositoryLogReport.optional(),
-  })
-  .refine((b) => b.status !== undefined || b.repositoryLog !== undefined, {
-    message: "a report carries a status, a repositoryLog, or both",
-    path: ["status"],
-  })
-  .openapi("StatusReport");
-export type StatusReport = z.infer<typeof StatusReport>;
-
 const MAX_EVENT_DATA_DEPTH = 128;
 const EVENT_TYPE_RE = /^[a-z][a-z0-9_]{0,63}$/;
 
@@ -321,6 +293,40 @@ const AgentEvents = z
 export const EventUpload = z.object({ ...leaseRef, events: AgentEvents }).openapi("EventUpload");
 export type EventUpload = z.infer<typeof EventUpload>;
 
+/**
+ * A status report is refused (400) only when it is structurally wrong. Its values come from the
+ * playbook (host names added at run time, commit messages, error text), and a refused terminal
+ * report would lose the run's outcome: unusual values are kept, or cut down, never refused.
+ */
+export const StatusReport = z
+  .object({
+    ...leaseRef,
+    status: z.enum(AGENT_REPORTABLE).optional(),
+    exitCode: z.number().int().nullable().optional(),
+    hostStats: byHost(HostStats).optional(),
+    failedHosts: z.array(z.string()).optional(),
+    /** A lower_snake_case code; anything else is made one (or dropped), not refused. */
+    reason: z
+      .string()
+      .transform((v) => reasonCode(v))
+      .optional(),
+    /** Shown in the status event (cut to 4000 characters there). */
+    detail: z.string().optional(),
+    repositoryLog: RepositoryLogReport.optional(),
+    /**
+     * The run's last events, stored before the status applies (as an upload stores them), so that
+     * an agent sends its tail and the final status in one call (the lease's `reportEvents`).
+     */
+    events: AgentEvents.optional(),
+  })
+  .refine((b) => b.status !== undefined || b.repositoryLog !== undefined, {
+    message: "a report carries a status, a repositoryLog, or both",
+    path: ["status"],
+  })
+  .refine((b) => b.events === undefined || b.status !== undefined, { message: "events go with a status", path: ["events"] })
+  .openapi("StatusReport");
+export type StatusReport = z.infer<typeof StatusReport>;
+
 /** The body of heartbeat and release: which lease the call belongs to. */
 export const LeaseRef = z.object(leaseRef).openapi("LeaseRef");
 export type LeaseRef = z.infer<typeof LeaseRef>;
@@ -384,6 +390,10 @@ export const LeaseBody = z
     check: z.boolean(),
     diff: z.boolean(),
     secrets: z.array(z.string()),
+    reportEvents: z
+      .boolean()
+      .optional()
+      .openapi({ description: "The status report takes `events`: the agent may send its last events with the final status in one call." }),
   })
   .openapi("Lease");
 export type LeaseBody = z.infer<typeof LeaseBody>;
