@@ -20,6 +20,7 @@ import { fanout } from "./sections/fanout.mjs";
 import { workerd } from "./sections/workerd.mjs";
 import { memory } from "./sections/memory.mjs";
 import { thousand } from "./sections/thousand.mjs";
+import { loadavg } from "node:os";
 
 const sections = { schedules, dispatch, e2e, ingest, webhooks, api, fanout, workerd, memory, thousand };
 
@@ -30,11 +31,14 @@ useStack(stack, await stack.token([A]));
 try {
   for (const name of order) {
     process.stderr.write(`bench: ${name}…\n`);
+    // The machine's load beside every section's figures: on a shared machine it moves them most.
+    const before = loadavg()[0];
     try {
       await sections[name]();
     } catch (e) {
       record(name, "error", String(e.message ?? e).slice(0, 200), "");
     }
+    record(name, "load average (1 min) at start → end", `${before.toFixed(1)} → ${loadavg()[0].toFixed(1)}`, "");
   }
 } finally {
   await stack.stop();
