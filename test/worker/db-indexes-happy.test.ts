@@ -1,7 +1,7 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { listAudit, pruneAudit } from "../../worker/db/audit";
-import { accountHasAgents, agentPresence, getAgent, findLiveTokenByHash, listLiveAgents, listLiveTokens } from "../../worker/db/agents";
+import { agentPresence, getAgent, findLiveTokenByHash, listLiveAgents, listLiveTokens, ownAgents } from "../../worker/db/agents";
 import { getSettingsRow } from "../../worker/db/settings";
 import {
   hasActiveExecution,
@@ -104,7 +104,8 @@ const CASES: [string, (db: D1Database) => Promise<unknown>, RegExp[]][] = [
   ["registration tokens list", (db) => listLiveTokens(db, "acme", page), [/agent_tokens_by_account/, /agent_tokens_by_account/]],
   ["routing and waiting reasons: a location's agents, last seen", (db) => agentPresence(db, "acme", null), [/agents_by_location/]],
   ["waiting reasons: the shared pool's agents, last seen", (db) => agentPresence(db, null, null), [/agents_by_account|agents_live/]],
-  ["routing: any agent of the account?", (db) => accountHasAgents(db, "acme"), [/agents_by_account/]],
+  // One statement: the default location's last sighting and "any live agent at all".
+  ["routing: the account's own agents", (db) => ownAgents(db, "acme"), [/agents_by_location[\s\S]*agents_by_account/]],
   ["account settings", (db) => getSettingsRow(db, "acme"), [/sqlite_autoindex_account_settings_1/]],
   ["register: token by hash", (db) => findLiveTokenByHash(db, "00ff"), [/sqlite_autoindex_agent_tokens_2|token_hash/]],
   ["agent by id", (db) => getAgent(db, "a1"), [/sqlite_autoindex_agents_1/]],

@@ -9,9 +9,10 @@
  */
 import { env } from "cloudflare:test";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { SEEN_WRITE_MS } from "../../worker/domain/contracts";
+import { dispatcherKey, SEEN_WRITE_MS } from "../../worker/domain/contracts";
+import { dispatcherStub } from "../../worker/domain/dispatch";
 import { Agent, Dispatcher, Execution, LoginThrottle } from "../../worker/index";
-import { installMeter, type Meter, type MeterCounts } from "../../worker/lib/meter";
+import { installMeter, rawStub, type Meter, type MeterCounts } from "../../worker/lib/meter";
 // @ts-expect-error plain ESM helper shared with the simulator
 import { fakePlaybookBatches } from "../../scripts/lib/fake-playbook.mjs";
 import { ageAgent, call, newAgent, sleep, type TestAgent } from "./agent-fixtures";
@@ -85,31 +86,42 @@ async function newJob(extra: Record<string, unknown> = {}): Promise<string> {
   return r.json.id as string;
 }
 
+/** Waits, uncounted, until the agent's long poll waits in its dispatcher. */
+async function untilPolling(): Promise<void> {
+  for (let i = 0; i < 1_500; i++) {
+    if ((await rawStub(dispatcherStub(env, dispatcherKey(ALIAS, null))).snapshot()).waiting.length > 0) return;
+    await sleep(10);
+  }
+  throw new Error("the agent's poll never reached its dispatcher");
+}
+
 /**
- * One execution of a typical job (one host, five tasks), as the agent runs it: start, lease,
- * heartbeats, RUNNING, the uploads, SUCCESS. `during` runs beside it from the start (a log
- * follower). Answers the rows and the execution id.
+ * A start while the agent waits in its long poll, as an idle agent does: the poll is answered with
+ * the lease. The poll comes SEEN_WRITE_MS after the last `lastSeen` write (once per 30 s run).
+ */
+async function startWithPoll(jobId: string): Promise<{ id: string; ref: { attempt: number; leaseId: string } }> {
+  await agePastThrottle();
+  const polling = call(agent, "POST", "/agent/lease", { waitMs: 20_000, capacity: 1 });
+  await untilPolling();
+  const r = await api("POST", `/jobs/${ALIAS}/${jobId}/start`, { token: await token([ALIAS], "user") });
+  expect(r.status, r.text).toBe(200);
+  const l = await polling;
+  expect(l.status, l.text).toBe(200);
+  expect(l.json.executionId).toBe(r.json.execution_id);
+  return { id: r.json.execution_id, ref: { attempt: l.json.attempt, leaseId: l.json.leaseId } };
+}
+
+/**
+ * One execution of a typical job (one host, five tasks), as the agent runs it: start and lease (its
+ * poll waiting), heartbeats, RUNNING, the uploads, SUCCESS. Answers the rows and the execution id.
  */
 async function oneExecution(jobId: string): Promise<{ rows: Row[]; id: string }> {
   const rows: Row[] = [];
-  const userToken = await token([ALIAS], "user");
   let id = "";
-  rows.push(
-    await counted("start (`POST …/start`)", 1, async () => {
-      const r = await api("POST", `/jobs/${ALIAS}/${jobId}/start`, { token: userToken });
-      expect(r.status, r.text).toBe(200);
-      id = r.json.execution_id;
-    }),
-  );
   let ref = { attempt: 0, leaseId: "" };
-  // The one lastSeen write of a 30 s run (an agent that runs back to back writes every 30 s).
-  await agePastThrottle();
   rows.push(
-    await counted("lease (the agent's poll answered with it)", 1, async () => {
-      const r = await call(agent, "POST", "/agent/lease", { waitMs: 5_000, capacity: 1 });
-      expect(r.status, r.text).toBe(200);
-      expect(r.json.executionId).toBe(id);
-      ref = { attempt: r.json.attempt, leaseId: r.json.leaseId };
+    await counted("start (`POST …/start`) and lease (the agent's waiting poll answered with it)", 2, async () => {
+      ({ id, ref } = await startWithPoll(jobId));
     }),
   );
   const path = `/agent/executions/${id}`;
@@ -217,6 +229,13 @@ describe("the load model", () => {
     rows.push(...steps);
     const total = sum(steps);
     rows.push(total);
+    // The start and its lease read D1 five times: the start's one batch (the job, the settings, the
+    // account's agents for routing), the dispatcher's slot count for the waiting reason and the
+    // claim's own check. The lease uses the job row the start read (no second `SELECT jobs`).
+    const startAndLease = steps[0]!;
+    expect(startAndLease.c.d1.inBatches).toMatchObject({ "SELECT jobs": 1, "SELECT account_settings": 1, "SELECT agents": 1 });
+    expect(startAndLease.c.d1.reads).toBe(5);
+    expect(total.c.d1.byStatement["SELECT jobs"]).toBe(1);
     const heartbeats = steps.find((r) => r.step.startsWith("heartbeats"))!;
     expect(heartbeats.c.objects.byMethod["EXECUTION.heartbeat"]).toBe(HEARTBEATS);
     // A heartbeat writes no index row, and within the throttle no lastSeen either: D1 nothing.
@@ -236,13 +255,12 @@ describe("the load model", () => {
       meter.reset();
       const userToken = await token([ALIAS], "viewer");
       let followed = "";
-      const r0 = await api("POST", `/jobs/${ALIAS}/${plain}/start`, { token: await token([ALIAS], "user") });
-      const id = r0.json.execution_id as string;
+      const { id, ref } = await startWithPoll(plain);
       const follow = SELF_follow(`/jobs/${ALIAS}/${plain}/executions/${id}/log?follow=true`, userToken).then((t) => {
         followed = t;
       });
-      // The rest of the run as before (the start is done: lease onwards).
-      await runRest(id);
+      // The rest of the run as before (started and leased).
+      await runRest(id, ref);
       await follow;
       await settle();
       expect(followed).toContain("PLAY RECAP");
@@ -335,12 +353,8 @@ describe("the load model", () => {
   });
 });
 
-/** The rest of `oneExecution` for an execution already started (lease onwards), uncounted per step. */
-async function runRest(id: string): Promise<void> {
-  await agePastThrottle();
-  const l = await call(agent, "POST", "/agent/lease", { waitMs: 5_000, capacity: 1 });
-  expect(l.status, l.text).toBe(200);
-  const ref = { attempt: l.json.attempt, leaseId: l.json.leaseId };
+/** The rest of `oneExecution` for an execution started and leased, uncounted per step. */
+async function runRest(id: string, ref: { attempt: number; leaseId: string }): Promise<void> {
   const path = `/agent/executions/${id}`;
   for (let i = 0; i < HEARTBEATS; i++) await call(agent, "POST", `${path}/heartbeat`, ref);
   await call(agent, "POST", `${path}/status`, { ...ref, status: "RUNNING" });

@@ -123,9 +123,39 @@ export async function agentPresence(db: D1Database, alias: string | null, locati
   return { registered: row?.n ?? 0, lastSeen: row?.seen ?? null };
 }
 
-/** Does the account have any live agent, in any location? */
-export async function accountHasAgents(db: D1Database, alias: string): Promise<boolean> {
-  return (await db.prepare(`SELECT 1 FROM agents WHERE ${LIVE_OF_ACCOUNT} LIMIT 1`).bind(alias).first()) !== null;
+/** What routing asks of an account's agents: when a default-location one was last seen, and whether it has any live agent at all. */
+export interface OwnAgents {
+  /** The latest `last_seen` of its live default-location agents (null: none, or none ever seen). */
+  defaultLastSeen: number | null;
+  /** It has a live agent in some location (revoked ones do not count). */
+  any: boolean;
+}
+
+/**
+ * Both of routing's questions in one statement (one round trip; both use agents_by_account).
+ * Read its single row with `ownAgentsOf`.
+ */
+export const ownAgentsStatement = (db: D1Database, alias: string) =>
+  db
+    .prepare(
+      // INDEXED BY: a lone MAX() would otherwise walk agents_live (every live agent, newest first).
+      `SELECT (SELECT MAX(last_seen) FROM agents INDEXED BY agents_by_location WHERE account_alias = ? AND location IS ? AND revoked_time IS NULL) AS seen,
+              EXISTS (SELECT 1 FROM agents WHERE ${LIVE_OF_ACCOUNT}) AS any_live`,
+    )
+    .bind(alias, null, alias);
+
+export interface OwnAgentsRow {
+  seen: number | null;
+  any_live: number;
+}
+
+export const ownAgentsOf = (row: OwnAgentsRow | null | undefined): OwnAgents => ({
+  defaultLastSeen: row?.seen ?? null,
+  any: (row?.any_live ?? 0) === 1,
+});
+
+export async function ownAgents(db: D1Database, alias: string): Promise<OwnAgents> {
+  return ownAgentsOf(await ownAgentsStatement(db, alias).first<OwnAgentsRow>());
 }
 
 /** Revokes a live agent of the account (null: of the shared pool); false when there is none. */

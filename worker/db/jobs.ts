@@ -26,8 +26,12 @@ export async function insertJob(db: D1Database, row: JobRow, audit: D1PreparedSt
   ]);
 }
 
+/** The read of one job row, as a statement (a batch may carry it with other reads: one round trip). */
+export const jobStatement = (db: D1Database, accountAlias: string, id: string) =>
+  db.prepare(`SELECT ${COLUMNS} FROM jobs WHERE id = ? AND account_alias = ?`).bind(id, accountAlias);
+
 export async function getJob(db: D1Database, accountAlias: string, id: string): Promise<JobRow | null> {
-  return db.prepare(`SELECT ${COLUMNS} FROM jobs WHERE id = ? AND account_alias = ?`).bind(id, accountAlias).first<JobRow>();
+  return jobStatement(db, accountAlias, id).first<JobRow>();
 }
 
 /** One page of the account's jobs, newest first, and the total. */

@@ -5,12 +5,13 @@ export interface SettingsRow {
   shared_pool_fallback: number;
 }
 
+/** The read of the account's settings row, as a statement (for a batch). */
+export const settingsStatement = (db: D1Database, accountAlias: string) =>
+  db.prepare(`SELECT pending_timeout_minutes, shared_pool_fallback FROM account_settings WHERE account_alias = ?`).bind(accountAlias);
+
 /** The account's stored settings; null when it never changed any (the defaults apply). */
 export function getSettingsRow(db: D1Database, accountAlias: string): Promise<SettingsRow | null> {
-  return db
-    .prepare(`SELECT pending_timeout_minutes, shared_pool_fallback FROM account_settings WHERE account_alias = ?`)
-    .bind(accountAlias)
-    .first<SettingsRow>();
+  return settingsStatement(db, accountAlias).first<SettingsRow>();
 }
 
 export async function putSettingsRow(db: D1Database, accountAlias: string, row: SettingsRow, now: number): Promise<void> {

@@ -75,7 +75,7 @@ export class Dispatcher extends DurableObject<Env> {
   /** The execution whose grant is in flight (a repeated enqueue of it must not undo the grant). */
   private granting: string | null = null;
   private readonly revoked = new Map<string, number>();
-  /** Accounts found full in this pump round (a lost race for the last slot), skipped until the next. */
+  /** Accounts found full by a claim in this pump round (a lone account's, or a lost race for the last slot), skipped until the next. */
   private full = new Set<string>();
   /** When work held back by a full account (or a failed count) should be looked at again. */
   private recheckAt: number | null = null;
@@ -299,7 +299,8 @@ export class Dispatcher extends DurableObject<Env> {
       return true;
     }
     if (claim === "full") {
-      // Another dispatcher of the account took the last slot first: its work waits here.
+      // The account holds all its slots (a lone account is not counted before its claim), or another
+      // of its dispatchers took the last one first: its work waits here.
       this.full.add(item.account_alias);
       return true;
     }
@@ -358,7 +359,9 @@ export class Dispatcher extends DurableObject<Env> {
 
   /**
    * The next item by round-robin over accounts, then jobs, then FIFO, skipping accounts that hold
-   * all their slots (counted in D1 across the account's dispatchers).
+   * all their slots (counted in D1 across the account's dispatchers). With one account waiting
+   * there is nothing to skip to: its item goes straight to the claim, which answers "full"
+   * atomically anyway (one D1 round trip fewer on the way to the lease).
    */
   private async pick(): Promise<QueueRow | null> {
     const now = Date.now();
@@ -368,6 +371,7 @@ export class Dispatcher extends DurableObject<Env> {
       if (this.full.size > 0) this.recheckAt = now + LIMIT_RECHECK_MS;
       return null;
     }
+    if (accounts.length === 1) return this.queue.nextOf(accounts[0]!, now);
     const held = await slotsHeld(this.env.DB, accounts, now);
     const account = accounts.find((a) => (held.get(a) ?? 0) < limit);
     if (account === undefined) {

@@ -1,3 +1,4 @@
+import type { JobRow } from "../db/jobs";
 import { ProblemError, type Outcome } from "../lib/problem";
 import { MAX_POLL_WAIT_MS } from "../schemas/agent";
 import type { WaitingReason } from "./waiting";
@@ -20,7 +21,8 @@ import type {
  *   enqueues it on the dispatcher that `routeExecution` (domain/dispatch.ts) picks;
  * - an agent's long poll (`pollForLease`, domain/agents.ts) waits on its `Dispatcher`, which
  *   claims an account slot and calls `Execution.grantLease`; the lease's job comes from
- *   `loadJobForLease` (domain/jobs.ts), the only place secrets are decrypted for an agent;
+ *   `loadJobForLease` / `jobForLease` (domain/jobs.ts), the only place secrets are decrypted for
+ *   an agent (of the row the start read, when the lease follows it at once: `InitInput.jobRow`);
  * - agent calls and user actions reach the object through `executionClient()`
  *   (domain/execution-client.ts): its methods answer an `Outcome` rather than throw, and the
  *   client throws a refusal again as the ProblemError it was.
@@ -155,6 +157,11 @@ export interface InitInput {
   overrides?: StartOverrides;
   /** The account's pending timeout (settings); absent: the default. */
   pendingTimeoutMinutes?: number;
+  /**
+   * The job row as the start read it (secrets still encrypted). The object keeps it in memory only,
+   * for a lease granted straight after (saves reading the same row again); never stored.
+   */
+  jobRow?: JobRow;
 }
 
 export type CallbackLevel = "DEBUG" | "ERROR" | "RESULT";

@@ -1,4 +1,4 @@
-import { accountHasAgents, agentPresence } from "../db/agents";
+import { ownAgents, type OwnAgents } from "../db/agents";
 import { dispatcherKey, isOnline } from "./contracts";
 import { readSettings } from "./settings";
 
@@ -22,13 +22,28 @@ export interface RoutableJob {
  * shared pool. `fallback` is that setting when the caller has read it already.
  */
 export async function routeExecution(env: Env, accountAlias: string, job: RoutableJob, fallback?: boolean): Promise<string> {
-  const wanted = [job.location, ...job.hostLocations].map((l) => l?.trim()).find((l) => !!l);
+  if (wantedLocation(job)) return routeWith(accountAlias, job, null, false, Date.now());
+  const own = await ownAgents(env.DB, accountAlias); // one statement answers both questions
+  const now = Date.now();
+  // The setting is read only when it decides.
+  const decides = !isOnline(own.defaultLastSeen, now) && own.any;
+  const mayFallBack = decides && (fallback ?? (await readSettings(env, accountAlias)).sharedPoolFallback);
+  return routeWith(accountAlias, job, own, mayFallBack, now);
+}
+
+const wantedLocation = (job: RoutableJob) => [job.location, ...job.hostLocations].map((l) => l?.trim()).find((l) => !!l);
+
+/**
+ * `routeExecution`'s rule on answers already read (the start reads them in one batch with the job
+ * and the settings). `own` may be null only when the job names a location.
+ */
+export function routeWith(accountAlias: string, job: RoutableJob, own: OwnAgents | null, mayFallBack: boolean, now: number): string {
+  const wanted = wantedLocation(job);
   if (wanted) return dispatcherKey(accountAlias, wanted);
-  const own = dispatcherKey(accountAlias, null);
-  if (isOnline((await agentPresence(env.DB, accountAlias, null)).lastSeen, Date.now())) return own;
-  if (!(await accountHasAgents(env.DB, accountAlias))) return dispatcherKey(null, null);
-  const mayFallBack = fallback ?? (await readSettings(env, accountAlias)).sharedPoolFallback;
-  return mayFallBack ? dispatcherKey(null, null) : own;
+  if (!own) throw new Error("routing a job without a location needs the account's agents");
+  if (isOnline(own.defaultLastSeen, now)) return dispatcherKey(accountAlias, null);
+  if (!own.any) return dispatcherKey(null, null);
+  return mayFallBack ? dispatcherKey(null, null) : dispatcherKey(accountAlias, null);
 }
 
 /** The dispatcher an agent polls: its account's (or the shared pool's) queue for its location. */

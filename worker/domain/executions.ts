@@ -1,4 +1,7 @@
+import { ownAgentsOf, ownAgentsStatement, type OwnAgents, type OwnAgentsRow } from "../db/agents";
 import { jobExecutionsOldestFirst, jobKnown, listExecutionViews, markChecked, staleActiveExecutions } from "../db/executions";
+import { jobStatement, type JobRow } from "../db/jobs";
+import { settingsStatement, type SettingsRow } from "../db/settings";
 import { newId } from "../lib/ids";
 import { log } from "../lib/log";
 import { notFound } from "../lib/problem";
@@ -6,12 +9,13 @@ import type { Actor } from "../schemas/audit";
 import { pageOf, type Page, type PageParams } from "../schemas/common";
 import { ACTIVE_STATUSES, type ExecutionStatus, type ExecutionView, type StatusEvent } from "../schemas/execution";
 import type { Job } from "../schemas/job";
+import type { Settings } from "../schemas/settings";
 import { recordAuditAfter } from "./audit";
 import { parseStatusEvent, type InitInput, type LogChunk, type Scope, type StartOverrides } from "./contracts";
-import { routeExecution } from "./dispatch";
+import { routeWith } from "./dispatch";
 import { executionClient } from "./execution-client";
-import { getJobSummary } from "./jobs";
-import { readSettings } from "./settings";
+import { summaryOf } from "./jobs";
+import { settingsOf } from "./settings";
 
 /**
  * Executions: the Worker-side entry points. The Execution object decides every state change;
@@ -63,9 +67,9 @@ export async function startExecution(
   jobId: string,
   opts: { trigger: "api" | "schedule"; scheduleId?: string; scheduledTime?: number; executionId?: string; overrides?: StartOverrides; actor: Actor },
 ): Promise<ExecutionView> {
-  // Both reads at once: each is a round trip to D1 on the way to the lease.
-  const [job, settings] = await Promise.all([getJobSummary(env, accountAlias, jobId), readSettings(env, accountAlias)]);
-  if (!job) throw notFound("No such job.");
+  const { row, settings, own } = await readForStart(env, accountAlias, jobId);
+  if (!row) throw notFound("No such job.");
+  const job = summaryOf(row);
   const executionId = opts.executionId ?? newId();
   const input: InitInput = {
     executionId,
@@ -75,10 +79,11 @@ export async function startExecution(
     scheduleId: opts.scheduleId ?? null,
     scheduledTime: opts.scheduledTime ?? null,
     executionTtl: job.executionTtl,
-    dispatcherKey: await routeExecution(env, accountAlias, job, settings.sharedPoolFallback),
+    dispatcherKey: routeWith(accountAlias, job, own, settings.sharedPoolFallback, Date.now()),
     overrides: opts.overrides,
     callbacks: job.callbacks,
     pendingTimeoutMinutes: settings.pendingTimeoutMinutes,
+    jobRow: row,
   };
   const view = await execution(env, executionId).init(input);
   await auditExecution(env, opts.actor, { accountAlias }, "execution.started", view, {
@@ -87,6 +92,24 @@ export async function startExecution(
     overrides: overrideKeys(opts.overrides),
   });
   return view;
+}
+
+/**
+ * What a start (or restart) reads before the Execution object, in one D1 batch (one round trip on
+ * the way to the lease): the job row, the account's settings, and its own agents for routing (not
+ * needed when the job names a location, but cheaper read alongside than asked for afterwards).
+ */
+async function readForStart(env: Env, accountAlias: string, jobId: string): Promise<{ row: JobRow | null; settings: Settings; own: OwnAgents }> {
+  const [job, settings, own] = await env.DB.batch([
+    jobStatement(env.DB, accountAlias, jobId),
+    settingsStatement(env.DB, accountAlias),
+    ownAgentsStatement(env.DB, accountAlias),
+  ]);
+  return {
+    row: (job?.results[0] as JobRow | undefined) ?? null,
+    settings: settingsOf(accountAlias, (settings?.results[0] as SettingsRow | undefined) ?? null),
+    own: ownAgentsOf(own?.results[0] as OwnAgentsRow | undefined),
+  };
 }
 
 export type JobWithExecution = Job & { execution?: Record<string, unknown> };
@@ -111,10 +134,9 @@ export async function restartExecution(
 ): Promise<ExecutionView> {
   const x = execution(env, executionId);
   const current = await x.view(scope); // 404 before any routing work
-  const job = await getJobSummary(env, scope.accountAlias, current.job_id);
   // Routed afresh: the account may have agents (or a location) now that it did not have before.
-  const settings = await readSettings(env, scope.accountAlias);
-  const key = job ? await routeExecution(env, scope.accountAlias, job, settings.sharedPoolFallback) : undefined;
+  const { row, settings, own } = await readForStart(env, scope.accountAlias, current.job_id);
+  const key = row ? routeWith(scope.accountAlias, summaryOf(row), own, settings.sharedPoolFallback, Date.now()) : undefined;
   const view = await x.restart(scope, overrides, key, settings.pendingTimeoutMinutes);
   await auditExecution(env, actor, scope, "execution.restarted", view, { overrides: overrideKeys(overrides) });
   return view;

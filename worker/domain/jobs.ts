@@ -134,7 +134,11 @@ export async function listJobPage(env: Env, accountAlias: string, p: PageParams)
 /** The job with its secrets decrypted, for a lease handed to an authenticated agent. Nothing else decrypts. */
 export async function loadJobForLease(env: Env, accountAlias: string, jobId: string): Promise<JobForLease | null> {
   const row = await getJob(env.DB, accountAlias, jobId);
-  if (!row) return null;
+  return row ? jobForLease(env, row) : null;
+}
+
+/** `loadJobForLease` of a row already read (the start's read, when the lease follows at once). */
+export async function jobForLease(env: Env, row: JobRow): Promise<JobForLease> {
   const d = definitionOf(row);
   const s = await openSecrets(env, row);
   const hostKeys = new Map((s.hosts ?? []).map((h) => [h.id, h.sshPrivateKey]));
@@ -165,7 +169,10 @@ export async function loadJobForLease(env: Env, accountAlias: string, jobId: str
 
 export async function getJobSummary(env: Env, accountAlias: string, jobId: string): Promise<JobSummary | null> {
   const row = await getJob(env.DB, accountAlias, jobId);
-  if (!row) return null;
+  return row ? summaryOf(row) : null;
+}
+
+export function summaryOf(row: JobRow): JobSummary {
   const d = definitionOf(row);
   const hostLocations = [...new Set(d.hosts.map((h) => h.hostVars.rnr_location).filter((l): l is string => typeof l === "string" && l.length > 0))];
   return { id: row.id, executionTtl: d.executionTtl, location: d.location, hostLocations, callbacks: d.callbacks };

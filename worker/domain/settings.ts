@@ -2,13 +2,17 @@
  * Account settings: how long a PENDING execution waits for an agent, and whether location-less
  * jobs may fall back to the shared pool (docs/agent-protocol.md, "Which work an agent gets").
  */
-import { getSettingsRow, putSettingsRow } from "../db/settings";
+import { getSettingsRow, putSettingsRow, type SettingsRow } from "../db/settings";
 import type { Actor } from "../schemas/audit";
 import { recordAudit } from "./audit";
 import { DEFAULT_PENDING_TIMEOUT_MINUTES, type AccountSettingsBody, type Settings } from "../schemas/settings";
 
 export async function readSettings(env: Env, accountAlias: string): Promise<Settings> {
-  const row = await getSettingsRow(env.DB, accountAlias);
+  return settingsOf(accountAlias, await getSettingsRow(env.DB, accountAlias));
+}
+
+/** The settings a stored row (null: none stored) means. */
+export function settingsOf(accountAlias: string, row: SettingsRow | null): Settings {
   return {
     accountAlias,
     pendingTimeoutMinutes: row?.pending_timeout_minutes ?? DEFAULT_PENDING_TIMEOUT_MINUTES,

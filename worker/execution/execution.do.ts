@@ -15,7 +15,7 @@ import {
   type WebhookContent,
 } from "../domain/contracts";
 import { loadInventoryForLease } from "../domain/inventory";
-import { loadJobForLease } from "../domain/jobs";
+import { jobForLease, loadJobForLease } from "../domain/jobs";
 import { sameReason, waitingText, type WaitingReason } from "../domain/waiting";
 import { log } from "../lib/log";
 import { conflict, notFound, outcome, type Outcome } from "../lib/problem";
@@ -24,6 +24,7 @@ import type { EventUpload, ExecutionStatus, ExecutionView, HostStats, LeaseBody,
 import { DEADLINES, KILL_CONFIRM_MS, nextAlarm, unreachableAt } from "./deadlines";
 import { applyStats, causeEffects, enterPending, enterTerminal, type ApplyOptions } from "./effects";
 import { EVENT_TABLES, EventLog } from "./event-log";
+import { HeldJob } from "./held-job";
 import { statsFrom } from "./host-stats";
 import { leaseBody, secretPart } from "./lease-body";
 import { CAUSE_VERB, LEASED, reasonFor, REPORT_CAUSE, target, TERMINAL, type Cause } from "./machine";
@@ -46,6 +47,8 @@ export class Execution extends DurableObject<Env> implements ExecutionRpc {
   private readonly log: EventLog;
   private readonly webhooks: Webhooks;
   private readonly outbox: Outbox;
+  /** The start's read of the job, for a lease granted at once (memory only). */
+  readonly heldJob = new HeldJob();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -72,6 +75,7 @@ export class Execution extends DurableObject<Env> implements ExecutionRpc {
     const now = Date.now();
     const s = newState(input, plain, secrets, now);
     this.s = s;
+    this.heldJob.hold(input.jobRow, now);
     enterPending(s, now);
     this.log.statusChanged(s, null, now);
     s.version = 1;
@@ -154,7 +158,8 @@ export class Execution extends DurableObject<Env> implements ExecutionRpc {
     let inventory: LeaseBody["inventory"] = null;
     let unusable: string | null = null;
     try {
-      job = await loadJobForLease(this.env, before.accountAlias, before.jobId);
+      const row = this.heldJob.take(before.attempt, Date.now());
+      job = row ? await jobForLease(this.env, row) : await loadJobForLease(this.env, before.accountAlias, before.jobId);
       if (!job) unusable = "job_not_found";
       else {
         if (before.secrets) secret = await decryptJson<SecretOverrides>(this.env, before.secrets);
@@ -298,6 +303,8 @@ export class Execution extends DurableObject<Env> implements ExecutionRpc {
    */
   async waiting(reason: WaitingReason): Promise<void> {
     const s = this.s;
+    // It waits for more than its turn: its lease comes later, and reads the job as it is then.
+    if (reason.code !== "queued_behind") this.heldJob.drop();
     if (s?.status !== "PENDING" || sameReason(s.waiting, reason)) return;
     const now = Date.now();
     s.waiting = reason;

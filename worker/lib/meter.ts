@@ -11,8 +11,11 @@
  */
 
 export interface MeterCounts {
-  /** D1 statements: reads (SELECT), writes (anything else), and per statement fingerprint. */
-  d1: { reads: number; writes: number; batches: number; byStatement: Record<string, number> };
+  /**
+   * D1 statements: reads (SELECT), writes (anything else), and per statement fingerprint; `inBatches`
+   * counts those of them sent in a batch (one round trip for the batch), per fingerprint too.
+   */
+  d1: { reads: number; writes: number; batches: number; byStatement: Record<string, number>; inBatches: Record<string, number> };
   /** Durable Object requests by class (binding name), by `Class.method`, and by object. */
   objects: { byClass: Record<string, number>; byMethod: Record<string, number>; byObject: Record<string, number> };
   /** Alarms run, by class. */
@@ -33,7 +36,7 @@ export interface Meter {
 }
 
 const empty = (): MeterCounts => ({
-  d1: { reads: 0, writes: 0, batches: 0, byStatement: {} },
+  d1: { reads: 0, writes: 0, batches: 0, byStatement: {}, inBatches: {} },
   objects: { byClass: {}, byMethod: {}, byObject: {} },
   alarms: {},
   queue: { sends: 0, messages: 0 },
@@ -99,11 +102,12 @@ export function installMeter(env: Record<string, unknown>, classes: Record<strin
   installed = { meter, counts: state.counts };
   const c = () => (paused > 0 ? scratch : state.counts);
 
-  const countSql = (sql: string) => {
+  const countSql = (sql: string, batched = false) => {
     const f = fingerprint(sql);
     if (f.kind === "read") c().d1.reads++;
     else c().d1.writes++;
     bump(c().d1.byStatement, f.key);
+    if (batched) bump(c().d1.inBatches, f.key);
   };
 
   // ---- D1 -------------------------------------------------------------------------------------
@@ -136,7 +140,7 @@ export function installMeter(env: Record<string, unknown>, classes: Record<strin
     const batch = dbProto.batch!;
     dbProto.batch = function (this: unknown, stmts: unknown) {
       c().d1.batches++;
-      for (const s of stmts as object[]) countSql(textOf(s));
+      for (const s of stmts as object[]) countSql(textOf(s), true);
       return batch.call(this, stmts);
     };
     const exec = dbProto.exec;
