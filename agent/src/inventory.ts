@@ -3,7 +3,7 @@
 import { join } from "node:path";
 import { decodePrivateKey, KeyError } from "./keys.ts";
 import type { Lease } from "./types.ts";
-import { writePrivateFile } from "./workspace.ts";
+import { allDone, writePrivateFile } from "./workspace.ts";
 
 export class InventoryError extends Error {}
 
@@ -66,21 +66,23 @@ export async function writeRunFiles(lease: Lease, privateDir: string): Promise<R
   const job = lease.job;
   const hostKeys = new Map<string, string>();
   let defaultKey: string | undefined;
-  let n = 0;
-  const writeKey = async (value: string, what: string) => {
+  // Every file is decided first, then written side by side (each write is a round trip to libuv's
+  // thread pool); a bad key fails before anything is written.
+  const files: [string, string][] = [];
+  const writeKey = (value: string, what: string) => {
     let pem: string;
     try {
       pem = decodePrivateKey(value, what);
     } catch (err) {
       throw new InventoryError(err instanceof KeyError ? err.message : `${what}: ${String(err)}`);
     }
-    const path = join(privateDir, `key-${++n}.pem`);
-    await writePrivateFile(path, pem);
+    const path = join(privateDir, `key-${files.length + 1}.pem`);
+    files.push([path, pem]);
     return path;
   };
-  if (job.sshPrivateKey) defaultKey = await writeKey(job.sshPrivateKey, "the job's sshPrivateKey");
+  if (job.sshPrivateKey) defaultKey = writeKey(job.sshPrivateKey, "the job's sshPrivateKey");
   for (const [i, h] of (job.hosts ?? []).entries()) {
-    if (h.sshPrivateKey) hostKeys.set(h.id, await writeKey(h.sshPrivateKey, `hosts[${i}] (${h.id}) sshPrivateKey`));
+    if (h.sshPrivateKey) hostKeys.set(h.id, writeKey(h.sshPrivateKey, `hosts[${i}] (${h.id}) sshPrivateKey`));
   }
 
   const inventory = buildInventory(lease, { default: defaultKey, hosts: hostKeys });
@@ -93,24 +95,25 @@ export async function writeRunFiles(lease: Lease, privateDir: string): Promise<R
     );
   }
   const inventoryPath = join(privateDir, "inventory.json");
-  await writePrivateFile(inventoryPath, JSON.stringify(inventory, null, 1));
+  files.push([inventoryPath, JSON.stringify(inventory, null, 1)]);
   const args = ["-i", inventoryPath];
 
   if (isObject(job.properties) && Object.keys(job.properties).length) {
     const varsPath = join(privateDir, "extra-vars.json");
-    await writePrivateFile(varsPath, JSON.stringify(job.properties));
+    files.push([varsPath, JSON.stringify(job.properties)]);
     args.push("--extra-vars", `@${varsPath}`);
   }
   for (const tag of job.playbookTags ?? []) if (tag) args.push("--tags", tag);
   // A restart runs the failed hosts only. A file: no length limit, and no "," or ":" splitting.
   if (lease.limit?.length) {
     const limitPath = join(privateDir, "limit.txt");
-    await writePrivateFile(limitPath, lease.limit.map(limitPattern).join("\n") + "\n");
+    files.push([limitPath, lease.limit.map(limitPattern).join("\n") + "\n"]);
     args.push("--limit", `@${limitPath}`);
   }
   // The job's parallelism; absent: Ansible's default (or the agent's own ANSIBLE_FORKS).
   if (Number.isInteger(job.forks) && job.forks! > 0) args.push("--forks", String(job.forks));
   if (lease.check) args.push("--check");
   if (lease.diff) args.push("--diff");
+  await allDone(files.map(([path, data]) => writePrivateFile(path, data)));
   return { args, inventoryPath, hostIds };
 }

@@ -9,7 +9,7 @@ import { CloneError, cloneRepository, type GitSpawn } from "./git.ts";
 import { TRACKING_ENV } from "./process-group.ts";
 import { passwdFiles, type Isolation, type SandboxMounts } from "./sandbox.ts";
 import type { LeaseJob, RepositoryLog } from "./types.ts";
-import { handOver, type Workspace } from "./workspace.ts";
+import { allDone, handOver, type Workspace } from "./workspace.ts";
 
 /** Why the run could not start: `reason` is the INIT_FAILURE reason, the message its detail. */
 export class InitFailure extends Error {
@@ -33,17 +33,19 @@ export async function prepareIsolation(
   if (iso.level === "none") return { mounts: { rw: [], ro: [] }, callbackDir: opts.callbackDir };
   const mounts: SandboxMounts = { rw: [ws.project, ws.tmp, ws.cp, ws.home], ro: [ws.private] };
   const own = join(ws.private, "callback_plugins");
-  await mkdir(own, { mode: 0o700 });
-  await copyFile(join(opts.callbackDir, "runner_events.py"), join(own, "runner_events.py"));
+  const writes: Promise<unknown>[] = [
+    mkdir(own, { mode: 0o700 }).then(() => copyFile(join(opts.callbackDir, "runner_events.py"), join(own, "runner_events.py"))),
+  ];
   if (opts.knownHosts) mounts.ro.push(opts.knownHosts);
   if (iso.level === "sandbox") {
     const uid = iso.uid ?? process.getuid?.() ?? 0;
     const files = passwdFiles(uid, iso.gid ?? uid, ws.home);
     mounts.passwd = join(ws.dir, "passwd");
     mounts.group = join(ws.dir, "group");
-    await writeFile(mounts.passwd, files.passwd, { mode: 0o644 });
-    await writeFile(mounts.group, files.group, { mode: 0o644 });
+    writes.push(writeFile(mounts.passwd, files.passwd, { mode: 0o644 }), writeFile(mounts.group, files.group, { mode: 0o644 }));
   }
+  // Side by side: each is a round trip to libuv's thread pool.
+  await allDone(writes);
   return { mounts, callbackDir: own };
 }
 

@@ -60,14 +60,6 @@ export function isAlive(pid: number): boolean {
   }
 }
 
-export interface ProcInfo {
-  pid: number;
-  ppid: number;
-  pgid: number;
-  state: string;
-  cmdline: string;
-}
-
 const hasProc = (() => {
   try {
     readdirSync("/proc/self");
@@ -85,16 +77,54 @@ function pids(): number[] {
     .filter((p) => p !== process.pid);
 }
 
-export function procInfo(pid: number): ProcInfo | null {
+/** A process's state letter (Z: zombie) and process group, from /proc/<pid>/stat; null if gone. */
+function statOf(pid: number): { state: string; pgid: number } | null {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const stat = readFileSync(`/proc/${pid}/stat`, "latin1");
     // The command name is in parentheses and may itself contain spaces or parentheses.
-    const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8").replace(/\0+$/, "").replace(/\0/g, " ");
-    return { pid, state: rest[0] ?? "?", ppid: Number(rest[1]), pgid: Number(rest[2]), cmdline };
+    const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ", 3);
+    return { state: rest[0] ?? "?", pgid: Number(rest[2]) };
   } catch {
     return null;
   }
+}
+
+interface Proc {
+  pid: number;
+  state: string;
+  /** Real uid. */
+  uid: number;
+  pgid: number;
+}
+
+/** A process's state letter, real uid and process group, from /proc/<pid>/status; null if gone. */
+function statusOf(pid: number): Proc | null {
+  let s: string;
+  try {
+    s = readFileSync(`/proc/${pid}/status`, "latin1");
+  } catch {
+    return null;
+  }
+  const uid = /^Uid:\s+(\d+)/m.exec(s);
+  if (!uid) return null;
+  // NSpgid's first field is the group as our /proc sees it (Linux >= 4.1; stat says it otherwise).
+  const pgid = /^NSpgid:\s+(\d+)/m.exec(s);
+  return {
+    pid,
+    state: /^State:\s+(\S)/m.exec(s)?.[1] ?? "?",
+    uid: Number(uid[1]),
+    pgid: pgid ? Number(pgid[1]) : (statOf(pid)?.pgid ?? -1),
+  };
+}
+
+/** Every process but zombies, as /proc shows them now. */
+function liveProcs(): Proc[] {
+  const out: Proc[] = [];
+  for (const pid of pids()) {
+    const p = statusOf(pid);
+    if (p && p.state !== "Z") out.push(p);
+  }
+  return out;
 }
 
 /** The tracking id in a process's environment, or null (untracked, gone, or not ours to read). */
@@ -116,29 +146,24 @@ export function findTracked(match: { value?: string; prefix?: string }): number[
     const v = trackingIdOf(pid);
     if (v === null) continue;
     const found = match.value !== undefined ? v === match.value : match.prefix !== undefined && v.startsWith(match.prefix);
-    if (!found) continue;
-    const info = procInfo(pid);
-    if (info && info.state !== "Z") out.push(pid);
+    if (found && (statOf(pid)?.state ?? "Z") !== "Z") out.push(pid);
   }
   return out;
 }
 
-/** Members of process group `pgid` that are still running (not zombies). */
-export function groupMembers(pgid: number): number[] {
-  const out: number[] = [];
-  for (const pid of pids()) {
-    const info = procInfo(pid);
-    if (info && info.pgid === pgid && info.state !== "Z") out.push(pid);
-  }
-  return out;
+/** Live processes running as `uid` (real uid). */
+function uidMembers(uid: number): number[] {
+  return liveProcs()
+    .filter((p) => p.uid === uid)
+    .map((p) => p.pid);
 }
 
 /**
  * Kills every process tracked with `value`: SIGTERM first (ssh masters close their connections),
- * SIGKILL for whatever is still there after `graceMs`. Returns how many were found.
+ * SIGKILL for whatever is still there after `graceMs`. Returns how many were found. `found`: the
+ * first look, when the caller has just made it.
  */
-export async function killTracked(value: string, graceMs = 1000): Promise<number> {
-  let found = findTracked({ value });
+export async function killTracked(value: string, graceMs = 1000, found = findTracked({ value })): Promise<number> {
   const count = found.length;
   if (!count) return 0;
   for (const pid of found) signalProcess(pid, "SIGTERM");
@@ -153,17 +178,52 @@ export async function killTracked(value: string, graceMs = 1000): Promise<number
   return count;
 }
 
-/** SIGTERM to a group, then SIGKILL after `graceMs` if any member remains. */
-export async function terminateGroup(pgid: number, graceMs: number): Promise<void> {
-  if (!signalGroup(pgid, "SIGTERM")) return;
-  const until = Date.now() + graceMs;
-  // Right after a run the group's last members are usually exiting already: look again soon
-  // (5 ms, doubling to 50), so that the run's end is not held up by a fixed poll.
-  for (let wait = 5; Date.now() < until; wait = Math.min(50, wait * 2)) {
-    if (hasProc ? !groupMembers(pgid).length : !isAlive(pgid)) return;
-    await sleep(wait);
+export interface RunProcesses {
+  /** The process groups the run's processes lead (ansible-playbook's, git's). */
+  groups: number[];
+  /** SIGKILL the groups at once (a kill); otherwise SIGTERM, and `graceMs` for them to end. */
+  kill: boolean;
+  trackingId: string;
+  /** The run's slot user, when it has one of its own: none of its processes may be left. */
+  uid?: number;
+  graceMs: number;
+}
+
+/**
+ * Ends whatever is left of a run, in order: its process groups (SIGTERM; SIGKILL for what is
+ * still there after `graceMs`), its tracked processes (killTracked: ssh masters, daemons), and
+ * with `uid` every process of its slot user (killByUid: what cleared its environment or left its
+ * session). Returns how many of the last two there were. After nearly every run nothing is left
+ * once the groups are gone: the pass over /proc that sees them gone also answers the other two.
+ */
+export async function endRun(o: RunProcesses): Promise<{ tracked: number; byUid: number }> {
+  const uid = o.uid && hasProc ? o.uid : undefined; // never every root process
+  const groups = o.groups.filter((g) => signalGroup(g, o.kill ? "SIGKILL" : "SIGTERM"));
+  let seen: Proc[] | null = null;
+  if (groups.length && !o.kill) {
+    const until = Date.now() + o.graceMs;
+    // Right after a run the groups' last members are usually exiting already (a sandbox's init
+    // takes its namespace down within a millisecond or two): look at once, then again soon (1 ms,
+    // doubling to 50), so that the run's end is not held up by a fixed poll.
+    for (let wait = 1; ; wait = Math.min(50, wait * 2)) {
+      seen = hasProc ? liveProcs() : null;
+      if (!(seen ? seen.some((p) => groups.includes(p.pgid)) : groups.some(isAlive))) break;
+      if (Date.now() >= until) {
+        for (const g of groups) signalGroup(g, "SIGKILL");
+        seen = null;
+        break;
+      }
+      await sleep(wait);
+    }
   }
-  signalGroup(pgid, "SIGKILL");
+  if (!hasProc) return { tracked: 0, byUid: 0 };
+  if (!seen && uid !== undefined) seen = liveProcs();
+  const tracked = seen ? seen.filter((p) => trackingIdOf(p.pid) === o.trackingId).map((p) => p.pid) : findTracked({ value: o.trackingId });
+  const trackedCount = tracked.length ? await killTracked(o.trackingId, o.graceMs, tracked) : 0;
+  // After a kill of tracked processes the first look is out of date: killByUid looks again.
+  const first = seen && !trackedCount ? seen.filter((p) => p.uid === uid).map((p) => p.pid) : undefined;
+  const byUid = uid === undefined ? 0 : await killByUid(uid, first);
+  return { tracked: trackedCount, byUid };
 }
 
 /**
@@ -185,32 +245,21 @@ export async function killOrphans(workRoot: string): Promise<number> {
   return orphans.length;
 }
 
-/** The real uid of a process, or null. */
-function uidOf(pid: number): number | null {
-  try {
-    const m = /^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-    return m ? Number(m[1]) : null;
-  } catch {
-    return null;
-  }
-}
-
 /**
  * Kills every process running as `uid` (a slot user: nothing but one run's processes are ever
  * that user, so after the run none may be left, whatever it did to its environment or session).
- * Returns how many were found.
+ * Returns how many were found. `found`: the first look, when the caller has just made it.
  */
-export async function killByUid(uid: number): Promise<number> {
+export async function killByUid(uid: number, found?: number[]): Promise<number> {
   if (!hasProc || uid === 0) return 0;
-  const find = () => pids().filter((p) => uidOf(p) === uid && procInfo(p)?.state !== "Z");
-  let found = find();
+  found ??= uidMembers(uid);
   const count = found.length;
   // No grace: they had theirs with the run's own process group; SIGKILL until none is left
   // (one may fork between the scan and the kill).
   for (let i = 0; found.length && i < 50; i++) {
     for (const pid of found) signalProcess(pid, "SIGKILL");
     await sleep(20);
-    found = find();
+    found = uidMembers(uid);
   }
   return count;
 }

@@ -18,7 +18,7 @@ import { InventoryError, writeRunFiles } from "./inventory.ts";
 import { silentLogger, type Logger } from "./log.ts";
 import { ansibleError, exitOutcome, finalReport, overrideByRequest, unexpectedOutcome, type Requested, type RunOutcome } from "./outcome.ts";
 import { InitFailure, preparePlaybook, prepareIsolation } from "./prepare.ts";
-import { killByUid, killTracked, signalGroup, signalProcess, terminateGroup, trackingId } from "./process-group.ts";
+import { endRun, signalGroup, signalProcess, trackingId } from "./process-group.ts";
 import { Redactor } from "./redact.ts";
 import { NO_ISOLATION, sandboxedCommandPid, spawnIsolated, type Isolation, type SandboxMounts } from "./sandbox.ts";
 import type { EventInput, Lease, StatusReport } from "./types.ts";
@@ -300,7 +300,16 @@ export class Run {
       const ws = await this.createWorkspace();
       const env = runEnv(this.iso.level, this.opts.env, ws.home);
       this.checkAborted();
-      const playbook = await preparePlaybook(
+      // An inline playbook is one file: the sandbox's files, the playbook and the run's files are
+      // written side by side. A clone waits for the sandbox's files (git runs inside) and comes
+      // before the run's files (written only once it worked).
+      const inline = !!this.lease.job.playbook;
+      const isolated = this.prepareIsolation(ws);
+      if (!inline) {
+        await isolated;
+        this.checkAborted();
+      }
+      const playbookReady = preparePlaybook(
         {
           job: this.lease.job,
           hostKeyChecking: this.opts.hostKeyChecking ?? "off",
@@ -318,14 +327,18 @@ export class Run {
         },
         ws,
       );
-      this.checkAborted();
-      let runFiles: Awaited<ReturnType<typeof writeRunFiles>>;
-      try {
-        runFiles = await writeRunFiles(this.lease, ws.private);
-      } catch (err) {
-        if (err instanceof InventoryError) throw new InitFailure("workspace_failed", err.message);
-        throw err;
+      if (!inline) {
+        await playbookReady;
+        this.checkAborted();
       }
+      const filesReady = writeRunFiles(this.lease, ws.private).catch((err) => {
+        throw err instanceof InventoryError ? new InitFailure("workspace_failed", err.message) : err;
+      });
+      // Every write settled before a failure is reported (none left in flight behind it).
+      const failed = (await Promise.allSettled([isolated, playbookReady, filesReady])).find((r) => r.status === "rejected");
+      if (failed) throw failed.reason;
+      const [playbook, runFiles] = [await playbookReady, await filesReady];
+      this.checkAborted();
       await handOver(ws, this.lease.job.playbook ? [join(ws.project, "playbook.yml")] : []);
       this.checkAborted();
       return await this.runAnsible(ws, env, [...runFiles.args, playbook], timings);
@@ -339,20 +352,32 @@ export class Run {
     }
   }
 
-  /** The run's private directories (its slot user's, when it has one) and the sandbox's mounts. */
+  /** The run's private directories (its slot user's, when it has one). */
   private async createWorkspace(): Promise<Workspace> {
     const owner = this.iso.uid !== undefined ? { uid: this.iso.uid, gid: this.iso.gid ?? this.iso.uid } : undefined;
     try {
       await prepareWorkRoot(this.opts.workRoot, { traversable: !!owner });
       this.ws = await createWorkspace(this.opts.workRoot, this.executionId, owner);
-      const prepared = await prepareIsolation(this.ws, this.iso, { callbackDir: this.callbackDir, knownHosts: this.opts.knownHosts });
+      return this.ws;
+    } catch (err) {
+      throw this.workspaceFailed(err);
+    }
+  }
+
+  /** The sandbox's mounts and files, and the run's copy of the callback plugin. */
+  private async prepareIsolation(ws: Workspace): Promise<void> {
+    try {
+      const prepared = await prepareIsolation(ws, this.iso, { callbackDir: this.callbackDir, knownHosts: this.opts.knownHosts });
       this.mounts = prepared.mounts;
       this.callbackDir = prepared.callbackDir;
       this.mark("workspaceReady");
-      return this.ws;
     } catch (err) {
-      throw new InitFailure("workspace_failed", `could not create the workspace under ${this.opts.workRoot}: ${(err as Error).message}`);
+      throw this.workspaceFailed(err);
     }
+  }
+
+  private workspaceFailed(err: unknown): InitFailure {
+    return new InitFailure("workspace_failed", `could not create the workspace under ${this.opts.workRoot}: ${(err as Error).message}`);
   }
 
   private async runAnsible(ws: Workspace, base: NodeJS.ProcessEnv, args: string[], timings: Timings): Promise<RunOutcome> {
@@ -417,19 +442,14 @@ export class Run {
 
   /** Nothing of the execution survives it: processes (ssh masters included), then files. */
   private async cleanup(): Promise<void> {
-    const killed = this.requested && this.requested.kind !== "stop";
-    for (const c of new Set([this.ansible, this.child])) {
-      if (!c?.pid) continue;
-      // Stragglers in the group (a worker, a daemon a local task started) get a moment to end.
-      if (killed) signalGroup(c.pid, "SIGKILL");
-      else await terminateGroup(c.pid, 1000);
-    }
+    const kill = !!this.requested && this.requested.kind !== "stop";
+    // Stragglers in the groups (a worker, a daemon a local task started) get a moment to end.
+    const groups = [...new Set([this.ansible?.pid, this.child?.pid])].filter((p): p is number => !!p);
     try {
-      const n = await killTracked(this.trackingId, 1000);
-      if (n) this.log.debug("ended leftover processes", { count: n });
       // Whatever escaped the tracking (a cleared environment, a new session) is still the slot's user.
-      const m = this.iso.uid !== undefined ? await killByUid(this.iso.uid) : 0;
-      if (m) this.log.warn("killed processes of the run that had left its process group and tracking", { count: m });
+      const { tracked, byUid } = await endRun({ groups, kill, trackingId: this.trackingId, uid: this.iso.uid, graceMs: 1000 });
+      if (tracked) this.log.debug("ended leftover processes", { count: tracked });
+      if (byUid) this.log.warn("killed processes of the run that had left its process group and tracking", { count: byUid });
     } catch (err) {
       this.log.warn("could not look for leftover processes", { error: err });
     }

@@ -54,7 +54,15 @@ const SYSTEM_DIRS = ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx
 // Where resolv.conf points on systemd-resolved machines.
 const SYSTEM_TRY = ["/run/systemd/resolve"];
 
+let systemArgsOnce: string[] | null = null;
+
+/** The system's mounts; looked at once per agent process (its layout does not change under it). */
 function systemArgs(): string[] {
+  systemArgsOnce ??= lookAtSystem();
+  return systemArgsOnce;
+}
+
+function lookAtSystem(): string[] {
   const args: string[] = [];
   for (const p of SYSTEM_DIRS) {
     let st;

@@ -27,6 +27,15 @@ export interface Workspace {
   owner?: { uid: number; gid: number };
 }
 
+/**
+ * Like Promise.all, but settles only when every step has: a failure leaves no write in flight
+ * behind it (the workspace is removed next).
+ */
+export async function allDone(steps: Iterable<Promise<unknown> | null>): Promise<void> {
+  const failed = (await Promise.allSettled(steps)).find((r) => r.status === "rejected");
+  if (failed) throw failed.reason;
+}
+
 export function defaultWorkRoot(): string {
   const uid = typeof process.getuid === "function" ? process.getuid() : "user";
   return join(tmpdir(), `runner-agent-${uid}`);
@@ -37,8 +46,12 @@ export function defaultWorkRoot(): string {
  * belongs to us and is private.
  */
 export async function prepareWorkRoot(root: string, opts: { traversable?: boolean } = {}): Promise<void> {
-  await mkdir(root, { recursive: true, mode: 0o700 });
-  const st = await lstat(root);
+  // Before every run: already as it should be (one lstat) is the usual answer.
+  let st = await lstat(root).catch(() => null);
+  if (!st) {
+    await mkdir(root, { recursive: true, mode: 0o700 });
+    st = await lstat(root);
+  }
   if (!st.isDirectory()) throw new Error(`work directory ${root} is not a directory`);
   if (typeof process.getuid === "function" && st.uid !== process.getuid()) {
     throw new Error(`work directory ${root} belongs to uid ${st.uid}, not to this user`);
@@ -52,8 +65,6 @@ export async function createWorkspace(root: string, executionId: string, owner?:
   const label = executionId.replace(/[^A-Za-z0-9]/g, "").slice(0, 8) || "run";
   // Short names keep ssh ControlPath sockets under the 108-byte limit of Unix socket paths.
   const dir = await mkdtemp(join(root, `x-${label}-`));
-  await chmod(dir, owner ? 0o711 : 0o700);
-  await writeFile(join(dir, ".owner"), String(process.pid), { mode: 0o600 });
   const ws: Workspace = {
     dir,
     project: join(dir, "project"),
@@ -63,10 +74,16 @@ export async function createWorkspace(root: string, executionId: string, owner?:
     home: join(dir, "home"),
     owner,
   };
-  for (const d of [ws.project, ws.private, ws.tmp, ws.cp, ws.home]) {
-    await mkdir(d, { mode: 0o700 });
-    if (owner) await chown(d, owner.uid, owner.gid);
-  }
+  // mkdtemp made it 0700: nothing in it is reachable by anyone else until the chmod. Independent
+  // steps, side by side (each is a round trip to libuv's thread pool).
+  await allDone([
+    owner ? chmod(dir, 0o711) : null,
+    writeFile(join(dir, ".owner"), String(process.pid), { mode: 0o600 }),
+    ...[ws.project, ws.private, ws.tmp, ws.cp, ws.home].map(async (d) => {
+      await mkdir(d, { mode: 0o700 });
+      if (owner) await chown(d, owner.uid, owner.gid);
+    }),
+  ]);
   return ws;
 }
 
@@ -79,14 +96,16 @@ export async function handOver(ws: Workspace, files: string[] = []): Promise<voi
   if (!ws.owner) return;
   const { uid, gid } = ws.owner;
   const walk = async (dir: string): Promise<void> => {
-    for (const e of await readdir(dir, { withFileTypes: true })) {
-      const p = join(dir, e.name);
-      await lchown(p, uid, gid);
-      if (e.isDirectory()) await walk(p);
-    }
+    const entries = await readdir(dir, { withFileTypes: true });
+    await allDone(
+      entries.map(async (e) => {
+        const p = join(dir, e.name);
+        await lchown(p, uid, gid);
+        if (e.isDirectory()) await walk(p);
+      }),
+    );
   };
-  await walk(ws.private);
-  for (const f of files) await lchown(f, uid, gid);
+  await allDone([walk(ws.private), ...files.map((f) => lchown(f, uid, gid))]);
 }
 
 export async function removeWorkspace(dir: string): Promise<void> {
