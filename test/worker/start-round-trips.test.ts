@@ -183,4 +183,24 @@ describe("from the start to the lease", () => {
     expect(name).toBe("v2");
     expect(c.d1.byStatement["SELECT jobs"]).toBe(1);
   });
+
+  it("the lease is answered without waiting for a write-through in flight; the index row follows", async () => {
+    const agent = await newAgent("rt6");
+    const job = await newJob("rt6");
+    const id = await start("rt6", job);
+    // A flush that does not end until released (as the start's does not while the dispatcher's `enqueue` runs its pass).
+    let release!: () => void;
+    const stuck = new Promise<void>((r) => (release = r));
+    await runInDurableObject(rawStub(env.EXECUTION.get(env.EXECUTION.idFromName(id))), (o: Execution) => {
+      (o as unknown as { outbox: { chain: Promise<void> } }).outbox.chain = stuck;
+    });
+    // A backstop, not a measure: held behind that flush, the poll would never be answered.
+    const r = await Promise.race([lease(agent, 5_000), sleep(15_000).then(() => null)]);
+    expect(r?.status, "the lease waited for the write-through in flight").toBe(200);
+    expect(r!.json.executionId).toBe(id);
+    release();
+    const row = async () => env.DB.prepare("SELECT status, agent_id FROM executions WHERE id = ?").bind(id).first<{ status: string; agent_id: string }>();
+    for (let i = 0; i < 100 && (await row())?.status !== "INITIALIZING"; i++) await sleep(50);
+    expect(await row()).toEqual({ status: "INITIALIZING", agent_id: agent.agentId });
+  });
 });
