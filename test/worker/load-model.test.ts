@@ -233,12 +233,14 @@ describe("the load model", () => {
     rows.push(...steps);
     const total = sum(steps);
     rows.push(total);
-    // The start and its lease read D1 five times: the start's one batch (the job, the settings, the
-    // account's agents for routing), the dispatcher's slot count for the waiting reason and the
-    // claim's own check. The lease uses the job row the start read (no second `SELECT jobs`).
+    // The start and its lease read D1 four times: the start's one batch (the job, the settings, the
+    // account's agents for routing) and the claim's own check; with the agent waiting, no pass
+    // counts slots for a waiting reason. The lease uses the job row the start read (no second
+    // `SELECT jobs`).
     const startAndLease = steps[0]!;
     expect(startAndLease.c.d1.inBatches).toMatchObject({ "SELECT jobs": 1, "SELECT account_settings": 1, "SELECT agents": 1 });
-    expect(startAndLease.c.d1.reads).toBe(5);
+    expect(startAndLease.c.d1.reads).toBe(4);
+    expect(startAndLease.c.objects.byMethod["EXECUTION.waiting"] ?? 0).toBe(0);
     expect(total.c.d1.byStatement["SELECT jobs"]).toBe(1);
     const heartbeats = steps.find((r) => r.step.startsWith("heartbeats"))!;
     expect(heartbeats.c.objects.byMethod["EXECUTION.heartbeat"]).toBe(HEARTBEATS);

@@ -99,8 +99,9 @@ describe("from the start to the lease", () => {
     expect(c.d1.inBatches["SELECT agents"]).toBe(1);
     // ... and the lease reused that job row instead of reading it again.
     expect(c.d1.byStatement["SELECT jobs"]).toBe(1);
-    // Slots: the waiting-reason pass's count and the claim's own check; the pick counted nothing.
-    expect(c.d1.byStatement["SELECT account_slots"]).toBe(2);
+    // Slots: the claim's own check alone; the pick counted nothing, and with the agent waiting no
+    // waiting-reason pass counted either.
+    expect(c.d1.byStatement["SELECT account_slots"]).toBe(1);
   });
 
   it("routing asks the agents one statement, even when the account's agents are all offline", async () => {

@@ -98,8 +98,11 @@ export class Dispatcher extends DurableObject<Env> {
     if (item.executionId === this.granting) return;
     this.queue.add(item);
     void this.pump();
-    // The new execution learns why it waits before its start is answered.
-    await this.tellReasons();
+    // The new execution learns why it waits before its start is answered; unless an agent waits
+    // here: then it is leased at once (its reason's D1 count and index write would only hold the
+    // grant up), and a pass soon tells it if it is not (a full account).
+    if (this.waiters.some((w) => !w.done)) this.reasonsSoon();
+    else await this.tellReasons();
   }
 
   /** Drops a queued execution (stopped or killed while PENDING). */
@@ -302,6 +305,13 @@ export class Dispatcher extends DurableObject<Env> {
       // The account holds all its slots (a lone account is not counted before its claim), or another
       // of its dispatchers took the last one first: its work waits here.
       this.full.add(item.account_alias);
+      // Told at once (no agent waits for a pass when one is polling, see enqueue): the execution
+      // knows why it waits, and a lease granted later reads the job afresh (held-job.ts).
+      const reason: WaitingReason = { code: "account_limit", running: this.limit(), limit: this.limit() };
+      await executionClient(this.env, item.execution_id)
+        .waiting(reason)
+        .then(() => this.queue.told(item.execution_id, JSON.stringify(reason)))
+        .catch((e: unknown) => log.error("dispatcher: waiting reason not delivered", { executionId: item.execution_id, error: e }));
       return true;
     }
     const giveBack = () =>
