@@ -85,7 +85,8 @@ export class AgentMetrics {
       if (call === "lease") {
         if (!ok) this.pollErrors.inc();
         else if (res.status === 200) this.leases.inc();
-      } else if (call === "events" && ok && typeof init?.body === "string") {
+      } else if ((call === "events" || call === "status") && ok && typeof init?.body === "string") {
+        // The final status may carry the run's last events (the lease's reportEvents).
         try {
           const n = (JSON.parse(init.body) as { events?: unknown[] }).events?.length ?? 0;
           this.events.inc(n);

@@ -98,6 +98,7 @@ describe("metrics", () => {
       new Response("{}", { status: 503 }),
       new TypeError("fetch failed"),
       new Response(JSON.stringify({ acceptedThrough: 3 }), { status: 200 }),
+      new Response(JSON.stringify({ status: "SUCCESS", acceptedThrough: 5 }), { status: 200 }),
     ];
     const fetch = m.instrument(async () => {
       const a = answers.shift()!;
@@ -110,6 +111,11 @@ describe("metrics", () => {
     await lease();
     await expect(lease()).rejects.toThrow("fetch failed");
     await fetch(new URL("http://api/agent/executions/e1/events"), { method: "POST", body: JSON.stringify({ attempt: 1, leaseId: "l", events: [{}, {}, {}] }) });
+    // The final status with the run's last events counts them too.
+    await fetch(new URL("http://api/agent/executions/e1/status"), {
+      method: "POST",
+      body: JSON.stringify({ attempt: 1, leaseId: "l", status: "SUCCESS", events: [{}, {}] }),
+    });
     running = 1;
 
     const addr = await m.listen("127.0.0.1:0");
@@ -125,7 +131,7 @@ describe("metrics", () => {
       const v = (name: string) => Number(families.get(name)?.metrics[0]?.value);
       expect(v("runner_agent_leases_total")).toBe(1);
       expect(v("runner_agent_lease_poll_errors_total")).toBe(2);
-      expect(v("runner_agent_events_sent_total")).toBe(3);
+      expect(v("runner_agent_events_sent_total")).toBe(5);
       expect(v("runner_agent_running_executions")).toBe(1);
       expect(v("runner_agent_upload_backlog_events")).toBe(7);
       expect(v("runner_agent_last_contact_timestamp_seconds")).toBeGreaterThan(Date.now() / 1000 - 10);

@@ -48,6 +48,30 @@ export async function waitForHealth(url, timeoutMs = 60_000, child) {
 }
 
 /**
+ * The Worker's own socket under `wrangler dev`, behind the dev proxy that serves `url` (a second
+ * workerd that forwards every request, for live reload). For benchmarks that tell the proxy's
+ * share of a round trip apart (bench/run.mjs with RUNNER_BENCH_DIRECT=1); Linux only (ss, ps).
+ */
+export async function directUrl(url) {
+  const { execSync } = await import("node:child_process");
+  const port = new URL(url).port;
+  const listening = execSync("ss -ltnpH", { encoding: "utf8" })
+    .split("\n")
+    .filter((l) => l.includes('"workerd"'));
+  const pidOf = (l) => /pid=(\d+)/.exec(l)?.[1];
+  const proxy = pidOf(listening.find((l) => l.includes(`:${port} `)) ?? "");
+  if (!proxy) throw new Error(`no workerd listens on ${url}`);
+  const parent = execSync(`ps -o ppid= -p ${proxy}`, { encoding: "utf8" }).trim();
+  const siblings = execSync(`ps -o pid= --ppid ${parent}`, { encoding: "utf8" }).trim().split(/\s+/).filter((p) => p !== proxy);
+  for (const l of listening.filter((l) => siblings.includes(pidOf(l)))) {
+    const candidate = `http://127.0.0.1:${/127\.0\.0\.1:(\d+)/.exec(l)?.[1]}`;
+    const r = await fetch(`${candidate}/health`).catch(() => null);
+    if (r?.ok && (await r.json().catch(() => null))?.status === "ok") return candidate;
+  }
+  throw new Error(`no Worker socket found behind ${url}`);
+}
+
+/**
  * @param {{port?: number, persistTo?: string, cwd?: string, vars?: Record<string,string>, stdio?: any, envFile?: string}} opts
  */
 export async function startWranglerDev(opts = {}) {
