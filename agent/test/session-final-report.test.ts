@@ -8,6 +8,9 @@ import { b64, makeLease, RecordingTransport, trackedLeftovers, workRoot } from "
 const work = workRoot();
 afterAll(() => work.remove());
 const local = [{ id: "localhost", hostVars: { ansible_connection: "local", ansible_python_interpreter: "/usr/bin/python3" } }];
+// Nothing goes on the batch tick (a minute): what a run's end sends does not depend on the machine's speed.
+const executor = { workRoot: work.dir };
+const quiet = { uploadIntervalMs: 60_000 };
 const twoTasks = b64(
   "- hosts: all\n  gather_facts: false\n  tasks:\n    - ansible.builtin.debug:\n        msg: one\n    - ansible.builtin.command: echo two\n",
 );
@@ -33,10 +36,12 @@ describe("session: the final status with the last events (happy)", () => {
   it("sends the events still unsent at the exit with the final status, in one call, and nothing after it", async () => {
     const t = new RecordingTransport();
     const lease = makeLease({ playbook: twoTasks, hosts: local }, { reportEvents: true });
-    const result = await new Session(lease, { transport: t, executor: { workRoot: work.dir } }).run();
+    const result = await new Session(lease, { transport: t, executor, ...quiet }).run();
     expect(result.status).toBe("SUCCESS");
     const seen = calls(t);
     const last = seen.at(-1)!;
+    // Every event of the run went with it: none was uploaded on its own.
+    expect(seen.filter((c) => c === "events")).toEqual([]);
     expect(last).toMatch(/^status:SUCCESS\+\d+$/);
     const final = JSON.parse(t.bodies.filter((b) => b.kind === "status").at(-1)!.json) as { events: WireEvent[]; attempt: number; leaseId: string };
     expect(final.events.at(-1)!.event_type).toBe("playbook_on_stats");
@@ -47,7 +52,7 @@ describe("session: the final status with the last events (happy)", () => {
 
   it("against an API that does not take them (no reportEvents in the lease): every event uploaded first, the status alone", async () => {
     const t = new RecordingTransport();
-    const result = await new Session(makeLease({ playbook: twoTasks, hosts: local }), { transport: t, executor: { workRoot: work.dir } }).run();
+    const result = await new Session(makeLease({ playbook: twoTasks, hosts: local }), { transport: t, executor, ...quiet }).run();
     expect(result.status).toBe("SUCCESS");
     const seen = calls(t);
     expect(seen.at(-1)).toBe("status:SUCCESS");
@@ -61,7 +66,7 @@ describe("session: the final status with the last events (error)", () => {
     const t = new RecordingTransport();
     t.refuseReportEvents = true;
     const lease = makeLease({ playbook: twoTasks, hosts: local }, { reportEvents: true });
-    const result = await new Session(lease, { transport: t, executor: { workRoot: work.dir } }).run();
+    const result = await new Session(lease, { transport: t, executor, ...quiet }).run();
     expect(result.status).toBe("SUCCESS");
     const seen = calls(t);
     const refused = seen.findIndex((c) => /^status:SUCCESS\+/.test(c));

@@ -242,17 +242,20 @@ describe("uploader: holding the last events for the final status", () => {
     const t = new RecordingTransport();
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
+    let entered!: () => void;
+    const onItsWay = new Promise<void>((r) => (entered = r));
     let commands = 0;
     const u = uploaderFor(t, {
       intervalMs: 10,
       send: async (events) => {
+        entered();
         await gate; // the first upload is slow
         return { ...(await t.events({ attempt: 1, events })), command: "stop" };
       },
       onCommand: () => void commands++,
     });
     for (let i = 1; i <= 3; i++) u.push(ev(i));
-    await new Promise((r) => setTimeout(r, 100)); // the batch of 3 is on its way (held at the gate)
+    await onItsWay; // the batch of 3 is on its way (held at the gate)
     const holding = u.hold();
     for (let i = 4; i <= 5; i++) u.push(ev(i));
     release();

@@ -62,7 +62,10 @@ export async function directUrl(url) {
   const proxy = pidOf(listening.find((l) => l.includes(`:${port} `)) ?? "");
   if (!proxy) throw new Error(`no workerd listens on ${url}`);
   const parent = execSync(`ps -o ppid= -p ${proxy}`, { encoding: "utf8" }).trim();
-  const siblings = execSync(`ps -o pid= --ppid ${parent}`, { encoding: "utf8" }).trim().split(/\s+/).filter((p) => p !== proxy);
+  const siblings = execSync(`ps -o pid= --ppid ${parent}`, { encoding: "utf8" })
+    .trim()
+    .split(/\s+/)
+    .filter((p) => p !== proxy);
   for (const l of listening.filter((l) => siblings.includes(pidOf(l)))) {
     const candidate = `http://127.0.0.1:${/127\.0\.0\.1:(\d+)/.exec(l)?.[1]}`;
     const r = await fetch(`${candidate}/health`).catch(() => null);

@@ -201,7 +201,7 @@ describe("from the start to the lease", () => {
     expect(r!.json.executionId).toBe(id);
     release();
     const row = async () => env.DB.prepare("SELECT status, agent_id FROM executions WHERE id = ?").bind(id).first<{ status: string; agent_id: string }>();
-    for (let i = 0; i < 100 && (await row())?.status !== "INITIALIZING"; i++) await sleep(50);
+    for (let i = 0; i < 300 && (await row())?.status !== "INITIALIZING"; i++) await sleep(50);
     expect(await row()).toEqual({ status: "INITIALIZING", agent_id: agent.agentId });
   });
 });

@@ -100,9 +100,9 @@ export class Dispatcher extends DurableObject<Env> {
     void this.pump();
     // The new execution learns why it waits before its start is answered; unless an agent waits
     // here: then it is leased at once (its reason's D1 count and index write would only hold the
-    // grant up), and a pass soon tells it if it is not (a full account).
-    if (this.waiters.some((w) => !w.done)) this.reasonsSoon();
-    else await this.tellReasons();
+    // grant up). If it is not, the pump's pass ends with a reasons pass for what is left queued,
+    // and a claim that finds the account full tells it so at once.
+    if (!this.waiters.some((w) => !w.done)) await this.tellReasons();
   }
 
   /** Drops a queued execution (stopped or killed while PENDING). */
