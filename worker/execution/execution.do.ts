@@ -180,9 +180,9 @@ export class Execution extends DurableObject<Env> implements ExecutionRpc {
     this.apply("lease", { agentId });
     // Built before the write-through: a stop arriving meanwhile must not change this lease's body.
     const lease = leaseBody(s, { leaseId: s.leaseId!, leaseExpiresAt: s.leaseExpiresAt! }, job, secret, inventory);
-    // The agent gets its lease without waiting for the write-through: the start's flush is often
-    // still in the dispatcher's `enqueue` (which answers after its pass), and the index row (newest
-    // version wins) follows in its turn. The lease's deadline is armed first.
+    // The agent gets its lease without waiting for the write-through: the start's own flush may
+    // still be on its way (this grant can come from inside its `enqueue`), and the index row
+    // (newest version wins) follows in its turn. The lease's deadline is armed first.
     await this.arm();
     void this.afterChange().catch((e: unknown) => log.error("execution: write-through after a lease failed", { executionId: s.id, error: e }));
     return lease;
