@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { main } from "../src/cli.ts";
 import { startStack, type StackHandle } from "../../test/fixtures/stack.ts";
 import { startSshd, type SshServer } from "../../test/fixtures/sshd.ts";
-import { processesMatching, processesWithEnv, waitUntilGone } from "../../test/fixtures/processes.ts";
+import { processesMatching, processesWithEnv, waitUntilGone, type ProcessInfo } from "../../test/fixtures/processes.ts";
 import { defaultUidBase, probeIsolation, removeSlotUsers } from "../src/sandbox.ts";
 import { b64 } from "./helpers.ts";
 
@@ -90,6 +90,30 @@ function killAll(list: { pid: number }[]): void {
     } catch {
       /* gone meanwhile */
     }
+  }
+}
+
+/**
+ * Starts a run of `job`, waits until `underWay` says it is, SIGKILLs the agent and expects nothing of `run()`
+ * to remain. Pass or fail, whatever remains is killed and the execution ended afterwards.
+ */
+async function expectRunDiesWithAgent(
+  agent: RunningAgent,
+  run: () => ProcessInfo[],
+  job: Record<string, unknown>,
+  underWay: () => Promise<void>,
+): Promise<void> {
+  let ids: { jobId: string; executionId: string } | undefined;
+  try {
+    ids = await startJob(job);
+    await underWay();
+    process.kill(agent.child.pid!, "SIGKILL");
+    await agent.exit;
+    expect(await waitUntilGone(run, 10_000)).toEqual([]);
+  } finally {
+    agent.child.kill("SIGKILL");
+    killAll(run());
+    if (ids) await stack.call("POST", `/jobs/${A}/${ids.jobId}/executions/${ids.executionId}/kill`, admin, {});
   }
 }
 
@@ -311,19 +335,13 @@ describe("runner-agent run", () => {
     const playbook = `- hosts: all\n  gather_facts: false\n  tasks:\n${escape}    - ansible.builtin.command: sleep 298.${n}\n`;
     const marked = () => processesMatching(new RegExp(`sleep 29[78]\\.${n}`));
     const run = () => [...processesWithEnv("RUNNER_AGENT_TRACKING_ID", `${agent.child.pid}:`), ...marked()];
-    let ids: { jobId: string; executionId: string } | undefined;
     try {
-      ids = await startJob({ location: `d-${level}`, playbook: b64(playbook), hosts: [{ id: "localhost", hostVars: LOCAL }] });
-      await waitFor("the task's sleep", async () => (marked().some((p) => p.cmdline.includes("298")) ? true : undefined));
-      if (escape) expect(marked().some((p) => p.cmdline.includes("297"))).toBe(true);
-      expect(run().some((p) => /ansible-playbook/.test(p.cmdline))).toBe(true);
-      process.kill(agent.child.pid!, "SIGKILL");
-      await agent.exit;
-      expect(await waitUntilGone(run, 10_000)).toEqual([]);
+      await expectRunDiesWithAgent(agent, run, { location: `d-${level}`, playbook: b64(playbook), hosts: [{ id: "localhost", hostVars: LOCAL }] }, async () => {
+        await waitFor("the task's sleep", async () => (marked().some((p) => p.cmdline.includes("298")) ? true : undefined));
+        if (escape) expect(marked().some((p) => p.cmdline.includes("297"))).toBe(true);
+        expect(run().some((p) => /ansible-playbook/.test(p.cmdline))).toBe(true);
+      });
     } finally {
-      agent.child.kill("SIGKILL");
-      killAll(run());
-      if (ids) await stack.call("POST", `/jobs/${A}/${ids.jobId}/executions/${ids.executionId}/kill`, admin, {});
       if (level === "uid") removeSlotUsers(defaultUidBase(workDirOf(file)), 1); // made system users by the agent
     }
   });
@@ -334,22 +352,14 @@ describe("runner-agent run", () => {
     const agent = startAgent(file, ["--isolation", "none"]);
     const run = () => processesWithEnv("RUNNER_AGENT_TRACKING_ID", `${agent.child.pid}:`);
     const port = (hang.address() as { port: number }).port;
-    let ids: { jobId: string; executionId: string } | undefined;
-    try {
-      ids = await startJob({
-        location: "d-git",
-        repository: { url: `http://127.0.0.1:${port}/dead.git`, defaultPlaybook: "site.yml" },
-        hosts: [{ id: "web1" }],
-      });
-      await waitFor("git, hanging", async () => (run().some((p) => /^git .*clone/.test(p.cmdline)) ? true : undefined));
-      process.kill(agent.child.pid!, "SIGKILL");
-      await agent.exit;
-      expect(await waitUntilGone(run, 10_000)).toEqual([]);
-    } finally {
-      agent.child.kill("SIGKILL");
-      killAll(run());
-      if (ids) await stack.call("POST", `/jobs/${A}/${ids.jobId}/executions/${ids.executionId}/kill`, admin, {});
-    }
+    await expectRunDiesWithAgent(
+      agent,
+      run,
+      { location: "d-git", repository: { url: `http://127.0.0.1:${port}/dead.git`, defaultPlaybook: "site.yml" }, hosts: [{ id: "web1" }] },
+      async () => {
+        await waitFor("git, hanging", async () => (run().some((p) => /^git .*clone/.test(p.cmdline)) ? true : undefined));
+      },
+    );
   });
 
   it("runs a useDynamicInventory job on the account inventory, grouped for hosts: patterns; a restart reruns only the failed host", async () => {

@@ -1,11 +1,11 @@
-import { createExecutionContext, createScheduledController, env, runDurableObjectAlarm, runInDurableObject, waitOnExecutionContext } from "cloudflare:test";
-import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { createExecutionContext, createScheduledController, env, runInDurableObject, waitOnExecutionContext } from "cloudflare:test";
+import { beforeAll, describe, expect, it } from "vitest";
 import worker from "../../worker/index";
 import { dispatcherStub } from "../../worker/domain/dispatch";
 import { dispatcherKey, LEASE_ACK_MS, lostAgentWindowMs, UNREACHABLE_AFTER_MS } from "../../worker/domain/contracts";
 import { sweepExpiredLeases } from "../../worker/domain/executions";
 import type { Execution } from "../../worker/index";
-import { AGENT, alarmOf, executionIn, failure, indexRow, newJob, object, ref, report, stub } from "./execution-fixtures";
+import { AGENT, alarmOf, executionIn, failure, fakeClock, fire, indexRow, newJob, object, ref, report, stub } from "./execution-fixtures";
 
 /**
  * The clock: TTL, stop escalation, unconfirmed kills, unreachable agents and lost leases, all from
@@ -17,23 +17,13 @@ const ALIAS = "clock";
 const SHARED = dispatcherKey(null, null); // the account has no agents: its work waits in the shared pool
 let jobId: string;
 let longJob: string;
-let t0: number;
 const scope = { accountAlias: ALIAS };
 
 beforeAll(async () => {
   jobId = await newJob(ALIAS, { executionTtl: 1 });
   longJob = await newJob(ALIAS);
 });
-beforeEach(() => {
-  vi.useFakeTimers({ toFake: ["Date"] });
-  t0 = Date.now();
-});
-afterEach(() => {
-  vi.useRealTimers();
-});
-/** Moves the clock to `ms` after the test's start. */
-const at = (ms: number) => vi.setSystemTime(t0 + ms);
-const fire = (id: string) => runDurableObjectAlarm(object(id));
+const { t0, at } = fakeClock();
 const status = async (id: string) => (await stub(id).view()).status;
 /** The lost-agent window (LOST_AGENT_WINDOW_SECONDS in wrangler.toml: 120 s). */
 const WINDOW = lostAgentWindowMs(env);
@@ -42,7 +32,7 @@ describe("TTL", () => {
   it("a PENDING execution whose TTL runs out ends STOPPED (ttl_expired) and leaves the dispatcher's queue", async () => {
     const id = await executionIn(ALIAS, jobId, "PENDING");
     expect((await dispatcherStub(env, SHARED).snapshot()).queued.map((q) => q.executionId)).toContain(id);
-    expect(await alarmOf(id)).toBe(t0 + 60_000);
+    expect(await alarmOf(id)).toBe(t0() + 60_000);
     at(59_000);
     await fire(id);
     expect(await status(id)).toBe("PENDING");
@@ -50,7 +40,7 @@ describe("TTL", () => {
     await fire(id);
     const v = await stub(id).view();
     expect(v).toMatchObject({ status: "STOPPED", reason: "ttl_expired" });
-    expect(v.timers[0]!.end).toBe(t0 + 60_001);
+    expect(v.timers[0]!.end).toBe(t0() + 60_001);
     expect((await dispatcherStub(env, SHARED).snapshot()).queued.map((q) => q.executionId)).not.toContain(id);
     expect(await alarmOf(id)).toBeNull();
   });
@@ -68,7 +58,7 @@ describe("TTL", () => {
     expect((await stub(id).heartbeat(AGENT, await ref(id))).command).toBe("stop");
     // Next in the one slot: when this agent would count as unreachable (it just called), before
     // the escalation 30 s after the TTL fired.
-    expect(await alarmOf(id)).toBe(t0 + 61_000 + UNREACHABLE_AFTER_MS);
+    expect(await alarmOf(id)).toBe(t0() + 61_000 + UNREACHABLE_AFTER_MS);
     at(85_000);
     await stub(id).heartbeat(AGENT, await ref(id));
     at(91_001);
@@ -99,7 +89,7 @@ describe("stop escalation", () => {
   it("a stop with expiryDuration escalates to KILLING when it does not finish in time", async () => {
     const id = await executionIn(ALIAS, jobId, "RUNNING");
     await stub(id).stop(scope, 10);
-    expect(await alarmOf(id)).toBe(t0 + 10_000); // earlier than the lease's end and the TTL (60 s)
+    expect(await alarmOf(id)).toBe(t0() + 10_000); // earlier than the lease's end and the TTL (60 s)
     at(9_000);
     await fire(id);
     expect(await status(id)).toBe("STOPPING");
@@ -113,7 +103,7 @@ describe("stop escalation", () => {
   it("a stop without expiry never escalates on its own; the agent's STOPPED ends it", async () => {
     const id = await executionIn(ALIAS, jobId, "RUNNING");
     await stub(id).stop(scope, 0);
-    expect(await alarmOf(id)).toBe(t0 + UNREACHABLE_AFTER_MS); // just the agent's heartbeats and the lease
+    expect(await alarmOf(id)).toBe(t0() + UNREACHABLE_AFTER_MS); // just the agent's heartbeats and the lease
     at(20_000);
     await stub(id).heartbeat(AGENT, await ref(id));
     at(45_000);
@@ -127,7 +117,7 @@ describe("stop escalation", () => {
     const id = await executionIn(ALIAS, jobId, "RUNNING");
     await stub(id).stop(scope, 20);
     await stub(id).stop(scope, 5);
-    expect(await alarmOf(id)).toBe(t0 + 5_000);
+    expect(await alarmOf(id)).toBe(t0() + 5_000);
   });
 });
 
@@ -135,7 +125,7 @@ describe("lease loss", () => {
   it("a lease no agent acknowledges is held only briefly, then the work is re-queued", async () => {
     const id = await executionIn(ALIAS, jobId, "PENDING");
     expect(await stub(id).grantLease(AGENT)).not.toBeNull(); // handed to a poll whose agent is gone
-    expect(await alarmOf(id)).toBe(t0 + LEASE_ACK_MS);
+    expect(await alarmOf(id)).toBe(t0() + LEASE_ACK_MS);
     at(LEASE_ACK_MS + 1);
     await fire(id);
     expect(await stub(id).view()).toMatchObject({ status: "PENDING", agent_id: null });
@@ -153,13 +143,13 @@ describe("lease loss", () => {
     at(1_000 + WINDOW - 1);
     await fire(id);
     expect(await status(id)).toBe("INITIALIZING");
-    expect(await alarmOf(id)).toBe(t0 + 1_000 + WINDOW);
+    expect(await alarmOf(id)).toBe(t0() + 1_000 + WINDOW);
   });
 
   it("before the playbook started: back to PENDING, re-queued, and leasable by another agent", async () => {
     const id = await executionIn(ALIAS, longJob, "INITIALIZING");
     const first = await ref(id);
-    await stub(id).uploadEvents(AGENT, { ...first, events: [{ seq: 1, timestamp: t0, event_type: "verbose", stdout: "cloning\n" }] });
+    await stub(id).uploadEvents(AGENT, { ...first, events: [{ seq: 1, timestamp: t0(), event_type: "verbose", stdout: "cloning\n" }] });
     at(WINDOW + 1);
     await fire(id);
     const v = await stub(id).view();
@@ -170,7 +160,7 @@ describe("lease loss", () => {
     expect(await stub(id).grantLease("agent-2")).not.toBeNull();
     const up = await stub(id).uploadEvents("agent-2", {
       ...(await ref(id)),
-      events: [{ seq: 1, timestamp: t0, event_type: "verbose", stdout: "cloning again\n" }],
+      events: [{ seq: 1, timestamp: t0(), event_type: "verbose", stdout: "cloning again\n" }],
     });
     expect(up.acceptedThrough).toBe(1);
     const log = await stub(id).logChunk(undefined, 0);
@@ -182,7 +172,7 @@ describe("lease loss", () => {
     const id = await executionIn(ALIAS, longJob, "RUNNING");
     at(20_000);
     await stub(id).heartbeat(AGENT, await ref(id));
-    expect(await alarmOf(id)).toBe(t0 + 20_000 + UNREACHABLE_AFTER_MS); // the heartbeat moved the one slot
+    expect(await alarmOf(id)).toBe(t0() + 20_000 + UNREACHABLE_AFTER_MS); // the heartbeat moved the one slot
     at(20_000 + WINDOW - 1);
     await fire(id);
     expect(await status(id)).toBe("RUNNING");
@@ -216,7 +206,7 @@ describe("lease loss", () => {
 
 describe("the lost-agent window", () => {
   const events = (from: number, to: number) =>
-    Array.from({ length: to - from + 1 }, (_, i) => ({ seq: from + i, timestamp: t0 + from + i, event_type: "verbose", stdout: `line ${from + i}\n` }));
+    Array.from({ length: to - from + 1 }, (_, i) => ({ seq: from + i, timestamp: t0() + from + i, event_type: "verbose", stdout: `line ${from + i}\n` }));
 
   it("heartbeats stop for 66 s, then resume: still RUNNING, unreachable answered during the gap only, and the events sent after it all stored in order", async () => {
     const id = await executionIn(ALIAS, longJob, "RUNNING");
@@ -230,21 +220,21 @@ describe("the lost-agent window", () => {
     expect((await stub(id).view()).agent_unreachable_since).toBeNull(); // a late beat is not a partition
     at(1_000 + UNREACHABLE_AFTER_MS);
     await fire(id);
-    expect(await stub(id).view()).toMatchObject({ status: "RUNNING", agent_unreachable_since: t0 + 1_000 });
+    expect(await stub(id).view()).toMatchObject({ status: "RUNNING", agent_unreachable_since: t0() + 1_000 });
     // The executions list (the D1 index) says it too.
-    expect(JSON.parse((await indexRow(id))!.snapshot)).toMatchObject({ status: "RUNNING", agent_unreachable_since: t0 + 1_000 });
+    expect(JSON.parse((await indexRow(id))!.snapshot)).toMatchObject({ status: "RUNNING", agent_unreachable_since: t0() + 1_000 });
     at(40_000);
     await fire(id);
     at(67_000);
     await fire(id);
-    expect(await stub(id).view()).toMatchObject({ status: "RUNNING", agent_unreachable_since: t0 + 1_000 });
+    expect(await stub(id).view()).toMatchObject({ status: "RUNNING", agent_unreachable_since: t0() + 1_000 });
 
     // Back: the agent's spooled events first, then its heartbeat and the playbook's end.
     const up = await stub(id).uploadEvents(AGENT, { ...lease, events: events(6, 40) });
-    expect(up).toMatchObject({ acceptedThrough: 40, command: null, leaseExpiresAt: t0 + 67_000 + WINDOW });
+    expect(up).toMatchObject({ acceptedThrough: 40, command: null, leaseExpiresAt: t0() + 67_000 + WINDOW });
     expect(await stub(id).view()).toMatchObject({ status: "RUNNING", agent_unreachable_since: null });
     expect(JSON.parse((await indexRow(id))!.snapshot).agent_unreachable_since).toBeNull();
-    expect(await stub(id).heartbeat(AGENT, lease)).toMatchObject({ command: null, leaseExpiresAt: t0 + 67_000 + WINDOW });
+    expect(await stub(id).heartbeat(AGENT, lease)).toMatchObject({ command: null, leaseExpiresAt: t0() + 67_000 + WINDOW });
     await report(id, { status: "SUCCESS" });
     expect(await stub(id).view()).toMatchObject({ status: "SUCCESS", reason: null, agent_unreachable_since: null });
     const page = await stub(id).events(undefined, 0, 0, 100);
@@ -260,10 +250,10 @@ describe("the lost-agent window", () => {
     await stub(id).heartbeat(AGENT, await ref(id));
     at(5_000 + UNREACHABLE_AFTER_MS + 1);
     await fire(id);
-    expect(await alarmOf(id)).toBe(t0 + 5_000 + WINDOW);
+    expect(await alarmOf(id)).toBe(t0() + 5_000 + WINDOW);
     at(5_000 + WINDOW - 1);
     await fire(id);
-    expect(await stub(id).view()).toMatchObject({ status: "RUNNING", agent_unreachable_since: t0 + 5_000 });
+    expect(await stub(id).view()).toMatchObject({ status: "RUNNING", agent_unreachable_since: t0() + 5_000 });
     at(5_000 + WINDOW);
     await fire(id);
     expect(await stub(id).view()).toMatchObject({ status: "FAILURE", reason: "agent_lost", agent_unreachable_since: null });
@@ -275,7 +265,7 @@ describe("the lost-agent window", () => {
     await stub(id).heartbeat(AGENT, await ref(id));
     at(WINDOW - 1);
     await fire(id);
-    expect(await stub(id).view()).toMatchObject({ status: "INITIALIZING", agent_unreachable_since: t0 });
+    expect(await stub(id).view()).toMatchObject({ status: "INITIALIZING", agent_unreachable_since: t0() });
     at(WINDOW);
     await fire(id);
     expect(await stub(id).view()).toMatchObject({ status: "PENDING", agent_id: null, agent_unreachable_since: null });
@@ -307,6 +297,6 @@ describe("the cron sweep", () => {
     expect((await indexRow(id))!.checked_time).toBe(Date.now());
     at(2 * 60_000 + 20_000);
     await sweepExpiredLeases(env, Date.now());
-    expect((await indexRow(id))!.checked_time).toBe(t0 + 121_000);
+    expect((await indexRow(id))!.checked_time).toBe(t0() + 121_000);
   });
 });

@@ -1,6 +1,6 @@
 /** Shared steps for the executions tests: real routes, real Execution objects. */
-import { env, runInDurableObject } from "cloudflare:test";
-import { expect } from "vitest";
+import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { afterEach, beforeEach, expect, vi } from "vitest";
 import { executionClient } from "../../worker/domain/execution-client";
 import type { Execution } from "../../worker/index";
 import type { LeaseRef, StatusReport } from "../../worker/schemas/execution";
@@ -17,6 +17,25 @@ export function stub(executionId: string) {
 /** The raw Durable Object stub, for runInDurableObject / runDurableObjectAlarm. */
 export function object(executionId: string) {
   return env.EXECUTION.get(env.EXECUTION.idFromName(executionId));
+}
+
+/** Runs the execution's alarm now. */
+export const fire = (id: string) => runDurableObjectAlarm(object(id));
+
+/**
+ * A faked Date for every test of the file (it reaches the objects: they run in this isolate):
+ * `t0()` is the test's start, `at(ms)` moves the clock to `ms` after it.
+ */
+export function fakeClock(): { t0: () => number; at: (ms: number) => void } {
+  let t0 = 0;
+  beforeEach(() => {
+    vi.useFakeTimers({ toFake: ["Date"] });
+    t0 = Date.now();
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+  return { t0: () => t0, at: (ms) => vi.setSystemTime(t0 + ms) };
 }
 
 export async function newJob(alias: string, extra: Record<string, unknown> = {}): Promise<string> {

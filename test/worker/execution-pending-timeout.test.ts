@@ -1,9 +1,9 @@
-import { env, runDurableObjectAlarm } from "cloudflare:test";
-import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { env } from "cloudflare:test";
+import { beforeAll, describe, expect, it } from "vitest";
 import { dispatcherStub } from "../../worker/domain/dispatch";
 import { dispatcherKey } from "../../worker/domain/contracts";
 import { api, token } from "./helpers";
-import { AGENT, alarmOf, newJob, object, ref, start, stub } from "./execution-fixtures";
+import { AGENT, alarmOf, fakeClock, fire, newJob, ref, start, stub } from "./execution-fixtures";
 
 /**
  * The pending timeout: a PENDING execution no agent leases within the account's setting (default
@@ -14,7 +14,6 @@ const SHORT = "pt-short"; // pendingTimeoutMinutes: 1
 const PLAIN = "pt-default"; // never changed its settings
 let shortJob: string;
 let plainJob: string;
-let t0: number;
 
 beforeAll(async () => {
   const r = await api("PUT", `/accounts/${SHORT}/settings`, { token: await token([SHORT], "admin"), body: { pendingTimeoutMinutes: 1 } });
@@ -22,21 +21,13 @@ beforeAll(async () => {
   shortJob = await newJob(SHORT); // TTL 180 minutes: the pending timeout comes first
   plainJob = await newJob(PLAIN);
 });
-beforeEach(() => {
-  vi.useFakeTimers({ toFake: ["Date"] });
-  t0 = Date.now();
-});
-afterEach(() => {
-  vi.useRealTimers();
-});
-const at = (ms: number) => vi.setSystemTime(t0 + ms);
-const fire = (id: string) => runDurableObjectAlarm(object(id));
+const { t0, at } = fakeClock();
 const queued = async () => (await dispatcherStub(env, dispatcherKey(null, null)).snapshot()).queued.map((q) => q.executionId);
 
 describe("pending timeout", () => {
   it("ends a PENDING execution INIT_FAILURE (no_agent) at the account's setting, and takes it off the queue", async () => {
     const id = await start(SHORT, shortJob);
-    expect(await alarmOf(id)).toBe(t0 + 60_000);
+    expect(await alarmOf(id)).toBe(t0() + 60_000);
     at(59_000);
     await fire(id);
     expect((await stub(id).view()).status).toBe("PENDING");
@@ -44,7 +35,7 @@ describe("pending timeout", () => {
     await fire(id);
     const v = await stub(id).view();
     expect(v).toMatchObject({ status: "INIT_FAILURE", reason: "no_agent", waiting_reason: null });
-    expect(v.timers[0]!.end).toBe(t0 + 60_001);
+    expect(v.timers[0]!.end).toBe(t0() + 60_001);
     expect(await queued()).not.toContain(id);
     expect(await alarmOf(id)).toBeNull();
     const log = (await stub(id).logChunk(undefined, 0)).text;
@@ -57,7 +48,7 @@ describe("pending timeout", () => {
     expect(await stub(id).grantLease(AGENT)).not.toBeNull();
     at(35_000);
     await stub(id).heartbeat(AGENT, await ref(id));
-    expect(await alarmOf(id)).not.toBe(t0 + 60_000); // the lease's deadlines, not the pending timeout
+    expect(await alarmOf(id)).not.toBe(t0() + 60_000); // the lease's deadlines, not the pending timeout
     at(60_001);
     await fire(id);
     expect((await stub(id).view()).status).toBe("INITIALIZING");
@@ -82,7 +73,7 @@ describe("pending timeout", () => {
 
   it("defaults to 60 minutes, and a restart of the INIT_FAILURE waits again", async () => {
     const id = await start(PLAIN, plainJob);
-    expect(await alarmOf(id)).toBe(t0 + 60 * 60_000);
+    expect(await alarmOf(id)).toBe(t0() + 60 * 60_000);
     at(60 * 60_000 + 1);
     await fire(id);
     expect(await stub(id).view()).toMatchObject({ status: "INIT_FAILURE", reason: "no_agent" });
